@@ -1,0 +1,279 @@
+"""Run directories: checkpoints, metrics, status and loss plots, all written atomically.
+
+A run lives in ``<root>/<run-name>/``:
+  model.safetensors    weights + a JSON header (configs, vocabulary, step, losses):
+                       on its own enough to generate text
+  checkpoint.json      the same header, readable by people and other tools
+  train_state-<step>.pt  optimizer and data-stream state for exact resume (tensors only)
+  metrics.jsonl        one progress record per line, appended while training
+  status.json          running / finished / stopped / failed, with pid and reason
+  loss.png, loss.pdf   train and validation curves
+Every file except metrics.jsonl is written to a temp file and renamed into place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .model import CharRNN, ModelConfig
+from .vocab import Vocab
+
+FORMAT = "charrnn/1"
+WEIGHTS = "model.safetensors"
+META = "checkpoint.json"
+METRICS = "metrics.jsonl"
+STATUS = "status.json"
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt or incompatible; the message names the file."""
+
+
+# --- atomic files ---------------------------------------------------------------
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), fsync, then rename over ``path``: readers see old or new, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1), encoding="utf-8"))
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+
+
+# --- run names ------------------------------------------------------------------
+def run_dir(root: str | Path, name: str) -> Path:
+    """The directory of run ``name`` under ``root``; refuses names that could leave it."""
+    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
+        raise CheckpointError(
+            f"invalid run name {name!r}: use 1-80 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit")
+    root = Path(root).resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise CheckpointError(f"run name {name!r} points outside {root}")
+    return path
+
+
+def safe_run_name(text: str) -> str:
+    """Turn any text into a valid run name (used for defaults built from file names)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:60]
+    return name or "run"
+
+
+# --- checkpoints ----------------------------------------------------------------
+def save_checkpoint(directory: Path, model: CharRNN, vocab: Vocab, meta: dict) -> dict:
+    """Write weights and header (model config, vocabulary, ``meta``) as one atomic safetensors file."""
+    directory = Path(directory)
+    header = {"format": FORMAT, "model_config": model.config.to_dict(), "vocab": "".join(vocab.chars),
+              **meta}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(directory / WEIGHTS,
+                 lambda tmp: save_file(tensors, tmp, metadata={"charrnn": json.dumps(header)}))
+    write_json(directory / META, header)
+    return header
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """A run directory or a .safetensors file -> the weights file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: only .safetensors checkpoints are loaded (pickles are never opened)")
+    return path
+
+
+def read_header(path: str | Path) -> dict:
+    """The JSON header of a checkpoint, without loading its weights."""
+    path = checkpoint_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("charrnn")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if raw is None:
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (no charrnn header)")
+    try:
+        header = json.loads(raw)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: corrupt charrnn header") from None
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unsupported format {header.get('format')!r}, expected {FORMAT}")
+    return header
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
+    """Load (model, vocab, header) from a run directory or weights file; never unpickles."""
+    path = checkpoint_file(path)
+    header = read_header(path)
+    try:
+        config = ModelConfig(**header["model_config"])
+        vocab = Vocab(header["vocab"])
+        model = CharRNN(config)
+        state = load_file(str(path), device="cpu")
+        model.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
+        raise CheckpointError(f"{path}: incompatible checkpoint ({str(e).splitlines()[0]})") from None
+    if config.vocab_size != len(vocab):
+        raise CheckpointError(f"{path}: vocabulary has {len(vocab)} characters, model expects {config.vocab_size}")
+    return model.to(device).eval(), vocab, header
+
+
+# --- resume state ---------------------------------------------------------------
+def save_train_state(directory: Path, step: int, state: dict, keep: int = 2) -> None:
+    """Optimizer + generator state for ``step``; older files beyond ``keep`` are removed."""
+    directory = Path(directory)
+    atomic_write(directory / f"train_state-{step}.pt", lambda tmp: torch.save(state, tmp))
+    for old in sorted(train_state_steps(directory))[:-keep]:
+        (directory / f"train_state-{old}.pt").unlink(missing_ok=True)
+
+
+def train_state_steps(directory: Path) -> list[int]:
+    return [int(m.group(1)) for p in Path(directory).glob("train_state-*.pt")
+            if (m := re.fullmatch(r"train_state-(\d+)\.pt", p.name))]
+
+
+def load_train_state(directory: Path, step: int) -> dict:
+    path = Path(directory) / f"train_state-{step}.pt"
+    if not path.exists():
+        raise CheckpointError(f"{path}: no optimizer state for step {step}; cannot resume exactly")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise CheckpointError(f"{path}: unreadable optimizer state ({type(e).__name__})") from None
+
+
+# --- metrics and status -----------------------------------------------------------
+def append_metrics(directory: Path, record: dict) -> None:
+    with open(Path(directory) / METRICS, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def read_metrics(directory: Path) -> list[dict]:
+    """All complete records; a line still being written is skipped."""
+    path = Path(directory) / METRICS
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def truncate_metrics(directory: Path, step: int) -> None:
+    """Keep only records up to ``step`` (on resume, so the curves continue without duplicates)."""
+    kept = [r for r in read_metrics(directory) if r.get("step", 0) <= step]
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    atomic_write(Path(directory) / METRICS, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_status(directory: Path, state: str, **info) -> None:
+    write_json(Path(directory) / STATUS, {"state": state, **info})
+
+
+def read_status(directory: Path) -> dict:
+    """The run's status; a 'running' run whose process is gone reads as 'interrupted'."""
+    try:
+        status = read_json(Path(directory) / STATUS)
+    except CheckpointError:
+        return {"state": "unknown"}
+    if status.get("state") == "running" and not pid_alive(status.get("pid")):
+        status = {**status, "state": "interrupted", "reason": "the training process is gone"}
+    return status
+
+
+def pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+# --- listing --------------------------------------------------------------------
+def list_runs(root: str | Path) -> list[dict]:
+    """Runs with a loadable header, newest checkpoint first: {name, path, header, mtime, status}."""
+    runs = []
+    root = Path(root)
+    if not root.is_dir():
+        return runs
+    for d in root.iterdir():
+        weights = d / WEIGHTS
+        if not (d.is_dir() and RUN_NAME.match(d.name) and weights.is_file()):
+            continue
+        try:
+            header = read_header(weights)
+        except CheckpointError:
+            continue
+        runs.append({"name": d.name, "path": d, "header": header,
+                     "mtime": weights.stat().st_mtime, "status": read_status(d)})
+    return sorted(runs, key=lambda r: r["mtime"], reverse=True)
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The weights file of the most recently written complete checkpoint, or None."""
+    runs = list_runs(root)
+    return runs[0]["path"] / WEIGHTS if runs else None
+
+
+# --- plot -----------------------------------------------------------------------
+def plot_losses(directory: Path, records: list[dict]) -> None:
+    """Train and validation loss curves as loss.png and loss.pdf (like the lecture's plot)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot()
+    train = [(r["step"], r["train_loss"]) for r in records if "train_loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    if train:
+        ax.plot(*zip(*train, strict=False), label="train", linewidth=1)
+    if val:
+        ax.plot(*zip(*val, strict=False), label="validation", marker="o", markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/char)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    directory = Path(directory)
+    for ext in ("png", "pdf"):
+        atomic_write(directory / f"loss.{ext}", lambda tmp, ext=ext: fig.savefig(tmp, format=ext))

@@ -1,0 +1,46 @@
+"""Named recipes: a model config and a train config that go together.
+
+``seed`` is the lecture exactly. ``quick`` and ``default`` are tuned for 2 CPU
+cores with ``bench/quality.py`` (figures in the README).
+"""
+from __future__ import annotations
+
+from .model import ModelConfig
+from .train import TrainConfig
+
+PRESETS: dict[str, tuple[dict, dict]] = {
+    "seed": (
+        dict(embed=100, hidden=128, layers=1, dropout=0.0, cell="lstm"),
+        dict(batch_size=1, seq_len=200, iterations=5000, optimizer="adam", lr=0.005, warmup=0,
+             decay="none", grad_clip=0.0, vocab="printable", unknown="fold", sample_prime="Th",
+             sample_temperature=0.8, eval_every=250, eval_chars=20_000, sample_every=250,
+             checkpoint_every=500, log_every=10),
+    ),
+    "quick": (
+        dict(embed=64, hidden=256, layers=1, dropout=0.0, cell="lstm"),
+        dict(batch_size=32, seq_len=64, iterations=0, minutes=0.5, lr=4e-3, warmup=20,
+             eval_every=100, eval_chars=20_000, sample_every=100, checkpoint_every=200),
+    ),
+    "default": (
+        dict(embed=64, hidden=512, layers=1, dropout=0.0, cell="lstm"),
+        dict(batch_size=64, seq_len=128, iterations=0, minutes=5.0, lr=3e-3, warmup=50,
+             eval_every=200, sample_every=200, checkpoint_every=200),
+    ),
+}
+
+
+def preset_configs(name: str, vocab_size: int, model_overrides: dict | None = None,
+                   train_overrides: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """Build the configs of preset ``name`` with overrides applied (None values are ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    model_kw, train_kw = PRESETS[name]
+    model_kw = {**model_kw, **{k: v for k, v in (model_overrides or {}).items() if v is not None}}
+    train_kw = {**train_kw, **{k: v for k, v in (train_overrides or {}).items() if v is not None}}
+    if train_kw.get("minutes") and "iterations" not in (train_overrides or {}):
+        train_kw.setdefault("iterations", 0)
+    return ModelConfig(vocab_size=vocab_size, **model_kw), TrainConfig(**train_kw)
+
+
+def preset_vocab_kind(name: str, train_overrides: dict | None = None) -> str:
+    return (train_overrides or {}).get("vocab") or PRESETS[name][1].get("vocab", "corpus")

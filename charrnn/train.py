@@ -1,0 +1,255 @@
+"""The training loop: batches in, progress records out.
+
+``Trainer.fit`` yields small dicts (step, losses, chars/s, lr, sample, ...);
+it never prints or writes files. The caller (``charrnn.runner``) decides
+what to save and show. Everything needed to continue a run exactly is in
+``Trainer.state_dict``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+
+import torch
+
+from .data import Corpus
+from .model import CharRNN, check_range
+from .sample import generate
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64
+    seq_len: int = 128
+    iterations: int = 2000           # 0 = no step limit (then minutes must be set)
+    minutes: float = 0.0             # wall-clock budget; 0 = none
+    optimizer: str = "adamw"         # adam | adamw
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    warmup: int = 50                 # steps of linear warm-up
+    decay: str = "cosine"            # cosine | linear | none, over the iterations or the time budget
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0           # 0 = no clipping
+    eval_every: int = 200
+    eval_chars: int = 200_000        # validation characters per evaluation (0 = all)
+    sample_every: int = 200
+    sample_prime: str = ""
+    sample_temperature: float = 0.8
+    sample_length: int = 200
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 1337
+    device: str = "auto"
+    threads: int = 0                 # torch intra-op threads; 0 = leave torch's default
+    val_fraction: float = 0.1
+    vocab: str = "corpus"            # corpus | printable
+    unknown: str = "error"           # for printable vocab: error | drop | fold
+    max_loss_factor: float = 3.0     # loss above this many times ln(V) counts as exploding
+
+    def __post_init__(self):
+        check_range("batch_size", self.batch_size, 1, 4096)
+        check_range("seq_len", self.seq_len, 1, 4096)
+        check_range("iterations", self.iterations, 0, 10_000_000)
+        check_range("minutes", self.minutes, 0, 60 * 24 * 7)
+        if self.iterations == 0 and self.minutes == 0:
+            raise ValueError("give iterations > 0 or minutes > 0, or the run would never end")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
+            raise ValueError(f"lr={self.lr!r} is out of range; allowed greater than 0 up to 1")
+        check_range("grad_clip", self.grad_clip, 0, 1e6)
+        check_range("val_fraction", self.val_fraction, 0.01, 0.5)
+        for name in ("eval_every", "sample_every", "checkpoint_every", "log_every"):
+            check_range(name, getattr(self, name), 1, 10_000_000)
+        check_range("warmup", self.warmup, 0, 10_000_000)
+        choices = {"optimizer": ("adam", "adamw"), "decay": ("cosine", "linear", "none"),
+                   "vocab": ("corpus", "printable"), "unknown": ("error", "drop", "fold")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
+    """Multiplier of cfg.lr: linear warm-up over cfg.warmup steps, then decay by progress in [0, 1]."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = min(max(progress, 0.0), 1.0)
+    if cfg.decay == "none":
+        return 1.0
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.decay == "cosine" else 1 - progress
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape
+
+
+@torch.no_grad()
+def evaluate(model: CharRNN, val: torch.Tensor, seq_len: int, batch: int, max_chars: int = 0) -> float:
+    """Mean next-character loss (nats) over the validation ids, read as B streams carrying state."""
+    device = model.head.weight.device
+    n = len(val) - 1 if not max_chars else min(len(val) - 1, max_chars)
+    batch = max(1, min(batch, n // max(seq_len, 1)))
+    length = n // batch
+    x = val[:batch * length].long().view(batch, length).to(device)          # (B, L)
+    y = val[1:batch * length + 1].long().view(batch, length).to(device)     # (B, L)
+    was_training = model.training
+    model.eval()
+    total, state = 0.0, None
+    for t in range(0, length, seq_len):
+        _, loss, state = model(x[:, t:t + seq_len], y[:, t:t + seq_len], state)
+        total += loss.item() * x[:, t:t + seq_len].numel()
+    model.train(was_training)
+    return total / (batch * length)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became non-finite or exploded."""
+
+
+class Trainer:
+    """Owns the model, optimizer, data stream and counters of one training run."""
+
+    def __init__(self, model: CharRNN, corpus: Corpus, cfg: TrainConfig):
+        self.model, self.corpus, self.cfg = model, corpus, cfg
+        self.device = model.head.weight.device
+        opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        self.elapsed = 0.0
+        self.best_val = math.inf
+        self.last_val = math.nan
+        self.chars_seen = 0
+
+    # --- resume ----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "step": self.step, "elapsed": self.elapsed, "best_val": self.best_val,
+                "last_val": self.last_val, "chars_seen": self.chars_seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        for key in ("step", "elapsed", "best_val", "last_val", "chars_seen"):
+            setattr(self, key, state[key])
+
+    # --- schedule ---------------------------------------------------------------
+    def progress(self) -> float:
+        parts = []
+        if self.cfg.iterations:
+            parts.append(self.step / self.cfg.iterations)
+        if self.cfg.minutes:
+            parts.append(self.elapsed / (60 * self.cfg.minutes))
+        return max(parts)
+
+    def done(self) -> bool:
+        return self.progress() >= 1.0
+
+    def set_lr(self) -> float:
+        lr = self.cfg.lr * lr_factor(self.progress(), self.step, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    # --- one step ---------------------------------------------------------------
+    def train_step(self) -> float:
+        cfg = self.cfg
+        x, y = self.corpus.get_batch(cfg.batch_size, cfg.seq_len, self.generator)   # (B, T)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        self.model.train()
+        _, loss, _ = self.model(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        value = loss.item()
+        self.check_loss(value)
+        self.optimizer.step()
+        return value
+
+    def check_loss(self, value: float) -> None:
+        limit = self.cfg.max_loss_factor * math.log(len(self.corpus.vocab)) + 1.0
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"loss became {value} at step {self.step + 1}; try a lower learning rate")
+        if value > limit:
+            raise TrainingDiverged(
+                f"loss exploded to {value:.2f} (> {limit:.2f}) at step {self.step + 1}; "
+                "try a lower learning rate or gradient clipping")
+
+    def validate(self) -> float:
+        cfg = self.cfg
+        self.last_val = evaluate(self.model, self.corpus.val, cfg.seq_len, cfg.batch_size, cfg.eval_chars)
+        self.best_val = min(self.best_val, self.last_val)
+        return self.last_val
+
+    def sample(self) -> str:
+        cfg = self.cfg
+        text = cfg.sample_prime + "".join(generate(self.model, self.corpus.vocab, cfg.sample_prime, cfg.sample_length,
+                                cfg.sample_temperature, seed=self.step, unknown="drop"))
+        self.model.train()
+        return text
+
+    # --- the loop ---------------------------------------------------------------
+    def fit(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict]:
+        """Train until done or ``should_stop()``; yield a record every cfg.log_every steps.
+
+        Records carry ``val_loss``/``val_bpc`` on eval steps and ``sample`` on
+        sample steps; the last record has ``end`` set to 'finished' or 'stopped'.
+        Raises TrainingDiverged on a non-finite or exploding loss.
+        """
+        cfg = self.cfg
+        losses, chars_log = [], 0
+        t_start = t_log = time.perf_counter()
+        elapsed_before = self.elapsed
+        while not self.done() and not should_stop():
+            lr = self.set_lr()
+            losses.append(self.train_step())
+            self.step += 1
+            self.chars_seen += cfg.batch_size * cfg.seq_len
+            chars_log += cfg.batch_size * cfg.seq_len
+            now = time.perf_counter()
+            self.elapsed = elapsed_before + now - t_start
+            if self.done():
+                break
+            due_eval = self.step % cfg.eval_every == 0
+            due_sample = self.step % cfg.sample_every == 0
+            if self.step % cfg.log_every == 0 or due_eval or due_sample:
+                rec = self.record(losses, lr, chars_log / max(now - t_log, 1e-9), due_eval, due_sample)
+                losses, chars_log = [], 0
+                yield rec
+                t_log = time.perf_counter()
+        now = time.perf_counter()
+        rec = self.record(losses, self.optimizer.param_groups[0]["lr"], chars_log / max(now - t_log, 1e-9),
+                          True, True)
+        rec["end"] = "finished" if self.done() else "stopped"
+        yield rec
+
+    def record(self, losses: list[float], lr: float, chars_per_s: float, with_eval: bool,
+               with_sample: bool) -> dict:
+        rec = {"step": self.step, "lr": lr, "chars_per_s": round(chars_per_s, 1),
+               "elapsed": round(self.elapsed, 3), "progress": round(min(self.progress(), 1.0), 5),
+               "time": time.time()}
+        if losses:
+            rec["train_loss"] = sum(losses) / len(losses)
+        if with_eval:
+            rec["val_loss"] = self.validate()
+            rec["val_bpc"] = rec["val_loss"] / math.log(2)
+        if with_sample:
+            rec["sample"] = self.sample()
+        return rec
