@@ -15,7 +15,7 @@ from pathlib import Path
 from . import checkpoint as ck
 from .data import CorpusError
 from .presets import PRESETS, preset_configs, preset_vocab_kind
-from .runner import Run, stop_on_signals
+from .runner import Run, init_distributed, is_writer, shared_name, stop_on_signals
 from .sample import generate
 from .train import TrainingDiverged, pick_device
 from .vocab import UnknownCharacterError
@@ -100,6 +100,16 @@ def resolve_checkpoint(root: Path, spec: str | None) -> Path:
 
 
 def cmd_train(args, root: Path) -> int:
+    distributed = init_distributed()
+    try:
+        return train_run(args, root)
+    finally:
+        if distributed:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+def train_run(args, root: Path) -> int:
     overrides_m = {k: getattr(args, k) for k in MODEL_KEYS}
     overrides_t = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
     if args.resume:
@@ -109,19 +119,21 @@ def cmd_train(args, root: Path) -> int:
             raise ValueError("--data FILE is required (or --resume RUN)")
         vocab_size = 100 if preset_vocab_kind(args.preset, overrides_t) == "printable" else 1
         model_cfg, train_cfg = preset_configs(args.preset, vocab_size, overrides_m, overrides_t)
-        name = args.name or ck.safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        name = args.name or shared_name(
+            ck.safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
         run = Run.create(ck.run_dir(root, name), args.data, model_cfg, train_cfg)
     if run.trainer.cfg.threads:
         import torch
         torch.set_num_threads(run.trainer.cfg.threads)
-    return report_training(run, stop_on_signals(), args.quiet)
+    return report_training(run, stop_on_signals(), args.quiet or not is_writer())
 
 
 def report_training(run: Run, stop, quiet: bool) -> int:
     from tqdm import tqdm
 
     t, cfg = run.trainer, run.trainer.cfg
-    print(f"run {run.name}: {t.model.num_params():,} parameters, {len(t.corpus.vocab)} characters, "
+    say = print if is_writer() else (lambda *a, **k: None)
+    say(f"run {run.name}: {t.model.num_params():,} parameters, {len(t.corpus.vocab)} characters, "
           f"device {t.device}, directory {run.directory}", file=sys.stderr)
     total = cfg.iterations or None
     bar = tqdm(total=total, initial=t.step, unit="step", disable=quiet, dynamic_ncols=True)
@@ -139,7 +151,7 @@ def report_training(run: Run, stop, quiet: bool) -> int:
         print(f"error: training stopped: {e} (the last good checkpoint is kept)", file=sys.stderr)
         return 3
     bar.close()
-    print(f"{rec['end']} at step {t.step}; validation loss {t.last_val:.4f} nats/char; "
+    say(f"{rec['end']} at step {t.step}; validation loss {t.last_val:.4f} nats/char; "
           f"checkpoint {run.directory / ck.WEIGHTS}", file=sys.stderr)
     return 0
 

@@ -45,11 +45,13 @@ class Run:
         model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
         if directory.exists() and (directory / ck.WEIGHTS).exists():
             raise ck.CheckpointError(f"run {directory.name!r} already exists; resume it or pick another name")
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in (ck.METRICS, ck.STATUS):
-            (directory / stale).unlink(missing_ok=True)
-        torch.manual_seed(train_cfg.seed)
-        model = CharRNN(model_cfg).to(pick_device(train_cfg.device))
+        if is_writer():
+            directory.mkdir(parents=True, exist_ok=True)
+            check_writable(directory)
+            for stale in (ck.METRICS, ck.STATUS):
+                (directory / stale).unlink(missing_ok=True)
+        torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
+        model = CharRNN(model_cfg).to(pick_device(train_cfg.device, local_rank()))
         data_info = {"path": str(Path(data_path).resolve()), "name": Path(data_path).name,
                      "chars": len(corpus.train) + len(corpus.val)}
         return cls(directory, Trainer(model, corpus, train_cfg), data_info, directory.name)
@@ -63,11 +65,13 @@ class Run:
             text = read_text(data_path)
         except CorpusError as e:
             raise CorpusError(f"cannot resume: the run's corpus is unavailable ({e}); pass --data") from None
-        model, vocab, _ = ck.load_checkpoint(directory, device=pick_device(train_cfg.device))
+        model, vocab, _ = ck.load_checkpoint(directory, device=pick_device(train_cfg.device, local_rank()))
         corpus = build_corpus(text, train_cfg, vocab)
         trainer = Trainer(model, corpus, train_cfg)
         trainer.load_state_dict(ck.load_train_state(directory, header["step"]))
-        ck.truncate_metrics(directory, header["step"])
+        if is_writer():
+            check_writable(directory)
+            ck.truncate_metrics(directory, header["step"])
         data_info = {**header["data"], "path": str(Path(data_path).resolve())}
         return cls(directory, trainer, data_info, directory.name)
 
@@ -82,7 +86,13 @@ class Run:
         ck.plot_losses(self.directory, records)
 
     def train(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict]:
-        """Run the trainer, writing metrics, checkpoints and status; yield each record."""
+        """Run the trainer, writing metrics, checkpoints and status; yield each record.
+
+        Under torchrun only rank 0 writes; the other ranks train and yield.
+        """
+        if not is_writer():
+            yield from self.trainer.fit(should_stop)
+            return
         cfg = self.trainer.cfg
         records = ck.read_metrics(self.directory)
         ck.write_status(self.directory, "running", pid=os.getpid(), started=time.time(),
@@ -106,6 +116,49 @@ class Run:
             raise
         ck.write_status(self.directory, rec["end"], step=self.trainer.step, finished=time.time(),
                         val_loss=self.trainer.last_val)
+
+
+def is_writer() -> bool:
+    """Rank 0 (or a plain single-process run) owns the run directory."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def check_writable(directory: Path) -> None:
+    """Refuse to start when the run directory cannot be written (read-only folder, full disk)."""
+    probe = directory / ".write-test"
+    try:
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"cannot write to {directory}: {e.strerror or e}") from None
+
+
+def init_distributed() -> bool:
+    """Join the torchrun process group when launched by torchrun; gloo on CPU, nccl on GPU."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend)
+    return True
+
+
+def shared_name(name: str) -> str:
+    """Rank 0's choice of run name, so every rank writes to the same run."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return name
+    box = [name]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def stop_on_signals() -> threading.Event:

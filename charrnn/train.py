@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 
 import torch
+import torch.distributed as dist
 
 from .data import Corpus
 from .model import CharRNN, check_range
@@ -77,12 +78,12 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu."""
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """'auto' picks cuda (this rank's GPU under torchrun), then mps, then cpu."""
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
@@ -101,13 +102,31 @@ def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
 
 @torch.no_grad()
 def evaluate(model: CharRNN, val: torch.Tensor, seq_len: int, batch: int, max_chars: int = 0) -> float:
-    """Mean next-character loss (nats) over the validation ids, read as B streams carrying state."""
+    """Mean next-character loss (nats) over the validation ids, read as B streams carrying state.
+
+    Under torch.distributed each rank reads its own contiguous shard and the sums are reduced.
+    """
     device = model.head.weight.device
+    rank, world = dist_rank_world()
     n = len(val) - 1 if not max_chars else min(len(val) - 1, max_chars)
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    total, count = loss_sum(model, val[lo:hi + 1], seq_len, batch, device)
+    if world > 1:
+        sums = torch.tensor([total, count], dtype=torch.float64, device=device)
+        dist.all_reduce(sums)
+        total, count = sums.tolist()
+    return total / max(count, 1)
+
+
+def loss_sum(model: CharRNN, ids: torch.Tensor, seq_len: int, batch: int, device) -> tuple[float, int]:
+    """Summed loss and number of predictions over ``ids`` laid out as B parallel streams."""
+    n = len(ids) - 1
     batch = max(1, min(batch, n // max(seq_len, 1)))
     length = n // batch
-    x = val[:batch * length].long().view(batch, length).to(device)          # (B, L)
-    y = val[1:batch * length + 1].long().view(batch, length).to(device)     # (B, L)
+    if length == 0:
+        return 0.0, 0
+    x = ids[:batch * length].long().view(batch, length).to(device)          # (B, L)
+    y = ids[1:batch * length + 1].long().view(batch, length).to(device)     # (B, L)
     was_training = model.training
     model.eval()
     total, state = 0.0, None
@@ -115,7 +134,13 @@ def evaluate(model: CharRNN, val: torch.Tensor, seq_len: int, batch: int, max_ch
         _, loss, state = model(x[:, t:t + seq_len], y[:, t:t + seq_len], state)
         total += loss.item() * x[:, t:t + seq_len].numel()
     model.train(was_training)
-    return total / (batch * length)
+    return total, batch * length
+
+
+def dist_rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 class TrainingDiverged(RuntimeError):
@@ -130,7 +155,10 @@ class Trainer:
         self.device = model.head.weight.device
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.rank, self.world = dist_rank_world()
+        self.generator = torch.Generator().manual_seed(cfg.seed + self.rank)
+        # under torchrun, gradients are averaged across ranks by DDP; each rank draws its own batches
+        self.net = model if self.world == 1 else torch.nn.parallel.DistributedDataParallel(model)
         self.step = 0
         self.elapsed = 0.0
         self.best_val = math.inf
@@ -146,6 +174,8 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        if self.rank:  # only rank 0's stream is saved; other ranks continue on a fresh, distinct stream
+            self.generator.manual_seed(self.cfg.seed + self.rank + 7919 * state["step"])
         for key in ("step", "elapsed", "best_val", "last_val", "chars_seen"):
             setattr(self, key, state[key])
 
@@ -172,16 +202,31 @@ class Trainer:
         cfg = self.cfg
         x, y = self.corpus.get_batch(cfg.batch_size, cfg.seq_len, self.generator)   # (B, T)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        self.model.train()
-        _, loss, _ = self.model(x, y)
+        self.net.train()
+        _, loss, _ = self.net(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        value = loss.item()
+        value = self.mean_over_ranks(loss.detach())
         self.check_loss(value)
         self.optimizer.step()
         return value
+
+    def mean_over_ranks(self, value: torch.Tensor) -> float:
+        if self.world > 1:
+            dist.all_reduce(value, op=dist.ReduceOp.SUM)
+            value = value / self.world
+        return value.item()
+
+    def agree_to_continue(self, should_stop: Callable[[], bool]) -> bool:
+        """True while training should go on; under torchrun every rank gets the same answer."""
+        if self.world > 1:  # share the slowest clock, so lr schedules stay identical
+            flags = torch.tensor([float(should_stop()), self.elapsed], dtype=torch.float64, device=self.device)
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            stop, self.elapsed = bool(flags[0].item()), flags[1].item()
+            return not stop and not self.done()
+        return not self.done() and not should_stop()
 
     def check_loss(self, value: float) -> None:
         limit = self.cfg.max_loss_factor * math.log(len(self.corpus.vocab)) + 1.0
@@ -200,8 +245,9 @@ class Trainer:
 
     def sample(self) -> str:
         cfg = self.cfg
-        text = cfg.sample_prime + "".join(generate(self.model, self.corpus.vocab, cfg.sample_prime, cfg.sample_length,
-                                cfg.sample_temperature, seed=self.step, unknown="drop"))
+        chars = generate(self.model, self.corpus.vocab, cfg.sample_prime, cfg.sample_length,
+                         cfg.sample_temperature, seed=self.step, unknown="drop")
+        text = cfg.sample_prime + "".join(chars)
         self.model.train()
         return text
 
@@ -217,15 +263,16 @@ class Trainer:
         losses, chars_log = [], 0
         t_start = t_log = time.perf_counter()
         elapsed_before = self.elapsed
-        while not self.done() and not should_stop():
+        while self.agree_to_continue(should_stop):
             lr = self.set_lr()
             losses.append(self.train_step())
             self.step += 1
-            self.chars_seen += cfg.batch_size * cfg.seq_len
-            chars_log += cfg.batch_size * cfg.seq_len
+            self.chars_seen += cfg.batch_size * cfg.seq_len * self.world
+            chars_log += cfg.batch_size * cfg.seq_len * self.world
             now = time.perf_counter()
             self.elapsed = elapsed_before + now - t_start
-            if self.done():
+            # the step limit is the same on every rank; a time budget is agreed at the loop's top
+            if (self.cfg.iterations and self.step >= self.cfg.iterations) or (self.world == 1 and self.done()):
                 break
             due_eval = self.step % cfg.eval_every == 0
             due_sample = self.step % cfg.sample_every == 0
@@ -250,6 +297,6 @@ class Trainer:
         if with_eval:
             rec["val_loss"] = self.validate()
             rec["val_bpc"] = rec["val_loss"] / math.log(2)
-        if with_sample:
+        if with_sample and self.rank == 0:
             rec["sample"] = self.sample()
         return rec
