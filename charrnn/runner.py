@@ -58,6 +58,10 @@ class Run:
 
     @classmethod
     def resume(cls, directory: Path, overrides: dict | None = None, data_path: str | Path | None = None) -> Run:
+        status = ck.read_status(directory)
+        if status.get("state") == "running":
+            pid = status.get("pid")
+            raise ck.CheckpointError(f"run {directory.name!r} is still training (pid {pid}); stop it first")
         header = ck.read_header(directory)
         train_cfg = TrainConfig.from_dict({**header["train_config"], **(overrides or {})})
         data_path = data_path or header["data"]["path"]
@@ -72,6 +76,8 @@ class Run:
         if is_writer():
             check_writable(directory)
             ck.truncate_metrics(directory, header["step"])
+            for leftover in directory.glob(".*.tmp"):  # from a process killed mid-write
+                leftover.unlink(missing_ok=True)
         data_info = {**header["data"], "path": str(Path(data_path).resolve())}
         return cls(directory, trainer, data_info, directory.name)
 

@@ -17,6 +17,7 @@ from .model import CharRNN
 from .vocab import Vocab
 
 DEFAULT_STARTS = ("\n", " ")
+MAX_LENGTH = 1_000_000
 MAX_TOP_K_NOTE = "top_k must be between 1 and the vocabulary size"
 
 
@@ -92,8 +93,8 @@ def next_distribution(logits: torch.Tensor, temperature: float, top_k: int | Non
 
 def check_sampling_args(vocab: Vocab, length: int, temperature: float, top_k: int | None) -> None:
     """Refuse arguments that cannot be sampled with, saying the allowed range."""
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ValueError(f"length must be a whole number >= 0, got {length!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= MAX_LENGTH:
+        raise ValueError(f"length must be a whole number from 0 to {MAX_LENGTH:,}, got {length!r}")
     if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
