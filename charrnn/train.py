@@ -53,7 +53,7 @@ class TrainConfig:
         check_range("batch_size", self.batch_size, 1, 4096)
         check_range("seq_len", self.seq_len, 1, 4096)
         check_range("iterations", self.iterations, 0, 10_000_000)
-        check_range("minutes", self.minutes, 0, 60 * 24 * 7)
+        check_range("minutes", self.minutes, 0.0, 60.0 * 24 * 7)
         if self.iterations == 0 and self.minutes == 0:
             raise ValueError("give iterations > 0 or minutes > 0, or the run would never end")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):

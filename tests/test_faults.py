@@ -1,0 +1,135 @@
+"""Faults lose nothing: a killed trainer, a death mid-write, a full disk, a diverging loss."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from charrnn import checkpoint as ck
+from charrnn.presets import preset_configs
+from charrnn.runner import Run
+from charrnn.sample import generate
+
+TINY = ["--preset", "quick", "--hidden", "32", "--embed", "16", "--batch-size", "8", "--seq-len", "32",
+        "--minutes", "0"]
+
+
+def corpus_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(f"line {i % 13}: the quick brown fox\n" for i in range(600)), encoding="utf-8")
+    return path
+
+
+def charrnn(root, *args, **kw):
+    return [sys.executable, "-m", "charrnn", "--checkpoints", str(root), *args]
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_the_run_resumes(tmp_path):
+    root, data = tmp_path / "ck", corpus_file(tmp_path)
+    cmd = charrnn(root, "train", "--data", str(data), "--name", "killed", *TINY, "--iterations", "100000",
+                  "--checkpoint-every", "20", "--eval-every", "20", "--sample-every", "1000", "--quiet")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = root / "killed"
+    try:
+        assert wait_for(lambda: (run / ck.WEIGHTS).exists() and ck.read_header(run)["step"] >= 40)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert ck.read_status(run)["state"] == "interrupted"
+    model, vocab, header = ck.load_checkpoint(run)
+    assert len("".join(generate(model, vocab, "line", 50, 0.8, seed=0))) == 50
+
+    step = header["step"]
+    resumed = subprocess.run(charrnn(root, "train", "--resume", "killed", "--iterations", str(step + 20), "--quiet"),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert ck.read_header(run)["step"] == step + 20
+    steps = [r["step"] for r in ck.read_metrics(run)]
+    assert steps == sorted(set(steps)) and steps[-1] == step + 20      # metrics continue, no duplicates
+    assert ck.read_status(run)["state"] == "finished"
+
+
+def test_death_mid_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    model_cfg, _ = preset_configs("quick", 10, {"hidden": 8, "embed": 4})
+    from charrnn.model import CharRNN
+    from charrnn.vocab import Vocab
+    ck.save_checkpoint(run, CharRNN(model_cfg), Vocab("abcdefghij"), {"step": 1})
+    before = (run / ck.WEIGHTS).read_bytes()
+    # a child process starts overwriting the checkpoint and dies (os._exit) halfway through
+    child = f"""
+import os, sys
+sys.path.insert(0, {os.getcwd()!r})
+from pathlib import Path
+from charrnn.checkpoint import atomic_write
+def half_then_die(tmp):
+    Path(tmp).write_bytes(b"x" * 1000)
+    os._exit(9)
+atomic_write(Path({str(run / ck.WEIGHTS)!r}), half_then_die)
+"""
+    assert subprocess.run([sys.executable, "-c", child]).returncode == 9
+    assert (run / ck.WEIGHTS).read_bytes() == before
+    assert ck.load_checkpoint(run)[2]["step"] == 1
+
+
+def test_disk_full_during_a_save_fails_the_run_with_a_reason_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    root, data = tmp_path / "ck", corpus_file(tmp_path)
+    model_cfg, train_cfg = preset_configs("quick", 1, {"hidden": 16, "embed": 8},
+                                          {"batch_size": 4, "seq_len": 16, "iterations": 40, "minutes": 0,
+                                           "checkpoint_every": 10, "eval_every": 10, "sample_every": 100})
+    run = Run.create(root / "full", data, model_cfg, train_cfg)
+    real_save = ck.save_checkpoint
+
+    def save_then_fill_disk(directory, model, vocab, meta):
+        if meta["step"] > 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(directory, model, vocab, meta)
+
+    monkeypatch.setattr(ck, "save_checkpoint", save_then_fill_disk)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in run.train():
+            pass
+    status = ck.read_status(root / "full")
+    assert status["state"] == "failed" and "No space left" in status["reason"]
+    assert ck.load_checkpoint(root / "full")[2]["step"] == 10
+
+
+def test_unwritable_checkpoints_folder_is_refused_before_training(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the checkpoints folder should be")
+    proc = subprocess.run(charrnn(blocker, "train", "--data", str(corpus_file(tmp_path)), "--name", "x", *TINY,
+                                  "--iterations", "5"), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_exploding_loss_stops_the_run_with_the_reason_and_keeps_the_last_good_checkpoint(tmp_path):
+    root, data = tmp_path / "ck", corpus_file(tmp_path)
+    first = subprocess.run(charrnn(root, "train", "--data", str(data), "--name", "boom", *TINY, "--iterations", "20",
+                                   "--quiet"), capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    good = (root / "boom" / ck.WEIGHTS).read_bytes()
+    # resume with an absurd learning rate and no clipping: the loss explodes
+    boom = subprocess.run(charrnn(root, "train", "--resume", "boom", "--iterations", "400", "--lr", "1.0",
+                                  "--grad-clip", "0", "--warmup", "0", "--checkpoint-every", "1000", "--quiet"),
+                          capture_output=True, text=True, timeout=300)
+    assert boom.returncode == 3, boom.stderr
+    assert "loss" in boom.stderr and "Traceback" not in boom.stderr
+    status = json.loads((root / "boom" / ck.STATUS).read_text())
+    assert status["state"] == "failed" and ("exploded" in status["reason"] or "loss became" in status["reason"])
+    assert (root / "boom" / ck.WEIGHTS).read_bytes() == good
