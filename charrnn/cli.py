@@ -159,7 +159,10 @@ def report_training(run: Run, stop, quiet: bool) -> int:
 def cmd_generate(args, root: Path) -> int:
     path = resolve_checkpoint(root, args.checkpoint)
     model, vocab, _ = ck.load_checkpoint(path, device=pick_device("auto"))
-    prime = vocab.clean(args.prime, args.unknown)
+    try:
+        prime = vocab.clean(args.prime, args.unknown)
+    except UnknownCharacterError as e:
+        raise ValueError(f"prime: {e}; pass --unknown drop or --unknown fold to generate anyway") from None
     sys.stdout.write(prime)
     for ch in generate(model, vocab, prime, args.length, args.temperature, args.top_k, args.seed):
         sys.stdout.write(ch)
