@@ -30,7 +30,7 @@ WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")  # \Z: "$" would accept a trailing newline
 
 
 class CheckpointError(ValueError):

@@ -6,6 +6,7 @@ one, drawn with a seeded generator so runs are repeatable.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,11 @@ class Corpus:
 
 
 def min_corpus_chars(seq_len: int, val_fraction: float) -> int:
-    """Smallest text that leaves one training portion and a non-empty validation split."""
-    need_train = seq_len + 1
-    return max(need_train + 2, int(need_train / (1 - val_fraction)) + 2)
+    """Smallest text that leaves one training portion and a validation split with one prediction."""
+    need_train, need_val = seq_len + 1, 2          # a prediction reads two characters
+    total = max(need_train + need_val, math.ceil(need_train / (1 - val_fraction)),
+                math.ceil(need_val / val_fraction))
+    while int(total * val_fraction) < need_val or total - int(total * val_fraction) < need_train:
+        total += 1                                 # float rounding, as Corpus.from_text splits
+    return total
 

@@ -105,6 +105,10 @@ class Run:
                         step=self.trainer.step, iterations=cfg.iterations, minutes=cfg.minutes)
         try:
             for rec in self.trainer.fit(should_stop):
+                if records and records[-1].get("step") == rec["step"]:
+                    # stopped right after a logged step: the end record replaces that step's record
+                    rec = {**records.pop(), **rec}
+                    ck.truncate_metrics(self.directory, rec["step"] - 1)
                 ck.append_metrics(self.directory, rec)
                 records.append(rec)
                 if "end" in rec or rec["step"] % cfg.checkpoint_every == 0:

@@ -1,0 +1,244 @@
+"""Run directories: checkpoint round trips, atomic writes, refusing bad files, names, metrics and status."""
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import charrnn.checkpoint as ck
+from charrnn.vocab import Vocab
+
+
+class PlantedPickle:
+    """Unpickling this creates ``marker``: proof that a loader executed code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def saved_run(directory, make_model, vocab, seed=0, step=10, **config):
+    model = make_model(vocab, seed=seed, **config)
+    directory.mkdir(parents=True, exist_ok=True)
+    ck.save_checkpoint(directory, model, vocab, {"step": step, "note": "test"})
+    return model
+
+
+def logits_of(model, vocab, text="the cat sat"):
+    return model(vocab.encode(text).long()[None])[0]
+
+
+# --- round trip --------------------------------------------------------------------
+@pytest.mark.parametrize("config", [dict(), dict(layers=2, cell="gru", dropout=0.1)])
+def test_checkpoint_round_trip_gives_identical_logits_and_vocab(tmp_path, make_model, vocab, config):
+    model = saved_run(tmp_path / "run", make_model, vocab, **config)
+    loaded, loaded_vocab, header = ck.load_checkpoint(tmp_path / "run")
+    assert loaded_vocab == vocab
+    assert loaded.config == model.config
+    assert torch.equal(logits_of(loaded, vocab), logits_of(model, vocab))
+    assert header["step"] == 10 and header["note"] == "test" and header["format"] == ck.FORMAT
+    assert not loaded.training
+
+
+def test_checkpoint_loads_from_the_weights_file_too(tmp_path, make_model, vocab):
+    model = saved_run(tmp_path / "run", make_model, vocab)
+    loaded, _, _ = ck.load_checkpoint(tmp_path / "run" / ck.WEIGHTS)
+    assert torch.equal(logits_of(loaded, vocab), logits_of(model, vocab))
+
+
+def test_checkpoint_keeps_a_unicode_vocabulary(tmp_path, make_model):
+    vocab = Vocab.from_text("床前明月光 où forêt 🙂\n")
+    saved_run(tmp_path / "run", make_model, vocab)
+    assert ck.load_checkpoint(tmp_path / "run")[1] == vocab
+
+
+def test_header_is_readable_without_loading_weights_and_matches_the_json(tmp_path, make_model, vocab):
+    saved_run(tmp_path / "run", make_model, vocab)
+    header = ck.read_header(tmp_path / "run")
+    assert header["vocab"] == "".join(vocab.chars)
+    assert json.loads((tmp_path / "run" / ck.META).read_text(encoding="utf-8")) == header
+
+
+# --- atomic writes -------------------------------------------------------------------
+def test_a_save_that_fails_midway_keeps_the_previous_checkpoint_and_no_temp_file(tmp_path, make_model, vocab,
+                                                                                 monkeypatch):
+    run = tmp_path / "run"
+    old = saved_run(run, make_model, vocab, seed=0)
+    before = (run / ck.WEIGHTS).read_bytes()
+
+    def half_write_then_fail(tensors, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(before[:100])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ck, "save_file", half_write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        ck.save_checkpoint(run, make_model(vocab, seed=1), vocab, {"step": 20})
+    assert (run / ck.WEIGHTS).read_bytes() == before
+    assert torch.equal(logits_of(ck.load_checkpoint(run)[0], vocab), logits_of(old, vocab))
+    assert sorted(p.name for p in run.iterdir()) == sorted([ck.WEIGHTS, ck.META])
+
+
+def test_atomic_write_replaces_the_file_in_one_step(tmp_path):
+    path = tmp_path / "f.json"
+    ck.write_json(path, {"a": 1})
+    ck.write_json(path, {"a": 2})
+    assert ck.read_json(path) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+# --- refusing bad files ---------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["truncated", "cut_short", "empty", "garbage"])
+def test_corrupt_checkpoint_raises_checkpoint_error_naming_the_file(tmp_path, make_model, vocab, damage):
+    saved_run(tmp_path / "run", make_model, vocab)
+    path = tmp_path / "run" / ck.WEIGHTS
+    raw = path.read_bytes()
+    path.write_bytes({"truncated": raw[:len(raw) // 2], "cut_short": raw[:-1], "empty": b"",
+                      "garbage": bytes(range(256)) * 4}[damage])
+    with pytest.raises(ck.CheckpointError, match=re.escape(str(path))):
+        ck.load_checkpoint(tmp_path / "run")
+
+
+def test_missing_checkpoint_raises_checkpoint_error(tmp_path):
+    with pytest.raises(ck.CheckpointError, match="no such checkpoint"):
+        ck.load_checkpoint(tmp_path / "nothing-here")
+
+
+def test_safetensors_without_a_charrnn_header_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(ck.CheckpointError, match="not a charrnn checkpoint"):
+        ck.load_checkpoint(path)
+
+
+def test_checkpoint_whose_vocab_does_not_fit_the_model_is_refused(tmp_path, make_model, vocab):
+    saved_run(tmp_path / "run", make_model, vocab)
+    model, _, header = ck.load_checkpoint(tmp_path / "run")
+    ck.save_checkpoint(tmp_path / "run", model, Vocab("ab"), {"step": header["step"]})
+    with pytest.raises(ck.CheckpointError, match="vocabulary"):
+        ck.load_checkpoint(tmp_path / "run")
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, "torch.save"])
+def test_a_pickle_renamed_to_safetensors_is_refused_without_executing(tmp_path, dumps):
+    marker = tmp_path / "EXECUTED"
+    path = tmp_path / "model.safetensors"
+    if dumps == "torch.save":
+        torch.save({"weights": PlantedPickle(marker)}, path)
+    else:
+        path.write_bytes(pickle.dumps(PlantedPickle(marker)))
+    with pytest.raises(ck.CheckpointError, match="model.safetensors"):
+        ck.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_pt_checkpoint_is_refused_without_opening(tmp_path):
+    marker = tmp_path / "EXECUTED"
+    path = tmp_path / "model.pt"
+    torch.save({"weights": PlantedPickle(marker)}, path)
+    with pytest.raises(ck.CheckpointError, match="only .safetensors"):
+        ck.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_resume_state_is_loaded_without_unpickling_code(tmp_path):
+    marker = tmp_path / "EXECUTED"
+    torch.save({"optimizer": PlantedPickle(marker)}, tmp_path / "train_state-5.pt")
+    with pytest.raises(ck.CheckpointError, match="train_state-5.pt"):
+        ck.load_train_state(tmp_path, 5)
+    assert not marker.exists()
+
+
+def test_resume_state_keeps_only_the_newest_files(tmp_path):
+    for step in (10, 20, 30):
+        ck.save_train_state(tmp_path, step, {"step": step, "t": torch.ones(2) * step})
+    assert sorted(ck.train_state_steps(tmp_path)) == [20, 30]
+    assert torch.equal(ck.load_train_state(tmp_path, 30)["t"], torch.full((2,), 30.0))
+
+
+# --- run names --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["..", ".", "../evil", "a/../../b", "a/b", "/etc", "a\\b", "a..b", "", "-x",
+                                  ".hidden", "with space", "é", "a\x00b", "run\n", "tab\t", "x" * 81, None])
+def test_run_dir_refuses_names_that_could_escape_or_are_odd(tmp_path, name):
+    with pytest.raises(ck.CheckpointError, match="run name"):
+        ck.run_dir(tmp_path, name)
+
+
+@pytest.mark.parametrize("name", ["shakespeare", "run-1.v2_a", "A", "x" * 80])
+def test_run_dir_accepts_plain_names_inside_the_root(tmp_path, name):
+    assert ck.run_dir(tmp_path, name) == tmp_path.resolve() / name
+
+
+def test_safe_run_name_turns_any_text_into_a_valid_name(tmp_path):
+    for text in ("../my corpus (v2).txt", "床前明月光", "...", "a" * 200):
+        ck.run_dir(tmp_path, ck.safe_run_name(text))
+
+
+# --- finding the latest checkpoint -----------------------------------------------------------
+def test_latest_checkpoint_is_the_newest_complete_one_skipping_corrupt(tmp_path, make_model, vocab):
+    for i, name in enumerate(["old", "new", "broken"]):
+        saved_run(tmp_path / name, make_model, vocab)
+        os.utime(tmp_path / name / ck.WEIGHTS, (1_000_000 + i, 1_000_000 + i))
+    broken = tmp_path / "broken" / ck.WEIGHTS
+    broken.write_bytes(broken.read_bytes()[:50])
+    os.utime(broken, (2_000_000, 2_000_000))
+    (tmp_path / "no-weights").mkdir()
+    assert ck.latest_checkpoint(tmp_path) == tmp_path / "new" / ck.WEIGHTS
+    assert [r["name"] for r in ck.list_runs(tmp_path)] == ["new", "old"]
+
+
+def test_latest_checkpoint_of_an_empty_or_missing_root_is_none(tmp_path):
+    assert ck.latest_checkpoint(tmp_path) is None
+    assert ck.latest_checkpoint(tmp_path / "absent") is None
+
+
+# --- metrics and status -----------------------------------------------------------------------
+def test_read_metrics_skips_a_half_written_last_line(tmp_path):
+    ck.append_metrics(tmp_path, {"step": 10, "train_loss": 2.0})
+    ck.append_metrics(tmp_path, {"step": 20, "train_loss": 1.5})
+    with open(tmp_path / ck.METRICS, "a", encoding="utf-8") as f:
+        f.write('{"step": 30, "train_lo')
+    assert ck.read_metrics(tmp_path) == [{"step": 10, "train_loss": 2.0}, {"step": 20, "train_loss": 1.5}]
+
+
+def test_read_metrics_of_a_new_run_is_empty(tmp_path):
+    assert ck.read_metrics(tmp_path) == []
+
+
+def test_truncate_metrics_drops_records_after_the_step(tmp_path):
+    for step in (10, 20, 30):
+        ck.append_metrics(tmp_path, {"step": step})
+    ck.truncate_metrics(tmp_path, 20)
+    assert [r["step"] for r in ck.read_metrics(tmp_path)] == [10, 20]
+
+
+def test_read_status_reports_a_running_run_with_a_dead_pid_as_interrupted(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    ck.write_status(tmp_path, "running", pid=child.pid, step=40)
+    status = ck.read_status(tmp_path)
+    assert status["state"] == "interrupted" and status["step"] == 40
+    assert "gone" in status["reason"]
+
+
+def test_read_status_keeps_a_running_run_whose_process_lives(tmp_path):
+    ck.write_status(tmp_path, "running", pid=os.getpid())
+    assert ck.read_status(tmp_path)["state"] == "running"
+
+
+def test_read_status_of_a_run_without_status_is_unknown(tmp_path):
+    assert ck.read_status(tmp_path) == {"state": "unknown"}
+
+
+def test_read_json_names_the_corrupt_file(tmp_path):
+    (tmp_path / "status.json").write_text('{"state": "runn', encoding="utf-8")
+    with pytest.raises(ck.CheckpointError, match="status.json"):
+        ck.read_json(tmp_path / "status.json")

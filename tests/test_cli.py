@@ -1,0 +1,128 @@
+"""The command line end to end: train on a small corpus, generate, describe; user errors are one line.
+
+Every command runs as ``python -m charrnn`` in a subprocess. One run is trained per module; the
+commands that only read it run side by side, so the module stays quick.
+"""
+import os
+import string
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import charrnn
+import charrnn.checkpoint as ck
+
+REPO = Path(charrnn.__file__).resolve().parent.parent
+RUN = "tiny"
+TRAIN = ["--preset", "seed", "--iterations", "60", "--quiet"]
+
+
+def charrnn_cmd(cwd: Path, root: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m charrnn --checkpoints root ARGS`` with bytes output (no newline translation)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CHARRNN_CHECKPOINTS": str(root)}
+    return subprocess.run([sys.executable, "-m", "charrnn", "--checkpoints", str(root), *args],
+                          cwd=cwd, env=env, capture_output=True, timeout=240)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, make_text):
+    """A folder with a trained run under ./ck and some files that are not text."""
+    work = tmp_path_factory.mktemp("cli")
+    (work / "corpus.txt").write_text(make_text(), encoding="utf-8")
+    (work / "empty.txt").write_bytes(b"")
+    (work / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20)
+    (work / "corrupt.safetensors").write_bytes(b"\x20\x00\x00\x00\x00\x00\x00\x00{not json" + bytes(100))
+    proc = charrnn_cmd(work, work / "ck", "train", "--data", "corpus.txt", "--name", RUN, *TRAIN)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    return work
+
+
+# name -> (command line, what the error line must say)
+USER_ERRORS = {
+    "missing file": (["train", "--data", "absent.txt", "--name", "x1"], "no such file"),
+    "empty file": (["train", "--data", "empty.txt", "--name", "x2"], "empty"),
+    "binary file": (["train", "--data", "image.png", "--name", "x3"], "binary"),
+    "bad run name": (["train", "--data", "corpus.txt", "--name", "../escape"], "invalid run name"),
+    "hidden 0": (["train", "--data", "corpus.txt", "--name", "x5", "--hidden", "0"], "hidden=0"),
+    "negative lr": (["train", "--data", "corpus.txt", "--name", "x6", "--lr", "-1"], "lr=-1"),
+    "corrupt checkpoint": (["generate", "--checkpoint", "corrupt.safetensors"], "corrupt.safetensors"),
+    "unknown prime char": (["generate", "--checkpoint", RUN, "--prime", "Th€"], "'€'"),
+    "negative length": (["generate", "--checkpoint", RUN, "--length", "-5"], "length"),
+}
+
+READS = {
+    "generate": ["generate", "--checkpoint", RUN, "--prime", "Th", "--length", "80", "--seed", "1"],
+    "generate zero": ["generate", "--checkpoint", RUN, "--prime", "Th", "--length", "0"],
+    "generate no prime": ["generate", "--length", "25", "--temperature", "0"],
+    "info": ["info", RUN],
+}
+
+
+@pytest.fixture(scope="module")
+def results(workdir) -> dict[str, subprocess.CompletedProcess]:
+    """Every read-only command and every user error, run side by side against the trained run."""
+    commands = {**{k: v for k, (v, _) in USER_ERRORS.items()}, **READS}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {k: pool.submit(charrnn_cmd, workdir, workdir / "ck", *argv) for k, argv in commands.items()}
+        return {k: f.result() for k, f in futures.items()}
+
+
+def stdout_of(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    return proc.stdout.decode("utf-8")
+
+
+# --- train ----------------------------------------------------------------------------------
+def test_train_writes_a_complete_run(workdir):
+    run = workdir / "ck" / RUN
+    for name in (ck.WEIGHTS, ck.META, ck.METRICS, ck.STATUS, "loss.png", "train_state-60.pt"):
+        assert (run / name).is_file(), name
+    header = ck.read_header(run)
+    assert header["step"] == 60 and header["model_config"]["hidden"] == 128
+    assert header["vocab"] == string.printable                      # the seed preset is the lecture's vocabulary
+    assert ck.read_status(run)["state"] == "finished"
+
+
+# --- generate -------------------------------------------------------------------------------
+def test_generate_prints_the_prime_then_exactly_length_characters_and_a_newline(results):
+    out = stdout_of(results["generate"])
+    assert out.startswith("Th") and out.endswith("\n")
+    assert len(out) == 2 + 80 + 1
+    assert set(out) <= set(string.printable)
+
+
+def test_generate_zero_length_prints_only_the_prime(results):
+    assert stdout_of(results["generate zero"]) == "Th\n"
+
+
+def test_generate_without_checkpoint_or_prime_uses_the_latest_run_and_default_start(results):
+    assert len(stdout_of(results["generate no prime"])) == 25 + 1
+
+
+# --- info ----------------------------------------------------------------------------
+def test_info_prints_parameters_and_steps(workdir, results):
+    out = stdout_of(results["info"])
+    model, _, _ = ck.load_checkpoint(workdir / "ck" / RUN)
+    assert f"parameters: {model.num_params():,}" in out
+    assert "steps:      60" in out
+    assert "vocabulary: 100 characters" in out
+
+
+# --- user errors ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", list(USER_ERRORS))
+def test_user_error_exits_nonzero_with_one_error_line_and_no_traceback(results, case):
+    proc = results[case]
+    stderr = proc.stderr.decode("utf-8", errors="replace")
+    assert proc.returncode != 0
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), stderr
+    assert USER_ERRORS[case][1] in lines[0]
+
+
+def test_user_errors_leave_no_run_behind(workdir, results):
+    assert sorted(p.name for p in (workdir / "ck").iterdir()) == [RUN]
+    assert not (workdir / "escape").exists()
