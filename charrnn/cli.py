@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on a text file")
     t.add_argument("--data", type=Path, help="UTF-8 text file to train on (optional with --resume)")
+    t.add_argument("--data-name", help="corpus name recorded in the checkpoint (default: the file's name)")
     t.add_argument("--preset", choices=sorted(PRESETS), default="default", help="recipe to start from")
     t.add_argument("--name", help="run name (default: <corpus>-<preset>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN")
@@ -110,6 +111,7 @@ def cmd_train(args, root: Path) -> int:
 
 
 def train_run(args, root: Path) -> int:
+    stop = stop_on_signals()  # before the slow set-up, so an early Stop still ends cleanly
     overrides_m = {k: getattr(args, k) for k in MODEL_KEYS}
     overrides_t = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
     if args.resume:
@@ -121,11 +123,14 @@ def train_run(args, root: Path) -> int:
         model_cfg, train_cfg = preset_configs(args.preset, vocab_size, overrides_m, overrides_t)
         name = args.name or shared_name(
             ck.safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
-        run = Run.create(ck.run_dir(root, name), args.data, model_cfg, train_cfg)
+        run = Run.create(ck.run_dir(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name)
     if run.trainer.cfg.threads:
         import torch
         torch.set_num_threads(run.trainer.cfg.threads)
-    return report_training(run, stop_on_signals(), args.quiet or not is_writer())
+    if stop.is_set():
+        print("stopped before training began", file=sys.stderr)
+        return 0
+    return report_training(run, stop, args.quiet or not is_writer())
 
 
 def report_training(run: Run, stop, quiet: bool) -> int:

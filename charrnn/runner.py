@@ -39,7 +39,7 @@ class Run:
 
     @classmethod
     def create(cls, directory: Path, data_path: str | Path, model_cfg: ModelConfig,
-               train_cfg: TrainConfig) -> Run:
+               train_cfg: TrainConfig, data_name: str | None = None) -> Run:
         text = read_text(data_path)
         corpus = build_corpus(text, train_cfg)
         model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
@@ -52,7 +52,7 @@ class Run:
                 (directory / stale).unlink(missing_ok=True)
         torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
         model = CharRNN(model_cfg).to(pick_device(train_cfg.device, local_rank()))
-        data_info = {"path": str(Path(data_path).resolve()), "name": Path(data_path).name,
+        data_info = {"path": str(Path(data_path).resolve()), "name": data_name or Path(data_path).name,
                      "chars": len(corpus.train) + len(corpus.val)}
         return cls(directory, Trainer(model, corpus, train_cfg), data_info, directory.name)
 

@@ -1,0 +1,119 @@
+"""Helpers for the app tests: a tiny corpus and checkpoint, a launched app, waiting, and killing trainers."""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from charrnn import checkpoint as ck
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.vocab import Vocab
+
+PHRASES = ("the cat sat on the mat", "a dog ran to the sun", "we sing of the sea", "you and me")
+
+# A tiny model the trainer runs at hundreds of steps a second: metrics and samples arrive at once.
+TINY_TRAINING = dict(preset="quick", hidden=32, layers=1, seq_len=32, batch_size=8, lr=0.01, iterations=0, minutes=2.0)
+
+
+def corpus_text(lines: int = 300) -> str:
+    """A few thousand characters of repeated phrases: quick to learn, long enough for any small seq_len."""
+    return "\n".join(f"{PHRASES[i % 4]} {i % 9}" for i in range(lines)) + "\n"
+
+
+def make_checkpoint(directory: Path, text: str, step: int = 10, seed: int = 0) -> Path:
+    """A small untrained checkpoint of ``text``'s vocabulary, written as the trainer would."""
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(seed)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=16))
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"run": directory.name, "step": step, "elapsed": 1.0, "best_val_loss": 2.5, "val_loss": 2.5,
+            "params": model.num_params(), "data": {"name": "tiny.txt", "chars": len(text), "path": ""},
+            "train_config": {"iterations": step, "minutes": 0.0}}
+    ck.save_checkpoint(directory, model, vocab, meta)
+    return directory / ck.WEIGHTS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 90.0, what: str = "condition", interval: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds.
+
+    The timeout only bounds a hung test; no assertion depends on how fast anything ran.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def kill_trainers(root: Path, slot=None) -> None:
+    """SIGKILL the process group of every trainer recorded under ``root`` (and the slot's child)."""
+    pids = set()
+    if slot is not None and slot.proc is not None:
+        pids.add(slot.proc.pid)
+    for d in Path(root).glob("*"):
+        pid = ck.read_status(d).get("pid") if d.is_dir() else None
+        if is_charrnn_process(pid):
+            pids.add(pid)
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)   # trainers run in their own session: group id = pid
+        except (ProcessLookupError, PermissionError):
+            pass
+    if slot is not None and slot.proc is not None:
+        slot.proc.wait(timeout=30)
+
+
+def is_charrnn_process(pid) -> bool:
+    if not (isinstance(pid, int) and ck.pid_alive(pid)):
+        return False
+    try:
+        return b"charrnn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def status_of(root: Path, run: str) -> str:
+    return ck.read_status(Path(root) / run).get("state")
+
+
+def last_step(root: Path, run: str) -> int:
+    records = ck.read_metrics(Path(root) / run)
+    return records[-1]["step"] if records else -1
+
+
+def is_prefix_chain(texts: list[str]) -> bool:
+    return all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
+
+
+@contextmanager
+def launched(app_module, root: Path):
+    """The app's demo served on a free localhost port with its checkpoints folder at ``root``; yields the URL."""
+    settings, slot = app_module.SETTINGS, app_module.SLOT
+    old_root = settings.root
+    settings.root = Path(root).resolve()
+    port = free_port()
+    app_module.demo.queue().launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        kill_trainers(settings.root, slot)
+        app_module.demo.close()
+        settings.root = old_root
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

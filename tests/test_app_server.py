@@ -1,0 +1,69 @@
+"""The launched app over HTTP with gradio_client: streaming generation, a training run's life, the one-job lock."""
+from __future__ import annotations
+
+import pytest
+from app_fixtures import TINY_TRAINING, corpus_text, is_prefix_chain, last_step, launched, status_of, wait_for
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+import app
+from charrnn import checkpoint as ck
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """A client of the app served with an empty checkpoints folder of its own (the bundled model stays offered)."""
+    if not (app.SETTINGS.bundled / ck.WEIGHTS).is_file():
+        pytest.fail(f"the bundled checkpoint {app.SETTINGS.bundled / ck.WEIGHTS} is missing; the app must open ready")
+    with launched(app, tmp_path_factory.mktemp("checkpoints")) as url:
+        client = Client(url, verbose=False, analytics_enabled=False)
+        yield client
+        client.close()
+
+
+def start_args(run: str) -> list:
+    t = TINY_TRAINING
+    return [None, "paste", None, None, corpus_text(), t["preset"], t["hidden"], t["layers"], t["seq_len"],
+            t["batch_size"], t["lr"], t["iterations"], t["minutes"], run]
+
+
+def test_generation_streams_from_the_bundled_checkpoint(client):
+    job = client.submit(app.BUNDLED_KEY, "ROMEO:", 0.8, 400, 0, 3, api_name="/generate")
+    final = job.result(timeout=120)
+    updates = job.outputs()
+    assert len(updates) >= 10 and is_prefix_chain(updates)
+    assert updates[0] == "ROMEO:" and final == updates[-1] and len(final) == len("ROMEO:") + 400
+
+
+def test_bad_requests_come_back_as_clear_errors(client):
+    with pytest.raises(AppError, match="Top-k must be"):
+        client.predict(app.BUNDLED_KEY, "x", 0.8, 10, -1, 0, api_name="/generate")
+    with pytest.raises(AppError, match="less than minimum"):     # the slider's own bound, checked by Gradio
+        client.predict(app.BUNDLED_KEY, "x", -1.0, 10, 0, 0, api_name="/generate")
+    with pytest.raises(AppError, match="out of range; allowed 1 to 4096"):
+        client.predict(*start_args("bad")[:6], 0, *start_args("bad")[7:], api_name="/start_training")
+
+
+def test_a_run_is_started_followed_refused_twice_stopped_resumed_and_generated_from(client):
+    root = app.SETTINGS.root
+    assert "Started run **tiny**" in client.predict(*start_args("tiny"), api_name="/start_training")
+    wait_for(lambda: last_step(root, "tiny") > 0, what="the first metrics")
+
+    with pytest.raises(AppError, match="A training run is in progress: tiny"):
+        client.predict(*start_args("second"), api_name="/start_training")
+    assert not (root / "second").exists()
+
+    assert "Stopping **tiny**" in client.predict(None, api_name="/stop_training")
+    wait_for(lambda: status_of(root, "tiny") == "stopped", what="the run to stop")
+    wait_for(lambda: app.SLOT.proc.poll() is not None, what="the trainer to exit")
+    stopped_at = ck.read_header(root / "tiny")["step"]
+    assert stopped_at == last_step(root, "tiny") > 0                 # the final checkpoint is the last step
+
+    text = client.predict("tiny", "the ", 0.5, 60, 0, 1, api_name="/generate")
+    assert text.startswith("the ") and len(text) == 4 + 60
+
+    assert "Resumed **tiny**" in client.predict(None, "tiny", 20, 0, api_name="/resume_training")
+    wait_for(lambda: status_of(root, "tiny") == "finished", what="the resumed run to finish")
+    assert ck.read_header(root / "tiny")["step"] == stopped_at + 20

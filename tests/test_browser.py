@@ -1,0 +1,107 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright (never `playwright install`).
+
+Screenshots go to test-artifacts/ (gitignored) for a person to look at.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from app_fixtures import TINY_TRAINING, corpus_text, launched
+from playwright.sync_api import expect, sync_playwright
+
+import app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(app.__file__).resolve().parent / "test-artifacts"
+TIMEOUT_MS = 90_000          # bounds a hung test only; nothing asserts on speed
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    expect.set_options(timeout=TIMEOUT_MS)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    with launched(app, tmp_path_factory.mktemp("checkpoints")) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser, url):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_selector("#start-btn")
+    yield page
+    page.close()
+
+
+def value_of(page, selector: str) -> str:
+    return page.locator(selector).input_value()
+
+
+def wait_js(page, expression: str, arg=None) -> None:
+    page.wait_for_function(expression, arg=arg, timeout=TIMEOUT_MS)
+
+
+def test_generate_tab_streams_text_at_the_chosen_temperature(page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name="Generate").click()
+    page.wait_for_selector("#generate-btn")
+    expect(page.locator("#checkpoint input")).not_to_have_value("")                  # the bundled model
+    page.locator("#temperature input[type=range]").fill("1.3")
+    assert value_of(page, "#temperature input[type=number]") == "1.3"
+    page.locator("#prime textarea").fill("ROMEO:")
+    page.click("#generate-btn")
+    expect(page.locator("#output textarea")).to_have_value(re.compile(r"^ROMEO:[\s\S]{500}$"))
+    page.screenshot(path=str(ARTIFACTS / "browser-generate.png"), full_page=True)
+
+
+def test_train_tab_shows_a_run_learning_survives_a_reload_and_stops(page, url):
+    t = TINY_TRAINING
+    page.get_by_text("Paste text", exact=True).click()
+    page.locator("#pasted textarea").fill(corpus_text())
+    expect(page.locator("#corpus-info")).to_contain_text("pasted text")
+    for field, value in (("hidden", t["hidden"]), ("seq-len", t["seq_len"]), ("batch-size", t["batch_size"]),
+                         ("lr", t["lr"]), ("minutes", t["minutes"])):
+        page.locator(f"#{field} input").fill(str(value))
+    page.locator("#run-name textarea, #run-name input").first.fill("browser-run")
+    page.click("#start-btn")
+
+    expect(page.locator("#train-status")).to_contain_text("Training browser-run")
+    wait_js(page, "document.querySelectorAll('#loss-plot g.mark-line path').length > 0")       # a drawn curve
+    first_curve = page.locator("#loss-plot g.mark-line path").first.get_attribute("d")
+    wait_js(page, "(d) => { const p = document.querySelector('#loss-plot g.mark-line path');"
+                  " return p && p.getAttribute('d') !== d; }", first_curve)                   # and it grows
+    expect(page.locator("#latest-sample textarea")).not_to_have_value("")
+    first_sample = value_of(page, "#latest-sample textarea")
+    expect(page.locator("#latest-sample textarea")).not_to_have_value(first_sample)          # a newer sample
+    wait_js(page, "[...document.querySelectorAll('#loss-plot g.mark-line path')]"
+                  ".filter(p => (p.getAttribute('d') || '').length > 20).length >= 2")     # train and validation
+    page.screenshot(path=str(ARTIFACTS / "browser-train.png"), full_page=True)
+
+    page.goto(url)                                   # a reload shows the running job again
+    page.wait_for_selector("#start-btn")
+    expect(page.locator("#train-status")).to_contain_text("Training browser-run")
+    wait_js(page, "document.querySelectorAll('#loss-plot g.mark-line path').length > 0")
+
+    page.click("#stop-btn")
+    expect(page.locator("#train-status")).to_contain_text("Stopped: browser-run")
+    page.screenshot(path=str(ARTIFACTS / "browser-stopped.png"), full_page=True)
