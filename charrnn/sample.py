@@ -3,13 +3,20 @@
 The prime is fed in one fused call; each new character is then one small
 recurrent step carrying the state. For an LSTM the embedding's input
 projection is precomputed into a (V, 4H) table, so a step is one lookup, one
-matrix-vector product and a few pointwise ops per layer.
+matrix-vector product and a few pointwise ops per layer, done in float32 numpy
+into preallocated arrays (at batch 1 per-call overhead is the whole cost).
+Sampling is inverse-CDF search with a seeded stream of uniform numbers.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
+import glob
 import math
+import os
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,26 +36,96 @@ def default_start(vocab: Vocab) -> str:
     return vocab.chars[0]
 
 
+@functools.cache
+def one_blas_thread() -> bool:
+    """Keep numpy's bundled OpenBLAS on one thread (once per process); True if it was found.
+
+    A step's matrix-vector products are too small to gain from threads, and when the
+    other core is busy (the app's trainer) a two-thread gemv waits for it: 275 vs 40 us
+    per step measured at hidden 384. Only numpy's BLAS is affected; torch keeps its threads.
+    """
+    base = os.path.dirname(np.__file__)
+    for path in glob.glob(os.path.join(base, os.pardir, "numpy.libs", "*openblas*")) + \
+            glob.glob(os.path.join(base, ".dylibs", "*openblas*")):
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads"):
+            if hasattr(lib, name):
+                getattr(lib, name)(1)
+                return True
+    return False
+
+
 class Stepper:
-    """Runs the model one character at a time, carrying the recurrent state."""
+    """Runs the model one character at a time, carrying the recurrent state.
+
+    For an LSTM a step is done in float32 numpy on the CPU: at batch 1 the cost
+    is per-call overhead, and a numpy ufunc costs a fraction of a torch op.
+    """
 
     def __init__(self, model: CharRNN):
         self.model = model
         self.cfg = model.config
-        self.state = None
         self.fast = self.cfg.cell == "lstm"
+        self._state = None                    # torch state of the fused call (when not stepping in numpy)
+        self._stepping = False                # True while the state lives in the numpy arrays below
         if self.fast:
-            rnn = model.rnn
-            with torch.no_grad():
-                emb = model.embed.weight                                         # (V, E)
-                self.table = torch.addmm(rnn.bias_ih_l0 + rnn.bias_hh_l0, emb, rnn.weight_ih_l0.t())  # (V, 4H)
-                self.w_hh = [getattr(rnn, f"weight_hh_l{k}").t().contiguous() for k in range(self.cfg.layers)]
-                self.w_ih = [None] + [getattr(rnn, f"weight_ih_l{k}").t().contiguous()
-                                      for k in range(1, self.cfg.layers)]
-                self.bias = [None] + [getattr(rnn, f"bias_ih_l{k}") + getattr(rnn, f"bias_hh_l{k}")
-                                      for k in range(1, self.cfg.layers)]
-                self.head_w = model.head.weight.t().contiguous()                 # (H, V)
-                self.head_b = model.head.bias
+            self._prepare_numpy()
+
+    def _prepare_numpy(self) -> None:
+        """Weights as float32 numpy, gates reordered (i, f, o, g) and i, f, o halved; buffers and their views.
+
+        sigmoid(x) = 0.5 * tanh(x / 2) + 0.5, so one tanh over all 4H gates does both
+        nonlinearities; halving a weight is exact in floating point.
+        """
+        one_blas_thread()
+        rnn, H, L = self.model.rnn, self.cfg.hidden, self.cfg.layers
+        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+        scale = torch.ones(4 * H)
+        scale[:3 * H] = 0.5
+
+        def prep(w: torch.Tensor) -> np.ndarray:          # (4H, ...) in torch order -> ours, as numpy
+            w = w.detach().float().cpu()[order]
+            return np.ascontiguousarray((w * scale.view(-1, *[1] * (w.dim() - 1))).numpy())
+
+        with torch.no_grad():
+            emb = self.model.embed.weight.detach().float().cpu()                 # (V, E)
+            table = torch.addmm(rnn.bias_ih_l0.float().cpu() + rnn.bias_hh_l0.float().cpu(), emb,
+                                rnn.weight_ih_l0.detach().float().cpu().t())       # (V, 4H)
+            self.table = prep(table.t()).T.copy()                                  # (V, 4H)
+            # matrices stay (out, in): numpy's W @ h is faster than h @ W^T at these sizes
+            self.w_hh = [prep(getattr(rnn, f"weight_hh_l{k}")) for k in range(L)]  # (4H, H)
+            self.w_ih = [None] + [prep(getattr(rnn, f"weight_ih_l{k}")) for k in range(1, L)]  # (4H, H)
+            self.bias = [None] + [prep(getattr(rnn, f"bias_ih_l{k}") + getattr(rnn, f"bias_hh_l{k}"))
+                                  for k in range(1, L)]                             # (4H,)
+            head = self.model.head
+            # the head's bias rides as an extra column, against a constant 1 after each h
+            self.head_wb = torch.cat([head.weight, head.bias[:, None]], 1).detach().float().cpu().numpy()  # (V, H+1)
+        self._h = np.ones((L, H + 1), dtype=np.float32)                          # (L, H+1), last column 1
+        self._c = np.zeros((L, H), dtype=np.float32)                             # (L, H)
+        self._hv = [self._h[k, :H] for k in range(L)]                            # L x (H,) views
+        g = self._gates = np.empty(4 * H, dtype=np.float32)
+        self._sig, self._i, self._f, self._o, self._g = g[:3 * H], g[:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:]
+        self._tmp = np.empty(H, dtype=np.float32)
+        self._logits = np.empty(self.cfg.vocab_size, dtype=np.float32)
+
+    # --- the state, as torch tensors (L, 1, H) like the fused call's ------------------
+    @property
+    def state(self):
+        if self._stepping:
+            H = self.cfg.hidden
+            return (torch.from_numpy(self._h[:, None, :H].copy()).to(self.head_device),
+                    torch.from_numpy(self._c[:, None, :].copy()).to(self.head_device))
+        return self._state
+
+    @state.setter
+    def state(self, state) -> None:
+        self._state, self._stepping = state, False
+        if self.fast and state is not None:
+            h, c = state
+            self._h[:, :self.cfg.hidden] = h[:, 0].detach().float().cpu().numpy()   # (L, H)
+            self._c[:] = c[:, 0].detach().float().cpu().numpy()                     # (L, H)
+            self._state, self._stepping = None, True
 
     @torch.no_grad()
     def prime(self, ids: torch.Tensor) -> torch.Tensor:
@@ -57,23 +134,34 @@ class Stepper:
         self.state = state
         return logits[0, -1]
 
-    @torch.no_grad()
     def step(self, idx: int) -> torch.Tensor:
         """Feed one character id; return the next-character logits (V,)."""
+        return torch.from_numpy(self.step_numpy(idx).copy()).to(self.head_device)
+
+    def step_numpy(self, idx: int) -> np.ndarray:
+        """Same as step, as float32 numpy (V,); the array is reused by the next call."""
         if not self.fast:
-            return self.prime(torch.tensor([idx], device=self.head_device))
-        h, c = self.state
-        h, c = list(h.unbind(0)), list(c.unbind(0))                              # L x (1, H)
-        x = self.table[idx:idx + 1]                                              # (1, 4H)
-        for k in range(self.cfg.layers):
-            gates = torch.addmm(x, h[k], self.w_hh[k]) if k == 0 else \
-                torch.addmm(torch.addmm(self.bias[k], x, self.w_ih[k]), h[k], self.w_hh[k])
-            i, f, g, o = gates.chunk(4, dim=1)
-            c[k] = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
-            h[k] = torch.sigmoid(o) * torch.tanh(c[k])
-            x = h[k]
-        self.state = (torch.stack(h), torch.stack(c))
-        return torch.addmm(self.head_b, x, self.head_w)[0]
+            return self.prime(torch.tensor([idx], device=self.head_device)).float().cpu().numpy()
+        if not self._stepping:
+            raise RuntimeError("call prime() before step(): there is no state to continue from")
+        g, tmp, c_all = self._gates, self._tmp, self._c
+        for k, h in enumerate(self._hv):
+            c = c_all[k]
+            np.dot(self.w_hh[k], h, out=g)                                       # (4H,)
+            if k == 0:
+                g += self.table[idx]
+            else:
+                g += self.bias[k]
+                g += self.w_ih[k] @ self._hv[k - 1]
+            np.tanh(g, out=g)
+            self._sig *= 0.5                                                     # i, f, o: sigmoids
+            self._sig += 0.5
+            c *= self._f
+            np.multiply(self._i, self._g, out=tmp)
+            c += tmp
+            np.tanh(c, out=tmp)
+            np.multiply(self._o, tmp, out=h)
+        return np.dot(self.head_wb, self._h[-1], out=self._logits)              # (V,)
 
     @property
     def head_device(self):
@@ -88,7 +176,8 @@ def next_distribution(logits: torch.Tensor, temperature: float, top_k: int | Non
         logits = logits.masked_fill(logits < kth, -math.inf)
     if temperature <= 0:
         return F.one_hot(logits.argmax(), logits.numel()).float()
-    return torch.softmax(logits / temperature, dim=-1)
+    scaled = (logits.double() - logits.max()) / temperature    # <= 0, so no overflow even for T ~ 1e-300
+    return torch.softmax(scaled, dim=-1).float()
 
 
 def check_sampling_args(vocab: Vocab, length: int, temperature: float, top_k: int | None) -> None:
@@ -102,6 +191,46 @@ def check_sampling_args(vocab: Vocab, length: int, temperature: float, top_k: in
         raise ValueError(f"{MAX_TOP_K_NOTE} ({len(vocab)}), got {top_k!r}")
 
 
+class Sampler:
+    """Draws a character id from logits (V,) at a temperature, seeded and allocation-light.
+
+    Inverse-CDF sampling: one uniform number from a seeded stream per character,
+    searched in the cumulative sum of exp((logits - max) / T). T = 0 is argmax.
+    """
+
+    BLOCK = 1024  # uniforms drawn at a time
+
+    def __init__(self, temperature: float, top_k: int | None, seed: int | None):
+        self.temperature, self.top_k = float(temperature), top_k
+        # seed None: fresh OS entropy, leaving torch's and numpy's global generators alone
+        self.rng = np.random.default_rng(None if seed is None else seed % 2**64)
+        self.uniform, self.next = np.empty(0), 0
+        self.z = self.cdf = None
+
+    def __call__(self, logits: np.ndarray) -> tuple[int, float]:
+        if self.temperature <= 0:
+            return int(np.argmax(logits)), 1.0
+        if self.z is None:
+            self.z, self.cdf = np.empty(len(logits)), np.empty(len(logits))
+        z, cdf = self.z, self.cdf
+        np.subtract(logits, logits[logits.argmax()], out=z)          # float64, <= 0
+        z /= self.temperature                                         # division: stays finite for T ~ 1e-300
+        np.exp(z, out=z)
+        if self.top_k is not None and self.top_k < len(logits):
+            kth = np.partition(logits, len(logits) - self.top_k)[len(logits) - self.top_k]
+            z[logits < kth] = 0.0
+        np.add.accumulate(z, out=cdf)                                 # (the fastest cumsum at this size)
+        total = cdf[-1]
+        if self.next == len(self.uniform):
+            self.uniform, self.next = self.rng.random(self.BLOCK), 0
+        u = self.uniform[self.next]
+        self.next += 1
+        idx = int(cdf.searchsorted(u * total, side="right"))
+        if idx >= len(cdf):                                           # u * total rounded up to total
+            idx = int(np.flatnonzero(z)[-1])
+        return idx, float(z[idx] / total)
+
+
 def generate_with_probs(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
                         temperature: float = 0.8, top_k: int | None = None, seed: int | None = None,
                         unknown: str = "error") -> Iterator[tuple[str, float]]:
@@ -109,16 +238,14 @@ def generate_with_probs(model: CharRNN, vocab: Vocab, prime: str = "", length: i
     check_sampling_args(vocab, length, temperature, top_k)
     prime = vocab.clean(prime, unknown) or default_start(vocab)
     model.eval()
-    device = model.head.weight.device
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed if seed is not None else torch.seed())
     stepper = Stepper(model)
-    logits = stepper.prime(vocab.encode(prime).long().to(device))
-    for _ in range(length):
-        probs = next_distribution(logits, temperature, top_k)
-        idx = int(torch.multinomial(probs, 1, generator=gen)) if temperature > 0 else int(probs.argmax())
-        yield vocab.chars[idx], float(probs[idx])
-        logits = stepper.step(idx)
+    logits = stepper.prime(vocab.encode(prime).long().to(stepper.head_device)).float().cpu().numpy()
+    draw = Sampler(temperature, top_k, seed)
+    for n in range(length):
+        idx, p = draw(logits)
+        yield vocab.chars[idx], p
+        if n + 1 < length:
+            logits = stepper.step_numpy(idx)
 
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,

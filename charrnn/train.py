@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -44,6 +45,8 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     threads: int = 0                 # torch intra-op threads; 0 = leave torch's default
+    autocast: str = "none"           # none | bf16 | auto: training forward in bf16 autocast (weights, eval stay
+                                     # float32); auto = bf16 where the hardware has fast bf16 matmuls
     val_fraction: float = 0.1
     vocab: str = "corpus"            # corpus | printable
     unknown: str = "error"           # for printable vocab: error | drop | fold
@@ -64,7 +67,8 @@ class TrainConfig:
             check_range(name, getattr(self, name), 1, 10_000_000)
         check_range("warmup", self.warmup, 0, 10_000_000)
         choices = {"optimizer": ("adam", "adamw"), "decay": ("cosine", "linear", "none"),
-                   "vocab": ("corpus", "printable"), "unknown": ("error", "drop", "fold")}
+                   "vocab": ("corpus", "printable"), "unknown": ("error", "drop", "fold"),
+                   "autocast": ("none", "bf16", "auto")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -87,6 +91,19 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls are native here: a CUDA GPU that supports them, or a CPU with AVX512-BF16 / AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
@@ -154,7 +171,10 @@ class Trainer:
         self.model, self.corpus, self.cfg = model, corpus, cfg
         self.device = model.head.weight.device
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused: one kernel for all parameters (a few % per step at small batches on CPU)
+        self.optimizer = opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                             fused=self.device.type in ("cpu", "cuda"))
+        self.bf16 = cfg.autocast == "bf16" or (cfg.autocast == "auto" and fast_bf16(self.device))
         self.rank, self.world = dist_rank_world()
         self.generator = torch.Generator().manual_seed(cfg.seed + self.rank)
         # under torchrun, gradients are averaged across ranks by DDP; each rank draws its own batches
@@ -203,7 +223,9 @@ class Trainer:
         x, y = self.corpus.get_batch(cfg.batch_size, cfg.seq_len, self.generator)   # (B, T)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         self.net.train()
-        _, loss, _ = self.net(x, y)
+        # bf16 matmuls run ~1.4-1.5x faster on CPUs with avx512_bf16/AMX; the loss is float32
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            _, loss, _ = self.net(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

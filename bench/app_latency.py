@@ -1,0 +1,177 @@
+"""App responsiveness: start-up time, time to the first streamed characters, and training under UI polling.
+
+1. Start ``python app.py`` (free port, a temporary checkpoint folder holding a small
+   freshly trained checkpoint) and time until the page is served (HTTP 200 on /).
+2. Call the app's "/generate" endpoint with gradio_client and time until the first
+   streamed update (the app echoes the prime first) and until the first generated characters.
+3. Train the ``default`` preset with the CLI for --train-seconds twice, in the folder the
+   app watches: once alone, once while this process calls the app's own poll function
+   (``app.poll``, what the browser's gr.Timer triggers; it is a private endpoint, so it is
+   called in-process with the app's settings) every POLL_SECONDS; compare characters per second.
+
+    python bench/app_latency.py
+    python bench/app_latency.py --train-seconds 60 --repeats 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_START_S = 8.0
+TARGET_FIRST_MS = 200.0
+TARGET_SLOWDOWN = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int, checkpoints: Path, timeout: float = 60.0) -> tuple[subprocess.Popen, float]:
+    """Launch app.py and return the process and the seconds until its page answered 200."""
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "CHARRNN_CHECKPOINTS": str(checkpoints)}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with status {proc.returncode}:\n{proc.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    proc.port = port
+                    return proc, time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise RuntimeError(f"app.py did not serve {url} within {timeout:.0f} s")
+
+
+def train_checkpoint(checkpoints: Path, name: str) -> None:
+    """A small checkpoint for the app to generate from (the quick preset, a few steps)."""
+    cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(checkpoints), "train", "--data",
+           "data/tinyshakespeare.txt", "--preset", "quick", "--iterations", "30", "--name", name, "--quiet"]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def first_output_ms(client, api_name: str, kwargs: dict, repeats: int) -> tuple[list[float], list[float]]:
+    """Milliseconds from submitting a generate request to its first update, and to its first new characters."""
+    first, generated = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        job = client.submit(api_name=api_name, **kwargs)
+        for n, out in enumerate(job):
+            if n == 0:
+                first.append((time.perf_counter() - t0) * 1000)
+            if len(out) > len(kwargs["prime"]):
+                generated.append((time.perf_counter() - t0) * 1000)
+                break
+        job.cancel()
+    return first, generated
+
+
+def train_rate(checkpoints: Path, name: str, seconds: float) -> float:
+    """Mean characters per second of a CLI training run of the default preset for ``seconds``."""
+    cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(checkpoints), "train", "--data",
+           "data/tinyshakespeare.txt", "--preset", "default", "--minutes", str(seconds / 60), "--name", name,
+           "--quiet"]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = [json.loads(line) for line in (checkpoints / name / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["chars_per_s"] for r in records if "chars_per_s" in r and "end" not in r]
+    return statistics.mean(rates[1:] or rates)   # the first window includes start-up
+
+
+def poll_while(app, stop: threading.Event) -> list[float]:
+    """Call app.poll as the page's timer does, every app.POLL_SECONDS, until ``stop``; return call durations (s)."""
+    durations, view = [], {}
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        *_, view = app.poll(app.SETTINGS, app.SLOT, view, None, None)
+        durations.append(time.perf_counter() - t0)
+        stop.wait(max(0.0, app.POLL_SECONDS - durations[-1]))
+    return durations
+
+
+def polled_rate(checkpoints: Path, seconds: float) -> tuple[float, list[float]]:
+    """Training rate while the app's poll function runs in this process against the same folder."""
+    os.environ["CHARRNN_CHECKPOINTS"] = str(checkpoints)
+    sys.path.insert(0, str(ROOT))
+    import app  # builds the Blocks, does not launch; reads CHARRNN_CHECKPOINTS
+
+    stop, box = threading.Event(), {}
+    poller = threading.Thread(target=lambda: box.setdefault("d", poll_while(app, stop)))
+    poller.start()
+    try:
+        rate = train_rate(checkpoints, "bench-polled", seconds)
+    finally:
+        stop.set()
+        poller.join()
+    return rate, box.get("d", [])
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--generate-api", default="/generate", help="the app's streaming generate endpoint")
+    p.add_argument("--repeats", type=int, default=5, help="generate requests timed")
+    p.add_argument("--train-seconds", type=float, default=30.0, help="training time per condition")
+    return p.parse_args(argv)
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if not (ROOT / "app.py").exists():
+        sys.exit("app.py does not exist yet; this benchmark needs it")
+    from gradio_client import Client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoints = Path(tmp)
+        train_checkpoint(checkpoints, "bench-model")
+        proc, start_s = start_app(free_port(), checkpoints)
+        try:
+            client = Client(f"http://127.0.0.1:{proc.port}/", verbose=False)
+            request = dict(checkpoint="bench-model", prime="ROMEO:", temperature=0.8, length=500, top_k=0, seed=1)
+            first, generated = first_output_ms(client, args.generate_api, request, args.repeats)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        alone = train_rate(checkpoints, "bench-alone", args.train_seconds)
+        polled, durations = polled_rate(checkpoints, args.train_seconds)
+
+    print("# app responsiveness")
+    print(f"command: python {' '.join(['bench/app_latency.py', *sys.argv[1:]])}\n")
+    print(f"start-up to page served: {start_s:.2f} s (target <= {TARGET_START_S:.0f} s: "
+          f"{verdict(start_s <= TARGET_START_S)})")
+    med_first, med_gen = statistics.median(first), statistics.median(generated)
+    print(f"generate request ({args.generate_api}, 500 chars) to first streamed update: median {med_first:.0f} ms; "
+          f"to first generated characters: median {med_gen:.0f} ms (min {min(generated):.0f}, "
+          f"max {max(generated):.0f}, {len(generated)} requests; target <= {TARGET_FIRST_MS:.0f} ms: "
+          f"{verdict(med_gen <= TARGET_FIRST_MS)})")
+    slow = 1 - polled / alone
+    print(f"\ntraining the default preset, {args.train_seconds:.0f} s each: alone {alone:,.0f} chars/s, "
+          f"with the UI's poll {polled:,.0f} chars/s")
+    if durations:
+        print(f"({len(durations)} polls, median {statistics.median(durations) * 1000:.1f} ms, "
+              f"max {max(durations) * 1000:.1f} ms each)")
+    print(f"slowdown {slow:+.1%} (target <= {TARGET_SLOWDOWN:.0%}: {verdict(slow <= TARGET_SLOWDOWN)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Quality per wall-clock: validation loss on Tiny Shakespeare after a fixed training time budget.
+
+Trains a preset for --seconds/--minutes of wall-clock (evaluation is kept out of
+the budget), then evaluates once over the whole validation split (the last 10%)
+with charrnn.train.evaluate. Side by side in the same run, at the same budget:
+the lecture's untuned LSTM (the ``seed`` preset: hidden 128, batch 1 x 200, Adam
+0.005). Reference figures on 2 CPU cores are printed for comparison.
+
+    python bench/quality.py                       # default preset vs seed, 95 s each
+    python bench/quality.py --minutes 10 --no-baseline
+    python bench/quality.py --preset quick --seconds 30 --hidden 384   # sweep one knob
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from charrnn.data import read_text  # noqa: E402
+from charrnn.model import CharRNN  # noqa: E402
+from charrnn.presets import preset_configs, preset_vocab_kind  # noqa: E402
+from charrnn.runner import build_corpus  # noqa: E402
+from charrnn.train import Trainer  # noqa: E402
+
+REFERENCES = {95: [("small transformer recipe", 1.89), ("untuned LSTM", 1.60)]}
+TARGETS = {95: 1.55, 600: 1.47}
+MODEL_KEYS = ("embed", "hidden", "layers", "dropout")
+TRAIN_KEYS = ("batch_size", "seq_len", "lr", "warmup", "min_lr_ratio", "weight_decay", "grad_clip", "threads")
+
+
+def train_for(preset: str, text: str, seconds: float, model_over: dict, train_over: dict,
+              bf16: bool | None = None) -> dict:
+    """Train ``preset`` for ``seconds`` of wall-clock; return val loss, steps, chars/s and a sample."""
+    vocab_size = 100 if preset_vocab_kind(preset) == "printable" else 1
+    # evals and samples only at the end, so the whole budget goes to training
+    train_over = {**train_over, "minutes": seconds / 60, "iterations": 0, "eval_every": 10**7,
+                  "sample_every": 10**7, "log_every": 10**7, "eval_chars": 0, "sample_length": 300}
+    if bf16 is not None:
+        train_over = {**train_over, "autocast": "bf16" if bf16 else "none"}
+    model_cfg, train_cfg = preset_configs(preset, vocab_size, model_over, train_over)
+    corpus = build_corpus(text, train_cfg)
+    model_cfg.vocab_size = len(corpus.vocab)
+    torch.manual_seed(train_cfg.seed)
+    model = CharRNN(model_cfg)
+    torch.set_num_threads(train_cfg.threads or torch.get_num_threads())
+    trainer = Trainer(model, corpus, train_cfg)
+    t0 = time.perf_counter()
+    last = list(trainer.fit())[-1]        # the final record carries a whole-split evaluation and a sample
+    return {"preset": preset + (" bf16" if trainer.bf16 else ""), "val_loss": last["val_loss"], "steps": trainer.step,
+            "train_s": trainer.elapsed, "total_s": time.perf_counter() - t0,
+            "chars_per_s": trainer.chars_seen / trainer.elapsed, "epochs": trainer.chars_seen / len(corpus.train),
+            "params": model.num_params(), "model": model_cfg, "train": train_cfg, "sample": last["sample"]}
+
+
+def describe(r: dict) -> str:
+    m, t = r["model"], r["train"]
+    return (f"{r['preset']}: {m.cell} E{m.embed} H{m.hidden} L{m.layers} drop {m.dropout} | B{t.batch_size} "
+            f"T{t.seq_len} lr {t.lr} warmup {t.warmup} {t.decay} | {r['params']:,} params")
+
+
+def report(results: list[dict], seconds: float, command: str, load_before: float) -> None:
+    print(f"\n# quality per wall-clock: Tiny Shakespeare, {seconds:.0f} s of training, "
+          f"{torch.get_num_threads()} threads")
+    print(f"command: {command}")
+    print(f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}: with other work on the "
+          "cores, chars/s drops and so does quality; re-run when the load is low\n")
+    print(f"{'run':<10}{'val nats/char':>14}{'bits/char':>11}{'steps':>8}{'chars/s':>10}{'epochs':>8}")
+    for r in results:
+        print(f"{r['preset']:<10}{r['val_loss']:>14.4f}{r['val_loss'] / math.log(2):>11.3f}{r['steps']:>8}"
+              f"{r['chars_per_s']:>10.0f}{r['epochs']:>8.2f}")
+    for r in results:
+        print("  " + describe(r))
+    main = results[0]
+    if len(results) > 1:
+        base = results[1]
+        print(f"\n{main['preset']} vs {base['preset']} at the same budget: "
+              f"{base['val_loss'] - main['val_loss']:+.3f} nats/char better "
+              f"(ratio of losses {base['val_loss'] / main['val_loss']:.2f}x)")
+    for name, value in REFERENCES.get(round(seconds), []):
+        print(f"reference at ~95 s on this machine, {name}: {value:.2f} -> ours {main['val_loss']:.3f} "
+              f"({value - main['val_loss']:+.3f})")
+    target = TARGETS.get(round(seconds))
+    if target is not None:
+        verdict = "MET" if main["val_loss"] <= target else "NOT MET"
+        print(f"target <= {target} nats/char at {seconds:.0f} s: {main['val_loss']:.3f} {verdict}")
+    print(f"\nsample from {main['preset']} (T=0.8):\n{main['sample']}")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="default", help="preset to measure")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--seconds", type=float, help="training budget in seconds (default 95)")
+    budget.add_argument("--minutes", type=float, help="training budget in minutes")
+    p.add_argument("--baseline", default="seed", help="preset trained side by side at the same budget")
+    p.add_argument("--no-baseline", action="store_true", help="train only --preset")
+    p.add_argument("--autocast", choices=["auto", "bf16", "none"], help="override the preset's autocast")
+    p.add_argument("--data", type=Path, default=ROOT / "data" / "tinyshakespeare.txt", help="corpus")
+    # sweep knobs: override one preset value
+    for key in MODEL_KEYS + TRAIN_KEYS:
+        kind = float if key in ("dropout", "lr", "min_lr_ratio", "weight_decay", "grad_clip") else int
+        p.add_argument("--" + key.replace("_", "-"), type=kind, help=f"override the preset's {key}")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    seconds = args.seconds or (args.minutes * 60 if args.minutes else 95.0)
+    text = read_text(args.data)
+    model_over = {k: getattr(args, k) for k in MODEL_KEYS}
+    train_over = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
+    load_before = os.getloadavg()[0]
+    bf16 = None if args.autocast in (None, "auto") else args.autocast == "bf16"
+    results = [train_for(args.preset, text, seconds, model_over, train_over, bf16)]
+    if not args.no_baseline:
+        results.append(train_for(args.baseline, text, seconds, {}, {}))
+    report(results, seconds, "python " + " ".join(["bench/quality.py", *sys.argv[1:]]), load_before)
+
+
+if __name__ == "__main__":
+    main()

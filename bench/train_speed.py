@@ -1,0 +1,189 @@
+"""Training throughput: our fused training step vs. the lecture's per-character loop, same run.
+
+Both train the lecture's model size (string.printable vocabulary of 100,
+embedding 100, one LSTM layer of 128) on Tiny Shakespeare:
+
+* lecture: one random 200-character portion per step, one nn.LSTMCell call per
+  character from a fresh zero state, the loss summed over the characters
+  (reported divided by chunk_len), Adam lr 0.005;
+* ours: charrnn's Trainer.train_step (one fused nn.LSTM call over a (B, T) batch)
+  at the ``default`` preset's batch and sequence length.
+
+It also measures this machine's float32 matmul rate with a large torch.mm and
+reports the fraction of it that training the ``default`` model reaches.
+FLOPs per character = 6 x (matmul weights touched per character)
+  = 6 x (sum over layers of 4H(in + H)  +  H V)      [the embedding is a lookup, not a matmul]
+(2 FLOPs per multiply-add, forward once, backward twice: gradients of inputs and of weights).
+
+    python bench/train_speed.py
+    python bench/train_speed.py --seconds 10
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from charrnn.data import read_text  # noqa: E402
+from charrnn.model import CharRNN, ModelConfig  # noqa: E402
+from charrnn.presets import preset_configs  # noqa: E402
+from charrnn.runner import build_corpus  # noqa: E402
+from charrnn.train import Trainer  # noqa: E402
+from charrnn.vocab import Vocab  # noqa: E402
+
+TARGET_RATIO = 40.0
+LECTURE = dict(embed=100, hidden=128, layers=1)
+CHUNK_LEN = 200
+
+
+# --- the lecture's training loop ---------------------------------------------------------
+class LectureRNN(nn.Module):
+    """The lecture's model: embedding -> nn.LSTMCell -> linear, called once per character."""
+
+    def __init__(self, vocab_size: int, embed: int, hidden: int):
+        super().__init__()
+        self.encoder = nn.Embedding(vocab_size, embed)
+        self.cell = nn.LSTMCell(embed, hidden)
+        self.decoder = nn.Linear(hidden, vocab_size)
+        self.hidden_size = hidden
+
+    def forward(self, inp, hidden):
+        h, c = self.cell(self.encoder(inp.view(1, -1)).view(1, -1), hidden)
+        return self.decoder(h), (h, c)
+
+    def init_hidden(self):
+        return torch.zeros(1, self.hidden_size), torch.zeros(1, self.hidden_size)
+
+
+def lecture_step(text: str, chars: str):
+    """One training step of the lecture's loop (a random portion), as a function returning its loss."""
+    decoder = LectureRNN(len(chars), LECTURE["embed"], LECTURE["hidden"])
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=0.005)
+    criterion = nn.CrossEntropyLoss()
+    index = {c: i for i, c in enumerate(chars)}
+
+    def char_tensor(s: str) -> torch.Tensor:
+        return torch.tensor([index[c] for c in s], dtype=torch.long)
+
+    def train(inp, target) -> float:
+        hidden = decoder.init_hidden()
+        decoder.zero_grad()
+        loss = 0
+        for c in range(CHUNK_LEN):
+            output, hidden = decoder(inp[c], hidden)
+            loss += criterion(output, target[c].unsqueeze(0))
+        loss.backward()
+        optimizer.step()
+        return loss.item() / CHUNK_LEN
+
+    def step() -> float:
+        start = random.randint(0, len(text) - CHUNK_LEN - 1)
+        chunk = char_tensor(text[start:start + CHUNK_LEN + 1])
+        return train(chunk[:-1], chunk[1:])
+
+    return step
+
+
+# --- ours ---------------------------------------------------------------------------------
+def trainer_for(text: str, model_kw: dict, train_kw: dict) -> Trainer:
+    model_cfg, train_cfg = preset_configs("default", 100, model_kw,
+                                          {**train_kw, "vocab": "printable", "unknown": "fold"})
+    torch.manual_seed(0)
+    return Trainer(CharRNN(model_cfg), build_corpus(text, train_cfg), train_cfg)
+
+
+def best_of_rounds(steps: dict, chars_per_step: dict, seconds: float, rounds: int) -> dict:
+    """Characters per second of each step function, alternating in ``rounds`` and keeping each one's best.
+
+    Alternating makes the ratio robust to other load on the machine coming and going.
+    """
+    best = dict.fromkeys(steps, 0.0)
+    for _ in range(rounds):
+        for name, step in steps.items():
+            rate, _ = timed(step, seconds / rounds, chars_per_step[name])
+            best[name] = max(best[name], rate)
+    return best
+
+
+def timed(step, seconds: float, chars_per_step: int) -> tuple[float, float]:
+    """Characters per second of step() over ``seconds`` after a short warm-up; and the last loss."""
+    for _ in range(3):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        loss = step()
+        n += 1
+    return n * chars_per_step / (time.perf_counter() - t0), loss
+
+
+def flops_per_char(cfg: ModelConfig) -> int:
+    """6 x matmul weights per character: 4H(in + H) per LSTM layer plus the H x V head."""
+    weights = sum(4 * cfg.hidden * ((cfg.embed if k == 0 else cfg.hidden) + cfg.hidden) for k in range(cfg.layers))
+    return 6 * (weights + cfg.hidden * cfg.vocab_size)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=9.0, help="timed seconds per path, split over the rounds")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; each path's best round counts")
+    p.add_argument("--data", type=Path, default=ROOT / "data" / "tinyshakespeare.txt", help="corpus")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(0)
+    text = read_text(args.data)
+    chars = "".join(Vocab.printable().chars)
+
+    ours_trainer, default_trainer = trainer_for(text, LECTURE, {}), trainer_for(text, {}, {})
+    # the presets train under bf16 autocast where the CPU has native bf16 ("auto"); float32 for comparison
+    patched = trainer_for(text, LECTURE, {"autocast": "none"})
+    default_patched = trainer_for(text, {}, {"autocast": "none"})
+    cfg, dcfg = ours_trainer.cfg, default_trainer.cfg
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    steps = {"lecture": lecture_step(text, chars), "ours": ours_trainer.train_step, "patched": patched.train_step,
+             "default": default_trainer.train_step, "default_patched": default_patched.train_step,
+             "mm": lambda: (a @ b, 0.0)[1]}
+    sizes = {"lecture": CHUNK_LEN, "ours": cfg.batch_size * cfg.seq_len, "patched": cfg.batch_size * cfg.seq_len,
+             "default": dcfg.batch_size * dcfg.seq_len, "default_patched": dcfg.batch_size * dcfg.seq_len,
+             "mm": 2 * 2048 ** 3}
+    rates = best_of_rounds(steps, sizes, args.seconds, args.rounds)
+    lecture, ours, default_rate, peak = rates["lecture"], rates["ours"], rates["default"], rates["mm"]
+    fpc = flops_per_char(default_trainer.model.config)
+
+    print(f"# training throughput, lecture model size (V100 E100 H128 L1), {torch.get_num_threads()} threads")
+    print(f"command: python {' '.join(['bench/train_speed.py', *sys.argv[1:]])}\n")
+    print(f"{'path':<58}{'chars/s':>10}{'ratio':>8}")
+    print(f"{'lecture loop (LSTMCell per char, batch 1 x 200, Adam)':<58}{lecture:>10,.0f}{'1.0x':>8}")
+    mode = "bf16 autocast" if ours_trainer.bf16 else "float32"
+    print(f"{f'ours: Trainer.train_step, batch {cfg.batch_size} x seq {cfg.seq_len}, {mode}':<58}{ours:>10,.0f}"
+          f"{ours / lecture:>7.1f}x")
+    print(f"{'ours forced to float32 (autocast none)':<58}{rates['patched']:>10,.0f}"
+          f"{rates['patched'] / lecture:>7.1f}x")
+    verdict = "MET" if ours / lecture >= TARGET_RATIO else "NOT MET"
+    print(f"target >= {TARGET_RATIO:.0f}x: {ours / lecture:.1f}x {verdict} "
+          f"({rates['patched'] / lecture:.1f}x in float32)\n")
+    m = default_trainer.model.config
+    print(f"default preset model (E{m.embed} H{m.hidden} L{m.layers} V100, batch {dcfg.batch_size} x seq "
+          f"{dcfg.seq_len}, {mode}): {default_rate:,.0f} chars/s; float32 {rates['default_patched']:,.0f} chars/s "
+          f"({default_rate / rates['default_patched']:.2f}x from bf16)")
+    print(f"FLOPs/char = 6 x (sum_layers 4H(in+H) + H V) = {fpc:,} -> {default_rate * fpc / 1e9:.1f} GFLOP/s")
+    print(f"float32 torch.mm 2048^3 on this machine: {peak / 1e9:.1f} GFLOP/s -> training reaches "
+          f"{default_rate * fpc / peak:.0%} of it")
+
+
+if __name__ == "__main__":
+    main()
