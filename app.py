@@ -5,6 +5,10 @@ A thin UI over the ``charrnn`` engine. Training runs in its own process
 reading that directory (metrics.jsonl, status.json), so closing the tab or
 restarting the app never stops a run, and a crashed trainer never takes the app
 down. Generation reads checkpoints only, never the model being trained.
+
+Inside the model (charrnn.inside computes, this file only draws): the next-character
+distribution redrawn as the temperature slider moves, each generated character coloured
+by its probability, one prime at several temperatures, and a unit's activation over a text.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import html
 import json
 import math
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,10 +34,18 @@ import torch
 
 from charrnn import checkpoint as ck
 from charrnn.data import CorpusError, decode_text, read_text
+from charrnn.inside import (
+    activations,
+    generate_at_temperatures,
+    next_char_logits,
+    readable,
+    suggest_units,
+    top_distribution,
+)
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.presets import PRESETS, preset_configs, preset_vocab_kind
 from charrnn.runner import build_corpus
-from charrnn.sample import generate
+from charrnn.sample import generate_with_probs
 from charrnn.train import TrainConfig
 from charrnn.vocab import Vocab
 
@@ -47,6 +60,7 @@ MAX_PRIME = 10_000                       # characters of prime
 STREAM_EVERY = 8                         # characters between streamed updates
 PLOT_POINTS = (400, 100)                 # most train and validation points drawn
 EARLIER_SAMPLES = 12                     # most earlier samples listed
+TIMELINE_SAMPLES = 40                    # most samples in a reviewed run's timeline
 POLL_SECONDS = 1.5
 # One torch thread for the trainer: the app's generation and polling share the 2 cores, and a 2-thread
 # trainer sharing them with any other busy process collapses (measured 0.4k-8k vs 19k chars/s).
@@ -430,16 +444,60 @@ def thin(items: list, most: int) -> list:
 
 
 def samples_html(records: list[dict]) -> str:
-    """The earlier samples, oldest first, so a learner sees gibberish turn into words."""
-    samples = [r for r in records if isinstance(r.get("sample"), str)][:-1]
+    """The earlier samples as a timeline, oldest first, so a learner sees gibberish turn into words."""
+    samples = [r for r in records if isinstance(r.get("sample"), str)][:-1]   # the latest has its own box
+    return timeline_html(thin(samples, EARLIER_SAMPLES), "Samples appear here as the model trains.")
+
+
+def timeline_html(samples: list[dict], empty: str) -> str:
+    """Samples as a table, oldest first: step and time, validation loss (with a bar to compare), the text."""
     if not samples:
-        return "<p><em>Samples appear here as the model trains.</em></p>"
-    parts = []
-    for r in thin(samples, EARLIER_SAMPLES):
-        loss = f" · validation loss {r['val_loss']:.3f}" if isinstance(r.get("val_loss"), float) else ""
-        parts.append(f"<p><strong>step {r['step']:,}</strong>{loss}</p><pre style='white-space:pre-wrap;"
-                     f"margin:0 0 1em'>{esc(r['sample'])}</pre>")
-    return "".join(parts)
+        return f"<p><em>{esc(empty)}</em></p>"
+    losses = [r["val_loss"] for r in samples if finite(r.get("val_loss"))]
+    top = max(losses, default=1.0) or 1.0
+    rows = []
+    for r in samples:
+        loss = r.get("val_loss")
+        loss_cell = (f"{loss:.3f}<div style='background:#ff7f0e;height:6px;width:{60 * loss / top:.0f}px;"
+                     f"margin-top:3px'></div>") if finite(loss) else "–"
+        rows.append(f"<tr><td style='white-space:nowrap;vertical-align:top'><strong>step {r['step']:,}</strong>"
+                    f"<br><small>{clock(r.get('elapsed', 0))}</small></td>"
+                    f"<td style='vertical-align:top'>{loss_cell}</td>"
+                    f"<td><pre style='white-space:pre-wrap;margin:0'>{esc(r['sample'])}</pre></td></tr>")
+    return ("<table class='charrnn-timeline' style='width:100%'><thead><tr><th>When</th><th>Validation loss</th>"
+            f"<th>Sample</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def run_directory(settings: Settings, key) -> Path:
+    """The run directory of a checkpoint-picker value (the bundled run or one under the checkpoints folder)."""
+    if key == BUNDLED_KEY:
+        return settings.bundled
+    try:
+        return ck.run_dir(settings.root, key)
+    except ck.CheckpointError as e:
+        raise gr.Error(str(e)) from None
+
+
+def run_timeline(settings: Settings, key) -> str:
+    """A run's samples over time, kept in its metrics.jsonl: the whole story of a finished run."""
+    if not key:
+        return "<p><em>Pick a run to see its samples over time.</em></p>"
+    try:
+        directory = run_directory(settings, key)
+    except gr.Error as e:
+        return f"<p>⚠️ {esc(e.message)}</p>"
+    samples = [r for r in ck.read_metrics(directory) if isinstance(r.get("sample"), str)]
+    if not samples:
+        return f"<p><em>{esc(directory.name)} has no samples yet.</em></p>"
+    losses = [r["val_loss"] for r in samples if finite(r.get("val_loss"))]
+    trend = f"; validation loss {losses[0]:.3f} → {losses[-1]:.3f}" if len(losses) > 1 else ""
+    head = (f"<p><strong>{esc(directory.name)}</strong>: {len(samples)} samples from step {samples[0]['step']:,} "
+            f"to step {samples[-1]['step']:,}{trend}.</p>")
+    return head + timeline_html(thin(samples, TIMELINE_SAMPLES), "")
 
 
 def latest_sample(records: list[dict]):
@@ -650,18 +708,20 @@ def picked_checkpoint(keys: list[str], current, known: list[str]):
     return keys[0] if keys else None
 
 
-def checkpoint_updates(settings: Settings, current, known: list[str]) -> tuple:
-    """New picker choices (a newly appeared run is selected), its description, and the resume choices."""
+def checkpoint_updates(settings: Settings, current, known: list[str], review=None) -> tuple:
+    """New picker choices (a newly appeared run is selected), its description, the resume and review choices."""
     ckpts = list_checkpoints(settings)
     keys = [r["key"] for r in ckpts]
     value = picked_checkpoint(keys, current, known)
     resumable = [r["name"] for r in resumable_runs(settings.root)]
-    picker = gr.update(choices=[(r["label"], r["key"]) for r in ckpts], value=value)
+    choices = [(r["label"], r["key"]) for r in ckpts]
+    picker = gr.update(choices=choices, value=value)
     resume = gr.update(choices=resumable, value=resumable[0] if resumable else None)
-    return picker, describe_checkpoint(settings, value), resume, keys
+    reviewed = gr.update(choices=choices, value=review if review in keys else value)
+    return picker, describe_checkpoint(settings, value), resume, reviewed, keys
 
 
-def poll(settings: Settings, slot: JobSlot, view: dict | None, checkpoint, resume_run) -> tuple:
+def poll(settings: Settings, slot: JobSlot, view: dict | None, checkpoint, resume_run, review=None) -> tuple:
     """Refresh what changed: the followed run's view, and the checkpoint lists. Unchanged outputs are skipped."""
     view = dict(view or {})
     job = active_job(settings, slot)
@@ -670,10 +730,10 @@ def poll(settings: Settings, slot: JobSlot, view: dict | None, checkpoint, resum
     train_out = training_view(settings, slot, run) if run_sig != view.get("run_sig") else (gr.skip(),) * 5
     ckpt_sig = (checkpoint_signature(settings), job and job["name"])
     if ckpt_sig != view.get("ckpt_sig"):
-        picker, info, resume, keys = checkpoint_updates(settings, checkpoint, view.get("keys", []))
+        picker, info, resume, reviewed, keys = checkpoint_updates(settings, checkpoint, view.get("keys", []), review)
     else:
-        picker, info, resume, keys = gr.skip(), gr.skip(), gr.skip(), view.get("keys", [])
-    return (*train_out, picker, info, resume,
+        picker, info, resume, reviewed, keys = gr.skip(), gr.skip(), gr.skip(), gr.skip(), view.get("keys", [])
+    return (*train_out, picker, info, resume, reviewed,
             {"run": run, "run_sig": run_sig, "ckpt_sig": ckpt_sig, "keys": keys})
 
 
@@ -728,37 +788,354 @@ def check_generation_args(prime, temperature, length, top_k, seed) -> tuple:
     return prime, float(temperature), length, top_k, seed
 
 
-def usable_prime(vocab: Vocab, prime: str) -> str:
+def usable_prime(vocab: Vocab, prime: str, what: str = "the prime") -> str:
     """The prime with characters the model does not know transliterated to ASCII where it can, else dropped (warned)."""
     missing = vocab.unknown_chars(prime)
     if not missing:
         return prime
     shown = ", ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
     gr.Warning(f"The model does not know {esc(shown)}: transliterated to ASCII where possible, "
-               "otherwise left out of the prime.")
+               f"otherwise left out of {what}.")
     return vocab.clean(prime, "fold")
 
 
-def generate_text(settings: Settings, cache: ModelCache, checkpoint, prime, temperature, length, top_k, seed):
-    """Stream the prime and the generated text, a few characters at a time."""
+@dataclass
+class Generation:
+    """A generation as it grows: the prime used, and each new character with the probability it was drawn with."""
+
+    prime: str
+    chars: list[str] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.prime + "".join(self.chars)
+
+
+def generation_stream(settings: Settings, cache: ModelCache, checkpoint, prime, temperature, length, top_k, seed):
+    """Validate, then yield the growing Generation every few characters and once at the end (one object, updated)."""
     prime, temperature, length, top_k, seed = check_generation_args(prime, temperature, length, top_k, seed)
     model, vocab, _ = cache.get(resolve_checkpoint(settings, checkpoint))
     if top_k is not None and top_k > len(vocab):
         raise gr.Error(f"Top-k must be from 1 to {len(vocab)} (this model's vocabulary size); 0 or blank = off.")
-    prime = usable_prime(vocab, prime)
-    pieces = [prime]
-    yield prime
-    for n, ch in enumerate(generate(model, vocab, prime, length, temperature, top_k, seed), 1):
-        pieces.append(ch)
+    gen = Generation(usable_prime(vocab, prime))
+    yield gen
+    for n, (ch, p) in enumerate(generate_with_probs(model, vocab, gen.prime, length, temperature, top_k, seed), 1):
+        gen.chars.append(ch)
+        gen.probs.append(p)
         if n % STREAM_EVERY == 0:
-            yield "".join(pieces)
-    yield "".join(pieces)
+            yield gen
+    yield gen
+
+
+def generate_text(settings: Settings, cache: ModelCache, checkpoint, prime, temperature, length, top_k, seed):
+    """Stream the prime and the generated text, a few characters at a time."""
+    for gen in generation_stream(settings, cache, checkpoint, prime, temperature, length, top_k, seed):
+        yield gen.text
+
+
+def generate_with_confidence(settings: Settings, cache: ModelCache, checkpoint, prime, temperature, length, top_k,
+                             seed):
+    """generate_text for the page: the text streams; at the end a record of each character's probability.
+
+    The record goes to a gr.State, which gradio_client leaves out: /generate still returns only the text.
+    """
+    for gen in generation_stream(settings, cache, checkpoint, prime, temperature, length, top_k, seed):
+        yield gen.text, gr.skip()
+    yield gen.text, {"text": gen.text, "start": len(gen.prime), "probs": list(gen.probs),
+                     "temperature": float(temperature), "top_k": int(top_k) if top_k else None}
+
+
+# --- inside the model: what the app draws from charrnn.inside -------------------------
+DEFAULT_PRIME = "ROMEO:\n"                # after a speaker's name the first letter is open: broad bars
+TOP_CHARS = 15                            # bars in the next-character chart
+CONTEXT_SHOWN = 40                        # characters of the text read shown above the chart
+MAX_READ = MAX_PRIME + MAX_LENGTH         # most characters the chart reads (a prime plus a generation)
+SIDE_TEMPERATURES = (0.2, 0.5, 0.8, 1.2, 1.6)
+SIDE_LENGTH = 200                         # characters per temperature, side by side
+MAX_INSIDE_CHARS = 3000                   # characters a unit's activations are computed over (one step each)
+UNIT_KINDS = ("cell", "hidden")
+PASSAGE = ("tinyshakespeare.txt", 557_600, 1500)   # file, offset, length: Romeo and Balthasar, names in caps
+CHARS_STYLE = ("font-family:ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre-wrap;line-height:1.7;"
+               "color:#111;background:#fff;padding:10px;border-radius:6px;border:1px solid #ddd")
+
+
+class Memo:
+    """A bounded, thread-safe least-recently-used store of computed values (logits, activations)."""
+
+    def __init__(self, size: int):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key, compute):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        value = compute()
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+def load_model(settings: Settings, cache: ModelCache, checkpoint) -> tuple[CharRNN, Vocab, tuple]:
+    """The model and vocabulary of a picker value, and a key naming that exact checkpoint file (for memos)."""
+    path = resolve_checkpoint(settings, checkpoint)
+    try:
+        key = (str(path), path.stat().st_mtime_ns)     # before loading: a rewrite in between only wastes a memo
+    except OSError:
+        raise gr.Error(f"Checkpoint {esc(path.parent.name)} is gone; refresh the page.") from None
+    model, vocab, _ = cache.get(path)
+    return model, vocab, key
+
+
+def confidence_colour(p: float) -> str:
+    """Red for a surprising character (p near 0), through yellow, to green for an expected one (p near 1)."""
+    return f"hsl({120 * min(max(p, 0.0), 1.0):.0f},75%,78%)"
+
+
+def activation_colour(value: float, scale: float) -> str:
+    """White at 0, deeper red for positive and deeper blue for negative values (full colour at +-scale)."""
+    t = max(-1.0, min(1.0, value / scale))
+    fade = round(255 * (1 - abs(t)))
+    return f"rgb(255,{fade},{fade})" if t >= 0 else f"rgb({fade},{fade},255)"
+
+
+def char_span(ch: str, colour: str, title: str) -> str:
+    """One character on a coloured background; a newline shows as ⏎ and still breaks the line."""
+    shown = "⏎\n" if ch == "\n" else esc(ch)
+    return f'<span style="background:{colour}" title="{html.escape(title)}">{shown}</span>'
+
+
+def swatches(items: list[tuple[str, str, str]], caption: str) -> str:
+    """A legend: (colour, label, text colour) swatches and a caption."""
+    cells = "".join(f"<span style='background:{c};color:{ink};padding:1px 7px;margin-right:2px;border-radius:3px'>"
+                    f"{esc(label)}</span>" for c, label, ink in items)
+    return f"<div style='margin:6px 0;font-size:0.9em'>{cells} &nbsp;{esc(caption)}</div>"
+
+
+def coloured_text(prime: str, spans: str) -> str:
+    return f"<div class='charrnn-chars' style='{CHARS_STYLE}'><span style='color:#888'>{esc(prime)}</span>{spans}</div>"
+
+
+# --- the next character under the temperature slider --------------------------------
+def read_prime(prime) -> tuple:
+    """While the prime is edited, the chart reads it: the text, and the position slider at its end."""
+    prime = prime if isinstance(prime, str) else ""
+    return prime, gr.update(maximum=max(1, len(prime)), value=len(prime))
+
+
+def next_char_view(settings: Settings, cache: ModelCache, memo: Memo, checkpoint, text, position,
+                   temperature) -> tuple:
+    """Bars of the likeliest characters after ``position`` characters of ``text``, and a line on them.
+
+    The logits depend on the model and the text read, not on the temperature, so they are
+    memoised: moving the temperature slider only redoes the softmax.
+    """
+    try:
+        if not finite(temperature) or not 0 <= temperature <= 2:
+            raise gr.Error(f"Temperature must be a number from 0 to 2, got {esc(repr(temperature))}.")
+        model, vocab, key = load_model(settings, cache, checkpoint)
+    except gr.Error as e:
+        return gr.skip(), f"<p>⚠️ {esc(e.message)}</p>"
+    text = text if isinstance(text, str) else ""
+    pos = min(max(int(position), 0), len(text)) if finite(position) else len(text)
+    read = vocab.clean(text[:pos][-MAX_READ:], "fold")
+    logits = memo.get((key, read), lambda: next_char_logits(model, vocab, read))
+    dist, entropy = top_distribution(logits, vocab, float(temperature), k=len(vocab))
+    frame = pd.DataFrame({"char": pd.Series([readable(c) for c, _ in dist[:TOP_CHARS]], dtype="str"),
+                          "probability": pd.Series([p for _, p in dist[:TOP_CHARS]], dtype="float64")})
+    following = text[pos] if pos < len(text) else None
+    return frame, distribution_line(read, following, dict(dist), entropy, float(temperature), len(vocab))
+
+
+def distribution_line(read: str, following: str | None, probs: dict, entropy: float, temperature: float,
+                      vocab_size: int) -> str:
+    """What the chart shows: after which text, at which temperature, how uncertain, and what came next."""
+    shown = esc("".join(readable(c) for c in read[-CONTEXT_SHOWN:]))
+    where = (f"After <code>{'…' if len(read) > CONTEXT_SHOWN else ''}{shown}</code> ({len(read):,} characters read)"
+             if read else "At the very start (nothing read yet)")
+    at = "temperature 0 (greedy: the likeliest always wins)" if temperature == 0 else f"temperature {temperature:g}"
+    line = (f"{where}, at {at}: entropy <strong>{entropy:.2f} bits</strong> (0 = certain; "
+            f"{math.log2(vocab_size):.2f} = all {vocab_size} characters equally likely).")
+    if following is not None:
+        p = probs.get(following)
+        line += f" The text goes on with <code>{esc(readable(following))}</code>" + \
+            (f", which has p = {p:.3f} here." if p is not None else ", a character this model does not know.")
+    return f"<p class='charrnn-dist-line'>{line}</p>"
+
+
+# --- confidence: each generated character coloured by its probability ---------------
+def confidence_legend() -> str:
+    return swatches([(confidence_colour(p), f"p = {p:g}", "#111") for p in (0.02, 0.1, 0.25, 0.5, 0.75, 1.0)],
+                    "surprising → expected (hover a character for its probability)")
+
+
+def confidence_html(record: dict | None) -> str:
+    """The generated text with each character coloured by the probability it was drawn with; the prime in grey."""
+    if not record:
+        return "<p><em>Generate some text: each character is then coloured by how likely the model found it.</em></p>"
+    text, start, probs = record["text"], record["start"], record["probs"]
+    spans = "".join(char_span(ch, confidence_colour(p), f"{readable(ch)}  p = {p:.3f}")
+                    for ch, p in zip(text[start:], probs, strict=True))
+    t, k = record.get("temperature"), record.get("top_k")
+    how = f"temperature {t:g}" + (f", top-k {k}" if k else "")
+    if t == 0:
+        summary = f"Sampled greedily ({how}): every character was the likeliest, so each has p = 1."
+    else:
+        mean = sum(probs) / len(probs) if probs else math.nan
+        summary = (f"Sampled at {how}: average probability {mean:.2f}; "
+                   f"{sum(p < 0.1 for p in probs)} surprises (p < 0.1) in {len(probs):,} characters.")
+    return f"<p>{summary}</p>{confidence_legend()}{coloured_text(text[:start], spans)}"
+
+
+def after_generation(record: dict | None) -> tuple:
+    """When a generation ends: its confidence colouring, and the chart reading it from just after the prime."""
+    if not record:
+        return gr.skip(), gr.skip(), gr.skip()
+    return (confidence_html(record), record["text"],
+            gr.update(maximum=max(1, len(record["text"])), value=record["start"]))
+
+
+def stopped_confidence(record: dict | None):
+    """Stop pressed: a generation cut short has no colours (only one that ran to its end keeps its record)."""
+    if record:
+        return gr.skip()
+    return "<p><em>Stopped: the colours appear for a generation that runs to its end.</em></p>"
+
+
+# --- the same prime and seed at several temperatures --------------------------------
+def compare_temperatures(settings: Settings, cache: ModelCache, checkpoint, prime, seed,
+                         length: int = SIDE_LENGTH) -> str:
+    """One click: the prime continued at each of SIDE_TEMPERATURES with one seed, in columns."""
+    prime, _, length, _, seed = check_generation_args(prime, 1.0, length, None, seed)
+    model, vocab, _ = cache.get(resolve_checkpoint(settings, checkpoint))
+    prime = usable_prime(vocab, prime)
+    seed = seed or secrets.randbelow(2**31 - 1) + 1          # 0 = random: draw one, shared by every column
+    runs = generate_at_temperatures(model, vocab, prime, length, list(SIDE_TEMPERATURES), seed=seed)
+    return temperature_columns(prime, runs, seed)
+
+
+def temperature_columns(prime: str, runs: dict[float, list[tuple[str, float]]], seed: int) -> str:
+    columns = []
+    for t, pairs in runs.items():
+        mean = sum(p for _, p in pairs) / len(pairs) if pairs else math.nan
+        spans = "".join(char_span(ch, confidence_colour(p), f"{readable(ch)}  p = {p:.3f}") for ch, p in pairs)
+        columns.append(f"<div class='charrnn-temperature' data-temperature='{t:g}' style='min-width:0'>"
+                       f"<h4 style='margin:0'>T = {t:g}</h4><small>average p {mean:.2f}</small>"
+                       f"{coloured_text(prime, spans)}</div>")
+    head = (f"<p>The same prime and the same seed ({seed}), so the same random numbers: only the temperature "
+            "differs. Cold is safe and repetitive; hot is inventive, then garbled.</p>")
+    grid = (f"<div style='display:grid;grid-template-columns:repeat({len(columns)},minmax(0,1fr));gap:8px'>"
+            f"{''.join(columns)}</div>")
+    return head + confidence_legend() + grid
+
+
+# --- one unit's activation over a text ------------------------------------------------
+@lru_cache(maxsize=4)
+def corpus_passage(data_dir: Path, name: str, start: int, chars: int) -> str:
+    """About ``chars`` characters of a bundled corpus from the first blank line after ``start``, whole lines."""
+    try:
+        text = read_text(data_dir / name)
+    except CorpusError:
+        return ""
+    begin = text.find("\n\n", start if start < len(text) else 0)
+    piece = text[begin + 2 if begin >= 0 else 0:][:chars]
+    end = piece.rfind("\n")
+    return piece[:end + 1] if end > 0 else piece
+
+
+def inside_text(vocab: Vocab, text) -> tuple[str, str]:
+    """The text a unit is shown on (capped; unknown characters folded or dropped, warned) and a note on the cap."""
+    if not isinstance(text, str) or not text.strip():
+        raise gr.Error("Give the model some text to read: the Shakespeare passage, the generated text or your own.")
+    note = f" Showing the first {MAX_INSIDE_CHARS:,} characters." if len(text) > MAX_INSIDE_CHARS else ""
+    text = usable_prime(vocab, text[:MAX_INSIDE_CHARS], "the text")
+    if not text:
+        raise gr.Error("This model knows none of the text's characters; try text like the one it was trained on.")
+    return text, note
+
+
+def unit_args(model: CharRNN, kind, layer, unit) -> tuple[str, int, int]:
+    """(kind, layer from 1, unit from 0), or gr.Error naming the allowed range for this model."""
+    if kind not in UNIT_KINDS:
+        raise gr.Error(f"State must be 'cell' or 'hidden', got {esc(repr(kind))}.")
+    layer = whole_number("Layer", layer, 1, model.config.layers)
+    unit = whole_number("Unit", unit, 0, model.config.hidden - 1)
+    return kind, layer, unit
+
+
+def unit_view(settings: Settings, cache: ModelCache, memo: Memo, checkpoint, text, kind, layer, unit) -> str:
+    """``text`` coloured by one unit's value after each character: blue negative, white 0, red positive."""
+    model, vocab, key = load_model(settings, cache, checkpoint)
+    kind, layer, unit = unit_args(model, kind, layer, unit)
+    text, note = inside_text(vocab, text)
+    acts = memo.get((key, text, layer), lambda: activations(model, vocab, text, layer - 1))
+    return unit_html(text, acts[kind][:, unit].tolist(), kind, layer, unit, model.config, note)
+
+
+def unit_html(text: str, values: list[float], kind: str, layer: int, unit: int, cfg: ModelConfig,
+              note: str = "") -> str:
+    # a hidden value of an LSTM lies in (-1, 1); a cell value is unbounded, so its colours span what it reaches
+    scale = 1.0 if kind == "hidden" else max([1.0, *(abs(v) for v in values)])
+    spans = "".join(char_span(ch, activation_colour(v, scale), f"{readable(ch)}  {v:+.3f}")
+                    for ch, v in zip(text, values, strict=True))
+    what = kind if cfg.cell == "lstm" or kind == "hidden" else f"hidden (a {cfg.cell.upper()} has no cell state)"
+    head = (f"<p><strong>{what} unit {unit}</strong> of layer {layer} ({cfg.cell.upper()} {cfg.layers} x "
+            f"{cfg.hidden}): its value after reading each character.{note}</p>")
+    legend = swatches([(activation_colour(v, scale), f"{v:+.2g}" if v else "0", "#fff" if abs(v) == scale else "#111")
+                       for v in (-scale, -scale / 2, 0, scale / 2, scale)],
+                      "negative → positive (hover a character for its value)")
+    return head + legend + coloured_text("", spans)
+
+
+def suggest_and_show(settings: Settings, cache: ModelCache, memo: Memo, checkpoint, text, kind, layer) -> tuple:
+    """The units that best follow simple features of the text (as radio choices), and the best one shown."""
+    model, vocab, key = load_model(settings, cache, checkpoint)
+    kind, layer, _ = unit_args(model, kind, layer, 0)
+    text, _ = inside_text(vocab, text)
+    found = memo.get((key, text, layer, kind, "suggest"), lambda: suggest_units(model, vocab, text, kind, layer - 1))
+    if not found:
+        return gr.update(choices=[], value=None), gr.skip(), \
+            "<p>⚠️ No simple feature varies in this text; try a longer text with several lines.</p>"
+    choices = [(f"{kind} {d['unit']}: {d['feature']} (r = {d['r']:+.2f})", f"{kind}/{d['unit']}/{d['feature']}")
+               for d in found]
+    best = found[0]["unit"]
+    return (gr.update(choices=choices, value=choices[0][1]), best,
+            unit_view(settings, cache, memo, checkpoint, text, kind, layer, best))
+
+
+def pick_suggestion(value) -> tuple:
+    """A suggestion's state kind and unit number, for the unit controls."""
+    try:
+        kind, unit, _ = str(value).split("/", 2)
+        return kind, int(unit)
+    except ValueError:
+        return gr.skip(), gr.skip()
+
+
+def first_look(settings: Settings, cache: ModelCache, memo: Memo, shown, checkpoint, text, kind, layer) -> tuple:
+    """When the tab first opens: suggest units and show the best, so there is something to see at once.
+
+    Opened before the page's first refresh has filled the checkpoint picker, it uses the
+    checkpoint the picker is about to show: the newest.
+    """
+    if shown:
+        return (gr.skip(),) * 4
+    checkpoint = checkpoint or next((r["key"] for r in list_checkpoints(settings)), None)
+    try:
+        return True, *suggest_and_show(settings, cache, memo, checkpoint, text, kind, layer)
+    except gr.Error as e:
+        return False, gr.skip(), gr.skip(), f"<p>⚠️ {esc(e.message)}</p>"
 
 
 # --- the interface ----------------------------------------------------------------------
 SETTINGS = settings_from_env(os.environ)
 SLOT = JobSlot()
 MODELS = ModelCache(size=4)
+LOGITS = Memo(size=64)        # next-character logits per (checkpoint, text read): small
+ACTIVATIONS = Memo(size=6)    # a layer's (T, H) hidden and cell values per (checkpoint, text), and suggestions
 torch.set_num_threads(1)  # generation steps are tiny; the trainer process gets the cores
 
 PRESET_INFO = "; ".join(f"{name}: {m['cell'].upper()} {m['layers']}x{m['hidden']}, "
@@ -767,6 +1144,7 @@ PRESET_INFO = "; ".join(f"{name}: {m['cell'].upper()} {m['layers']}x{m['hidden']
 _corpora = bundled_corpora(SETTINGS.data_dir)
 _corpus_md, _stats = describe_corpus(SETTINGS, "bundled", _corpora[0] if _corpora else None, None, None)
 _fields = preset_fields("quick")
+_passage = corpus_passage(SETTINGS.data_dir, *PASSAGE)
 
 with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
     gr.Markdown("# Watch an LSTM learn to write\nTrain a character-level LSTM on a text of your choice and watch "
@@ -818,8 +1196,13 @@ with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
         with gr.Row():
             sample_box = gr.Textbox(label="Latest sample", lines=8, max_lines=12, interactive=False,
                                     elem_id="latest-sample")
-            with gr.Accordion("Earlier samples", open=True):
+            with gr.Accordion("Earlier samples: from gibberish to words", open=True):
                 earlier = gr.HTML(samples_html([]), elem_id="earlier-samples", max_height=300)
+        with gr.Accordion("4. Samples over time of any run", open=False):
+            gr.Markdown("Every sample a run took while training is kept with it (in its metrics.jsonl): pick a run to "
+                        "review how its writing grew, step by step, as its validation loss fell.")
+            review_run = gr.Dropdown([], label="Run", elem_id="review-run")
+            review_html = gr.HTML(run_timeline(SETTINGS, None), elem_id="review-timeline", max_height=600)
         with gr.Accordion("Resume a stopped run", open=False):
             with gr.Row():
                 resume_run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="resume-run")
@@ -832,34 +1215,77 @@ with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
                                  elem_id="checkpoint")
         checkpoint_md = gr.Markdown(elem_id="checkpoint-info")
         with gr.Row():
-            with gr.Column(scale=2):
-                prime = gr.Textbox(label="Prime", value="ROMEO:", lines=2,
+            with gr.Column(scale=3):
+                prime = gr.Textbox(label="Prime", value=DEFAULT_PRIME, lines=2,
                                    info="Text to start from; characters the model does not know are transliterated "
                                         "to ASCII or left out (with a warning). Empty = start of a line.",
                                    elem_id="prime")
-            with gr.Column(scale=2):
-                temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="temperature",
-                                        info="0 = greedy (always the likeliest character); below 1 safer, above 1 "
-                                             "wilder")
                 length = gr.Slider(1, MAX_LENGTH, value=500, step=1, label="Length (characters)", elem_id="length")
                 with gr.Row():
                     top_k = gr.Number(0, precision=0, label="Top-k", elem_id="top-k",
                                       info="sample among the k likeliest; 0 = off")
                     seed = gr.Number(0, precision=0, label="Seed", elem_id="seed",
                                      info="0 = random; the same seed repeats the text")
+                with gr.Row():
+                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                    gen_stop_btn = gr.Button("Stop", elem_id="gen-stop-btn")
+                output = gr.Textbox(label="Output", lines=12, max_lines=30, interactive=False, buttons=["copy"],
+                                    elem_id="output")
+            with gr.Column(scale=2):
+                temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="temperature",
+                                        info="the logits are divided by it before the softmax: below 1 sharper "
+                                             "(0 = always the likeliest), above 1 flatter. Watch the bars.")
+                dist_plot = gr.BarPlot(None, x="char", y="probability", sort="-y", y_lim=[0, 1], height=280,
+                                       title=f"Next character: the model's top {TOP_CHARS} guesses",
+                                       x_title="next character", y_title="probability", elem_id="next-char-plot")
+                dist_line = gr.HTML(elem_id="next-char-info")
+                position = gr.Slider(0, len(DEFAULT_PRIME), value=len(DEFAULT_PRIME), step=1,
+                                     label="Position in the text",
+                                     info="characters read before the guess: of the prime, or after a generation "
+                                          "of the output (it starts just after the prime)", elem_id="position")
+        gr.Markdown("#### Confidence: how likely each generated character was")
+        confidence = gr.HTML(confidence_html(None), elem_id="confidence", max_height=420)
+        gr.Markdown("#### Temperature side by side")
         with gr.Row():
-            generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-            gen_stop_btn = gr.Button("Stop", elem_id="gen-stop-btn")
-        output = gr.Textbox(label="Output", lines=14, max_lines=30, interactive=False, buttons=["copy"],
-                            elem_id="output")
+            compare_btn = gr.Button("Compare temperatures", size="md", elem_id="compare-btn", scale=0, min_width=240)
+            gr.Markdown(f"The prime continued at T = {', '.join(f'{t:g}' for t in SIDE_TEMPERATURES)}: "
+                        f"{SIDE_LENGTH} characters each, all with one seed (the Seed above, or a random one).")
+        compare_html = gr.HTML(elem_id="compare")
+
+    with gr.Tab("Inside a unit", id="inside") as inside_tab:
+        gr.Markdown("Each character the LSTM reads updates its state: a few hundred numbers (units) per layer. Some "
+                    "units come to track something about the text: whether a line is a speaker's name, how far "
+                    "along a line we are... Pick a unit, or let the app suggest the ones that best follow a simple "
+                    "feature, and see the text coloured by its value after each character (blue negative, red "
+                    "positive), as in Karpathy's *The Unreasonable Effectiveness of Recurrent Neural Networks*. "
+                    "The model is the one chosen in the Generate tab.")
+        shown = gr.State(False)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=220):
+                kind = gr.Radio(list(UNIT_KINDS), value="cell", label="State", elem_id="unit-kind",
+                                info="cell: the LSTM's memory c; hidden: its output h = o * tanh(c)")
+                layer = gr.Number(1, precision=0, label="Layer", info="1 = next to the input", elem_id="unit-layer")
+                unit = gr.Number(0, precision=0, label="Unit", info="0 to hidden size - 1", elem_id="unit")
+                unit_btn = gr.Button("Show this unit", variant="primary", elem_id="unit-btn")
+                suggest_btn = gr.Button("Suggest units", elem_id="suggest-btn")
+                suggestions = gr.Radio([], label="Suggested units", elem_id="suggestions",
+                                       info="r: correlation of the unit's value with the feature")
+            with gr.Column(scale=3):
+                unit_text = gr.Textbox(_passage, label="Text the model reads", lines=5, max_lines=10,
+                                       info=f"at most {MAX_INSIDE_CHARS:,} characters are shown", elem_id="unit-text")
+                with gr.Row():
+                    passage_btn = gr.Button("A Shakespeare passage", size="sm", elem_id="passage-btn")
+                    from_output_btn = gr.Button("The generated text", size="sm", elem_id="from-output-btn")
+                unit_html_box = gr.HTML(elem_id="unit-view", max_height=640)
 
     # --- wiring ---
     hidden_opts = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
     poll_outputs = [loss_plot, sample_box, earlier, progress_md, status_md, checkpoint, checkpoint_md, resume_run,
-                    view]
+                    review_run, view]
     poll_fn = partial(poll, SETTINGS, SLOT)
-    demo.load(poll_fn, [view, checkpoint, resume_run], poll_outputs, **hidden_opts)
-    timer.tick(poll_fn, [view, checkpoint, resume_run], poll_outputs, **hidden_opts)
+    demo.load(poll_fn, [view, checkpoint, resume_run, review_run], poll_outputs, **hidden_opts)
+    timer.tick(poll_fn, [view, checkpoint, resume_run, review_run], poll_outputs, **hidden_opts)
+    review_run.change(partial(run_timeline, SETTINGS), review_run, review_html, **hidden_opts)
 
     describe_opts = dict(api_visibility="private", show_progress="hidden", concurrency_id="describe",
                          concurrency_limit=1, trigger_mode="always_last")
@@ -887,10 +1313,44 @@ with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
 
     checkpoint.input(partial(describe_checkpoint, SETTINGS), checkpoint, checkpoint_md, api_name="describe_checkpoint",
                      show_progress="hidden")
-    gen_event = generate_btn.click(partial(generate_text, SETTINGS, MODELS),
-                                   [checkpoint, prime, temperature, length, top_k, seed], output, api_name="generate",
-                                   concurrency_id="generate", concurrency_limit=6)
+    # the text the chart reads: the prime as it is typed, or the last generation when it ends
+    reading = gr.State(DEFAULT_PRIME)
+    inside_opts = dict(api_visibility="private", show_progress="hidden", concurrency_id="inside", concurrency_limit=2)
+    redraw = dict(fn=partial(next_char_view, SETTINGS, MODELS, LOGITS),
+                  inputs=[checkpoint, reading, position, temperature], outputs=[dist_plot, dist_line],
+                  trigger_mode="always_last", **inside_opts)
+    gr.on([checkpoint.change, temperature.change, position.change], **redraw)
+    prime.change(read_prime, prime, [reading, position], api_visibility="private", show_progress="hidden",
+                 queue=False).then(**redraw)
+
+    gen_record = gr.State(None)
+    generate_btn.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
+                       None, [confidence, gen_record], api_visibility="private", show_progress="hidden", queue=False)
+    gen_event = generate_btn.click(partial(generate_with_confidence, SETTINGS, MODELS),
+                                   [checkpoint, prime, temperature, length, top_k, seed], [output, gen_record],
+                                   api_name="generate", concurrency_id="generate", concurrency_limit=6)
+    gen_event.then(after_generation, gen_record, [confidence, reading, position], api_visibility="private",
+                   show_progress="hidden").then(**redraw)
     gen_stop_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")
+    gen_stop_btn.click(stopped_confidence, gen_record, confidence, api_visibility="private", show_progress="hidden",
+                       queue=False)
+    compare_btn.click(partial(compare_temperatures, SETTINGS, MODELS), [checkpoint, prime, seed], compare_html,
+                      api_visibility="private", concurrency_id="generate", concurrency_limit=6)
+
+    unit_inputs = [checkpoint, unit_text, kind, layer]
+    show_unit = dict(fn=partial(unit_view, SETTINGS, MODELS, ACTIVATIONS), inputs=[*unit_inputs, unit],
+                     outputs=unit_html_box, **inside_opts)
+    inside_tab.select(partial(first_look, SETTINGS, MODELS, ACTIVATIONS), [shown, *unit_inputs],
+                      [shown, suggestions, unit, unit_html_box], **inside_opts)
+    unit_btn.click(**show_unit)
+    unit.submit(**show_unit)
+    suggest_btn.click(partial(suggest_and_show, SETTINGS, MODELS, ACTIVATIONS), unit_inputs,
+                      [suggestions, unit, unit_html_box], **inside_opts)
+    suggestions.input(pick_suggestion, suggestions, [kind, unit], api_visibility="private", show_progress="hidden",
+                      queue=False).then(**show_unit)
+    passage_btn.click(lambda: _passage, None, unit_text, api_visibility="private", queue=False).then(**show_unit)
+    from_output_btn.click(lambda text: text, output, unit_text, api_visibility="private", queue=False) \
+        .then(**show_unit)
 
 
 if __name__ == "__main__":

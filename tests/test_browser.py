@@ -74,6 +74,41 @@ def test_generate_tab_streams_text_at_the_chosen_temperature(page):
     page.screenshot(path=str(ARTIFACTS / "browser-generate.png"), full_page=True)
 
 
+BARS = "#next-char-plot g.mark-rect path"      # Vega's bars, each labelled 'next character: T; probability: 0.17'
+TOP_BAR_P = ("() => { const b = document.querySelector('" + BARS + "');"
+             " const m = b && /probability: ([0-9.e-]+)/.exec(b.getAttribute('aria-label') || '');"
+             " return m ? parseFloat(m[1]) : null; }")
+
+
+def test_inside_the_model_bars_follow_the_temperature_colours_and_temperatures_side_by_side(page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_role("tab", name="Generate").click()
+    page.wait_for_selector("#generate-btn")
+    wait_js(page, f"document.querySelectorAll('{BARS}').length >= 10")             # drawn from the first data
+    expect(page.locator("#next-char-info")).to_contain_text("temperature 0.8")
+    warm = page.evaluate(TOP_BAR_P)
+    page.locator("#temperature input[type=range]").fill("0.2")
+    expect(page.locator("#next-char-info")).to_contain_text("temperature 0.2")
+    wait_js(page, f"(warm) => ({TOP_BAR_P})() > warm", warm)                        # the likeliest bar grew
+    page.screenshot(path=str(ARTIFACTS / "browser-inside-cold.png"), full_page=True)
+
+    page.locator("#length input[type=number]").fill("300")
+    page.click("#generate-btn")
+    expect(page.locator("#confidence .charrnn-chars span[title]")).to_have_count(300)   # one per new character
+    expect(page.locator("#next-char-info")).to_contain_text("The text goes on with")
+
+    page.click("#compare-btn")
+    expect(page.locator("#compare .charrnn-temperature")).to_have_count(len(app.SIDE_TEMPERATURES))
+    expect(page.locator("#compare")).to_contain_text("T = 1.6")
+    page.screenshot(path=str(ARTIFACTS / "browser-inside.png"), full_page=True)
+
+    page.get_by_role("tab", name="Inside a unit").click()
+    expect(page.locator("#unit-view")).to_contain_text("unit")                     # suggested and shown on opening
+    assert page.locator("#unit-view .charrnn-chars span[title]").count() > 1000
+    expect(page.locator("#suggestions")).to_contain_text("upper-case line")
+    page.screenshot(path=str(ARTIFACTS / "browser-inside-unit.png"), full_page=True)
+
+
 def test_train_tab_shows_a_run_learning_survives_a_reload_and_stops(page, url):
     t = TINY_TRAINING
     page.get_by_text("Paste text", exact=True).click()
