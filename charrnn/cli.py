@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed")
     t.add_argument("--device", help="auto | cpu | cuda | mps")
     t.add_argument("--threads", type=int, help="torch threads (0 = torch default)")
+    t.add_argument("--autocast", choices=["auto", "bf16", "none"],
+                   help="bf16 autocast of the training forward (auto: where the hardware has native bf16)")
     t.add_argument("--vocab", choices=["corpus", "printable"], help="vocabulary: corpus characters or string.printable")
     t.add_argument("--unknown", choices=["error", "drop", "fold"], help="characters outside a printable vocabulary")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 MODEL_KEYS = ("hidden", "layers", "embed", "dropout", "cell")
 TRAIN_KEYS = ("batch_size", "seq_len", "iterations", "minutes", "lr", "optimizer", "grad_clip", "warmup",
-              "decay", "eval_every", "sample_every", "checkpoint_every", "seed", "device", "threads",
+              "decay", "eval_every", "sample_every", "checkpoint_every", "seed", "device", "threads", "autocast",
               "vocab", "unknown")
 
 
