@@ -75,6 +75,11 @@ def esc(text) -> str:
     return html.escape(str(text), quote=False)
 
 
+def no_markup(error) -> str:
+    """An engine error for a toast or Markdown: a tag in the value it quotes shows as text; '>' stays readable."""
+    return str(error).replace("&", "&amp;").replace("<", "&lt;")
+
+
 def human_bytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} bytes"
 
@@ -127,20 +132,28 @@ class JobSlot:
         return self.proc.poll()
 
 
+class WholeNumber(gr.Number):
+    """A gr.Number that refuses a value that is not a finite number with a message naming the field.
+
+    The API takes any JSON: Gradio's own rounding (precision=0) fails on "abc", NaN or Infinity with a
+    generic error that names nothing.
+    """
+
+    is_template = True   # drawn by the frontend as a plain Number
+
+    def preprocess(self, payload):
+        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))
+                                    or not math.isfinite(payload)):
+            raise gr.Error(f"{self.label} must be a whole number, got {esc(repr(payload))}.")
+        return super().preprocess(payload)
+
+
 def check_password(settings: Settings, password: str | None) -> None:
     if settings.password and not hmac.compare_digest((password or "").encode(), settings.password.encode()):
         raise gr.Error("Training controls need the password (set by CHARRNN_TRAIN_PASSWORD on this server).")
 
 
-def is_trainer(pid) -> bool:
-    """A live process that is a charrnn trainer (a reused pid of another program does not count)."""
-    if not ck.pid_alive(pid):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:  # no /proc (macOS): trust the pid
-        return True
-    return any(arg == b"charrnn" or arg.endswith(b"/charrnn") for arg in argv)   # python -m charrnn ...
+is_trainer = ck.trainer_alive
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -209,7 +222,7 @@ def read_corpus(settings: Settings, source: str, bundled_name: str | None, uploa
         if source == "paste":
             return read_pasted(pasted)
     except CorpusError as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(no_markup(e)) from None
     raise gr.Error(f"Unknown corpus source {esc(repr(source))}; use bundled, upload or paste.")
 
 
@@ -279,7 +292,7 @@ def build_configs(preset: str, vocab_size: int, hidden, layers, seq_len, batch_s
     try:
         model_cfg, train_cfg = preset_configs(preset, vocab_size, {"hidden": hidden, "layers": layers}, train)
     except (ValueError, TypeError) as e:
-        raise gr.Error(f"Invalid setting: {e}") from None
+        raise gr.Error(f"Invalid setting: {no_markup(e)}") from None
     if train_cfg.batch_size * train_cfg.seq_len > MAX_BATCH_CHARS:
         raise gr.Error(f"batch size x sequence length = {train_cfg.batch_size * train_cfg.seq_len:,}; "
                        f"the app allows at most {MAX_BATCH_CHARS:,} characters per batch.")
@@ -326,7 +339,7 @@ def start_training(settings: Settings, slot: JobSlot, password, source, bundled_
     try:
         corpus = build_corpus(choice.text, train_cfg)
     except (CorpusError, ValueError) as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(no_markup(e)) from None
     params = count_params(ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)}))
     if params > MAX_PARAMS:
         raise gr.Error(f"That model has {params:,} parameters; the app trains at most {MAX_PARAMS:,}. "
@@ -353,7 +366,7 @@ def prepare_run_dir(root: Path, name: str, choice: CorpusChoice) -> Path:
     try:
         directory = ck.run_dir(root, name)
     except ck.CheckpointError as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(no_markup(e)) from None
     if (directory / ck.WEIGHTS).exists():
         raise gr.Error(f"A run named {name} already exists; resume it or pick another name.")
     try:
@@ -479,7 +492,7 @@ def run_directory(settings: Settings, key) -> Path:
     try:
         return ck.run_dir(settings.root, key)
     except ck.CheckpointError as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(no_markup(e)) from None
 
 
 def run_timeline(settings: Settings, key) -> str:
@@ -677,7 +690,7 @@ def resolve_checkpoint(settings: Settings, key) -> Path:
             return ck.checkpoint_file(settings.bundled)
         return ck.checkpoint_file(ck.run_dir(settings.root, key))
     except ck.CheckpointError as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(no_markup(e)) from None
 
 
 def describe_checkpoint(settings: Settings, key) -> str:
@@ -687,7 +700,7 @@ def describe_checkpoint(settings: Settings, key) -> str:
     try:
         header = ck.read_header(resolve_checkpoint(settings, key))
     except (gr.Error, ck.CheckpointError) as e:
-        return f"⚠️ {getattr(e, 'message', str(e))}"
+        return f"⚠️ {e.message if isinstance(e, gr.Error) else no_markup(e)}"
     cfg, data = header.get("model_config", {}), header.get("data", {})
     val = header.get("best_val_loss")
     val_text = f"validation loss {val:.3f} nats/char ({val / math.log(2):.2f} bits/char)" \
@@ -756,7 +769,7 @@ class ModelCache:
         try:
             loaded = ck.load_checkpoint(path)
         except ck.CheckpointError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(no_markup(e)) from None
         with self.lock:
             for old in [k for k in self.items if k[0] == key[0]]:
                 del self.items[old]
@@ -1170,13 +1183,13 @@ with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
                 gr.Markdown("### 2. Model and training")
                 preset = gr.Dropdown(list(PRESETS), value="quick", label="Preset", info=PRESET_INFO, elem_id="preset")
                 with gr.Row():
-                    hidden = gr.Number(_fields[0], precision=0, label="Hidden size", elem_id="hidden")
-                    layers = gr.Number(_fields[1], precision=0, label="Layers", elem_id="layers")
-                    seq_len = gr.Number(_fields[2], precision=0, label="Sequence length", elem_id="seq-len")
-                    batch_size = gr.Number(_fields[3], precision=0, label="Batch size", elem_id="batch-size")
+                    hidden = WholeNumber(_fields[0], precision=0, label="Hidden size", elem_id="hidden")
+                    layers = WholeNumber(_fields[1], precision=0, label="Layers", elem_id="layers")
+                    seq_len = WholeNumber(_fields[2], precision=0, label="Sequence length", elem_id="seq-len")
+                    batch_size = WholeNumber(_fields[3], precision=0, label="Batch size", elem_id="batch-size")
                 with gr.Row():
                     lr = gr.Number(_fields[4], label="Learning rate", elem_id="lr")
-                    iterations = gr.Number(_fields[5], precision=0, label="Iterations", info="0 = no step limit",
+                    iterations = WholeNumber(_fields[5], precision=0, label="Iterations", info="0 = no step limit",
                                            elem_id="iterations")
                     minutes = gr.Number(_fields[6], label="Minutes", info="0 = no time limit", elem_id="minutes")
                 model_md = gr.Markdown(describe_model(_stats, "quick", *_fields), elem_id="model-info")
@@ -1206,7 +1219,7 @@ with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
         with gr.Accordion("Resume a stopped run", open=False):
             with gr.Row():
                 resume_run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="resume-run")
-                more_iterations = gr.Number(0, precision=0, label="More iterations", info="0 = the remaining budget")
+                more_iterations = WholeNumber(0, precision=0, label="More iterations", info="0 = the remaining budget")
                 more_minutes = gr.Number(0, label="More minutes", info="used when more iterations is 0")
             resume_btn = gr.Button("Resume", elem_id="resume-btn")
 
@@ -1222,9 +1235,9 @@ with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
                                    elem_id="prime")
                 length = gr.Slider(1, MAX_LENGTH, value=500, step=1, label="Length (characters)", elem_id="length")
                 with gr.Row():
-                    top_k = gr.Number(0, precision=0, label="Top-k", elem_id="top-k",
+                    top_k = WholeNumber(0, precision=0, label="Top-k", elem_id="top-k",
                                       info="sample among the k likeliest; 0 = off")
-                    seed = gr.Number(0, precision=0, label="Seed", elem_id="seed",
+                    seed = WholeNumber(0, precision=0, label="Seed", elem_id="seed",
                                      info="0 = random; the same seed repeats the text")
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
@@ -1264,8 +1277,8 @@ with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
             with gr.Column(scale=1, min_width=220):
                 kind = gr.Radio(list(UNIT_KINDS), value="cell", label="State", elem_id="unit-kind",
                                 info="cell: the LSTM's memory c; hidden: its output h = o * tanh(c)")
-                layer = gr.Number(1, precision=0, label="Layer", info="1 = next to the input", elem_id="unit-layer")
-                unit = gr.Number(0, precision=0, label="Unit", info="0 to hidden size - 1", elem_id="unit")
+                layer = WholeNumber(1, precision=0, label="Layer", info="1 = next to the input", elem_id="unit-layer")
+                unit = WholeNumber(0, precision=0, label="Unit", info="0 to hidden size - 1", elem_id="unit")
                 unit_btn = gr.Button("Show this unit", variant="primary", elem_id="unit-btn")
                 suggest_btn = gr.Button("Suggest units", elem_id="suggest-btn")
                 suggestions = gr.Radio([], label="Suggested units", elem_id="suggestions",
@@ -1328,7 +1341,8 @@ with gr.Blocks(title="charrnn: watch an LSTM learn to write") as demo:
                        None, [confidence, gen_record], api_visibility="private", show_progress="hidden", queue=False)
     gen_event = generate_btn.click(partial(generate_with_confidence, SETTINGS, MODELS),
                                    [checkpoint, prime, temperature, length, top_k, seed], [output, gen_record],
-                                   api_name="generate", concurrency_id="generate", concurrency_limit=6)
+                                   api_name="generate", concurrency_id="generate", concurrency_limit=6,
+                                   preprocess=False)   # raw values: check_generation_args checks each one
     gen_event.then(after_generation, gen_record, [confidence, reading, position], api_visibility="private",
                    show_progress="hidden").then(**redraw)
     gen_stop_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")

@@ -30,6 +30,7 @@ WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
+HEADER_TYPES = {"model_config": dict, "vocab": str, "step": int, "data": dict, "train_config": dict}
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")  # \Z: "$" would accept a trailing newline
 
 
@@ -128,6 +129,9 @@ def read_header(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: corrupt charrnn header") from None
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unsupported format {header.get('format')!r}, expected {FORMAT}")
+    wrong = [key for key, kind in HEADER_TYPES.items() if key in header and not isinstance(header[key], kind)]
+    if wrong or not isinstance(header.get("data", {}).get("chars", 0), int):
+        raise CheckpointError(f"{path}: malformed charrnn header ({', '.join(wrong) or 'data'} of the wrong type)")
     return header
 
 
@@ -210,9 +214,20 @@ def read_status(directory: Path) -> dict:
         status = read_json(Path(directory) / STATUS)
     except CheckpointError:
         return {"state": "unknown"}
-    if status.get("state") == "running" and not pid_alive(status.get("pid")):
+    if status.get("state") == "running" and not trainer_alive(status.get("pid")):
         status = {**status, "state": "interrupted", "reason": "the training process is gone"}
     return status
+
+
+def trainer_alive(pid) -> bool:
+    """A live process that is a charrnn trainer: a dead trainer's pid reused by another program does not count."""
+    if not pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # no /proc (macOS): trust the pid
+        return True
+    return any(arg == b"charrnn" or arg.endswith(b"/charrnn") for arg in argv)   # python -m charrnn ...
 
 
 def pid_alive(pid) -> bool:

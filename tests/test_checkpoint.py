@@ -229,9 +229,19 @@ def test_read_status_reports_a_running_run_with_a_dead_pid_as_interrupted(tmp_pa
     assert "gone" in status["reason"]
 
 
-def test_read_status_keeps_a_running_run_whose_process_lives(tmp_path):
-    ck.write_status(tmp_path, "running", pid=os.getpid())
-    assert ck.read_status(tmp_path)["state"] == "running"
+def test_read_status_keeps_a_running_run_whose_trainer_lives(tmp_path):
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
+    try:
+        ck.write_status(tmp_path, "running", pid=trainer.pid)
+        assert ck.read_status(tmp_path)["state"] == "running"
+    finally:
+        trainer.kill()
+        trainer.wait()
+
+
+def test_read_status_reports_a_running_run_whose_pid_now_belongs_to_another_program_as_interrupted(tmp_path):
+    ck.write_status(tmp_path, "running", pid=os.getpid())       # pytest: alive, but no trainer
+    assert ck.read_status(tmp_path)["state"] == "interrupted"
 
 
 def test_read_status_of_a_run_without_status_is_unknown(tmp_path):

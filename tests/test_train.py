@@ -1,6 +1,7 @@
 """Training: loss falls, records are reported not printed, exact resume, clean stop, divergence kept safe."""
 import math
-import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -181,9 +182,15 @@ def test_resume_after_stopping_mid_interval_continues_without_duplicate_metrics(
 def test_resume_refuses_a_run_that_is_still_training(tmp_path, corpus_file):
     run = Run.create(tmp_path / "r", corpus_file, *run_config(10))
     list(run.train())
-    ck.write_status(tmp_path / "r", "running", pid=os.getpid())
-    with pytest.raises(ck.CheckpointError, match="still training"):
-        Run.resume(tmp_path / "r")
+    # a live process that looks like a trainer (its command line names charrnn)
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
+    try:
+        ck.write_status(tmp_path / "r", "running", pid=trainer.pid)
+        with pytest.raises(ck.CheckpointError, match="still training"):
+            Run.resume(tmp_path / "r")
+    finally:
+        trainer.kill()
+        trainer.wait()
 
 
 def test_create_refuses_to_overwrite_an_existing_run(tmp_path, corpus_file):

@@ -1,0 +1,95 @@
+"""Many strangers at once: concurrent generation against a launched app while a run trains.
+
+Twenty clients each ask for 500 characters at the same moment, spread over more checkpoints than the
+model cache holds, while a training run goes on and twenty open pages poll as browsers do. Nothing
+here measures speed: every wait is bounded only so that a hung server fails the test.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from app_fixtures import TINY_TRAINING, corpus_text, last_step, launched, make_checkpoint, status_of, wait_for
+from gradio_client import Client
+
+import app
+from charrnn import checkpoint as ck
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 20
+LENGTH = 500
+SMALL_RUNS = [f"small-{i}" for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    for seed, name in enumerate(SMALL_RUNS):
+        make_checkpoint(root / name, corpus_text(), seed=seed)
+    with launched(app, root) as url:
+        yield url
+
+
+def start_args(run: str) -> list:
+    t = TINY_TRAINING
+    return [None, "paste", None, None, corpus_text(), t["preset"], t["hidden"], t["layers"], t["seq_len"],
+            t["batch_size"], t["lr"], t["iterations"], t["minutes"], run]
+
+
+def generate_as_a_stranger(url: str, key: str, seed: int, start: threading.Barrier) -> str:
+    """One visitor with a client of their own, asking at the same moment as the others."""
+    client = Client(url, verbose=False, analytics_enabled=False)
+    try:
+        start.wait(timeout=120)
+        return client.predict(key, "the ", 0.8, LENGTH, 0, seed, api_name="/generate")
+    finally:
+        client.close()
+
+
+def poll_as_a_page(url: str, polls: int) -> list[bool]:
+    """An open page's timer: the hidden poll endpoint called by fn_index, as the browser calls it."""
+    fn_index, fn = next((i, fn) for i, fn in app.demo.fns.items() if getattr(fn.fn, "func", None) is app.poll)
+    session, results = uuid.uuid4().hex, []
+    for _ in range(polls):
+        body = {"data": [None] * len(fn.inputs), "fn_index": fn_index, "session_hash": session, "event_data": None,
+                "trigger_id": None}
+        assert httpx.post(url + "gradio_api/queue/join", json=body).status_code == 200
+        with httpx.stream("GET", url + f"gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    results.append(message["success"])
+                    break
+    return results
+
+
+def test_twenty_concurrent_generations_complete_while_a_run_trains_and_the_cache_stays_bounded(url):
+    root = app.SETTINGS.root
+    client = Client(url, verbose=False, analytics_enabled=False)
+    try:
+        assert "Started run **busy**" in client.predict(*start_args("busy"), api_name="/start_training")
+    finally:
+        client.close()
+    wait_for(lambda: (root / "busy" / ck.WEIGHTS).is_file(), what="the training run's first checkpoint")
+    keys = [app.BUNDLED_KEY, "busy", *SMALL_RUNS]              # more checkpoints than the cache holds
+    assert len(keys) > app.MODELS.size
+    step_before = last_step(root, "busy")
+
+    start = threading.Barrier(CLIENTS)
+    with ThreadPoolExecutor(max_workers=CLIENTS + 4) as pool:
+        pages = [pool.submit(poll_as_a_page, url, 3) for _ in range(4)]
+        texts = [pool.submit(generate_as_a_stranger, url, keys[i % len(keys)], i + 1, start) for i in range(CLIENTS)]
+        texts = [t.result(timeout=600) for t in texts]
+        polls = [p.result(timeout=600) for p in pages]
+
+    assert all(text.startswith("the ") and len(text) == 4 + LENGTH for text in texts)
+    assert all(all(results) and len(results) == 3 for results in polls)
+    wait_for(lambda: last_step(root, "busy") > step_before, what="training to go on")
+    assert status_of(root, "busy") == "running"
+    cached = [path for path, _ in app.MODELS.items]
+    assert len(cached) <= app.MODELS.size and len(set(cached)) == len(cached)   # one entry per file, bounded
