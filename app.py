@@ -685,10 +685,9 @@ def resolve_checkpoint(settings: Settings, key) -> Path:
     """The weights file of a picker value; refuses anything that is not a checkpoint the app offers."""
     if not key:
         raise gr.Error("No checkpoint chosen. Train one in the Train tab, or pick one from the list.")
+    directory = run_directory(settings, key)
     try:
-        if key == BUNDLED_KEY:
-            return ck.checkpoint_file(settings.bundled)
-        return ck.checkpoint_file(ck.run_dir(settings.root, key))
+        return ck.checkpoint_file(directory)
     except ck.CheckpointError as e:
         raise gr.Error(no_markup(e)) from None
 
