@@ -31,6 +31,7 @@ META = "checkpoint.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
 HEADER_TYPES = {"model_config": dict, "vocab": str, "step": int, "data": dict, "train_config": dict}
+PROJECT_DIR = Path(__file__).resolve().parent.parent   # the checkout (or site-packages) holding charrnn/
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")  # \Z: "$" would accept a trailing newline
 
 
@@ -69,6 +70,11 @@ def read_json(path: Path) -> dict:
 
 
 # --- run names ------------------------------------------------------------------
+def default_root(env) -> Path:
+    """Where runs live unless told otherwise: $CHARRNN_CHECKPOINTS, else the project's checkpoints/ (CLI and app)."""
+    return Path(env.get("CHARRNN_CHECKPOINTS") or PROJECT_DIR / "checkpoints").resolve()
+
+
 def run_dir(root: str | Path, name: str) -> Path:
     """The directory of run ``name`` under ``root``; refuses names that could leave it."""
     if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:

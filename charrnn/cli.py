@@ -14,23 +14,22 @@ from pathlib import Path
 
 from . import checkpoint as ck
 from .data import CorpusError
+from .jobs import JobError, stop_run
+from .model import ModelConfig
+from .options import options
 from .presets import PRESETS, preset_configs, preset_vocab_kind
 from .runner import Run, init_distributed, is_writer, shared_name, stop_on_signals
 from .sample import generate
-from .train import TrainingDiverged, pick_device
+from .train import TrainConfig, TrainingDiverged, pick_device
 from .vocab import UnknownCharacterError
 
-USER_ERRORS = (CorpusError, ck.CheckpointError, UnknownCharacterError, ValueError, OSError)
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("CHARRNN_CHECKPOINTS", "checkpoints"))
+USER_ERRORS = (CorpusError, ck.CheckpointError, JobError, UnknownCharacterError, ValueError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m charrnn", description="Character-level LSTM text generator.")
     p.add_argument("--checkpoints", type=Path, default=None,
-                   help="folder of run directories (default: $CHARRNN_CHECKPOINTS or ./checkpoints)")
+                   help="folder of run directories (default: $CHARRNN_CHECKPOINTS, else the project's checkpoints/)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a text file")
@@ -39,33 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=sorted(PRESETS), default="default", help="recipe to start from")
     t.add_argument("--name", help="run name (default: <corpus>-<preset>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN")
-    # model
-    t.add_argument("--hidden", type=int, help="hidden units per layer")
-    t.add_argument("--layers", type=int, help="recurrent layers")
-    t.add_argument("--embed", type=int, help="embedding size")
-    t.add_argument("--dropout", type=float, help="dropout between layers and before the head")
-    t.add_argument("--cell", choices=["lstm", "gru", "rnn"], help="recurrent cell")
-    # optimisation
-    t.add_argument("--batch-size", type=int, help="portions per batch")
-    t.add_argument("--seq-len", type=int, help="characters per portion")
-    t.add_argument("--iterations", type=int, help="training steps (0 = only the time budget)")
-    t.add_argument("--minutes", type=float, help="wall-clock budget in minutes (0 = only iterations)")
-    t.add_argument("--lr", type=float, help="peak learning rate")
-    t.add_argument("--optimizer", choices=["adam", "adamw"], help="optimizer")
-    t.add_argument("--grad-clip", type=float, help="gradient norm clip (0 = off)")
-    t.add_argument("--warmup", type=int, help="warm-up steps")
-    t.add_argument("--decay", choices=["cosine", "linear", "none"], help="learning-rate decay")
-    # bookkeeping
-    t.add_argument("--eval-every", type=int, help="steps between validation passes")
-    t.add_argument("--sample-every", type=int, help="steps between samples")
-    t.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    t.add_argument("--seed", type=int, help="random seed")
-    t.add_argument("--device", help="auto | cpu | cuda | mps")
-    t.add_argument("--threads", type=int, help="torch threads (0 = torch default)")
-    t.add_argument("--autocast", choices=["auto", "bf16", "none"],
-                   help="bf16 autocast of the training forward (auto: where the hardware has native bf16)")
-    t.add_argument("--vocab", choices=["corpus", "printable"], help="vocabulary: corpus characters or string.printable")
-    t.add_argument("--unknown", choices=["error", "drop", "fold"], help="characters outside a printable vocabulary")
+    # every field of the model and train configs is a flag; unset flags keep the preset's value
+    for title, cls in (("model", ModelConfig), ("training", TrainConfig)):
+        group = t.add_argument_group(title)
+        for opt in options(cls):
+            group.add_argument(opt.flag, dest=opt.name, type=opt.type, choices=opt.choices, help=opt.help)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     g = sub.add_parser("generate", help="generate text from a checkpoint")
@@ -81,13 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a run or checkpoint")
     i.add_argument("run", help="run name, run directory or .safetensors file")
     sub.add_parser("runs", help="list runs, newest first")
+    s = sub.add_parser("stop", help="stop a run that is training (it saves a final checkpoint first)")
+    s.add_argument("run", help="run name")
     return p
-
-
-MODEL_KEYS = ("hidden", "layers", "embed", "dropout", "cell")
-TRAIN_KEYS = ("batch_size", "seq_len", "iterations", "minutes", "lr", "optimizer", "grad_clip", "warmup",
-              "decay", "eval_every", "sample_every", "checkpoint_every", "seed", "device", "threads", "autocast",
-              "vocab", "unknown")
 
 
 def resolve_checkpoint(root: Path, spec: str | None) -> Path:
@@ -114,8 +87,8 @@ def cmd_train(args, root: Path) -> int:
 
 def train_run(args, root: Path) -> int:
     stop = stop_on_signals()  # before the slow set-up, so an early Stop still ends cleanly
-    overrides_m = {k: getattr(args, k) for k in MODEL_KEYS}
-    overrides_t = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
+    overrides_m = {o.name: getattr(args, o.name) for o in options(ModelConfig)}
+    overrides_t = {o.name: getattr(args, o.name) for o in options(TrainConfig) if getattr(args, o.name) is not None}
     if args.resume:
         run = Run.resume(ck.run_dir(root, args.resume), overrides_t, args.data)
     else:
@@ -202,10 +175,16 @@ def cmd_runs(args, root: Path) -> int:
     return 0
 
 
+def cmd_stop(args, root: Path) -> int:
+    job = stop_run(root, args.run)
+    print(f"stopping {job.name} (pid {job.pid}): it finishes its step and saves a final checkpoint", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    root = args.checkpoints or default_root()
-    commands = {"train": cmd_train, "generate": cmd_generate, "info": cmd_info, "runs": cmd_runs}
+    root = args.checkpoints or ck.default_root(os.environ)
+    commands = {"train": cmd_train, "generate": cmd_generate, "info": cmd_info, "runs": cmd_runs, "stop": cmd_stop}
     try:
         return commands[args.command](args, root)
     except USER_ERRORS as e:

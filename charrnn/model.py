@@ -8,20 +8,24 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .options import option
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
 @dataclass
 class ModelConfig:
-    vocab_size: int = 100
-    embed: int = 100
-    hidden: int = 128
-    layers: int = 1
-    dropout: float = 0.0
-    cell: str = "lstm"
+    vocab_size: int = 100            # set from the corpus, never a flag
+    embed: int = option(100, "embedding size: numbers per input character", label="Embedding size")
+    hidden: int = option(128, "hidden units per layer: the model's memory and most of its size",
+                         label="Hidden size")
+    layers: int = option(1, "recurrent layers stacked on each other")
+    dropout: float = option(0.0, "fraction of units dropped in training, against overfitting (0 = off)")
+    cell: str = option("lstm", "recurrent cell", choices=("lstm", "gru", "rnn"))
 
     def __post_init__(self):
         check_range("vocab_size", self.vocab_size, 1, 1_114_112)
@@ -72,4 +76,10 @@ class CharRNN(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def count_params(config: ModelConfig) -> int:
+    """Parameters of the model ``config`` describes, built on the meta device (no memory, any size)."""
+    with torch.device("meta"):
+        return CharRNN(config).num_params()
 

@@ -18,39 +18,45 @@ import torch.distributed as dist
 
 from .data import Corpus
 from .model import CharRNN, check_range
+from .options import option, options
 from .sample import generate
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 64
-    seq_len: int = 128
-    iterations: int = 2000           # 0 = no step limit (then minutes must be set)
-    minutes: float = 0.0             # wall-clock budget; 0 = none
-    optimizer: str = "adamw"         # adam | adamw
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup: int = 50                 # steps of linear warm-up
-    decay: str = "cosine"            # cosine | linear | none, over the iterations or the time budget
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0           # 0 = no clipping
-    eval_every: int = 200
-    eval_chars: int = 200_000        # validation characters per evaluation (0 = all)
-    sample_every: int = 200
-    sample_prime: str = ""
-    sample_temperature: float = 0.8
-    sample_length: int = 200
-    checkpoint_every: int = 500
-    log_every: int = 10
-    seed: int = 1337
-    device: str = "auto"
-    threads: int = 0                 # torch intra-op threads; 0 = leave torch's default
-    autocast: str = "none"           # none | bf16 | auto: training forward in bf16 autocast (weights, eval stay
-                                     # float32); auto = bf16 where the hardware has fast bf16 matmuls
-    val_fraction: float = 0.1
-    vocab: str = "corpus"            # corpus | printable
-    unknown: str = "error"           # for printable vocab: error | drop | fold
-    max_loss_factor: float = 3.0     # loss above this many times ln(V) counts as exploding
+    batch_size: int = option(64, "text portions trained on at once in each step")
+    seq_len: int = option(128, "characters per portion: how far back the gradient reaches", label="Sequence length")
+    iterations: int = option(2000, "training steps (0 = no step limit: the time budget ends the run)")
+    minutes: float = option(0.0, "wall-clock budget in minutes (0 = no time limit)")
+    optimizer: str = option("adamw", "optimizer", choices=("adam", "adamw"))
+    lr: float = option(3e-3, "peak learning rate: how big each step is", label="Learning rate")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup: int = option(50, "steps of linear learning-rate warm-up")
+    decay: str = option("cosine", "learning-rate decay over the iterations or the time budget",
+                        choices=("cosine", "linear", "none"))
+    min_lr_ratio: float = option(0.1, "the decayed learning rate's floor, as a fraction of the peak")
+    grad_clip: float = option(1.0, "gradient norm clip (0 = off)")
+    eval_every: int = option(200, "steps between validation passes")
+    eval_chars: int = option(200_000, "validation characters per evaluation (0 = all)")
+    sample_every: int = option(200, "steps between samples")
+    sample_prime: str = option("", "text the samples start from (default: a new line)")
+    sample_temperature: float = option(0.8, "temperature of the samples")
+    sample_length: int = option(200, "characters per sample")
+    checkpoint_every: int = option(500, "steps between checkpoints")
+    log_every: int = option(10, "steps between progress records")
+    seed: int = option(1337, "random seed")
+    device: str = option("auto", "auto | cpu | cuda | mps")
+    threads: int = option(0, "torch intra-op threads (0 = torch's default)")
+    # bf16 autocast of the training forward (weights, optimizer and validation stay float32);
+    # auto = bf16 where the hardware has fast bf16 matmuls
+    autocast: str = option("none", "bf16 autocast of the training forward (auto: where the hardware has native bf16)",
+                           choices=("none", "bf16", "auto"))
+    val_fraction: float = option(0.1, "fraction of the text held out for validation (its end)")
+    vocab: str = option("corpus", "vocabulary: the corpus's characters or string.printable",
+                        choices=("corpus", "printable"))
+    unknown: str = option("error", "characters outside a printable vocabulary: refuse, drop or transliterate",
+                          choices=("error", "drop", "fold"))
+    max_loss_factor: float = option(3.0, "a loss above this many times ln(vocabulary) counts as exploding")
 
     def __post_init__(self):
         check_range("batch_size", self.batch_size, 1, 4096)
@@ -66,12 +72,9 @@ class TrainConfig:
         for name in ("eval_every", "sample_every", "checkpoint_every", "log_every"):
             check_range(name, getattr(self, name), 1, 10_000_000)
         check_range("warmup", self.warmup, 0, 10_000_000)
-        choices = {"optimizer": ("adam", "adamw"), "decay": ("cosine", "linear", "none"),
-                   "vocab": ("corpus", "printable"), "unknown": ("error", "drop", "fold"),
-                   "autocast": ("none", "bf16", "auto")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for opt in options(TrainConfig):
+            if opt.choices and getattr(self, opt.name) not in opt.choices:
+                raise ValueError(f"{opt.name} must be one of {opt.choices}, got {getattr(self, opt.name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

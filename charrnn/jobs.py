@@ -1,0 +1,242 @@
+"""The one training job of a checkpoints folder: start a trainer process, follow it, stop it, resume it.
+
+A trainer is ``python -m charrnn train ...`` in its own session, logging to
+``<run>/train.log``; it writes the run directory, and everything here reads that
+directory back (status.json, metrics.jsonl), so a job outlives the process that
+started it: an app restarted mid-run finds its job again. One job at a time per
+folder: ``Supervisor.start`` and ``resume`` refuse while another trainer runs.
+No UI here: errors are ``JobError`` with a message that says what to do.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import checkpoint as ck
+from .model import ModelConfig
+from .options import config_argv
+from .train import TrainConfig
+
+MAX_MORE_ITERATIONS = 10_000_000
+MAX_MORE_MINUTES = 10_080          # a week, as TrainConfig allows
+
+
+class JobError(ValueError):
+    """A job cannot be started, stopped or resumed; the message says why and what to do instead."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    pid: int
+
+
+# --- run directories --------------------------------------------------------------
+def run_dirs(root: Path) -> list[Path]:
+    return [d for d in root.iterdir() if d.is_dir() and ck.RUN_NAME.match(d.name)] if root.is_dir() else []
+
+
+def recent_run(root: Path) -> str | None:
+    """The run with the newest metrics."""
+    stamped = [((d / ck.METRICS).stat().st_mtime, d.name) for d in run_dirs(root) if (d / ck.METRICS).is_file()]
+    return max(stamped)[1] if stamped else None
+
+
+def running_job(root: Path) -> Job | None:
+    """A run whose status says running, with a live trainer behind it."""
+    for d in run_dirs(root):
+        status = ck.read_status(d)
+        if status.get("state") == "running" and ck.trainer_alive(status.get("pid")):
+            return Job(d.name, status["pid"])
+    return None
+
+
+def resumable_runs(root: Path) -> list[dict]:
+    """Runs that can continue exactly: weights plus the optimizer state of their step, and not running."""
+    return [r for r in ck.list_runs(root)
+            if r["status"].get("state") != "running" and r["header"].get("step") in ck.train_state_steps(r["path"])]
+
+
+def log_tail(directory: Path, lines: int = 12) -> str:
+    """The last ``lines`` lines of a run's train.log ('' when there is none)."""
+    try:
+        with open(Path(directory) / "train.log", "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4000))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def prepare_run_dir(root: Path, name: str, text: str, path: Path | None) -> Path:
+    """Create run ``name`` (refusing an existing one); write ``text`` there unless it is file ``path``. Returns --data."""
+    try:
+        directory = ck.run_dir(root, name)
+    except ck.CheckpointError as e:
+        raise JobError(str(e)) from None
+    if (directory / ck.WEIGHTS).exists():
+        raise JobError(f"A run named {name} already exists; resume it or pick another name.")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if path is not None:
+            return path
+        corpus = directory / "corpus.txt"
+        ck.atomic_write(corpus, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        return corpus
+    except OSError as e:
+        raise JobError(f"Cannot write to {root}: {e.strerror or e}") from None
+
+
+def budget_args(header: dict, more_iterations=0, more_minutes=0.0) -> list[str]:
+    """CLI overrides that extend a run's budget: totals count from the start, so add to what it has done."""
+    more_iterations, more_minutes = more_iterations or 0, more_minutes or 0
+    for name, value, high in (("more iterations", more_iterations, MAX_MORE_ITERATIONS),
+                              ("more minutes", more_minutes, MAX_MORE_MINUTES)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+            raise JobError(f"{name} must be a number from 0 to {high:,}, got {value!r}.")
+    if more_iterations:
+        return ["--iterations", str(header["step"] + int(more_iterations)), "--minutes", "0"]
+    if more_minutes:
+        return ["--minutes", repr(header.get("elapsed", 0) / 60 + float(more_minutes)), "--iterations", "0"]
+    cfg = header.get("train_config", {})
+    done = [header["step"] >= cfg["iterations"] if cfg.get("iterations") else False,
+            header.get("elapsed", 0) >= 60 * cfg["minutes"] if cfg.get("minutes") else False]
+    if any(done):
+        raise JobError("This run has used its whole budget; give more iterations or more minutes to continue it.")
+    return []
+
+
+def stop_run(root: Path, name: str) -> Job:
+    """SIGTERM the trainer of run ``name``: it finishes its step, saves a final checkpoint and says 'stopped'."""
+    status = ck.read_status(ck.run_dir(root, name))
+    if status.get("state") != "running" or not ck.trainer_alive(status.get("pid")):
+        raise JobError(f"Run {name} is not training (its status is {status.get('state')}).")
+    try:
+        os.kill(status["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        raise JobError(f"Run {name} had already ended.") from None
+    return Job(name, status["pid"])
+
+
+# --- the supervisor -----------------------------------------------------------------
+class Supervisor:
+    """The one trainer process of ``root``: a lock so two starts cannot both spawn, and the child to reap.
+
+    ``threads`` is the trainer's torch thread count (0 = torch's default).
+    """
+
+    def __init__(self, root: Path, threads: int = 0):
+        self.root, self.threads = Path(root).resolve(), threads
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self.run: str | None = None
+        self.stopping: set[str] = set()
+
+    def child_alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def active(self) -> Job | None:
+        """The run in progress: our child (covering the second before it writes its status), or any live trainer."""
+        if self.child_alive():
+            return Job(self.run, self.proc.pid)
+        return running_job(self.root)
+
+    def refuse_if_busy(self) -> None:
+        job = self.active()
+        if job:
+            raise JobError(f"A training run is in progress: {job.name}. One run at a time: wait for it to finish "
+                           "or press Stop. Its progress is shown below.")
+
+    def start(self, name: str, text: str, path: Path | None, data_name: str, preset: str,
+              model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
+        """Write the run directory and spawn its trainer on ``text`` (or on file ``path``) with exactly these configs."""
+        args = ["--preset", preset, *config_argv(model_cfg), *config_argv(train_cfg, skip=("threads",)),
+                "--name", name, "--data-name", data_name]
+        with self.lock:
+            self.refuse_if_busy()
+            data = prepare_run_dir(self.root, name, text, path)
+            return self.spawn(name, ["--data", str(data), *args])
+
+    def resume(self, name: str, more_iterations=0, more_minutes=0.0) -> tuple[Job, int]:
+        """Continue a stopped run from its checkpoint, optionally with more steps or minutes; returns (job, step)."""
+        runs = {r["name"]: r for r in resumable_runs(self.root)}
+        if name not in runs:
+            raise JobError(f"No resumable run named {name!r}; pick one from the list "
+                           "(a run needs its checkpoint and optimizer state, and must not be running).")
+        header = runs[name]["header"]
+        args = ["--resume", name, *budget_args(header, more_iterations, more_minutes)]
+        data = Path(header.get("data", {}).get("path", ""))
+        if not data.is_file():
+            raise JobError(f"The corpus of {name} ({data}) is gone; it cannot be resumed here.")
+        with self.lock:
+            self.refuse_if_busy()
+            return self.spawn(name, args), header["step"]
+
+    def stop(self) -> tuple[Job, bool]:
+        """Ask the running trainer to stop: (job, False) when it had ended meanwhile. JobError when nothing runs."""
+        with self.lock:
+            job = self.active()
+            if job is None:
+                raise JobError("No training run is in progress.")
+            try:
+                os.kill(job.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return job, False
+            self.stopping.add(job.name)
+        return job, True
+
+    def spawn(self, name: str, args: list[str]) -> Job:
+        """``python -m charrnn train ARGS`` in its own session, logging to <run>/train.log (call with the lock)."""
+        cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(self.root), "train", *args,
+               "--threads", str(self.threads), "--quiet"]
+        with open(ck.run_dir(self.root, name) / "train.log", "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ck.PROJECT_DIR, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.run = name
+        self.stopping.discard(name)
+        return Job(name, self.proc.pid)
+
+    def exit_code(self, name: str) -> int | None:
+        """Our child's exit status for run ``name`` once it has ended (None while running, or not ours)."""
+        if self.proc is None or self.run != name:
+            return None
+        return self.proc.poll()
+
+    def state(self, name: str) -> dict:
+        """The run's status, with 'starting' / 'ended' / 'cancelled' for our child before it wrote a status,
+        and 'stopping' once Stop was pressed."""
+        status = ck.read_status(self.root / name)
+        if status.get("state") == "unknown":
+            if self.child_alive() and self.run == name:
+                status = {"state": "starting"}
+            elif (code := self.exit_code(name)) is not None:
+                stopped = code == -signal.SIGTERM and name in self.stopping
+                status = {"state": "cancelled"} if stopped else {"state": "ended", "code": code}
+        if status.get("state") == "running" and name in self.stopping:
+            status = {**status, "state": "stopping"}
+        return status
+
+    def last_run(self) -> str | None:
+        """What to show while nothing trains: the run started here last, else the newest on disk."""
+        if self.run and (self.root / self.run).is_dir():
+            return self.run
+        return recent_run(self.root)
+
+    def files_signature(self, name: str | None) -> tuple:
+        """What a view of run ``name`` depends on (its state and file stamps): unchanged means nothing new."""
+        if name is None:
+            return (None,)
+        stamps = []
+        for file in (ck.METRICS, ck.STATUS, "train.log"):
+            try:
+                st = (self.root / name / file).stat()
+                stamps.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                stamps.append(None)
+        return (name, tuple(sorted(self.state(name).items(), key=str)), *stamps)

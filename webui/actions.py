@@ -1,0 +1,97 @@
+"""Start, stop and resume training from the form: checks the app's policy, then hands over to the job supervisor.
+
+No gradio: refusals are ``UserError``; each action returns the message the page shows.
+"""
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+
+from charrnn import checkpoint as ck
+from charrnn.data import CorpusError
+from charrnn.jobs import JobError
+from charrnn.model import ModelConfig, count_params
+from charrnn.runner import build_corpus
+
+from .context import AppContext
+from .errors import UserError, esc, no_markup
+from .forms import CorpusChoice, build_configs, read_corpus, text_stats, vocab_size_for
+from .render import corpus_line, model_line
+from .settings import Settings
+
+
+def stamp(message: str) -> str:
+    return f"{time.strftime('%H:%M:%S')} · {message}"
+
+
+def check_password(settings: Settings, password: str | None) -> None:
+    if settings.password and not hmac.compare_digest((password or "").encode(), settings.password.encode()):
+        raise UserError("Training controls need the password (set by CHARRNN_TRAIN_PASSWORD on this server).")
+
+
+def default_run_name(choice: CorpusChoice, preset: str) -> str:
+    stem = Path(choice.name).stem if choice.path or choice.name.endswith(".txt") else "pasted"
+    return ck.safe_run_name(f"{stem}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def start_training(ctx: AppContext, password, source, bundled_name, upload, pasted, preset, values: dict,
+                   run_name) -> str:
+    """Validate everything, then start the trainer on the chosen text; returns a message naming the run."""
+    settings = ctx.settings
+    check_password(settings, password)
+    choice = read_corpus(settings, source, bundled_name, upload, pasted)
+    model_cfg, train_cfg = build_configs(settings, preset, 1, values)
+    try:
+        corpus = build_corpus(choice.text, train_cfg)
+    except (CorpusError, ValueError) as e:
+        raise UserError(no_markup(e)) from None
+    model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
+    params = count_params(model_cfg)
+    if params > settings.max_params:
+        raise UserError(f"That model has {params:,} parameters; the app trains at most {settings.max_params:,}. "
+                        "Lower the hidden size or the layers.")
+    name = run_name.strip() if isinstance(run_name, str) and run_name.strip() else default_run_name(choice, preset)
+    try:
+        job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg)
+    except JobError as e:
+        raise UserError(no_markup(e)) from None
+    return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}.")
+
+
+def stop_training(ctx: AppContext, password) -> str:
+    """Ask the running trainer to stop: it finishes its step, saves a checkpoint and says 'stopped'."""
+    check_password(ctx.settings, password)
+    try:
+        job, signalled = ctx.jobs.stop()
+    except JobError as e:
+        raise UserError(no_markup(e)) from None
+    if not signalled:
+        return stamp(f"Run **{job.name}** had already ended.")
+    return stamp(f"Stopping **{job.name}**: it finishes the current step and saves a final checkpoint.")
+
+
+def resume_training(ctx: AppContext, password, run, more_iterations, more_minutes) -> str:
+    """Continue a stopped run from its checkpoint, optionally with a bigger budget (more steps or minutes)."""
+    check_password(ctx.settings, password)
+    try:
+        job, step = ctx.jobs.resume(run, more_iterations, more_minutes)
+    except JobError as e:
+        raise UserError(no_markup(e)) from None
+    return stamp(f"Resumed **{esc(run)}** (pid {job.pid}) from step {step:,}.")
+
+
+# --- what the form says about its values -----------------------------------------------
+def describe_corpus(settings: Settings, source, bundled_name, upload, pasted) -> tuple[str, dict]:
+    """A line on the chosen text (size, characters) and its stats for the model line."""
+    choice = read_corpus(settings, source, bundled_name, upload, pasted)
+    stats = text_stats(choice.text)
+    return corpus_line(choice, stats), stats
+
+
+def describe_model(settings: Settings, stats: dict | None, preset, values: dict) -> str:
+    """The parameter count of the configured model, its shape and budget."""
+    vocab_size = vocab_size_for(preset, stats) or 1
+    model_cfg, train_cfg = build_configs(settings, preset, vocab_size, values)
+    return model_line(model_cfg, train_cfg, count_params(model_cfg), settings.max_params,
+                      vocab_known=bool(stats) or vocab_size > 1)

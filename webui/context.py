@@ -1,0 +1,23 @@
+"""What every handler of the app shares, passed as one object instead of module globals."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from charrnn.jobs import Supervisor
+from charrnn.lru import LRU
+
+from .models import ModelCache
+from .settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    jobs: Supervisor = None
+    models: ModelCache = field(default_factory=lambda: ModelCache(size=4))
+    logits: LRU = field(default_factory=lambda: LRU(64))        # next-character logits per (checkpoint, text read)
+    activations: LRU = field(default_factory=lambda: LRU(6))    # a layer's (T, H) values per (checkpoint, text)
+
+    def __post_init__(self):
+        if self.jobs is None:
+            self.jobs = Supervisor(self.settings.root, threads=self.settings.trainer_threads)

@@ -1,0 +1,79 @@
+"""``create_demo(settings)``: one ``gr.Blocks`` with the three tabs, and what crosses them: the poll that
+follows the training run and keeps every checkpoint list fresh, and the Inside tab reading the Generate tab."""
+from __future__ import annotations
+
+import gradio as gr
+import torch
+
+from charrnn.jobs import resumable_runs
+
+from . import generate_tab, inside_tab, train_tab
+from .context import AppContext
+from .generate_tab import describe_checkpoint
+from .glue import QUIET
+from .models import checkpoint_signature, list_checkpoints, picked_checkpoint
+from .settings import Settings
+
+TITLE = "charrnn: watch an LSTM learn to write"
+INTRO = ("# Watch an LSTM learn to write\nTrain a character-level LSTM on a text of your choice and watch "
+         "its loss fall and its samples turn from gibberish into words; then generate text from it and "
+         "play with the temperature.")
+
+
+def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
+    """The app for ``settings`` (``ctx`` to share a job supervisor and caches, as tests do)."""
+    ctx = ctx or AppContext(settings)
+    torch.set_num_threads(settings.server_threads)   # generation steps are tiny; the trainer process gets the cores
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(INTRO)
+        view = gr.State({})
+        timer = gr.Timer(settings.poll_seconds)
+        with gr.Tab("Train", id="train"):
+            train = train_tab.build(ctx)
+        with gr.Tab("Generate", id="generate"):
+            generate = generate_tab.build(ctx)
+        with gr.Tab("Inside a unit", id="inside") as inside_page:
+            inside = inside_tab.build(ctx)
+        train_tab.wire(ctx, train)
+        generate_tab.wire(ctx, generate)
+        inside_tab.wire(ctx, inside, inside_page, generate.checkpoint, generate.output)
+
+        def refresh(view, checkpoint, resume_run, review):
+            return poll(ctx, view, checkpoint, resume_run, review)
+
+        inputs = [view, generate.checkpoint, train.resume_run, train.review_run]
+        outputs = [train.loss_plot, train.sample_box, train.earlier, train.progress_md, train.status_md,
+                   generate.checkpoint, generate.checkpoint_md, train.resume_run, train.review_run, view]
+        demo.load(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
+        timer.tick(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
+    demo.ctx = ctx
+    return demo
+
+
+def checkpoint_updates(ctx: AppContext, current, known: list[str], review=None) -> tuple:
+    """New picker choices (a newly appeared run is selected), its description, the resume and review choices."""
+    ckpts = list_checkpoints(ctx.settings)
+    keys = [r["key"] for r in ckpts]
+    value = picked_checkpoint(keys, current, known)
+    resumable = [r["name"] for r in resumable_runs(ctx.settings.root)]
+    choices = [(r["label"], r["key"]) for r in ckpts]
+    picker = gr.update(choices=choices, value=value)
+    resume = gr.update(choices=resumable, value=resumable[0] if resumable else None)
+    reviewed = gr.update(choices=choices, value=review if review in keys else value)
+    return picker, describe_checkpoint(ctx, value), resume, reviewed, keys
+
+
+def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None) -> tuple:
+    """Refresh what changed: the followed run's view, and the checkpoint lists. Unchanged outputs are skipped."""
+    view = dict(view or {})
+    job = ctx.jobs.active()
+    run = job.name if job else view.get("run") or ctx.jobs.last_run()
+    run_sig = ctx.jobs.files_signature(run)
+    train_out = train_tab.training_view(ctx, run) if run_sig != view.get("run_sig") else (gr.skip(),) * 5
+    ckpt_sig = (checkpoint_signature(ctx.settings), job and job.name)
+    if ckpt_sig != view.get("ckpt_sig"):
+        picker, info, resume, reviewed, keys = checkpoint_updates(ctx, checkpoint, view.get("keys", []), review)
+    else:
+        picker, info, resume, reviewed, keys = gr.skip(), gr.skip(), gr.skip(), gr.skip(), view.get("keys", [])
+    return (*train_out, picker, info, resume, reviewed,
+            {"run": run, "run_sig": run_sig, "ckpt_sig": ckpt_sig, "keys": keys})

@@ -1,0 +1,152 @@
+"""Form values -> what the engine takes: the chosen corpus, the model and train configs, generation arguments.
+
+No gradio: every refusal is a ``UserError`` whose message names the value and what is allowed.
+The training form's fields are config fields (``FORM_FIELDS``), labelled and explained by their
+``option`` declarations in the engine, and passed around by name.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from charrnn.data import CorpusError, decode_text, read_text
+from charrnn.model import ModelConfig
+from charrnn.options import Option, option_named
+from charrnn.presets import PRESETS, preset_configs, preset_vocab_kind
+from charrnn.train import TrainConfig
+from charrnn.vocab import Vocab
+
+from .errors import UserError, esc, no_markup
+from .settings import Settings
+
+SOURCES = [("Bundled corpus", "bundled"), ("Upload a .txt file", "upload"), ("Paste text", "paste")]
+MODEL_FIELDS = ("hidden", "layers")
+TRAIN_FIELDS = ("seq_len", "batch_size", "lr", "iterations", "minutes")
+FORM_FIELDS = MODEL_FIELDS + TRAIN_FIELDS
+
+
+def form_option(name: str) -> Option:
+    """The config field behind form field ``name`` (its label, help and type)."""
+    return option_named(ModelConfig if name in MODEL_FIELDS else TrainConfig, name)
+
+
+def preset_values(preset: str) -> dict:
+    """The form's values for ``preset`` (a budget the preset does not set is 0: none)."""
+    model_kw, train_kw = PRESETS[preset]
+    return {name: {**model_kw, **train_kw}.get(name, 0) for name in FORM_FIELDS}
+
+
+# --- corpus ---------------------------------------------------------------------------
+@dataclass
+class CorpusChoice:
+    text: str
+    name: str
+    path: Path | None     # the file to train on; None: write the text into the run directory
+
+
+def bundled_corpora(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in data_dir.glob("*.txt")) if data_dir.is_dir() else []
+
+
+def read_corpus(settings: Settings, source: str, bundled_name: str | None, upload: str | None,
+                pasted: str | None) -> CorpusChoice:
+    """The text the user chose, or UserError saying what is wrong with it."""
+    try:
+        if source == "bundled":
+            if bundled_name not in bundled_corpora(settings.data_dir):
+                raise UserError(f"No bundled corpus named {esc(repr(bundled_name))}; pick one from the list.")
+            path = settings.data_dir / bundled_name
+            return CorpusChoice(read_text(path), bundled_name, path)
+        if source == "upload":
+            return read_upload(upload, settings.max_corpus_bytes)
+        if source == "paste":
+            return read_pasted(pasted, settings.max_corpus_bytes)
+    except CorpusError as e:
+        raise UserError(no_markup(e)) from None
+    raise UserError(f"Unknown corpus source {esc(repr(source))}; use bundled, upload or paste.")
+
+
+def read_upload(upload: str | None, limit: int) -> CorpusChoice:
+    if not upload:
+        raise UserError("Upload a .txt file first.")
+    path = Path(upload)
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise UserError(f"{esc(path.name)} is {size / 1e6:.1f} MB; the limit for uploads is {limit / 1e6:.0f} MB.")
+        raw = path.read_bytes()
+    except OSError:
+        raise UserError("The uploaded file is no longer on the server; upload it again.") from None
+    return CorpusChoice(decode_text(raw, path.name), path.name, None)
+
+
+def read_pasted(pasted: str | None, limit: int) -> CorpusChoice:
+    if not isinstance(pasted, str) or not pasted.strip():
+        raise UserError("Paste some text first.")
+    size = len(pasted.encode("utf-8", errors="replace"))
+    if size > limit:
+        raise UserError(f"The pasted text is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB "
+                        "(upload a file or use the command line for bigger texts).")
+    return CorpusChoice(pasted, "pasted text", None)
+
+
+@lru_cache(maxsize=16)
+def text_stats(text: str) -> dict:
+    """Characters and distinct characters of a text (what the model line needs)."""
+    return {"chars": len(text), "distinct": len(set(text))}
+
+
+# --- model and training configuration -------------------------------------------------
+def build_configs(settings: Settings, preset: str, vocab_size: int, values: dict) -> tuple[ModelConfig, TrainConfig]:
+    """The configs the trainer will use, from a preset and the form's ``values`` by field name."""
+    if preset not in PRESETS:
+        raise UserError(f"Unknown preset {esc(repr(preset))}; choose one of {', '.join(PRESETS)}.")
+    model = {k: values.get(k) for k in MODEL_FIELDS}
+    train = {k: values.get(k) for k in TRAIN_FIELDS}
+    try:
+        model_cfg, train_cfg = preset_configs(preset, vocab_size, model, train)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"Invalid setting: {no_markup(e)}") from None
+    if train_cfg.batch_size * train_cfg.seq_len > settings.max_batch_chars:
+        raise UserError(f"batch size x sequence length = {train_cfg.batch_size * train_cfg.seq_len:,}; "
+                        f"the app allows at most {settings.max_batch_chars:,} characters per batch.")
+    return model_cfg, train_cfg
+
+
+def vocab_size_for(preset: str, stats: dict | None) -> int | None:
+    if preset in PRESETS and preset_vocab_kind(preset) == "printable":
+        return len(Vocab.printable())
+    return stats["distinct"] if stats else None
+
+
+# --- generation -----------------------------------------------------------------------
+def whole_number(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not low <= value <= high:
+        raise UserError(f"{name} must be a whole number from {low:,} to {high:,}, got {esc(repr(value))}.")
+    return int(value)
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_temperature(temperature) -> float:
+    if not finite(temperature) or not 0 <= temperature <= 2:
+        raise UserError(f"Temperature must be a number from 0 to 2 (0 = greedy), got {esc(repr(temperature))}.")
+    return float(temperature)
+
+
+def check_generation_args(settings: Settings, prime, temperature, length, top_k, seed) -> tuple:
+    """(prime, temperature, length, top_k or None, seed or None), or UserError with the allowed range."""
+    if prime is None:
+        prime = ""
+    if not isinstance(prime, str) or len(prime) > settings.max_prime:
+        raise UserError(f"The prime must be text of at most {settings.max_prime:,} characters.")
+    temperature = check_temperature(temperature)
+    length = whole_number("Length", length, 1, settings.max_length)
+    top_k = None if top_k is None else whole_number("Top-k", top_k, 0, 1_114_112) or None  # 0 = off
+    seed = None if seed is None else whole_number("Seed", seed, 0, 2**63 - 1) or None      # 0 = random
+    return prime, temperature, length, top_k, seed

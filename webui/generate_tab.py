@@ -1,0 +1,138 @@
+"""The Generate tab: a checkpoint, a prime and a temperature; streamed text, the next-character bars
+under the temperature slider, the confidence colouring and temperatures side by side."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from charrnn import checkpoint as ck
+
+from .context import AppContext
+from .generation import DEFAULT_PRIME, SIDE_LENGTH, SIDE_TEMPERATURES, TOP_CHARS, compare_temperatures, \
+    generation_stream, next_char
+from .glue import QUIET, WholeNumber, handler, warn
+from .models import resolve_checkpoint
+from .render import checkpoint_line
+from .render_inside import confidence_html, warning_html
+
+GENERATE_INPUTS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
+
+
+def build(ctx: AppContext) -> SimpleNamespace:
+    settings = ctx.settings
+    g = SimpleNamespace(reading=gr.State(DEFAULT_PRIME), record=gr.State(None))   # the text the chart reads
+    g.checkpoint = gr.Dropdown([], label="Checkpoint", info="newest first", allow_custom_value=True,
+                               elem_id="checkpoint")
+    g.checkpoint_md = gr.Markdown(elem_id="checkpoint-info")
+    with gr.Row():
+        with gr.Column(scale=3):
+            g.prime = gr.Textbox(label="Prime", value=DEFAULT_PRIME, lines=2,
+                                 info="Text to start from; characters the model does not know are transliterated "
+                                      "to ASCII or left out (with a warning). Empty = start of a line.",
+                                 elem_id="prime")
+            g.length = gr.Slider(1, settings.max_length, value=500, step=1, label="Length (characters)",
+                                 elem_id="length")
+            with gr.Row():
+                g.top_k = WholeNumber(0, precision=0, label="Top-k", elem_id="top-k",
+                                      info="sample among the k likeliest; 0 = off")
+                g.seed = WholeNumber(0, precision=0, label="Seed", elem_id="seed",
+                                     info="0 = random; the same seed repeats the text")
+            with gr.Row():
+                g.generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
+                g.stop_btn = gr.Button("Stop", elem_id="gen-stop-btn")
+            g.output = gr.Textbox(label="Output", lines=12, max_lines=30, interactive=False, buttons=["copy"],
+                                  elem_id="output")
+        with gr.Column(scale=2):
+            g.temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="temperature",
+                                      info="the logits are divided by it before the softmax: below 1 sharper "
+                                           "(0 = always the likeliest), above 1 flatter. Watch the bars.")
+            g.dist_plot = gr.BarPlot(None, x="char", y="probability", sort="-y", y_lim=[0, 1], height=280,
+                                     title=f"Next character: the model's top {TOP_CHARS} guesses",
+                                     x_title="next character", y_title="probability", elem_id="next-char-plot")
+            g.dist_line = gr.HTML(elem_id="next-char-info")
+            g.position = gr.Slider(0, len(DEFAULT_PRIME), value=len(DEFAULT_PRIME), step=1,
+                                   label="Position in the text",
+                                   info="characters read before the guess: of the prime, or after a generation "
+                                        "of the output (it starts just after the prime)", elem_id="position")
+    gr.Markdown("#### Confidence: how likely each generated character was")
+    g.confidence = gr.HTML(confidence_html(None), elem_id="confidence", max_height=420)
+    gr.Markdown("#### Temperature side by side")
+    with gr.Row():
+        g.compare_btn = gr.Button("Compare temperatures", size="md", elem_id="compare-btn", scale=0, min_width=240)
+        gr.Markdown(f"The prime continued at T = {', '.join(f'{t:g}' for t in SIDE_TEMPERATURES)}: "
+                    f"{SIDE_LENGTH} characters each, all with one seed (the Seed above, or a random one).")
+    g.compare_html = gr.HTML(elem_id="compare")
+    return g
+
+
+def wire(ctx: AppContext, g: SimpleNamespace) -> None:
+    def describe(key):
+        return describe_checkpoint(ctx, key)
+
+    g.checkpoint.input(describe, g.checkpoint, g.checkpoint_md, api_name="describe_checkpoint",
+                       show_progress="hidden")
+
+    def chart(checkpoint, text, position, temperature):
+        return next_char(ctx, checkpoint, text, position, temperature)
+
+    inside_opts = dict(**QUIET, concurrency_id="inside", concurrency_limit=2)
+    redraw = dict(fn=handler(chart, inline=lambda m: (gr.skip(), warning_html(m))),
+                  inputs=[g.checkpoint, g.reading, g.position, g.temperature], outputs=[g.dist_plot, g.dist_line],
+                  trigger_mode="always_last", **inside_opts)
+    gr.on([g.checkpoint.change, g.temperature.change, g.position.change], **redraw)
+    g.prime.change(read_prime, g.prime, [g.reading, g.position], **QUIET, queue=False).then(**redraw)
+
+    def generate(checkpoint, prime, temperature, length, top_k, seed):
+        """generate_text for the page: the text streams; at the end a record of each character's probability.
+
+        The record goes to a gr.State, which gradio_client leaves out: /generate still returns only the text.
+        """
+        for gen in generation_stream(ctx, checkpoint, prime, temperature, length, top_k, seed, warn):
+            yield gen.text, gr.skip()
+        yield gen.text, gen.record(temperature, top_k)
+
+    g.generate_btn.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
+                         None, [g.confidence, g.record], **QUIET, queue=False)
+    gen_event = g.generate_btn.click(handler(generate), [g.checkpoint, g.prime, g.temperature, g.length, g.top_k,
+                                                         g.seed], [g.output, g.record],
+                                     api_name="generate", concurrency_id="generate", concurrency_limit=6,
+                                     preprocess=False)   # raw values: check_generation_args checks each one
+    gen_event.then(after_generation, g.record, [g.confidence, g.reading, g.position], **QUIET).then(**redraw)
+    g.stop_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")
+    g.stop_btn.click(stopped_confidence, g.record, g.confidence, **QUIET, queue=False)
+
+    def compare(checkpoint, prime, seed):
+        return compare_temperatures(ctx, checkpoint, prime, seed, warn)
+
+    g.compare_btn.click(handler(compare), [g.checkpoint, g.prime, g.seed], g.compare_html, api_visibility="private",
+                        concurrency_id="generate", concurrency_limit=6)
+
+
+def describe_checkpoint(ctx: AppContext, key) -> str:
+    """One line on the chosen model: corpus, size, steps, validation loss (or what is wrong with it)."""
+    if not key:
+        return "No checkpoint yet: train one in the Train tab."
+    return handler(lambda: checkpoint_line(ck.read_header(resolve_checkpoint(ctx.settings, key))),
+                   inline=lambda m: f"⚠️ {m}")()
+
+
+def read_prime(prime) -> tuple:
+    """While the prime is edited, the chart reads it: the text, and the position slider at its end."""
+    prime = prime if isinstance(prime, str) else ""
+    return prime, gr.update(maximum=max(1, len(prime)), value=len(prime))
+
+
+def after_generation(record: dict | None) -> tuple:
+    """When a generation ends: its confidence colouring, and the chart reading it from just after the prime."""
+    if not record:
+        return gr.skip(), gr.skip(), gr.skip()
+    return (confidence_html(record), record["text"],
+            gr.update(maximum=max(1, len(record["text"])), value=record["start"]))
+
+
+def stopped_confidence(record: dict | None):
+    """Stop pressed: a generation cut short has no colours (only one that ran to its end keeps its record)."""
+    if record:
+        return gr.skip()
+    return "<p><em>Stopped: the colours appear for a generation that runs to its end.</em></p>"

@@ -1,0 +1,107 @@
+"""Generation for the page: streamed text with each character's probability, the same prime at several
+temperatures, and the next-character distribution after any position. No gradio: refusals are
+``UserError``; warnings go to the ``warn`` callback the caller passes (the page shows them as toasts)."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from charrnn.inside import generate_at_temperatures, next_char_logits, top_distribution
+from charrnn.sample import generate_with_probs
+from charrnn.vocab import Vocab
+
+from .context import AppContext
+from .errors import UserError, esc
+from .forms import check_generation_args, check_temperature, finite
+from .models import load_model
+from .render_inside import distribution_frame, distribution_line, temperature_columns
+
+DEFAULT_PRIME = "ROMEO:\n"                # after a speaker's name the first letter is open: broad bars
+TOP_CHARS = 15                            # bars in the next-character chart
+SIDE_TEMPERATURES = (0.2, 0.5, 0.8, 1.2, 1.6)
+SIDE_LENGTH = 200                         # characters per temperature, side by side
+
+Warn = Callable[[str], None]
+
+
+def ignore(message: str) -> None:
+    """A ``warn`` for callers that show no warnings."""
+
+
+def usable_prime(vocab: Vocab, prime: str, warn: Warn, what: str = "the prime") -> str:
+    """The prime with characters the model does not know transliterated to ASCII where it can, else dropped (warned)."""
+    missing = vocab.unknown_chars(prime)
+    if not missing:
+        return prime
+    shown = ", ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    warn(f"The model does not know {esc(shown)}: transliterated to ASCII where possible, otherwise left out of {what}.")
+    return vocab.clean(prime, "fold")
+
+
+@dataclass
+class Generation:
+    """A generation as it grows: the prime used, and each new character with the probability it was drawn with."""
+
+    prime: str
+    chars: list[str] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.prime + "".join(self.chars)
+
+    def record(self, temperature: float, top_k: int | None) -> dict:
+        """What the confidence view draws once the generation is complete."""
+        return {"text": self.text, "start": len(self.prime), "probs": list(self.probs),
+                "temperature": float(temperature), "top_k": int(top_k) if top_k else None}
+
+
+def generation_stream(ctx: AppContext, checkpoint, prime, temperature, length, top_k, seed,
+                      warn: Warn = ignore) -> Iterator[Generation]:
+    """Validate, then yield the growing Generation every few characters and once at the end (one object, updated)."""
+    prime, temperature, length, top_k, seed = check_generation_args(ctx.settings, prime, temperature, length, top_k,
+                                                                    seed)
+    model, vocab, _ = load_model(ctx.settings, ctx.models, checkpoint)
+    if top_k is not None and top_k > len(vocab):
+        raise UserError(f"Top-k must be from 1 to {len(vocab)} (this model's vocabulary size); 0 or blank = off.")
+    gen = Generation(usable_prime(vocab, prime, warn))
+    yield gen
+    every = ctx.settings.stream_every
+    for n, (ch, p) in enumerate(generate_with_probs(model, vocab, gen.prime, length, temperature, top_k, seed), 1):
+        gen.chars.append(ch)
+        gen.probs.append(p)
+        if n % every == 0:
+            yield gen
+    yield gen
+
+
+def compare_temperatures(ctx: AppContext, checkpoint, prime, seed, warn: Warn = ignore,
+                         length: int = SIDE_LENGTH) -> str:
+    """One click: the prime continued at each of SIDE_TEMPERATURES with one seed, in columns."""
+    prime, _, length, _, seed = check_generation_args(ctx.settings, prime, 1.0, length, None, seed)
+    model, vocab, _ = load_model(ctx.settings, ctx.models, checkpoint)
+    prime = usable_prime(vocab, prime, warn)
+    seed = seed or secrets.randbelow(2**31 - 1) + 1          # 0 = random: draw one, shared by every column
+    runs = generate_at_temperatures(model, vocab, prime, length, list(SIDE_TEMPERATURES), seed=seed)
+    return temperature_columns(prime, runs, seed)
+
+
+def next_char(ctx: AppContext, checkpoint, text, position, temperature) -> tuple[pd.DataFrame, str]:
+    """Bars of the likeliest characters after ``position`` characters of ``text``, and a line on them.
+
+    The logits depend on the model and the text read, not on the temperature, so they are
+    memoised: moving the temperature slider only redoes the softmax.
+    """
+    temperature = check_temperature(temperature)
+    model, vocab, key = load_model(ctx.settings, ctx.models, checkpoint)
+    text = text if isinstance(text, str) else ""
+    pos = min(max(int(position), 0), len(text)) if finite(position) else len(text)
+    read = vocab.clean(text[:pos][-ctx.settings.max_read:], "fold")
+    logits = ctx.logits.get((key, read), lambda: next_char_logits(model, vocab, read))
+    dist, entropy = top_distribution(logits, vocab, temperature, k=len(vocab))
+    following = text[pos] if pos < len(text) else None
+    return (distribution_frame(dist, TOP_CHARS),
+            distribution_line(read, following, dict(dist), entropy, temperature, len(vocab)))

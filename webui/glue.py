@@ -1,0 +1,87 @@
+"""Where the UI layers meet gradio: the one place errors become ``gr.Error``, handlers that take named
+inputs, and the one custom component. Imported by the tab modules and the demo only."""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+
+import gradio as gr
+
+from charrnn.checkpoint import CheckpointError
+from charrnn.data import CorpusError
+from charrnn.jobs import JobError
+
+from .errors import UserError, esc, no_markup
+
+QUIET = dict(api_visibility="private", show_progress="hidden")   # internal events: no API, no spinner
+
+
+def message_of(error: Exception) -> str:
+    return str(error) if isinstance(error, UserError) else no_markup(error)
+
+
+ERRORS = (UserError, CheckpointError, CorpusError, JobError)
+
+
+def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable[[str], object] | None = None):
+    """``fn`` as a gradio event handler.
+
+    A ``UserError`` (or an engine error) becomes a ``gr.Error`` toast, or with ``inline`` the value
+    ``inline(message)`` returns (a warning drawn in place). With ``names`` the handler takes its inputs
+    positionally, as gradio passes them, calls ``fn`` with them by name, and shows those names to
+    the API (``gradio_client`` callers pass them as keywords). Generators stay generators, so gradio streams.
+    """
+    def failed(error: Exception):
+        if inline is None:
+            raise gr.Error(message_of(error)) from None
+        return inline(message_of(error))
+
+    def call_args(args, kwargs):
+        return ((), {**dict(zip(names, args, strict=True)), **kwargs}) if names is not None else (args, kwargs)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            a, k = call_args(args, kwargs)
+            try:
+                yield from fn(*a, **k)
+            except ERRORS as e:
+                yield failed(e)
+    else:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            a, k = call_args(args, kwargs)
+            try:
+                return fn(*a, **k)
+            except ERRORS as e:
+                return failed(e)
+    if names is not None:
+        del wrapped.__wrapped__      # gradio reads the signature below, not fn's
+        wrapped.__signature__ = inspect.Signature(
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    else:
+        wrapped.__signature__ = inspect.signature(fn)
+    return wrapped
+
+
+def warn(message: str) -> None:
+    """Show a warning toast on the page (the ``warn`` callback of the generation functions)."""
+    gr.Warning(message)
+
+
+class WholeNumber(gr.Number):
+    """A gr.Number that refuses a value that is not a finite number with a message naming the field.
+
+    The API takes any JSON: Gradio's own rounding (precision=0) fails on "abc", NaN or Infinity with a
+    generic error that names nothing.
+    """
+
+    is_template = True   # drawn by the frontend as a plain Number
+
+    def preprocess(self, payload):
+        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))
+                                    or not math.isfinite(payload)):
+            raise gr.Error(f"{self.label} must be a whole number, got {esc(repr(payload))}.")
+        return super().preprocess(payload)

@@ -1,0 +1,102 @@
+"""The Inside a unit tab: one hidden unit's cell or hidden value over a text, and suggested units."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from .context import AppContext
+from .glue import QUIET, WholeNumber, handler, warn
+from .models import list_checkpoints
+from .render_inside import warning_html
+from .units import PASSAGE, UNIT_KINDS, corpus_passage, suggestions, unit_view
+
+INTRO = ("Each character the LSTM reads updates its state: a few hundred numbers (units) per layer. Some "
+         "units come to track something about the text: whether a line is a speaker's name, how far "
+         "along a line we are... Pick a unit, or let the app suggest the ones that best follow a simple "
+         "feature, and see the text coloured by its value after each character (blue negative, red "
+         "positive), as in Karpathy's *The Unreasonable Effectiveness of Recurrent Neural Networks*. "
+         "The model is the one chosen in the Generate tab.")
+
+
+def build(ctx: AppContext) -> SimpleNamespace:
+    settings = ctx.settings
+    gr.Markdown(INTRO)
+    u = SimpleNamespace(shown=gr.State(False), passage=corpus_passage(settings.data_dir, *PASSAGE))
+    with gr.Row():
+        with gr.Column(scale=1, min_width=220):
+            u.kind = gr.Radio(list(UNIT_KINDS), value="cell", label="State", elem_id="unit-kind",
+                              info="cell: the LSTM's memory c; hidden: its output h = o * tanh(c)")
+            u.layer = WholeNumber(1, precision=0, label="Layer", info="1 = next to the input", elem_id="unit-layer")
+            u.unit = WholeNumber(0, precision=0, label="Unit", info="0 to hidden size - 1", elem_id="unit")
+            u.unit_btn = gr.Button("Show this unit", variant="primary", elem_id="unit-btn")
+            u.suggest_btn = gr.Button("Suggest units", elem_id="suggest-btn")
+            u.suggestions = gr.Radio([], label="Suggested units", elem_id="suggestions",
+                                     info="r: correlation of the unit's value with the feature")
+        with gr.Column(scale=3):
+            u.text = gr.Textbox(u.passage, label="Text the model reads", lines=5, max_lines=10,
+                                info=f"at most {settings.max_inside_chars:,} characters are shown", elem_id="unit-text")
+            with gr.Row():
+                u.passage_btn = gr.Button("A Shakespeare passage", size="sm", elem_id="passage-btn")
+                u.from_output_btn = gr.Button("The generated text", size="sm", elem_id="from-output-btn")
+            u.view = gr.HTML(elem_id="unit-view", max_height=640)
+    return u
+
+
+def wire(ctx: AppContext, u: SimpleNamespace, tab: gr.Tab, checkpoint: gr.Dropdown, output: gr.Textbox) -> None:
+    """Wire the tab; it reads the Generate tab's ``checkpoint`` picker and its ``output``."""
+    inside_opts = dict(**QUIET, concurrency_id="inside", concurrency_limit=2)
+    unit_inputs = [checkpoint, u.text, u.kind, u.layer]
+
+    def show(checkpoint, text, kind, layer, unit):
+        return unit_view(ctx, checkpoint, text, kind, layer, unit, warn)
+
+    def suggest(checkpoint, text, kind, layer):
+        return suggest_and_show(ctx, checkpoint, text, kind, layer)
+
+    def first(shown, checkpoint, text, kind, layer):
+        return first_look(ctx, shown, checkpoint, text, kind, layer)
+
+    show_unit = dict(fn=handler(show), inputs=[*unit_inputs, u.unit], outputs=u.view, **inside_opts)
+    tab.select(first, [u.shown, *unit_inputs], [u.shown, u.suggestions, u.unit, u.view], **inside_opts)
+    u.unit_btn.click(**show_unit)
+    u.unit.submit(**show_unit)
+    u.suggest_btn.click(handler(suggest), unit_inputs, [u.suggestions, u.unit, u.view], **inside_opts)
+    u.suggestions.input(pick_suggestion, u.suggestions, [u.kind, u.unit], **QUIET, queue=False).then(**show_unit)
+    u.passage_btn.click(lambda: u.passage, None, u.text, api_visibility="private", queue=False).then(**show_unit)
+    u.from_output_btn.click(lambda text: text, output, u.text, api_visibility="private", queue=False) \
+        .then(**show_unit)
+
+
+def suggest_and_show(ctx: AppContext, checkpoint, text, kind, layer) -> tuple:
+    """The units that best follow simple features of the text (as radio choices), and the best one shown."""
+    found = suggestions(ctx, checkpoint, text, kind, layer, warn)
+    if not found:
+        return gr.update(choices=[], value=None), gr.skip(), \
+            "<p>⚠️ No simple feature varies in this text; try a longer text with several lines.</p>"
+    choices = [(f"{kind} {d['unit']}: {d['feature']} (r = {d['r']:+.2f})", f"{kind}/{d['unit']}/{d['feature']}")
+               for d in found]
+    best = found[0]["unit"]
+    return gr.update(choices=choices, value=choices[0][1]), best, unit_view(ctx, checkpoint, text, kind, layer, best)
+
+
+def pick_suggestion(value) -> tuple:
+    """A suggestion's state kind and unit number, for the unit controls."""
+    try:
+        kind, unit, _ = str(value).split("/", 2)
+        return kind, int(unit)
+    except ValueError:
+        return gr.skip(), gr.skip()
+
+
+def first_look(ctx: AppContext, shown, checkpoint, text, kind, layer) -> tuple:
+    """When the tab first opens: suggest units and show the best, so there is something to see at once.
+
+    Opened before the page's first refresh has filled the checkpoint picker, it uses the
+    checkpoint the picker is about to show: the newest.
+    """
+    if shown:
+        return (gr.skip(),) * 4
+    checkpoint = checkpoint or next((r["key"] for r in list_checkpoints(ctx.settings)), None)
+    return handler(lambda: (True, *suggest_and_show(ctx, checkpoint, text, kind, layer)),
+                   inline=lambda m: (False, gr.skip(), gr.skip(), warning_html(m)))()

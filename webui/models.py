@@ -1,0 +1,115 @@
+"""The checkpoints the app offers for generation, and loading them (cached) from a picker value.
+
+A picker value is a run name under the checkpoints folder, or ``BUNDLED_KEY`` for the model
+shipped with the app; nothing else resolves, so no request reaches a file outside them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from charrnn import checkpoint as ck
+from charrnn.jobs import run_dirs
+from charrnn.lru import LRU
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
+
+from .errors import UserError, esc, no_markup
+from .settings import Settings
+
+BUNDLED_KEY = "bundled/shakespeare"      # picker value of the shipped model ('/' is never in a run name)
+
+
+def list_checkpoints(settings: Settings) -> list[dict]:
+    """Runs with a checkpoint, newest first, plus the bundled model when the checkpoints folder is elsewhere."""
+    found = [{**r, "key": r["name"], "label": r["name"]} for r in ck.list_runs(settings.root)]
+    bundled = settings.bundled / ck.WEIGHTS
+    if settings.bundled.parent.resolve() != settings.root and bundled.is_file():
+        try:
+            header = ck.read_header(bundled)
+        except ck.CheckpointError:
+            header = None
+        if header is not None:
+            found.append({"name": settings.bundled.name, "path": settings.bundled, "header": header,
+                          "mtime": bundled.stat().st_mtime, "status": {"state": "finished"},
+                          "key": BUNDLED_KEY, "label": f"{settings.bundled.name} (bundled)"})
+    for r in found:
+        if r["status"].get("state") == "running":
+            r["label"] += " (training)"
+    return sorted(found, key=lambda r: r["mtime"], reverse=True)
+
+
+def checkpoint_signature(settings: Settings) -> tuple:
+    """(run, mtime) of every checkpoint file, cheap enough to compute on every poll."""
+    sig = []
+    for d in run_dirs(settings.root):
+        try:
+            sig.append((d.name, (d / ck.WEIGHTS).stat().st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(sorted(sig))
+
+
+def run_directory(settings: Settings, key) -> Path:
+    """The run directory of a picker value (the bundled run or one under the checkpoints folder)."""
+    if key == BUNDLED_KEY:
+        return settings.bundled
+    try:
+        return ck.run_dir(settings.root, key)
+    except ck.CheckpointError as e:
+        raise UserError(no_markup(e)) from None
+
+
+def resolve_checkpoint(settings: Settings, key) -> Path:
+    """The weights file of a picker value; refuses anything that is not a checkpoint the app offers."""
+    if not key:
+        raise UserError("No checkpoint chosen. Train one in the Train tab, or pick one from the list.")
+    try:
+        return ck.checkpoint_file(run_directory(settings, key))
+    except ck.CheckpointError as e:
+        raise UserError(no_markup(e)) from None
+
+
+def picked_checkpoint(keys: list[str], current, known: list[str]):
+    """A run that appeared since the last refresh is selected; else the choice stands; else the newest."""
+    fresh = [k for k in keys if k not in known]
+    if fresh and known:
+        return fresh[0]
+    if current in keys:
+        return current
+    return keys[0] if keys else None
+
+
+class ModelCache:
+    """Loaded checkpoints keyed by (file, mtime): a run's newer checkpoint is loaded fresh, the older dropped."""
+
+    def __init__(self, size: int = 4):
+        self.lru = LRU(size)
+
+    def get(self, path: Path) -> tuple[CharRNN, Vocab, dict]:
+        key = file_key(path)
+        loaded = self.lru.get(key, lambda: load(path))
+        self.lru.discard(lambda k: k[0] != key[0] or k == key)
+        return loaded
+
+
+def file_key(path: Path) -> tuple[str, int]:
+    """(path, mtime): names one version of a checkpoint file."""
+    try:
+        return str(path), path.stat().st_mtime_ns
+    except OSError:
+        raise UserError(f"Checkpoint {esc(path.parent.name)} is gone; refresh the page.") from None
+
+
+def load(path: Path):
+    try:
+        return ck.load_checkpoint(path)
+    except ck.CheckpointError as e:
+        raise UserError(no_markup(e)) from None
+
+
+def load_model(settings: Settings, cache: ModelCache, key) -> tuple[CharRNN, Vocab, tuple]:
+    """The model and vocabulary of a picker value, and a key naming that exact checkpoint file (for memos)."""
+    path = resolve_checkpoint(settings, key)
+    version = file_key(path)        # before loading: a rewrite in between only wastes a memo
+    model, vocab, _ = cache.get(path)
+    return model, vocab, version

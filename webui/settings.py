@@ -1,0 +1,45 @@
+"""The app's settings: where it reads and writes, and the limits it enforces, from the environment."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from charrnn.checkpoint import PROJECT_DIR, default_root
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app is configured by; tests build one with ``Settings(root=tmp_path)``."""
+
+    root: Path                                  # run directories (CHARRNN_CHECKPOINTS)
+    bundled: Path = PROJECT_DIR / "checkpoints" / "shakespeare"   # the pretrained run shipped with the app
+    data_dir: Path = PROJECT_DIR / "data"       # bundled corpora
+    password: str | None = None                 # CHARRNN_TRAIN_PASSWORD: needed for Start / Stop / Resume when set
+    max_corpus_bytes: int = 10 * 1024 * 1024    # uploaded or pasted text
+    max_upload: str = "10mb"                    # launch(max_file_size=...): the server refuses bigger uploads
+    max_params: int = 20_000_000                # models the app will train (2 shared CPU cores); the CLI has no cap
+    max_batch_chars: int = 262_144              # batch size x sequence length, to keep a run's memory sane
+    max_length: int = 5000                      # characters per generation
+    max_prime: int = 10_000                     # characters of prime
+    stream_every: int = 8                       # characters between streamed updates
+    plot_points: tuple[int, int] = (400, 100)   # most train and validation points drawn
+    earlier_samples: int = 12                   # most earlier samples listed
+    timeline_samples: int = 40                  # most samples in a reviewed run's timeline
+    poll_seconds: float = 1.5
+    # One torch thread for the trainer: the app's generation and polling share the 2 cores, and a 2-thread
+    # trainer sharing them with any other busy process collapsed (measured 0.4k-8k vs 19k chars/s, 2026-11).
+    trainer_threads: int = 1
+    server_threads: int = 1                     # torch threads for generation: steps are tiny
+    max_inside_chars: int = 3000                # characters a unit's activations are computed over
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
+    @property
+    def max_read(self) -> int:
+        """Most characters the next-character chart reads: a prime plus a generation."""
+        return self.max_prime + self.max_length
+
+
+def settings_from_env(env) -> Settings:
+    return Settings(root=default_root(env), password=env.get("CHARRNN_TRAIN_PASSWORD") or None)

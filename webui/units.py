@@ -1,0 +1,71 @@
+"""One unit's activation over a text, and the units that best follow simple features of it. No gradio."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from charrnn.data import CorpusError, read_text
+from charrnn.inside import activations, suggest_units
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
+
+from .context import AppContext
+from .errors import UserError, esc
+from .forms import whole_number
+from .generation import Warn, ignore, usable_prime
+from .models import load_model
+from .render_inside import unit_html
+
+UNIT_KINDS = ("cell", "hidden")
+PASSAGE = ("tinyshakespeare.txt", 557_600, 1500)   # file, offset, length: Romeo and Balthasar, names in caps
+
+
+@lru_cache(maxsize=4)
+def corpus_passage(data_dir: Path, name: str, start: int, chars: int) -> str:
+    """About ``chars`` characters of a bundled corpus from the first blank line after ``start``, whole lines."""
+    try:
+        text = read_text(data_dir / name)
+    except CorpusError:
+        return ""
+    begin = text.find("\n\n", start if start < len(text) else 0)
+    piece = text[begin + 2 if begin >= 0 else 0:][:chars]
+    end = piece.rfind("\n")
+    return piece[:end + 1] if end > 0 else piece
+
+
+def inside_text(vocab: Vocab, text, most: int, warn: Warn) -> tuple[str, str]:
+    """The text a unit is shown on (capped; unknown characters folded or dropped, warned) and a note on the cap."""
+    if not isinstance(text, str) or not text.strip():
+        raise UserError("Give the model some text to read: the Shakespeare passage, the generated text or your own.")
+    note = f" Showing the first {most:,} characters." if len(text) > most else ""
+    text = usable_prime(vocab, text[:most], warn, "the text")
+    if not text:
+        raise UserError("This model knows none of the text's characters; try text like the one it was trained on.")
+    return text, note
+
+
+def unit_args(model: CharRNN, kind, layer, unit) -> tuple[str, int, int]:
+    """(kind, layer from 1, unit from 0), or UserError naming the allowed range for this model."""
+    if kind not in UNIT_KINDS:
+        raise UserError(f"State must be 'cell' or 'hidden', got {esc(repr(kind))}.")
+    layer = whole_number("Layer", layer, 1, model.config.layers)
+    unit = whole_number("Unit", unit, 0, model.config.hidden - 1)
+    return kind, layer, unit
+
+
+def unit_view(ctx: AppContext, checkpoint, text, kind, layer, unit, warn: Warn = ignore) -> str:
+    """``text`` coloured by one unit's value after each character."""
+    model, vocab, key = load_model(ctx.settings, ctx.models, checkpoint)
+    kind, layer, unit = unit_args(model, kind, layer, unit)
+    text, note = inside_text(vocab, text, ctx.settings.max_inside_chars, warn)
+    acts = ctx.activations.get((key, text, layer), lambda: activations(model, vocab, text, layer - 1))
+    return unit_html(text, acts[kind][:, unit].tolist(), kind, layer, unit, model.config, note)
+
+
+def suggestions(ctx: AppContext, checkpoint, text, kind, layer, warn: Warn = ignore) -> list[dict]:
+    """The units that best follow simple features of the text: [{unit, feature, r}], best first."""
+    model, vocab, key = load_model(ctx.settings, ctx.models, checkpoint)
+    kind, layer, _ = unit_args(model, kind, layer, 0)
+    text, _ = inside_text(vocab, text, ctx.settings.max_inside_chars, warn)
+    return ctx.activations.get((key, text, layer, kind, "suggest"),
+                               lambda: suggest_units(model, vocab, text, kind, layer - 1))
