@@ -7,11 +7,11 @@ the app never stops a run. ``demo`` is module-level: Spaces and gradio's reload 
 """
 import os
 
-from webui.demo import create_demo
+from webui.demo import create_demo, launch
 from webui.settings import settings_from_env
 
 settings = settings_from_env(os.environ)
 demo = create_demo(settings)
 
 if __name__ == "__main__":
-    demo.queue(max_size=64).launch(max_file_size=settings.max_upload)
+    launch(demo, settings)

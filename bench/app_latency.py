@@ -9,8 +9,8 @@
    (``app.poll``, what the browser's gr.Timer triggers; it is a private endpoint, so it is
    called in-process with the app's settings) every POLL_SECONDS; compare characters per second.
 
-    python bench/app_latency.py
-    python bench/app_latency.py --train-seconds 60 --repeats 10
+    python -m bench.app_latency
+    python -m bench.app_latency --train-seconds 60 --repeats 10
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, machine_line
+
 TARGET_START_S = 8.0
 TARGET_FIRST_MS = 200.0
 TARGET_SLOWDOWN = 0.05
@@ -95,25 +96,26 @@ def train_rate(checkpoints: Path, name: str, seconds: float) -> float:
     return statistics.mean(rates[1:] or rates)   # the first window includes start-up
 
 
-def poll_while(app, stop: threading.Event) -> list[float]:
-    """Call app.poll as the page's timer does, every app.POLL_SECONDS, until ``stop``; return call durations (s)."""
+def poll_while(checkpoints: Path, stop: threading.Event) -> list[float]:
+    """Call the app's poll as the page's timer does, every poll_seconds, until ``stop``; return call durations (s)."""
+    from webui.context import AppContext
+    from webui.demo import poll
+    from webui.settings import Settings
+
+    ctx = AppContext(Settings(root=checkpoints))
     durations, view = [], {}
     while not stop.is_set():
         t0 = time.perf_counter()
-        *_, view = app.poll(app.SETTINGS, app.SLOT, view, None, None)
+        *_, view = poll(ctx, view, None, None)
         durations.append(time.perf_counter() - t0)
-        stop.wait(max(0.0, app.POLL_SECONDS - durations[-1]))
+        stop.wait(max(0.0, ctx.settings.poll_seconds - durations[-1]))
     return durations
 
 
 def polled_rate(checkpoints: Path, seconds: float) -> tuple[float, list[float]]:
     """Training rate while the app's poll function runs in this process against the same folder."""
-    os.environ["CHARRNN_CHECKPOINTS"] = str(checkpoints)
-    sys.path.insert(0, str(ROOT))
-    import app  # builds the Blocks, does not launch; reads CHARRNN_CHECKPOINTS
-
     stop, box = threading.Event(), {}
-    poller = threading.Thread(target=lambda: box.setdefault("d", poll_while(app, stop)))
+    poller = threading.Thread(target=lambda: box.setdefault("d", poll_while(checkpoints, stop)))
     poller.start()
     try:
         rate = train_rate(checkpoints, "bench-polled", seconds)
@@ -156,7 +158,8 @@ def main(argv=None) -> None:
         polled, durations = polled_rate(checkpoints, args.train_seconds)
 
     print("# app responsiveness")
-    print(f"command: python {' '.join(['bench/app_latency.py', *sys.argv[1:]])}\n")
+    print(machine_line())
+    print(f"command: python {' '.join(['-m', 'bench.app_latency', *sys.argv[1:]])}\n")
     print(f"start-up to page served: {start_s:.2f} s (target <= {TARGET_START_S:.0f} s: "
           f"{verdict(start_s <= TARGET_START_S)})")
     med_first, med_gen = statistics.median(first), statistics.median(generated)

@@ -8,8 +8,8 @@
    a fresh subprocess; RSS growth during training is compared (the corpus is already
    resident before the first step, so growth should not depend on its size).
 
-    python bench/corpus_scale.py
-    python bench/corpus_scale.py --mb 50 --steps 30
+    python -m bench.corpus_scale
+    python -m bench.corpus_scale --mb 50 --steps 30
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import ROOT, machine_line
 
 TARGET_SECONDS = 5.0
 TARGET_BYTES_PER_CHAR = 2.0
@@ -50,7 +49,7 @@ def rss_kb(field: str = "VmRSS") -> int:
     raise RuntimeError(f"{field} not in /proc/self/status (this measurement needs Linux)")
 
 
-# --- run in a subprocess: python bench/corpus_scale.py --child load|train PATH ---------------
+# --- run in a subprocess: python -m bench.corpus_scale --child load|train PATH ---------------
 def child_load(path: str) -> dict:
     from charrnn.data import Corpus, read_text
     from charrnn.vocab import Vocab
@@ -92,7 +91,8 @@ def child_train(path: str, steps: int) -> dict:
 
 
 def in_subprocess(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "bench.corpus_scale", "--child", *args], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -123,7 +123,8 @@ def main(argv=None) -> None:
 
     per_char = load["peak_extra_bytes"] / load["chars"]
     print(f"# corpus scale: {load['chars'] / 1e6:.0f} MB generated text")
-    print(f"command: python {' '.join(['bench/corpus_scale.py', *sys.argv[1:]])}\n")
+    print(machine_line())
+    print(f"command: python {' '.join(['-m', 'bench.corpus_scale', *sys.argv[1:]])}\n")
     print(f"read_text + Vocab.from_text + Corpus.from_text: {load['seconds']:.2f} s "
           f"(target <= {TARGET_SECONDS:.0f} s: {'MET' if load['seconds'] <= TARGET_SECONDS else 'NOT MET'})")
     print(f"resident memory beyond the text ({load['text_bytes'] / 1e6:.0f} MB str): peak "

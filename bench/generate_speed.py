@@ -4,26 +4,23 @@ Single stream, batch 1, characters per second, on the lecture-size model
 (string.printable vocabulary of 100, embedding 100, one LSTM layer of 128) and
 on the ``default`` preset's model size. Weights are random: speed does not depend on them.
 
-    python bench/generate_speed.py
-    python bench/generate_speed.py --chars 20000 --repeats 5
+    python -m bench.generate_speed
+    python -m bench.generate_speed --chars 20000 --repeats 5
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from charrnn.model import CharRNN, ModelConfig  # noqa: E402
-from charrnn.presets import preset_configs  # noqa: E402
-from charrnn.sample import generate  # noqa: E402
-from charrnn.vocab import Vocab  # noqa: E402
+from bench.common import add_threads_flag, apply_threads, machine_line
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.presets import preset_configs
+from charrnn.sample import generate
+from charrnn.vocab import Vocab
 
 TARGET_CHARS_PER_S = 50_000
 TARGET_RATIO = 5.0
@@ -104,14 +101,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--chars", type=int, default=20_000, help="characters per timed run of our sampler")
     p.add_argument("--repeats", type=int, default=3, help="timed runs; the fastest counts")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    add_threads_flag(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     vocab = Vocab.printable()
     torch.manual_seed(0)
     lecture_size = CharRNN(ModelConfig(vocab_size=len(vocab), embed=100, hidden=128, layers=1))
@@ -121,7 +117,8 @@ def main(argv=None) -> None:
     big = measure(default_size, vocab, args.chars, args.repeats, lecture=default_cfg.layers == 1)
 
     print(f"# generation speed, batch 1, {torch.get_num_threads()} torch threads")
-    print(f"command: python {' '.join(['bench/generate_speed.py', *sys.argv[1:]])}\n")
+    print(machine_line())
+    print(f"command: python {' '.join(['-m', 'bench.generate_speed', *sys.argv[1:]])}\n")
     print(f"{'model':<34}{'ours chars/s':>14}{'lecture chars/s':>17}{'ratio':>8}")
     for name, row in (("lecture size (E100 H128 L1 V100)", small),
                       (f"default (E{default_cfg.embed} H{default_cfg.hidden} L{default_cfg.layers})", big)):

@@ -6,9 +6,9 @@ with charrnn.train.evaluate. Side by side in the same run, at the same budget:
 the lecture's untuned LSTM (the ``seed`` preset: hidden 128, batch 1 x 200, Adam
 0.005). Reference figures on 2 CPU cores are printed for comparison.
 
-    python bench/quality.py                       # default preset vs seed, 95 s each
-    python bench/quality.py --minutes 10 --no-baseline
-    python bench/quality.py --preset quick --seconds 30 --hidden 384   # sweep one knob
+    python -m bench.quality                       # default preset vs seed, 95 s each
+    python -m bench.quality --minutes 10 --no-baseline
+    python -m bench.quality --preset quick --seconds 30 --hidden 384   # sweep one knob
 """
 from __future__ import annotations
 
@@ -21,15 +21,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from charrnn.data import read_text  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
-from charrnn.presets import preset_configs, preset_vocab_kind  # noqa: E402
-from charrnn.runner import build_corpus  # noqa: E402
-from charrnn.train import Trainer  # noqa: E402
+from bench.common import ROOT, machine_line
+from charrnn.data import read_text
+from charrnn.model import CharRNN
+from charrnn.presets import preset_configs, preset_vocab_kind
+from charrnn.runner import build_corpus
+from charrnn.train import Trainer
 
 REFERENCES = {95: [("small transformer recipe", 1.89), ("untuned LSTM", 1.60)]}
 TARGETS = {95: 1.55, 600: 1.47}
@@ -70,6 +67,7 @@ def describe(r: dict) -> str:
 def report(results: list[dict], seconds: float, command: str, load_before: float) -> None:
     print(f"\n# quality per wall-clock: Tiny Shakespeare, {seconds:.0f} s of training, "
           f"{torch.get_num_threads()} threads")
+    print(machine_line())
     print(f"command: {command}")
     print(f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}: with other work on the "
           "cores, chars/s drops and so does quality; re-run when the load is low\n")
@@ -123,7 +121,7 @@ def main(argv=None) -> None:
     results = [train_for(args.preset, text, seconds, model_over, train_over, bf16)]
     if not args.no_baseline:
         results.append(train_for(args.baseline, text, seconds, {}, {}))
-    report(results, seconds, "python " + " ".join(["bench/quality.py", *sys.argv[1:]]), load_before)
+    report(results, seconds, "python " + " ".join(["-m", "bench.quality", *sys.argv[1:]]), load_before)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ FLOPs per character = 6 x (matmul weights touched per character)
   = 6 x (sum over layers of 4H(in + H)  +  H V)      [the embedding is a lookup, not a matmul]
 (2 FLOPs per multiply-add, forward once, backward twice: gradients of inputs and of weights).
 
-    python bench/train_speed.py
-    python bench/train_speed.py --seconds 10
+    python -m bench.train_speed
+    python -m bench.train_speed --seconds 10
 """
 from __future__ import annotations
 
@@ -29,16 +29,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from charrnn.data import read_text  # noqa: E402
-from charrnn.model import CharRNN, ModelConfig  # noqa: E402
-from charrnn.presets import preset_configs  # noqa: E402
-from charrnn.runner import build_corpus  # noqa: E402
-from charrnn.train import Trainer  # noqa: E402
-from charrnn.vocab import Vocab  # noqa: E402
+from bench.common import ROOT, add_threads_flag, apply_threads, machine_line
+from charrnn.data import read_text
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.presets import preset_configs
+from charrnn.runner import build_corpus
+from charrnn.train import Trainer
+from charrnn.vocab import Vocab
 
 TARGET_RATIO = 40.0
 LECTURE = dict(embed=100, hidden=128, layers=1)
@@ -136,14 +133,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=9.0, help="timed seconds per path, split over the rounds")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; each path's best round counts")
     p.add_argument("--data", type=Path, default=ROOT / "data" / "tinyshakespeare.txt", help="corpus")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    add_threads_flag(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     random.seed(0)
     text = read_text(args.data)
     chars = "".join(Vocab.printable().chars)
@@ -165,7 +161,8 @@ def main(argv=None) -> None:
     fpc = flops_per_char(default_trainer.model.config)
 
     print(f"# training throughput, lecture model size (V100 E100 H128 L1), {torch.get_num_threads()} threads")
-    print(f"command: python {' '.join(['bench/train_speed.py', *sys.argv[1:]])}\n")
+    print(machine_line())
+    print(f"command: python {' '.join(['-m', 'bench.train_speed', *sys.argv[1:]])}\n")
     print(f"{'path':<58}{'chars/s':>10}{'ratio':>8}")
     print(f"{'lecture loop (LSTMCell per char, batch 1 x 200, Adam)':<58}{lecture:>10,.0f}{'1.0x':>8}")
     mode = "bf16 autocast" if ours_trainer.bf16 else "float32"

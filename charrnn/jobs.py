@@ -74,7 +74,9 @@ def log_tail(directory: Path, lines: int = 12) -> str:
 
 
 def prepare_run_dir(root: Path, name: str, text: str, path: Path | None) -> Path:
-    """Create run ``name`` (refusing an existing one); write ``text`` there unless it is file ``path``. Returns --data."""
+    """Create run ``name`` (refusing an existing one); write ``text`` there unless it is file ``path``.
+
+    Returns the file the trainer reads (its --data)."""
     try:
         directory = ck.run_dir(root, name)
     except ck.CheckpointError as e:
@@ -154,7 +156,7 @@ class Supervisor:
 
     def start(self, name: str, text: str, path: Path | None, data_name: str, preset: str,
               model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
-        """Write the run directory and spawn its trainer on ``text`` (or on file ``path``) with exactly these configs."""
+        """Write the run directory and spawn its trainer on ``text`` (or file ``path``) with exactly these configs."""
         args = ["--preset", preset, *config_argv(model_cfg), *config_argv(train_cfg, skip=("threads",)),
                 "--name", name, "--data-name", data_name]
         with self.lock:

@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,6 +15,9 @@ import torch
 from charrnn import checkpoint as ck
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
+from webui.context import AppContext
+from webui.demo import create_demo, launch
+from webui.settings import Settings
 
 PHRASES = ("the cat sat on the mat", "a dog ran to the sun", "we sing of the sea", "you and me")
 
@@ -60,7 +64,7 @@ def wait_for(predicate, timeout: float = 90.0, what: str = "condition", interval
 
 
 def kill_trainers(root: Path, slot=None) -> None:
-    """SIGKILL the process group of every trainer recorded under ``root`` (and the slot's child)."""
+    """SIGKILL the process group of every trainer recorded under ``root`` (and the supervisor ``slot``'s child)."""
     pids = set()
     if slot is not None and slot.proc is not None:
         pids.add(slot.proc.pid)
@@ -99,20 +103,35 @@ def is_prefix_chain(texts: list[str]) -> bool:
     return all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
 
 
+@dataclass
+class Served:
+    """A launched app: its URL, and the context its handlers share (settings, job supervisor, caches)."""
+
+    url: str
+    ctx: AppContext
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+    @property
+    def root(self) -> Path:
+        return self.ctx.settings.root
+
+
 @contextmanager
-def launched(app_module, root: Path):
-    """The app's demo served on a free localhost port with its checkpoints folder at ``root``; yields the URL."""
-    settings, slot = app_module.SETTINGS, app_module.SLOT
-    old_root = settings.root
-    settings.root = Path(root).resolve()
+def launched(root: Path, **settings):
+    """``create_demo(Settings(root=root, **settings))`` served as app.py serves it (queue, upload cap) on a free
+    localhost port; yields a ``Served``. Trainers it started are killed afterwards."""
+    ctx = AppContext(Settings(root=root, **settings))
+    demo = create_demo(ctx.settings, ctx)
     port = free_port()
-    app_module.demo.queue().launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    launch(demo, ctx.settings, prevent_thread_lock=True, server_port=port, quiet=True)
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield Served(f"http://127.0.0.1:{port}/", ctx)
     finally:
-        kill_trainers(settings.root, slot)
-        app_module.demo.close()
-        settings.root = old_root
+        kill_trainers(ctx.settings.root, ctx.jobs)
+        demo.close()
 
 
 def finite(x) -> bool:

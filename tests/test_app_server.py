@@ -1,26 +1,40 @@
-"""The launched app over HTTP with gradio_client: streaming generation, a training run's life, the one-job lock."""
+"""The launched app over HTTP with gradio_client: streaming generation, a training run's life, the one-job lock;
+and app.py as the thin entry point that exposes the module-level ``demo``."""
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, is_prefix_chain, last_step, launched, status_of, wait_for
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-import app
 from charrnn import checkpoint as ck
+from charrnn.checkpoint import PROJECT_DIR
+from webui.models import BUNDLED_KEY
+from webui.settings import Settings
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    """A client of the app served with an empty checkpoints folder of its own (the bundled model stays offered)."""
-    if not (app.SETTINGS.bundled / ck.WEIGHTS).is_file():
-        pytest.fail(f"the bundled checkpoint {app.SETTINGS.bundled / ck.WEIGHTS} is missing; the app must open ready")
-    with launched(app, tmp_path_factory.mktemp("checkpoints")) as url:
-        client = Client(url, verbose=False, analytics_enabled=False)
-        yield client
-        client.close()
+def served(tmp_path_factory):
+    """The app served with an empty checkpoints folder of its own (the bundled model stays offered)."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    bundled = Settings(root=root).bundled / ck.WEIGHTS
+    if not bundled.is_file():
+        pytest.fail(f"the bundled checkpoint {bundled} is missing; the app must open ready")
+    with launched(root) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    client = Client(served.url, verbose=False, analytics_enabled=False)
+    yield client
+    client.close()
 
 
 def start_args(run: str) -> list:
@@ -30,7 +44,7 @@ def start_args(run: str) -> list:
 
 
 def test_generation_streams_from_the_bundled_checkpoint(client):
-    job = client.submit(app.BUNDLED_KEY, "ROMEO:", 0.8, 400, 0, 3, api_name="/generate")
+    job = client.submit(BUNDLED_KEY, "ROMEO:", 0.8, 400, 0, 3, api_name="/generate")
     final = job.result(timeout=120)
     updates = job.outputs()
     assert len(updates) >= 10 and is_prefix_chain(updates)
@@ -39,15 +53,15 @@ def test_generation_streams_from_the_bundled_checkpoint(client):
 
 def test_bad_requests_come_back_as_clear_errors(client):
     with pytest.raises(AppError, match="Top-k must be"):
-        client.predict(app.BUNDLED_KEY, "x", 0.8, 10, -1, 0, api_name="/generate")
+        client.predict(BUNDLED_KEY, "x", 0.8, 10, -1, 0, api_name="/generate")
     with pytest.raises(AppError, match="Temperature must be a number from 0 to 2"):
-        client.predict(app.BUNDLED_KEY, "x", -1.0, 10, 0, 0, api_name="/generate")
+        client.predict(BUNDLED_KEY, "x", -1.0, 10, 0, 0, api_name="/generate")
     with pytest.raises(AppError, match="out of range; allowed 1 to 4096"):
         client.predict(*start_args("bad")[:6], 0, *start_args("bad")[7:], api_name="/start_training")
 
 
-def test_a_run_is_started_followed_refused_twice_stopped_resumed_and_generated_from(client):
-    root = app.SETTINGS.root
+def test_a_run_is_started_followed_refused_twice_stopped_resumed_and_generated_from(served, client):
+    root = served.root
     assert "Started run **tiny**" in client.predict(*start_args("tiny"), api_name="/start_training")
     wait_for(lambda: last_step(root, "tiny") > 0, what="the first metrics")
 
@@ -57,7 +71,7 @@ def test_a_run_is_started_followed_refused_twice_stopped_resumed_and_generated_f
 
     assert "Stopping **tiny**" in client.predict(None, api_name="/stop_training")
     wait_for(lambda: status_of(root, "tiny") == "stopped", what="the run to stop")
-    wait_for(lambda: app.SLOT.proc.poll() is not None, what="the trainer to exit")
+    wait_for(lambda: served.ctx.jobs.proc.poll() is not None, what="the trainer to exit")
     stopped_at = ck.read_header(root / "tiny")["step"]
     assert stopped_at == last_step(root, "tiny") > 0                 # the final checkpoint is the last step
 
@@ -67,3 +81,29 @@ def test_a_run_is_started_followed_refused_twice_stopped_resumed_and_generated_f
     assert "Resumed **tiny**" in client.predict(None, "tiny", 20, 0, api_name="/resume_training")
     wait_for(lambda: status_of(root, "tiny") == "finished", what="the resumed run to finish")
     assert ck.read_header(root / "tiny")["step"] == stopped_at + 20
+
+
+IMPORT_APP = """
+import gradio as gr
+import app
+assert isinstance(app.demo, gr.Blocks), type(app.demo)
+print("demo:", type(app.demo).__name__)
+"""
+
+
+def test_app_py_is_a_thin_entry_point_exposing_a_module_level_demo(tmp_path):
+    """Spaces and gradio's reload mode import app.py and look for ``demo``; importing it must not serve it."""
+    entry = PROJECT_DIR / "app.py"
+    lines = entry.read_text(encoding="utf-8").splitlines()
+    assert len(lines) < 40, f"app.py has {len(lines)} lines; the app belongs in webui/"
+
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    env = {**os.environ, "CHARRNN_CHECKPOINTS": str(root), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("CHARRNN_TRAIN_PASSWORD", None)
+    # a fresh interpreter in the project folder, as `python app.py` and Spaces run it; timeout bounds a hang only
+    done = subprocess.run([sys.executable, "-c", IMPORT_APP], cwd=PROJECT_DIR, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "demo: Blocks" in done.stdout
+    assert list(root.iterdir()) == []                   # importing wrote nothing into the checkpoints folder

@@ -12,12 +12,13 @@ import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, launched
 from playwright.sync_api import expect, sync_playwright
 
-import app
+from charrnn.checkpoint import PROJECT_DIR
+from webui.generation import SIDE_TEMPERATURES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(app.__file__).resolve().parent / "test-artifacts"
+ARTIFACTS = PROJECT_DIR / "test-artifacts"
 TIMEOUT_MS = 90_000          # bounds a hung test only; nothing asserts on speed
 
 
@@ -39,8 +40,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    with launched(app, tmp_path_factory.mktemp("checkpoints")) as url:
-        yield url
+    with launched(tmp_path_factory.mktemp("checkpoints")) as served:
+        yield served.url
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def test_inside_the_model_bars_follow_the_temperature_colours_and_temperatures_s
     expect(page.locator("#next-char-info")).to_contain_text("The text goes on with")
 
     page.click("#compare-btn")
-    expect(page.locator("#compare .charrnn-temperature")).to_have_count(len(app.SIDE_TEMPERATURES))
+    expect(page.locator("#compare .charrnn-temperature")).to_have_count(len(SIDE_TEMPERATURES))
     expect(page.locator("#compare")).to_contain_text("T = 1.6")
     page.screenshot(path=str(ARTIFACTS / "browser-inside.png"), full_page=True)
 

@@ -51,6 +51,8 @@ USER_ERRORS = {
     "corrupt checkpoint": (["generate", "--checkpoint", "corrupt.safetensors"], "corrupt.safetensors"),
     "unknown prime char": (["generate", "--checkpoint", RUN, "--prime", "Th€"], "'€'"),
     "negative length": (["generate", "--checkpoint", RUN, "--length", "-5"], "length"),
+    "stop a finished run": (["stop", RUN], "is not training"),
+    "stop an unknown run": (["stop", "nobody"], "is not training"),
 }
 
 READS = {
@@ -126,3 +128,42 @@ def test_user_error_exits_nonzero_with_one_error_line_and_no_traceback(results, 
 def test_user_errors_leave_no_run_behind(workdir, results):
     assert sorted(p.name for p in (workdir / "ck").iterdir()) == [RUN]
     assert not (workdir / "escape").exists()
+
+
+# --- stop ------------------------------------------------------------------------------------
+def test_stop_ends_a_training_run_with_a_final_checkpoint(tmp_path, make_text):
+    (tmp_path / "corpus.txt").write_text(make_text(), encoding="utf-8")
+    root = tmp_path / "ck"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    trainer = subprocess.Popen([sys.executable, "-m", "charrnn", "--checkpoints", str(root), "train", "--data",
+                                "corpus.txt", "--name", "long", "--preset", "quick", "--hidden", "16",
+                                "--minutes", "5", "--quiet"], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: ck.read_status(root / "long").get("state") == "running" and ck.read_metrics(root / "long"))
+        proc = charrnn_cmd(tmp_path, root, "stop", "long")
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert "stopping long" in proc.stderr.decode()
+        assert trainer.wait(timeout=120) == 0
+    finally:
+        trainer.kill()
+    status = ck.read_status(root / "long")
+    assert status["state"] == "stopped"
+    assert ck.read_header(root / "long")["step"] == status["step"]
+
+
+def wait_until(predicate, timeout: float = 120.0):
+    """Bounds a hung test only; nothing asserts on speed."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_the_default_checkpoints_folder_is_the_projects_whatever_the_working_directory(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CHARRNN_CHECKPOINTS"}
+    proc = subprocess.run([sys.executable, "-m", "charrnn", "runs"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "shakespeare" in proc.stdout                     # the bundled run, in the project's checkpoints/

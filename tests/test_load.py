@@ -1,7 +1,7 @@
 """Many strangers at once: concurrent generation against a launched app while a run trains.
 
 Twenty clients each ask for 500 characters at the same moment, spread over more checkpoints than the
-model cache holds, while a training run goes on and twenty open pages poll as browsers do. Nothing
+model cache holds, while a training run goes on and four open pages poll as browsers do. Nothing
 here measures speed: every wait is bounded only so that a hung server fails the test.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, last_step, launched, make_checkpoint, status_of, wait_for
 from gradio_client import Client
 
-import app
 from charrnn import checkpoint as ck
+from webui.models import BUNDLED_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +27,12 @@ SMALL_RUNS = [f"small-{i}" for i in range(5)]
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
+def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("checkpoints")
     for seed, name in enumerate(SMALL_RUNS):
         make_checkpoint(root / name, corpus_text(), seed=seed)
-    with launched(app, root) as url:
-        yield url
+    with launched(root) as served:
+        yield served
 
 
 def start_args(run: str) -> list:
@@ -51,13 +51,25 @@ def generate_as_a_stranger(url: str, key: str, seed: int, start: threading.Barri
         client.close()
 
 
-def poll_as_a_page(url: str, polls: int) -> list[bool]:
+def poll_event(url: str) -> dict:
+    """The hidden poll a page runs when it opens, found in the served config as the browser finds it: the page's
+    load event, whose outputs are the ones the timer's tick refreshes (the training view and checkpoint lists)."""
+    dependencies = httpx.get(url + "config", timeout=60).json()["dependencies"]
+    on_load = [d for d in dependencies if any(event == "load" for _, event in d["targets"])]
+    on_tick = [d for d in dependencies if any(event == "tick" for _, event in d["targets"])]
+    assert len(on_load) == 1 and len(on_tick) == 1, "one poll when a page opens, one on the timer"
+    load, tick = on_load[0], on_tick[0]
+    assert (load["inputs"], load["outputs"]) == (tick["inputs"], tick["outputs"]) and len(load["outputs"]) == 10
+    assert load["api_visibility"] == "private"                                     # not offered in the API
+    return load
+
+
+def poll_as_a_page(url: str, poll: dict, polls: int) -> list[bool]:
     """An open page's timer: the hidden poll endpoint called by fn_index, as the browser calls it."""
-    fn_index, fn = next((i, fn) for i, fn in app.demo.fns.items() if getattr(fn.fn, "func", None) is app.poll)
     session, results = uuid.uuid4().hex, []
     for _ in range(polls):
-        body = {"data": [None] * len(fn.inputs), "fn_index": fn_index, "session_hash": session, "event_data": None,
-                "trigger_id": None}
+        body = {"data": [None] * len(poll["inputs"]), "fn_index": poll["id"], "session_hash": session,
+                "event_data": None, "trigger_id": None}
         assert httpx.post(url + "gradio_api/queue/join", json=body).status_code == 200
         with httpx.stream("GET", url + f"gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
             for line in stream.iter_lines():
@@ -68,21 +80,22 @@ def poll_as_a_page(url: str, polls: int) -> list[bool]:
     return results
 
 
-def test_twenty_concurrent_generations_complete_while_a_run_trains_and_the_cache_stays_bounded(url):
-    root = app.SETTINGS.root
+def test_twenty_concurrent_generations_complete_while_a_run_trains_and_the_cache_stays_bounded(served):
+    url, root, cache = served.url, served.root, served.ctx.models.lru
+    poll = poll_event(url)
     client = Client(url, verbose=False, analytics_enabled=False)
     try:
         assert "Started run **busy**" in client.predict(*start_args("busy"), api_name="/start_training")
     finally:
         client.close()
     wait_for(lambda: (root / "busy" / ck.WEIGHTS).is_file(), what="the training run's first checkpoint")
-    keys = [app.BUNDLED_KEY, "busy", *SMALL_RUNS]              # more checkpoints than the cache holds
-    assert len(keys) > app.MODELS.size
+    keys = [BUNDLED_KEY, "busy", *SMALL_RUNS]                  # more checkpoints than the cache holds
+    assert len(keys) > cache.size
     step_before = last_step(root, "busy")
 
     start = threading.Barrier(CLIENTS)
     with ThreadPoolExecutor(max_workers=CLIENTS + 4) as pool:
-        pages = [pool.submit(poll_as_a_page, url, 3) for _ in range(4)]
+        pages = [pool.submit(poll_as_a_page, url, poll, 3) for _ in range(4)]
         texts = [pool.submit(generate_as_a_stranger, url, keys[i % len(keys)], i + 1, start) for i in range(CLIENTS)]
         texts = [t.result(timeout=600) for t in texts]
         polls = [p.result(timeout=600) for p in pages]
@@ -91,5 +104,5 @@ def test_twenty_concurrent_generations_complete_while_a_run_trains_and_the_cache
     assert all(all(results) and len(results) == 3 for results in polls)
     wait_for(lambda: last_step(root, "busy") > step_before, what="training to go on")
     assert status_of(root, "busy") == "running"
-    cached = [path for path, _ in app.MODELS.items]
-    assert len(cached) <= app.MODELS.size and len(set(cached)) == len(cached)   # one entry per file, bounded
+    cached = [path for path, _mtime in cache.items]
+    assert cached and len(cached) <= cache.size and len(set(cached)) == len(cached)   # one entry per file, bounded

@@ -50,6 +50,11 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
     return demo
 
 
+def launch(demo: gr.Blocks, settings: Settings, **options) -> None:
+    """Serve ``demo`` as the Space does: a bounded queue, and uploads capped by the server (``options`` add to it)."""
+    demo.queue(max_size=64).launch(max_file_size=settings.max_upload, **options)
+
+
 def checkpoint_updates(ctx: AppContext, current, known: list[str], review=None) -> tuple:
     """New picker choices (a newly appeared run is selected), its description, the resume and review choices."""
     ckpts = list_checkpoints(ctx.settings)

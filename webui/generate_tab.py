@@ -9,8 +9,15 @@ import gradio as gr
 from charrnn import checkpoint as ck
 
 from .context import AppContext
-from .generation import DEFAULT_PRIME, SIDE_LENGTH, SIDE_TEMPERATURES, TOP_CHARS, compare_temperatures, \
-    generation_stream, next_char
+from .generation import (
+    DEFAULT_PRIME,
+    SIDE_LENGTH,
+    SIDE_TEMPERATURES,
+    TOP_CHARS,
+    compare_temperatures,
+    generation_stream,
+    next_char,
+)
 from .glue import QUIET, WholeNumber, handler, warn
 from .models import resolve_checkpoint
 from .render import checkpoint_line
