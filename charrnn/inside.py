@@ -119,7 +119,7 @@ def suggest_units(model: CharRNN, vocab: Vocab, text: str, kind: str = "cell",
     text = vocab.clean(text, "drop")
     found = []
     for name, feature in text_features(text).items():
-        if feature.std() == 0 or len(acts) < 2:
+        if len(acts) < 2 or feature.std() == 0:
             continue
         r = correlations(acts, feature)
         unit = int(r.abs().argmax())

@@ -115,7 +115,10 @@ def budget_args(header: dict, more_iterations=0, more_minutes=0.0) -> list[str]:
 
 def stop_run(root: Path, name: str) -> Job:
     """SIGTERM the trainer of run ``name``: it finishes its step, saves a final checkpoint and says 'stopped'."""
-    status = ck.read_status(ck.run_dir(root, name))
+    try:
+        status = ck.read_status(ck.run_dir(root, name))
+    except ck.CheckpointError as e:
+        raise JobError(str(e)) from None
     if status.get("state") != "running" or not ck.trainer_alive(status.get("pid")):
         raise JobError(f"Run {name} is not training (its status is {status.get('state')}).")
     try:

@@ -1,10 +1,17 @@
-"""Helpers for the app tests: a tiny corpus and checkpoint, a launched app, waiting, and killing trainers."""
+"""Helpers for the app tests: a tiny corpus and checkpoint, app settings and contexts, a fake trainer, a launched
+app, waiting, and killing trainers.
+
+Importing this module imports neither gradio nor webui: the helpers that need webui import it when called, and only
+``launched`` (and ``wired``, handed a built tab) touch gradio. So the tests of gradio-free modules use them too.
+"""
 from __future__ import annotations
 
 import math
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,9 +22,6 @@ import torch
 from charrnn import checkpoint as ck
 from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
-from webui.context import AppContext
-from webui.demo import create_demo, launch
-from webui.settings import Settings
 
 PHRASES = ("the cat sat on the mat", "a dog ran to the sun", "we sing of the sea", "you and me")
 
@@ -30,16 +34,16 @@ def corpus_text(lines: int = 300) -> str:
     return "\n".join(f"{PHRASES[i % 4]} {i % 9}" for i in range(lines)) + "\n"
 
 
-def make_checkpoint(directory: Path, text: str, step: int = 10, seed: int = 0) -> Path:
-    """A small untrained checkpoint of ``text``'s vocabulary, written as the trainer would."""
+def make_checkpoint(directory: Path, text: str, step: int = 10, seed: int = 0, **meta) -> Path:
+    """A small untrained checkpoint of ``text``'s vocabulary, written as the trainer would (``meta``: header fields)."""
     vocab = Vocab.from_text(text)
     torch.manual_seed(seed)
     model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=16))
     directory.mkdir(parents=True, exist_ok=True)
-    meta = {"run": directory.name, "step": step, "elapsed": 1.0, "best_val_loss": 2.5, "val_loss": 2.5,
+    header = {"run": directory.name, "step": step, "elapsed": 1.0, "best_val_loss": 2.5, "val_loss": 2.5,
             "params": model.num_params(), "data": {"name": "tiny.txt", "chars": len(text), "path": ""},
-            "train_config": {"iterations": step, "minutes": 0.0}}
-    ck.save_checkpoint(directory, model, vocab, meta)
+            "train_config": {"iterations": step, "minutes": 0.0}, **meta}
+    ck.save_checkpoint(directory, model, vocab, header)
     return directory / ck.WEIGHTS
 
 
@@ -82,12 +86,23 @@ def kill_trainers(root: Path, slot=None) -> None:
 
 
 def is_charrnn_process(pid) -> bool:
-    if not (isinstance(pid, int) and ck.pid_alive(pid)):
-        return False
+    """A live trainer, as ``ck.trainer_alive`` tells one (charrnn as an argument, not anywhere in a path); where /proc
+    cannot tell, not one: a recorded pid may be this test run's own."""
+    return isinstance(pid, int) and Path(f"/proc/{pid}/cmdline").is_file() and ck.trainer_alive(pid)
+
+
+@contextmanager
+def fake_trainer_running(root: Path, run: str = "busy"):
+    """A sleeping process that looks like a trainer (charrnn on its command line, in its own session), and a run
+    ``run`` under ``root`` whose status names it as running; yields the process, killed on leaving."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "charrnn"], start_new_session=True)
     try:
-        return b"charrnn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+        (Path(root) / run).mkdir(parents=True)
+        ck.write_status(Path(root) / run, "running", pid=proc.pid, iterations=100, minutes=0)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def status_of(root: Path, run: str) -> str:
@@ -103,15 +118,67 @@ def is_prefix_chain(texts: list[str]) -> bool:
     return all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
 
 
+# --- the app's settings and contexts (webui imported when called) ---------------------------
+def app_settings(tmp_path: Path, corpus: bool = False, **fields):
+    """``webui.settings.Settings`` of an app in ``tmp_path``: checkpoints in ckpts/, the bundled run at
+    bundled/shakespeare (absent), bundled corpora in data/ (``corpus``: one, tiny.txt, holding ``corpus_text()``)."""
+    from webui.settings import Settings
+
+    data = tmp_path / "data"
+    if corpus:
+        data.mkdir(parents=True)
+        (data / "tiny.txt").write_text(corpus_text(), encoding="utf-8")
+    return Settings(root=tmp_path / "ckpts", bundled=tmp_path / "bundled" / "shakespeare", data_dir=data, **fields)
+
+
+def tiny_context(tmp_path: Path, **fields):
+    """An ``AppContext`` on ``app_settings(tmp_path, **fields)`` with one small checkpoint, the run "tiny"."""
+    from webui.context import AppContext
+
+    ctx = AppContext(app_settings(tmp_path, **fields))
+    make_checkpoint(ctx.settings.root / "tiny", corpus_text())
+    return ctx
+
+
+@contextmanager
+def app_contexts():
+    """Yields a maker of ``AppContext``s on given settings; the trainers of each are killed on leaving."""
+    from webui.context import AppContext
+
+    made = []
+    try:
+        yield lambda settings: made.append(AppContext(settings)) or made[-1]
+    finally:
+        for ctx in made:
+            kill_trainers(ctx.settings.root, ctx.jobs)
+
+
+def model_of(ctx, key: str = "tiny"):
+    """The (model, vocab) the context's cache holds for the picker value ``key``."""
+    from webui.models import resolve_checkpoint
+
+    model, vocab, _ = ctx.models.get(resolve_checkpoint(ctx.settings, key))
+    return model, vocab
+
+
+def wired(tab, *outputs):
+    """The handler a tab's ``wire`` attached to an event that writes exactly ``outputs`` (``tab.demo``: the Blocks
+    the tab was built and wired in)."""
+    fns = [f.fn for f in tab.demo.fns.values() if f.fn is not None and list(f.outputs) == list(outputs)]
+    assert fns, "no handler writes those outputs"
+    return fns[0]
+
+
+# --- a launched app ------------------------------------------------------------------------
 @dataclass
 class Served:
     """A launched app: its URL, and the context its handlers share (settings, job supervisor, caches)."""
 
     url: str
-    ctx: AppContext
+    ctx: object            # webui.context.AppContext
 
     @property
-    def settings(self) -> Settings:
+    def settings(self):
         return self.ctx.settings
 
     @property
@@ -122,7 +189,13 @@ class Served:
 @contextmanager
 def launched(root: Path, **settings):
     """``create_demo(Settings(root=root, **settings))`` served as app.py serves it (queue, upload cap) on a free
-    localhost port; yields a ``Served``. Trainers it started are killed afterwards."""
+    localhost port; yields a ``Served``. Trainers it started are killed afterwards.
+
+    webui is imported here, not at the top, so tests of gradio-free modules can use the other helpers."""
+    from webui.context import AppContext
+    from webui.demo import create_demo, launch
+    from webui.settings import Settings
+
     ctx = AppContext(Settings(root=root, **settings))
     demo = create_demo(ctx.settings, ctx)
     port = free_port()

@@ -1,10 +1,12 @@
 """Reliability and security of the app as a stranger meets it: bad input, faults, hostile requests.
 
 Most cases go through a launched app the way a public Space is reached (gradio_client, or raw HTTP
-where a client would refuse to send the value), served with the launch settings of ``app.py``'s
-``__main__``. A few drive the handlers in-process where the launched app cannot show the case (an app
-restart, a second settings object). Every refusal must reach the client as the app's own message:
-Gradio answers an unexpected exception with a generic text, which these tests treat as a failure.
+where a client would refuse to send the value): ``create_demo(Settings(root=...))`` served by
+``webui.demo.launch`` with the launch settings of ``app.py``'s ``__main__``. A case that needs other
+settings (a password, a lower corpus cap, an unwritable folder) launches its own app with them. A few
+drive the handlers in-process where the launched app cannot show the case (an app restart: a second
+``AppContext`` over the same folder; a reused pid). Every refusal must reach the client as the app's own
+message: Gradio answers an unexpected exception with a generic text, which these tests treat as a failure.
 """
 from __future__ import annotations
 
@@ -17,18 +19,18 @@ import sys
 import threading
 import uuid
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
-import gradio as gr
 import httpx
 import pytest
 import torch
 from app_fixtures import (
     TINY_TRAINING,
     corpus_text,
-    free_port,
     kill_trainers,
     last_step,
+    launched,
     make_checkpoint,
     status_of,
     wait_for,
@@ -37,9 +39,17 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from safetensors.torch import load_file, save_file
 
-import app
 from charrnn import checkpoint as ck
 from charrnn.data import min_corpus_chars
+from charrnn.jobs import Supervisor, resumable_runs
+from charrnn.runner import build_corpus
+from webui import actions
+from webui.context import AppContext
+from webui.demo import checkpoint_updates, poll
+from webui.errors import UserError
+from webui.forms import FORM_FIELDS, build_configs, read_corpus
+from webui.models import BUNDLED_KEY, list_checkpoints
+from webui.settings import Settings, settings_from_env
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +57,10 @@ GENERIC = "has not enabled verbose error reporting"  # Gradio's text for an exce
 START_FIELDS = ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers", "seq_len",
                 "batch_size", "lr", "iterations", "minutes", "run_name")
 GENERATE_FIELDS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
+BUNDLED = Settings(root=ck.PROJECT_DIR).bundled          # the pretrained run shipped with the app
+APP_PY = ck.PROJECT_DIR / "app.py"                       # a server file no request may read
+TINY_PRESET = TINY_TRAINING["preset"]
+TINY_VALUES = {k: TINY_TRAINING[k] for k in FORM_FIELDS}
 
 
 class PlantedPickle:
@@ -61,42 +75,41 @@ class PlantedPickle:
 
 # --- the launched app -------------------------------------------------------------------
 @contextmanager
-def served_as_in_production(root: Path):
-    """The app on a free port with app.py's own launch settings (queue size, upload cap), checkpoints in ``root``."""
-    settings = app.SETTINGS
-    old_root, old_password = settings.root, settings.password
-    settings.root = Path(root).resolve()
-    port = free_port()
-    app.demo.queue(max_size=64).launch(prevent_thread_lock=True, server_port=port, quiet=True,
-                                       max_file_size=app.MAX_UPLOAD)
+def client_of(url: str):
+    client = Client(url, verbose=False, analytics_enabled=False)
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield client
     finally:
-        kill_trainers(settings.root, app.SLOT)
-        app.demo.close()
-        settings.root, settings.password = old_root, old_password
+        client.close()
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
-    if not (app.SETTINGS.bundled / ck.WEIGHTS).is_file():
-        pytest.fail(f"the bundled checkpoint {app.SETTINGS.bundled / ck.WEIGHTS} is missing")
-    with served_as_in_production(tmp_path_factory.mktemp("checkpoints")) as url:
-        yield url
+def served(tmp_path_factory):
+    """The app over a fresh checkpoints folder, two levels below a folder of this module's own (see ESCAPES)."""
+    if not (BUNDLED / ck.WEIGHTS).is_file():
+        pytest.fail(f"the bundled checkpoint {BUNDLED / ck.WEIGHTS} is missing")
+    root = tmp_path_factory.mktemp("reliability") / "served" / "checkpoints"
+    root.mkdir(parents=True)
+    with launched(root) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    return served.url
 
 
 @pytest.fixture(scope="module")
 def client(url):
-    client = Client(url, verbose=False, analytics_enabled=False)
-    yield client
-    client.close()
+    with client_of(url) as client:
+        yield client
 
 
 @pytest.fixture
-def root(url):
+def root(served):
     """The served checkpoints folder; trainers a test started are killed after it."""
-    yield app.SETTINGS.root
-    kill_trainers(app.SETTINGS.root, app.SLOT)
+    yield served.root
+    kill_trainers(served.root, served.ctx.jobs)
 
 
 def start_args(run: str, **changes) -> list:
@@ -106,7 +119,7 @@ def start_args(run: str, **changes) -> list:
 
 
 def generate_args(**changes) -> list:
-    values = dict(checkpoint=app.BUNDLED_KEY, prime="ROMEO:", temperature=0.8, length=40, top_k=0, seed=1)
+    values = dict(checkpoint=BUNDLED_KEY, prime="ROMEO:", temperature=0.8, length=40, top_k=0, seed=1)
     return [{**values, **changes}[k] for k in GENERATE_FIELDS]
 
 
@@ -124,8 +137,10 @@ def still_serving(client) -> None:
     assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 20
 
 
-def fn_index(api_name: str) -> int:
-    return next(i for i, fn in app.demo.fns.items() if fn.api_name == api_name)
+def fn_index(url: str, api_name: str) -> int:
+    """The event id of endpoint ``api_name``, from the config the server gives a browser."""
+    dependencies = httpx.get(url + "config").raise_for_status().json()["dependencies"]
+    return next(d["id"] for d in dependencies if d.get("api_name") == api_name)
 
 
 def queue_call(url: str, api_name: str, data: list, timeout: float = 120) -> tuple[list[str], dict]:
@@ -134,7 +149,7 @@ def queue_call(url: str, api_name: str, data: list, timeout: float = 120) -> tup
     JSON is written by hand so that NaN and Infinity, which clients refuse to send, reach the server.
     """
     session = uuid.uuid4().hex
-    body = json.dumps({"data": data, "fn_index": fn_index(api_name), "session_hash": session,
+    body = json.dumps({"data": data, "fn_index": fn_index(url, api_name), "session_hash": session,
                        "event_data": None, "trigger_id": None})
     joined = httpx.post(url + "gradio_api/queue/join", content=body, headers={"content-type": "application/json"})
     assert joined.status_code == 200, joined.text
@@ -203,14 +218,18 @@ def test_binary_or_non_utf8_upload_is_refused_saying_why_and_writes_nothing(clie
     assert "notes.txt" in message and reason in message
 
 
-def test_upload_over_the_corpus_cap_is_refused_naming_the_limit(client, root, tmp_path, monkeypatch):
-    # the server's upload cap equals the corpus cap, so lower the app's own cap to reach its check
-    monkeypatch.setattr(app, "MAX_CORPUS_BYTES", 2_000_000)
+def test_upload_over_the_corpus_cap_is_refused_naming_the_limit(tmp_path):
+    # the server's upload cap equals the corpus cap, so serve an app with a lower corpus cap to reach its check
+    root = tmp_path / "checkpoints"
+    root.mkdir()
     path = tmp_path / "big.txt"
     path.write_text(corpus_text() * (2_500_000 // len(corpus_text())), encoding="utf-8")
-    with nothing_written(root):
-        message = refusal(lambda: client.predict(*start_args("big", source="upload", upload=handle_file(str(path))),
-                                                 api_name="/start_training"))
+    with launched(root, max_corpus_bytes=2_000_000) as capped, client_of(capped.url) as client:
+        assert capped.settings.max_upload == Settings(root=root).max_upload        # the server's cap is unchanged
+        with nothing_written(root):
+            message = refusal(lambda: client.predict(
+                *start_args("big", source="upload", upload=handle_file(str(path))), api_name="/start_training"))
+        assert capped.ctx.jobs.proc is None
     assert "big.txt is 2.5 MB; the limit for uploads is 2 MB" in message
 
 
@@ -221,11 +240,12 @@ def test_pasted_text_over_10_mb_is_refused_naming_the_limit(client, root):
     assert "The pasted text is 11.0 MB; the limit is 10 MB" in message
 
 
-def test_pasted_text_of_millions_of_characters_within_the_limit_is_accepted():
+def test_pasted_text_of_millions_of_characters_within_the_limit_is_accepted(tmp_path):
+    settings = Settings(root=tmp_path)
     text = corpus_text(100_000)                                # about 2.2 million characters
-    choice = app.read_corpus(app.SETTINGS, "paste", None, None, text)
-    model_cfg, train_cfg = app.build_configs("quick", 1, *list(TINY_TRAINING.values())[1:])
-    corpus = app.build_corpus(choice.text, train_cfg)
+    choice = read_corpus(settings, "paste", None, None, text)
+    model_cfg, train_cfg = build_configs(settings, TINY_PRESET, 1, TINY_VALUES)
+    corpus = build_corpus(choice.text, train_cfg)
     assert len(text) > 2_000_000 and len(corpus.train) + len(corpus.val) == len(text)
 
 
@@ -245,7 +265,7 @@ def test_empty_prime_generates_from_the_default_start(client, prime):
 
 
 def bundled_vocab_size() -> int:
-    weights = app.SETTINGS.bundled / ck.WEIGHTS
+    weights = BUNDLED / ck.WEIGHTS
     return len(ck.read_header(weights)["vocab"]) if weights.is_file() else 0
 
 
@@ -317,11 +337,11 @@ def test_top_k_zero_means_off_and_top_k_of_the_whole_vocabulary_is_accepted(clie
     (dict(minutes=-1), "minutes=-1 is out of range"),
     (dict(iterations=0, minutes=0), "iterations > 0 or minutes > 0"),
 ], ids=lambda v: str(v)[:30])
-def test_out_of_range_hyperparameters_are_refused_with_the_allowed_range(client, root, changes, message):
-    before = app.SLOT.proc
+def test_out_of_range_hyperparameters_are_refused_with_the_allowed_range(client, served, root, changes, message):
+    before = served.ctx.jobs.proc
     with nothing_written(root):
         assert message in refusal(lambda: client.predict(*start_args("hp", **changes), api_name="/start_training"))
-    assert app.SLOT.proc is before
+    assert served.ctx.jobs.proc is before
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -359,7 +379,7 @@ def damage(path: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["truncated", "corrupt", "another format", "older format", "unexpected keys",
                                   "missing keys"])
-def test_bad_checkpoint_is_refused_naming_the_file_and_the_others_still_generate(client, root, kind):
+def test_bad_checkpoint_is_refused_naming_the_file_and_the_others_still_generate(client, served, root, kind):
     good = f"good-{kind.replace(' ', '-')}"
     bad = f"bad-{kind.replace(' ', '-')}"
     make_checkpoint(root / good, corpus_text())
@@ -367,8 +387,8 @@ def test_bad_checkpoint_is_refused_naming_the_file_and_the_others_still_generate
 
     message = refusal(lambda: client.predict(*generate_args(checkpoint=bad, prime="the "), api_name="/generate"))
     assert f"{bad}/{ck.WEIGHTS}" in message
-    keys = [r["key"] for r in app.list_checkpoints(app.SETTINGS)]
-    assert good in keys and app.BUNDLED_KEY in keys
+    keys = [r["key"] for r in list_checkpoints(served.settings)]
+    assert good in keys and BUNDLED_KEY in keys
     if kind not in ("unexpected keys", "missing keys"):      # the picker reads headers only: a bad one is left out
         assert bad not in keys
         assert client.predict(bad, api_name="/describe_checkpoint").startswith("⚠️")
@@ -376,14 +396,14 @@ def test_bad_checkpoint_is_refused_naming_the_file_and_the_others_still_generate
     assert text.startswith("the ") and len(text) == 4 + 40
 
 
-def test_checkpoint_with_odd_header_values_does_not_break_the_picker(client, root):
+def test_checkpoint_with_odd_header_values_does_not_break_the_picker(client, served, root):
     """A header of the right format whose fields have the wrong types: one bad file must not take the page down."""
     make_checkpoint(root / "fine", corpus_text())
     path = make_checkpoint(root / "odd", corpus_text())
     header = ck.read_header(path)
     save_file(load_file(str(path)), str(path), metadata={"charrnn": json.dumps({**header, "data": "corpus.txt",
                                                                                 "step": "ten"})})
-    view = app.poll(app.SETTINGS, app.SLOT, {}, "odd", None)           # every visitor's timer runs this
+    view = poll(served.ctx, {}, "odd", None)                          # every visitor's timer runs this
     assert "fine" in [key for _, key in view[5]["choices"]]
     line = client.predict("odd", api_name="/describe_checkpoint")
     assert isinstance(line, str) and line
@@ -394,18 +414,17 @@ ESCAPES = ["../../etc/passwd", "/etc/passwd", "bundled/../x", "bundled/shakespea
            ".hidden", "名前", "a" * 81, "<img src=x onerror=alert(1)>", "run name"]
 
 
-def test_run_names_with_dots_slashes_or_odd_characters_are_refused_and_nothing_is_written(client, root):
+def test_run_names_with_dots_slashes_or_odd_characters_are_refused_and_nothing_is_written(client, served, root):
     passwd = Path("/etc/passwd").read_bytes()
-    before = app.SLOT.proc
+    before = served.ctx.jobs.proc
     with nothing_written(root.parent.parent):              # ../../x from the folder lands two levels up
         for name in ESCAPES:
             message = refusal(lambda name=name: client.predict(*start_args(name), api_name="/start_training"))
             assert "invalid run name" in message, name
-    assert Path("/etc/passwd").read_bytes() == passwd and app.SLOT.proc is before
+    assert Path("/etc/passwd").read_bytes() == passwd and served.ctx.jobs.proc is before
 
 
-@pytest.mark.parametrize("key", [*ESCAPES, "x\n", str(app.SETTINGS.bundled), str(app.SETTINGS.bundled / ck.WEIGHTS),
-                                 "shakespeare", 123])
+@pytest.mark.parametrize("key", [*ESCAPES, "x\n", str(BUNDLED), str(BUNDLED / ck.WEIGHTS), "shakespeare", 123])
 def test_checkpoint_argument_outside_the_checkpoints_folder_is_refused(client, root, key):
     message = refusal(lambda: client.predict(*generate_args(checkpoint=key), api_name="/generate"))
     assert "invalid run name" in message or "no such checkpoint" in message
@@ -428,7 +447,7 @@ def test_resume_argument_outside_the_checkpoints_folder_is_refused(client, root)
                                                                             api_name="/resume_training"))
 
 
-@pytest.mark.parametrize("target", ["/etc/passwd", str(Path(app.__file__).resolve())])
+@pytest.mark.parametrize("target", ["/etc/passwd", str(APP_PY)])
 def test_upload_argument_naming_a_server_file_is_not_read(url, root, target):
     fake_upload = {"path": target, "meta": {"_type": "gradio.FileData"}, "orig_name": "corpus.txt"}
     with nothing_written(root):
@@ -456,18 +475,19 @@ def checkpoint_step(root: Path, run: str) -> int:
         return 0
 
 
-def test_sigkilled_trainer_leaves_the_app_serving_and_the_run_interrupted_generating_and_resumable(client, root):
+def test_sigkilled_trainer_leaves_the_app_serving_and_the_run_interrupted_generating_and_resumable(client, served,
+                                                                                                  root):
     assert "Started run **killed**" in client.predict(*start_args("killed"), api_name="/start_training")
     saved = wait_for(lambda: checkpoint_step(root, "killed"), what="the first checkpoint")
     wait_for(lambda: last_step(root, "killed") > saved, what="steps past the checkpoint")
-    os.killpg(app.SLOT.proc.pid, signal.SIGKILL)
-    app.SLOT.proc.wait(timeout=30)
+    os.killpg(served.ctx.jobs.proc.pid, signal.SIGKILL)
+    served.ctx.jobs.proc.wait(timeout=30)
 
-    status = app.poll(app.SETTINGS, app.SLOT, {}, None, None)[4]
+    status = poll(served.ctx, {}, None, None)[4]
     assert status.startswith("**Interrupted**: killed")
     text = client.predict(*generate_args(checkpoint="killed", prime="the "), api_name="/generate")
     assert text.startswith("the ") and len(text) == 4 + 40
-    assert "killed" in [r["name"] for r in app.resumable_runs(root)]
+    assert "killed" in [r["name"] for r in resumable_runs(root)]
 
     saved = checkpoint_step(root, "killed")
     assert "Resumed **killed**" in client.predict(None, "killed", 20, 0, api_name="/resume_training")
@@ -478,76 +498,81 @@ def test_sigkilled_trainer_leaves_the_app_serving_and_the_run_interrupted_genera
 
 
 def test_app_restarted_while_a_run_goes_shows_it_and_can_stop_and_resume_it(tmp_path):
-    """A second Settings/JobSlot over the same folder stands for the app after a restart."""
+    """A second AppContext (settings and job supervisor) over the same folder stands for the app after a restart."""
     data = tmp_path / "data"
     data.mkdir()
-    first = app.Settings(root=(tmp_path / "ck").resolve(), bundled=app.SETTINGS.bundled, data_dir=data)
-    first_slot = app.JobSlot()
-    make_checkpoint(first.root / "past", corpus_text())
+    first = AppContext(Settings(root=tmp_path / "ck", data_dir=data))
+    make_checkpoint(first.settings.root / "past", corpus_text())
+    restarted = None
     try:
-        app.start_training(first, first_slot, None, "paste", None, None, corpus_text(), **TINY_TRAINING,
-                           run_name="going")
-        wait_for(lambda: last_step(first.root, "going") > 0, what="the first metrics")
+        actions.start_training(first, None, "paste", None, None, corpus_text(), TINY_PRESET, TINY_VALUES, "going")
+        wait_for(lambda: last_step(first.settings.root, "going") > 0, what="the first metrics")
 
-        settings, slot = app.Settings(root=first.root, bundled=first.bundled, data_dir=data), app.JobSlot()
-        view = app.poll(settings, slot, {}, None, None)
+        restarted = AppContext(Settings(root=first.settings.root, data_dir=data))
+        root = restarted.settings.root
+        view = poll(restarted, {}, None, None)
         assert view[4].startswith("**Training** going")
         assert "past" in [key for _, key in view[5]["choices"]]
-        with pytest.raises(gr.Error, match="in progress: going"):
-            app.start_training(settings, slot, None, "paste", None, None, corpus_text(), **TINY_TRAINING,
-                               run_name="another")
+        with pytest.raises(UserError, match="in progress: going"):
+            actions.start_training(restarted, None, "paste", None, None, corpus_text(), TINY_PRESET, TINY_VALUES,
+                                   "another")
+        assert not (root / "another").exists()
 
-        assert "Stopping **going**" in app.stop_training(settings, slot, None)
-        wait_for(lambda: status_of(settings.root, "going") == "stopped", what="the run to stop")
-        first_slot.proc.wait(timeout=30)
-        assert "going" in [r["name"] for r in app.resumable_runs(settings.root)]
-        stopped_at = checkpoint_step(settings.root, "going")
-        assert "Resumed **going**" in app.resume_training(settings, slot, None, "going", 20, 0)
-        wait_for(lambda: status_of(settings.root, "going") == "finished", what="the resumed run to finish")
-        assert checkpoint_step(settings.root, "going") == stopped_at + 20
+        assert "Stopping **going**" in actions.stop_training(restarted, None)
+        wait_for(lambda: status_of(root, "going") == "stopped", what="the run to stop")
+        first.jobs.proc.wait(timeout=30)
+        assert "going" in [r["name"] for r in resumable_runs(root)]
+        stopped_at = checkpoint_step(root, "going")
+        assert "Resumed **going**" in actions.resume_training(restarted, None, "going", 20, 0)
+        wait_for(lambda: status_of(root, "going") == "finished", what="the resumed run to finish")
+        assert checkpoint_step(root, "going") == stopped_at + 20
     finally:
-        kill_trainers(first.root, first_slot)
+        kill_trainers(first.settings.root, first.jobs)
+        if restarted is not None:
+            kill_trainers(restarted.settings.root, restarted.jobs)
 
 
 def test_a_run_whose_trainer_pid_was_reused_is_shown_interrupted_and_offered_for_resume(tmp_path):
     """After a restart a dead trainer's pid can belong to another program: the run must not stay 'running'."""
-    settings = app.Settings(root=(tmp_path / "ck").resolve(), bundled=app.SETTINGS.bundled, data_dir=tmp_path)
+    settings = Settings(root=tmp_path / "ck", data_dir=tmp_path)
     make_checkpoint(settings.root / "orphan", corpus_text(), step=10)
     torch.save({"step": 10}, settings.root / "orphan" / "train_state-10.pt")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         ck.write_status(settings.root / "orphan", "running", pid=other.pid)
-        assert app.run_state(settings, app.JobSlot(), "orphan")["state"] == "interrupted"
-        labels = [label for label, _ in app.checkpoint_updates(settings, None, [])[0]["choices"]]
+        assert Supervisor(settings.root).state("orphan")["state"] == "interrupted"
+        assert Supervisor(settings.root).active() is None
+        labels = [label for label, _ in checkpoint_updates(AppContext(settings), None, [])[0]["choices"]]
         assert "orphan" in labels                                   # not "orphan (training)"
-        assert "orphan" in [r["name"] for r in app.resumable_runs(settings.root)]
+        assert "orphan" in [r["name"] for r in resumable_runs(settings.root)]
     finally:
         other.kill()
         other.wait()
 
 
-def test_unwritable_checkpoints_folder_refuses_start_and_the_bundled_model_still_generates(client, tmp_path):
+def test_unwritable_checkpoints_folder_refuses_start_and_the_bundled_model_still_generates(tmp_path):
+    """The app configured (as from the environment) with a checkpoints folder it cannot create or write."""
     blocker = tmp_path / "a-file"
     blocker.write_text("a regular file where a folder should be")
-    served = app.SETTINGS.root
-    for root in (blocker / "checkpoints", blocker):
-        app.SETTINGS.root = app.settings_from_env({"CHARRNN_CHECKPOINTS": str(root)}).root
-        try:
-            assert "Cannot write to" in refusal(lambda: client.predict(*start_args("nowhere"),
-                                                                       api_name="/start_training"))
-            view = app.poll(app.SETTINGS, app.SLOT, {}, None, None)
-            assert [key for _, key in view[5]["choices"]] == [app.BUNDLED_KEY]
+    for folder in (blocker / "checkpoints", blocker):
+        settings = settings_from_env({"CHARRNN_CHECKPOINTS": str(folder)})
+        with launched(**asdict(settings)) as unwritable, client_of(unwritable.url) as client:
+            assert unwritable.root == folder.resolve()
+            assert "Cannot write to" in refusal(lambda client=client: client.predict(*start_args("nowhere"),
+                                                                                     api_name="/start_training"))
+            assert unwritable.ctx.jobs.proc is None
+            view = poll(unwritable.ctx, {}, None, None)
+            assert [key for _, key in view[5]["choices"]] == [BUNDLED_KEY]
             still_serving(client)
-        finally:
-            app.SETTINGS.root = served
     assert blocker.read_text() == "a regular file where a folder should be"
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
 
 
-def test_stop_with_nothing_running_says_so(client, root):
-    before = app.SLOT.proc
+def test_stop_with_nothing_running_says_so(client, served, root):
+    before = served.ctx.jobs.proc
     with nothing_written(root):
         assert "No training run is in progress" in refusal(lambda: client.predict(None, api_name="/stop_training"))
-    assert app.SLOT.proc is before
+    assert served.ctx.jobs.proc is before
 
 
 def test_start_pressed_twice_at_once_starts_one_trainer(url, root):
@@ -573,9 +598,9 @@ def test_start_pressed_twice_at_once_starts_one_trainer(url, root):
     assert [name for name in ("twin-a", "twin-b") if (root / name).exists()] == started
 
 
-def test_stop_pressed_twice_stops_the_one_run_once(client, root):
+def test_stop_pressed_twice_stops_the_one_run_once(client, served, root):
     client.predict(*start_args("stop2"), api_name="/start_training")
-    trainer = app.SLOT.proc
+    trainer = served.ctx.jobs.proc
     wait_for(lambda: last_step(root, "stop2") > 0, what="the first metrics")
     first = client.predict(None, api_name="/stop_training")
     try:
@@ -585,12 +610,12 @@ def test_stop_pressed_twice_stops_the_one_run_once(client, root):
     assert "Stopping **stop2**" in first
     assert GENERIC not in second and ("stop2" in second or "No training run is in progress" in second)
     wait_for(lambda: status_of(root, "stop2") == "stopped", what="the run to stop")
-    assert trainer.wait(timeout=30) == 0 and app.SLOT.proc is trainer
+    assert trainer.wait(timeout=30) == 0 and served.ctx.jobs.proc is trainer
     assert ck.read_header(root / "stop2")["step"] == last_step(root, "stop2")
 
 
 # --- security --------------------------------------------------------------------------------
-def test_planted_pickle_checkpoint_is_refused_without_running_code(client, root, tmp_path):
+def test_planted_pickle_checkpoint_is_refused_without_running_code(client, served, root, tmp_path):
     marker = tmp_path / "EXECUTED"
     (root / "planted").mkdir()
     torch.save({"weights": PlantedPickle(marker)}, root / "planted" / ck.WEIGHTS)
@@ -599,11 +624,11 @@ def test_planted_pickle_checkpoint_is_refused_without_running_code(client, root,
     for key in ("planted", "pickled"):
         refusal(lambda key=key: client.predict(*generate_args(checkpoint=key), api_name="/generate"))
         client.predict(key, api_name="/describe_checkpoint")
-    app.poll(app.SETTINGS, app.SLOT, {}, "planted", None)
+    poll(served.ctx, {}, "planted", None)
     assert not marker.exists()
 
 
-def test_planted_pickle_optimizer_state_is_refused_on_resume_without_running_code(client, root, tmp_path):
+def test_planted_pickle_optimizer_state_is_refused_on_resume_without_running_code(client, served, root, tmp_path):
     marker = tmp_path / "EXECUTED"
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(corpus_text(), encoding="utf-8")
@@ -614,9 +639,9 @@ def test_planted_pickle_optimizer_state_is_refused_on_resume_without_running_cod
     torch.save({"optimizer": PlantedPickle(marker)}, root / "trap" / "train_state-10.pt")
 
     assert "Resumed **trap**" in client.predict(None, "trap", 20, 0, api_name="/resume_training")
-    assert app.SLOT.proc.wait(timeout=120) == 2
+    assert served.ctx.jobs.proc.wait(timeout=120) == 2
     assert not marker.exists()
-    status = app.poll(app.SETTINGS, app.SLOT, {"run": "trap"}, None, None)[4]
+    status = poll(served.ctx, {"run": "trap"}, None, None)[4]
     assert "Failed" in status and "train_state-10.pt" in status
 
 
@@ -624,17 +649,17 @@ def test_gradio_serves_no_file_outside_what_the_app_intends(url, root):
     make_checkpoint(root / "served", corpus_text())
     (root / "served" / "corpus.txt").write_text("a stranger's pasted text", encoding="utf-8")
     targets = {
-        f"gradio_api/file={Path(app.__file__).resolve()}": b"import gradio",
-        f"gradio_api/file={app.SETTINGS.bundled / ck.WEIGHTS}": b"charrnn",
+        f"gradio_api/file={APP_PY}": b"create_demo",
+        f"gradio_api/file={BUNDLED / ck.WEIGHTS}": b"charrnn",
         f"gradio_api/file={root / 'served' / ck.WEIGHTS}": b"charrnn",
         f"gradio_api/file={root / 'served' / 'corpus.txt'}": b"stranger",
-        "gradio_api/file=app.py": b"import gradio",
+        "gradio_api/file=app.py": b"create_demo",
         "gradio_api/file=checkpoints/shakespeare/model.safetensors": b"charrnn",
         "gradio_api/file=/etc/passwd": b"root:",
         "gradio_api/file=%2Fetc%2Fpasswd": b"root:",
         "gradio_api/file=../../../../etc/passwd": b"root:",
         "file=/etc/passwd": b"root:",
-        "file=app.py": b"import gradio",
+        "file=app.py": b"create_demo",
     }
     for path, content in targets.items():
         response = httpx.get(url + path)
@@ -650,19 +675,19 @@ def test_upload_over_max_file_size_is_rejected_by_the_server(url):
     assert small.status_code == 200
 
 
-def test_training_controls_need_the_password_and_generation_stays_open(client, root):
-    assert app.settings_from_env({"CHARRNN_TRAIN_PASSWORD": "s3cret"}).password == "s3cret"
-    assert app.settings_from_env({"CHARRNN_TRAIN_PASSWORD": ""}).password is None
-    app.SETTINGS.password = "s3cret"
-    try:
+def test_training_controls_need_the_password_and_generation_stays_open(tmp_path):
+    assert settings_from_env({"CHARRNN_TRAIN_PASSWORD": "s3cret"}).password == "s3cret"
+    assert settings_from_env({"CHARRNN_TRAIN_PASSWORD": ""}).password is None
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    with launched(root, password="s3cret") as locked, client_of(locked.url) as client:
         for password in (None, "", "wrong", "s3cret "):
             for call in (lambda pw: client.predict(*start_args("locked", password=pw), api_name="/start_training"),
                          lambda pw: client.predict(pw, api_name="/stop_training"),
                          lambda pw: client.predict(pw, "locked", 10, 0, api_name="/resume_training")):
                 with nothing_written(root):
                     assert "need the password" in refusal(lambda call=call, pw=password: call(pw))
+        assert locked.ctx.jobs.proc is None
         still_serving(client)
         assert "No training run is in progress" in refusal(lambda: client.predict("s3cret",
                                                                                   api_name="/stop_training"))
-    finally:
-        app.SETTINGS.password = None

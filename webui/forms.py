@@ -79,7 +79,10 @@ def read_upload(upload: str | None, limit: int) -> CorpusChoice:
         raw = path.read_bytes()
     except OSError:
         raise UserError("The uploaded file is no longer on the server; upload it again.") from None
-    return CorpusChoice(decode_text(raw, path.name), path.name, None)
+    try:
+        return CorpusChoice(decode_text(raw, path.name), path.name, None)
+    except CorpusError as e:
+        raise UserError(no_markup(e)) from None
 
 
 def read_pasted(pasted: str | None, limit: int) -> CorpusChoice:

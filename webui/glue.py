@@ -57,12 +57,9 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
                 return fn(*a, **k)
             except ERRORS as e:
                 return failed(e)
-    if names is not None:
-        del wrapped.__wrapped__      # gradio reads the signature below, not fn's
+    if names is not None:      # gradio reads this signature for the API, not fn's
         wrapped.__signature__ = inspect.Signature(
             [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
-    else:
-        wrapped.__signature__ = inspect.signature(fn)
     return wrapped
 
 

@@ -1,0 +1,252 @@
+"""webui.actions: Start, Stop and Resume from the form, and the lines the form shows about its values.
+
+No gradio: every refusal is a UserError (the tabs turn it into a toast); called in-process, no server.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+
+import pytest
+from app_fixtures import (
+    TINY_TRAINING,
+    app_contexts,
+    app_settings,
+    corpus_text,
+    fake_trainer_running,
+    make_checkpoint,
+    wait_for,
+)
+
+import charrnn.jobs
+from charrnn import checkpoint as ck
+from charrnn.data import min_corpus_chars
+from charrnn.jobs import Job
+from charrnn.model import CharRNN, ModelConfig, count_params
+from charrnn.presets import PRESETS
+from webui import actions
+from webui.errors import UserError
+from webui.forms import FORM_FIELDS
+from webui.settings import Settings
+
+TINY_VALUES = {k: v for k, v in TINY_TRAINING.items() if k != "preset"}
+assert tuple(TINY_VALUES) == FORM_FIELDS
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return app_settings(tmp_path, corpus=True)
+
+
+@pytest.fixture
+def make_ctx():
+    """An AppContext on given settings; its trainers are killed after the test."""
+    with app_contexts() as make:
+        yield make
+
+
+@pytest.fixture
+def ctx(settings, make_ctx):
+    return make_ctx(settings)
+
+
+@pytest.fixture
+def fake_trainer(settings):
+    """A sleeping process that looks like a trainer (charrnn on its command line), and a run whose status names it."""
+    with fake_trainer_running(settings.root) as proc:
+        yield proc
+
+
+@pytest.fixture
+def spawned(ctx, monkeypatch):
+    """Record what the supervisor would spawn instead of spawning it."""
+    calls = []
+    monkeypatch.setattr(ctx.jobs, "spawn", lambda name, args: calls.append((name, args)) or Job(name, 4242))
+    return calls
+
+
+def start(ctx, **changes):
+    kwargs = dict(password=None, source="paste", bundled_name=None, upload=None, pasted=corpus_text(),
+                  preset="quick", run_name="tiny")
+    values = {**TINY_VALUES, **{k: changes.pop(k) for k in list(changes) if k in FORM_FIELDS}}
+    return actions.start_training(ctx, **{**kwargs, **changes}, values=values)
+
+
+# --- what the form says about its values ---------------------------------------------------
+def test_bundled_corpus_is_described_with_size_and_characters(settings):
+    line, stats = actions.describe_corpus(settings, "bundled", "tiny.txt", None, None)
+    text = corpus_text()
+    assert f"{len(text):,} characters" in line and stats == {"chars": len(text), "distinct": len(set(text))}
+    assert line.startswith("**tiny.txt**:")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"\x00\x01binary\x00", "binary"),
+    (b"caf\xe9 au lait", "not valid UTF-8"),
+])
+def test_bad_uploads_are_described_by_the_reason(settings, tmp_path, content, message):
+    path = tmp_path / "upload.txt"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        actions.describe_corpus(settings, "upload", None, str(path), None)
+
+
+def test_parameter_count_is_that_of_the_model_built_from_the_config(settings):
+    values = dict(hidden=96, layers=2, seq_len=32, batch_size=8, lr=0.01, iterations=0, minutes=1.0)
+    line = actions.describe_model(settings, {"chars": 5000, "distinct": 30}, "quick", values)
+    expected = CharRNN(ModelConfig(vocab_size=30, embed=PRESETS["quick"][0]["embed"], hidden=96, layers=2))
+    assert f"**{expected.num_params():,} parameters**" in line and "30-character vocabulary" in line
+    assert count_params(ModelConfig(vocab_size=30, embed=PRESETS["quick"][0]["embed"], hidden=96,
+                                    layers=2)) == expected.num_params()
+    unknown = actions.describe_model(settings, None, "quick", values)        # no corpus yet
+    assert "vocabulary of the corpus" in unknown
+
+
+def test_a_model_over_the_limit_is_described_with_a_warning(tmp_path):
+    small = Settings(root=tmp_path, max_params=1000)
+    line = actions.describe_model(small, {"chars": 5000, "distinct": 30}, "quick", TINY_VALUES)
+    assert "over the app's limit of 1,000" in line
+
+
+def test_describing_an_invalid_model_is_refused_naming_the_value(settings):
+    with pytest.raises(UserError, match="hidden=0 is out of range"):
+        actions.describe_model(settings, {"chars": 5000, "distinct": 30}, "quick", {**TINY_VALUES, "hidden": 0})
+
+
+# --- validation before a trainer is spawned ------------------------------------------------
+@pytest.mark.parametrize("changes, message", [
+    (dict(hidden=0), "hidden=0 is out of range; allowed 1 to 4096"),
+    (dict(layers=9), "allowed 1 to 8"),
+    (dict(lr=5.0), "lr=5.0 is out of range"),
+    (dict(seq_len=-3), "seq_len=-3 is out of range"),
+    (dict(iterations=0, minutes=0), "iterations > 0 or minutes > 0"),
+    (dict(preset="huge"), "Unknown preset"),
+    (dict(batch_size=4096, seq_len=4096), "characters per batch"),
+    (dict(hidden=4096, layers=8), "at most 20,000,000"),
+])
+def test_out_of_range_settings_are_refused_before_spawning(settings, ctx, changes, message):
+    with pytest.raises(UserError, match=message):
+        start(ctx, **changes)
+    assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
+
+
+def test_the_parameter_limit_is_the_settings(tmp_path, make_ctx):
+    ctx = make_ctx(Settings(root=tmp_path / "ckpts", max_params=1000))
+    with pytest.raises(UserError, match="the app trains at most 1,000"):
+        start(ctx)
+    assert ctx.jobs.proc is None and not (tmp_path / "ckpts" / "tiny").exists()
+
+
+def test_too_short_corpus_is_refused_naming_the_minimum(ctx):
+    with pytest.raises(UserError, match=f"at least {min_corpus_chars(32, 0.1)} are needed"):
+        start(ctx, pasted="too short for training", seq_len=32)
+    assert ctx.jobs.proc is None
+
+
+def test_invalid_run_names_and_existing_runs_are_refused(settings, ctx):
+    with pytest.raises(UserError, match="invalid run name"):
+        start(ctx, run_name="../escape")
+    make_checkpoint(settings.root / "taken", corpus_text())
+    with pytest.raises(UserError, match="already exists"):
+        start(ctx, run_name="taken")
+    assert ctx.jobs.proc is None
+
+
+def test_training_controls_need_the_password_when_one_is_set(settings, make_ctx):
+    ctx = make_ctx(dataclasses.replace(settings, password="s3cret"))
+    for call in (lambda pw: start(ctx, password=pw), lambda pw: actions.stop_training(ctx, pw),
+                 lambda pw: actions.resume_training(ctx, pw, "x", 0, 0)):
+        for wrong in ("wrong", None, ""):
+            with pytest.raises(UserError, match="password"):
+                call(wrong)
+    with pytest.raises(UserError, match="No training run is in progress"):
+        actions.stop_training(ctx, "s3cret")        # right password: past the check
+    assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
+
+
+# --- what is spawned ---------------------------------------------------------------------
+def test_a_blank_run_name_is_made_from_the_corpus_and_preset(ctx, spawned):
+    message = start(ctx, run_name="  ")
+    (name, args), = spawned
+    assert name.startswith("pasted-quick-") and f"Started run **{name}** (pid 4242)" in message
+    assert "parameters on pasted text" in message
+    assert (ctx.settings.root / name / "corpus.txt").read_text(encoding="utf-8") == corpus_text()
+
+
+def test_a_bundled_corpus_is_trained_on_where_it_is(settings, ctx, spawned):
+    start(ctx, source="bundled", bundled_name="tiny.txt", pasted=None, run_name=None)
+    (name, args), = spawned
+    assert name.startswith("tiny-quick-") and args[:2] == ["--data", str(settings.data_dir / "tiny.txt")]
+    assert args[args.index("--data-name") + 1] == "tiny.txt"
+    assert "--hidden=32" in args and "--layers=1" in args and "--batch-size=8" in args   # the form's values
+
+
+# --- the one-job lock ---------------------------------------------------------------------
+def test_a_second_start_is_refused_while_a_trainer_runs(settings, ctx, fake_trainer):
+    assert ctx.jobs.active() == Job("busy", fake_trainer.pid)
+    with pytest.raises(UserError, match="in progress: busy"):
+        start(ctx)
+    assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
+
+
+def test_stop_sends_sigterm_to_the_running_trainer(ctx, fake_trainer):
+    message = actions.stop_training(ctx, None)
+    assert "Stopping **busy**" in message
+    assert fake_trainer.wait(timeout=30) == -signal.SIGTERM
+
+
+def test_stop_says_so_when_the_trainer_had_ended_meanwhile(ctx, fake_trainer, monkeypatch):
+    kill = os.kill
+
+    def gone(pid, sig):
+        if sig == signal.SIGTERM:          # it ended between the check and the signal
+            raise ProcessLookupError(pid)
+        kill(pid, sig)
+
+    monkeypatch.setattr(charrnn.jobs.os, "kill", gone)
+    assert "Run **busy** had already ended." in actions.stop_training(ctx, None)
+
+
+def test_a_killed_trainer_leaves_its_run_interrupted(settings, ctx):
+    message = start(ctx)
+    assert "Started run **tiny**" in message and f"(pid {ctx.jobs.proc.pid})" in message
+    assert (settings.root / "tiny" / "corpus.txt").read_text(encoding="utf-8") == corpus_text()
+    wait_for(lambda: ctx.jobs.state("tiny")["state"] == "running", what="the trainer to run")
+    with pytest.raises(UserError, match="in progress: tiny"):
+        start(ctx, run_name="second")
+    assert not (settings.root / "second").exists()
+    os.killpg(ctx.jobs.proc.pid, signal.SIGKILL)
+    ctx.jobs.proc.wait(timeout=30)
+    assert ctx.jobs.active() is None
+    assert ctx.jobs.state("tiny")["state"] == "interrupted"
+    assert (settings.root / "tiny" / "train.log").exists()
+
+
+# --- resume ---------------------------------------------------------------------------------
+def test_only_runs_with_their_optimizer_state_can_be_resumed(settings, ctx):
+    make_checkpoint(settings.root / "no-state", corpus_text())
+    with pytest.raises(UserError, match="No resumable run"):
+        actions.resume_training(ctx, None, "no-state", 10, 0)
+    assert ctx.jobs.proc is None
+
+
+def test_resume_refusals_of_the_budget_are_user_errors(settings, ctx, spawned):
+    data = settings.data_dir / "tiny.txt"
+    make_checkpoint(settings.root / "spent", corpus_text(), data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(settings.root / "spent", 10, {})
+    with pytest.raises(UserError, match="whole budget"):
+        actions.resume_training(ctx, None, "spent", 0, 0)
+    with pytest.raises(UserError, match="more iterations must be"):
+        actions.resume_training(ctx, None, "spent", -5, 0)
+    assert spawned == []
+
+
+def test_resume_names_the_run_and_the_step_it_continues_from(settings, ctx, spawned):
+    data = settings.data_dir / "tiny.txt"
+    make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(settings.root / "ok", 1500, {})
+    message = actions.resume_training(ctx, None, "ok", 100, 0)
+    assert "Resumed **ok** (pid 4242) from step 1,500." in message
+    assert spawned == [("ok", ["--resume", "ok", "--iterations", "1600", "--minutes", "0"])]

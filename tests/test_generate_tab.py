@@ -1,0 +1,146 @@
+"""The Generate tab's gradio-facing helpers (webui.generate_tab), called in-process: the prime feeding the chart,
+the confidence colouring after a generation or a Stop, the checkpoint line, and the handlers ``wire`` builds
+(/generate streaming its text then a record, the chart showing problems inline, side by side refusing with a toast)."""
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from app_fixtures import corpus_text, is_prefix_chain, make_checkpoint, model_of, tiny_context, wired
+from html_reading import columns
+
+from charrnn import checkpoint as ck
+from charrnn.sample import generate_with_probs
+from webui import generate_tab
+from webui.generation import SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
+from webui.render_inside import confidence_html
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return tiny_context(tmp_path)
+
+
+@pytest.fixture
+def tab(ctx):
+    """The tab's components, built and wired in a Blocks as the demo does."""
+    with gr.Blocks() as demo:
+        g = generate_tab.build(ctx)
+        generate_tab.wire(ctx, g)
+    g.demo = demo
+    return g
+
+
+def record_of(ctx, prime="the ", temperature=0.8, length=120, top_k=0, seed=4, key="tiny"):
+    *_, gen = generation_stream(ctx, key, prime, temperature, length, top_k, seed)
+    return gen.record(temperature, top_k)
+
+
+# --- the prime feeds the chart ------------------------------------------------------------
+def test_editing_the_prime_points_the_chart_at_its_end():
+    text, position = generate_tab.read_prime("ROMEO:")
+    assert text == "ROMEO:" and position["value"] == 6 and position["maximum"] == 6
+    assert generate_tab.read_prime("")[1]["maximum"] == 1 and generate_tab.read_prime("")[1]["value"] == 0
+    assert generate_tab.read_prime(None)[0] == ""
+
+
+def test_the_prime_box_is_wired_to_read_prime(tab):
+    assert wired(tab, tab.reading, tab.position) is generate_tab.read_prime
+
+
+# --- the chart: problems are drawn in place, not raised --------------------------------
+@pytest.mark.parametrize("key, temperature, message", [
+    (None, 0.8, "No checkpoint chosen"),
+    ("nope", 0.8, "no such checkpoint"),
+    ("tiny", 3.0, "Temperature must be a number from 0 to 2"),
+    ("tiny", float("nan"), "Temperature must be"),
+])
+def test_chart_problems_are_shown_as_messages_not_raised(tab, key, temperature, message):
+    plot, line = wired(tab, tab.dist_plot, tab.dist_line)(key, "the ", 4, temperature)
+    assert plot == gr.skip() and line.startswith("<p>⚠️") and message in line
+
+
+def test_the_wired_chart_draws_the_next_character(ctx, tab):
+    frame, line = wired(tab, tab.dist_plot, tab.dist_line)("tiny", "the cat", 7, 0.5)
+    expected_frame, expected_line = next_char(ctx, "tiny", "the cat", 7, 0.5)
+    assert frame.equals(expected_frame) and line == expected_line
+
+
+# --- /generate: the text streams, then a record of each character's probability ----------
+def test_generation_streams_text_then_records_each_characters_probability(ctx, tab):
+    updates = list(wired(tab, tab.output, tab.record)("tiny", "the ", 0.8, 120, 0, 4))
+    texts = [text for text, _ in updates]
+    assert is_prefix_chain(texts) and texts[0] == "the " and len(texts[-1]) == 4 + 120
+    assert len(updates) >= 120 // ctx.settings.stream_every
+    assert all(record == gr.skip() for _, record in updates[:-1])
+    record = updates[-1][1]
+    model, vocab = model_of(ctx)
+    expected = list(generate_with_probs(model, vocab, "the ", 120, 0.8, seed=4))
+    assert record["text"] == texts[-1] and record["start"] == 4
+    assert record["probs"] == [p for _, p in expected] and record["temperature"] == 0.8
+
+
+def test_generate_refuses_with_a_toast_and_warns_about_unknown_prime_characters(tab):
+    generate = wired(tab, tab.output, tab.record)
+    with pytest.raises(gr.Error, match="Length must be"):
+        list(generate("tiny", "the ", 0.8, 0, 0, 4))
+    with pytest.raises(gr.Error, match="No checkpoint chosen"):
+        list(generate(None, "the ", 0.8, 10, 0, 4))
+    with pytest.warns(UserWarning, match="does not know 'é'"):
+        updates = list(generate("tiny", "the café", 0.8, 10, 0, 4))
+    assert updates[0][0] == "the cafe" and updates[-1][1]["start"] == len("the cafe")
+
+
+# --- confidence colouring after a generation, or after Stop -------------------------------
+def test_confidence_matches_the_chart_at_the_same_temperature(ctx):
+    record = record_of(ctx, temperature=0.7)
+    confidence, reading, position = generate_tab.after_generation(record)
+    assert confidence == confidence_html(record)
+    assert reading == record["text"] and position["value"] == record["start"]
+    assert position["maximum"] == len(record["text"])
+    _, line = next_char(ctx, "tiny", reading, position["value"], 0.7)
+    assert f"p = {record['probs'][0]:.3f} here" in line       # the first character's p, seen from the chart
+
+
+def test_without_a_record_nothing_changes_after_a_generation(ctx):
+    assert generate_tab.after_generation(None) == (gr.skip(),) * 3
+    assert "greedily" in generate_tab.after_generation(record_of(ctx, temperature=0, length=20))[0]
+
+
+def test_stop_says_why_there_are_no_colours_unless_the_generation_had_ended(ctx):
+    assert "Stopped" in generate_tab.stopped_confidence(None)
+    assert generate_tab.stopped_confidence(record_of(ctx, length=10)) == gr.skip()
+
+
+# --- the checkpoint line --------------------------------------------------------------
+def test_checkpoint_is_described_from_its_header(ctx):
+    make_checkpoint(ctx.settings.root / "described", corpus_text(), step=1234)
+    line = generate_tab.describe_checkpoint(ctx, "described")
+    assert "tiny.txt" in line and "1,234 steps" in line and "validation loss 2.500" in line
+    assert "parameters" in line
+
+
+def test_a_missing_or_broken_checkpoint_is_described_as_a_warning(ctx):
+    (ctx.settings.root / "broken").mkdir(parents=True)
+    (ctx.settings.root / "broken" / ck.WEIGHTS).write_bytes(b"not a safetensors file")
+    broken = generate_tab.describe_checkpoint(ctx, "broken")
+    assert broken.startswith("⚠️") and "not a readable safetensors file" in broken
+    assert generate_tab.describe_checkpoint(ctx, "../etc").startswith("⚠️")
+    assert "invalid run name" in generate_tab.describe_checkpoint(ctx, "../etc")
+    assert "no such checkpoint" in generate_tab.describe_checkpoint(ctx, "nope")
+    assert "No checkpoint yet" in generate_tab.describe_checkpoint(ctx, None)
+
+
+def test_the_picker_is_wired_to_describe_checkpoint(ctx, tab):
+    assert wired(tab, tab.checkpoint_md)("tiny") == generate_tab.describe_checkpoint(ctx, "tiny")
+
+
+# --- temperatures side by side ----------------------------------------------------------
+def test_side_by_side_shows_every_temperature_and_refuses_with_a_toast(ctx, tab):
+    compare = wired(tab, tab.compare_html)
+    markup = compare("tiny", "the ", 5)
+    assert markup == compare_temperatures(ctx, "tiny", "the ", 5)
+    assert list(columns(markup)) == [f"{t:g}" for t in SIDE_TEMPERATURES]
+    with pytest.raises(gr.Error, match="Seed must be"):
+        compare("tiny", "the ", -3)
+    with pytest.raises(gr.Error, match="No checkpoint chosen"):
+        compare(None, "the ", 1)

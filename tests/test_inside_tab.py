@@ -1,0 +1,132 @@
+"""The Inside-a-unit tab's gradio-facing helpers (webui.inside_tab), called in-process: suggested units as radio
+choices, picking one, the first look when the tab opens, and the handlers ``wire`` builds.
+
+(The samples-over-time review, tested with the inside-the-model views before the split, is in test_train_tab.py.)"""
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+import pytest
+from app_fixtures import app_settings, corpus_text, make_checkpoint, tiny_context, wired
+
+from charrnn import checkpoint as ck
+from webui import inside_tab
+from webui.context import AppContext
+from webui.settings import Settings
+from webui.units import suggestions, unit_view
+
+TEXT = corpus_text(40)
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return tiny_context(tmp_path)
+
+
+@pytest.fixture
+def tab(ctx):
+    return built(ctx)
+
+
+def built(ctx):
+    """The tab's components, built and wired in a Blocks with a checkpoint picker and an output box."""
+    with gr.Blocks() as demo:
+        checkpoint, output = gr.Dropdown([]), gr.Textbox()
+        with gr.Tab("Inside a unit") as page:
+            u = inside_tab.build(ctx)
+        inside_tab.wire(ctx, u, page, checkpoint, output)
+    u.demo = demo
+    return u
+
+
+def features_of(radio) -> list[str]:
+    return [label.split(": ", 1)[1].split(" (r =")[0] for label, _ in radio["choices"]]
+
+
+# --- suggested units --------------------------------------------------------------------
+def test_suggestions_name_units_and_picking_one_sets_the_controls(ctx):
+    radio, best, markup = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
+    assert set(features_of(radio)) == {"position in line", "after a newline"}   # the other features do not vary here
+    assert radio["value"] == radio["choices"][0][1]
+    assert inside_tab.pick_suggestion(radio["value"]) == ("cell", best)
+    assert f"cell unit {best}</strong>" in markup
+    assert inside_tab.pick_suggestion("nonsense") == (gr.skip(), gr.skip())
+    assert inside_tab.pick_suggestion(None) == (gr.skip(), gr.skip())
+
+
+def test_the_choices_are_the_suggestions_best_first_and_the_best_is_shown(ctx):
+    found = suggestions(ctx, "tiny", TEXT, "hidden", 1)
+    radio, best, markup = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "hidden", 1)
+    assert radio["choices"] == [(f"hidden {d['unit']}: {d['feature']} (r = {d['r']:+.2f})",
+                                 f"hidden/{d['unit']}/{d['feature']}") for d in found]
+    assert best == found[0]["unit"] and markup == unit_view(ctx, "tiny", TEXT, "hidden", 1, best)
+    assert [inside_tab.pick_suggestion(value) for _, value in radio["choices"]] == [("hidden", d["unit"])
+                                                                                     for d in found]
+
+
+def test_a_text_where_no_feature_varies_gets_no_suggestions_and_says_why(ctx):
+    radio, best, markup = inside_tab.suggest_and_show(ctx, "tiny", "t", "cell", 1)
+    assert radio["choices"] == [] and radio["value"] is None and best == gr.skip()
+    assert markup.startswith("<p>⚠️") and "No simple feature varies" in markup
+
+
+def test_suggest_warns_about_unknown_characters_once(ctx):
+    with pytest.warns(UserWarning, match="does not know 'é'") as caught:
+        inside_tab.suggest_and_show(ctx, "tiny", TEXT + "café\n", "cell", 1)
+    assert len([w for w in caught if "does not know" in str(w.message)]) == 1
+
+
+# --- the first look when the tab opens --------------------------------------------------
+def test_the_tab_suggests_and_shows_a_unit_once(ctx, tmp_path):
+    shown, radio, best, markup = inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1)
+    assert shown is True and radio["choices"] and f"unit {best}</strong>" in markup
+    assert inside_tab.first_look(ctx, True, "tiny", "x", "cell", 1) == (gr.skip(),) * 4
+    shown, _, best, markup = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
+    assert shown is True and f"unit {best}</strong>" in markup       # before the picker is filled: the newest
+    empty = AppContext(app_settings(tmp_path / "none"))
+    shown, *_, message = inside_tab.first_look(empty, False, None, "x", "cell", 1)
+    assert shown is False and "⚠️" in message and "No checkpoint chosen" in message
+
+
+def test_before_the_picker_is_filled_the_first_look_uses_the_newest_checkpoint(ctx):
+    newer = make_checkpoint(ctx.settings.root / "newer", corpus_text(), seed=1)
+    older = ctx.settings.root / "tiny" / ck.WEIGHTS
+    stamp = older.stat().st_mtime_ns
+    os.utime(older, ns=(stamp, stamp))
+    os.utime(newer, ns=(stamp + 10**9, stamp + 10**9))
+    _, radio, best, markup = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
+    assert (radio, best, markup) == inside_tab.suggest_and_show(ctx, "newer", TEXT, "cell", 1)
+    assert markup != inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)[2]
+
+
+def test_a_bad_request_on_the_first_look_is_drawn_in_place_and_tried_again_next_time(ctx):
+    shown, radio, unit, message = inside_tab.first_look(ctx, False, "tiny", TEXT, "forget", 1)
+    assert shown is False and radio == gr.skip() and unit == gr.skip()
+    assert message.startswith("<p>⚠️") and "State must be" in message
+
+
+# --- the handlers wire builds -----------------------------------------------------------
+def test_the_wired_unit_view_shows_a_unit_and_refuses_with_a_toast(ctx, tab):
+    show = wired(tab, tab.view)
+    assert show("tiny", TEXT, "hidden", 1, 3) == unit_view(ctx, "tiny", TEXT, "hidden", 1, 3)
+    with pytest.raises(gr.Error, match="Unit must be a whole number from 0 to 15"):
+        show("tiny", TEXT, "hidden", 1, 16)
+    with pytest.warns(UserWarning, match="does not know 'é'"):
+        show("tiny", "the café", "hidden", 1, 3)
+
+
+def test_the_wired_suggestions_and_first_look(ctx, tab):
+    suggest = wired(tab, tab.suggestions, tab.unit, tab.view)
+    assert suggest("tiny", TEXT, "cell", 1) == inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
+    with pytest.raises(gr.Error, match="No checkpoint chosen"):
+        suggest(None, TEXT, "cell", 1)
+    first = wired(tab, tab.shown, tab.suggestions, tab.unit, tab.view)
+    assert first(False, "tiny", TEXT, "cell", 1) == inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1)
+    assert wired(tab, tab.kind, tab.unit) is inside_tab.pick_suggestion
+
+
+def test_the_tab_opens_on_the_shakespeare_passage(tmp_path):
+    shipped = built(AppContext(Settings(root=tmp_path)))             # the bundled corpora of the project
+    assert shipped.text.value == shipped.passage and len(shipped.passage) > 1000 and shipped.passage.endswith("\n")
+    assert built(AppContext(app_settings(tmp_path))).text.value == ""  # no corpus there: an empty box, no error

@@ -1,0 +1,301 @@
+"""charrnn.jobs, the one training job of a checkpoints folder: starting, following, stopping and resuming a trainer.
+
+Engine only: neither gradio nor the webui package is imported here (app_fixtures imports neither at import; its
+helpers used here do not import webui when called).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from app_fixtures import TINY_TRAINING, corpus_text, fake_trainer_running, kill_trainers, make_checkpoint, wait_for
+
+from charrnn import checkpoint as ck
+from charrnn.jobs import (
+    Job,
+    JobError,
+    Supervisor,
+    budget_args,
+    log_tail,
+    prepare_run_dir,
+    recent_run,
+    resumable_runs,
+    running_job,
+    stop_run,
+)
+from charrnn.model import ModelConfig
+from charrnn.presets import preset_configs
+from charrnn.runner import build_corpus
+
+TINY_MODEL = {k: TINY_TRAINING[k] for k in ("hidden", "layers")}
+TINY_TRAIN = {k: v for k, v in TINY_TRAINING.items() if k not in ("preset", *TINY_MODEL)}
+
+
+def tiny_configs(text: str, **train):
+    model_cfg, train_cfg = preset_configs("quick", 1, TINY_MODEL, {**TINY_TRAIN, **train})
+    vocab = build_corpus(text, train_cfg).vocab
+    return ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(vocab)}), train_cfg
+
+
+def state_of(jobs: Supervisor, name: str) -> str | None:
+    return jobs.state(name).get("state")
+
+
+@pytest.fixture
+def root(tmp_path):
+    return (tmp_path / "ckpts").resolve()
+
+
+@pytest.fixture
+def jobs(root):
+    jobs = Supervisor(root, threads=1)
+    yield jobs
+    kill_trainers(root, jobs)
+
+
+def sleeper(*argv: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *argv], start_new_session=True)
+
+
+@pytest.fixture
+def fake_trainer(root):
+    """A sleeping process that looks like a trainer (charrnn on its command line), and a run whose status names it."""
+    with fake_trainer_running(root) as proc:
+        yield proc
+
+
+# --- the one-job lock -----------------------------------------------------------------
+def test_a_second_start_is_refused_while_a_trainer_runs(root, jobs, fake_trainer, tmp_path):
+    text = corpus_text()
+    assert jobs.active() == Job("busy", fake_trainer.pid) == running_job(root)
+    with pytest.raises(JobError, match="in progress: busy"):
+        jobs.refuse_if_busy()
+    with pytest.raises(JobError, match="in progress: busy"):
+        jobs.start("tiny", text, None, "pasted text", "quick", *tiny_configs(text))
+    assert jobs.proc is None and not (root / "tiny").exists()       # refused before writing or spawning
+    data = tmp_path / "tiny.txt"
+    data.write_text(text, encoding="utf-8")
+    make_checkpoint(root / "done", text, data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(root / "done", 10, {})
+    with pytest.raises(JobError, match="in progress: busy"):
+        jobs.resume("done", 5, 0)
+    assert jobs.proc is None
+
+
+def test_stale_running_status_or_a_reused_pid_does_not_block(root, jobs):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for name, pid in (("dead", 2**22 + 12345), ("reused", other.pid)):
+            (root / name).mkdir(parents=True)
+            ck.write_status(root / name, "running", pid=pid)
+        assert jobs.active() is None and running_job(root) is None
+        jobs.refuse_if_busy()                                           # does not raise
+        assert jobs.state("reused")["state"] == "interrupted"
+        assert jobs.state("dead")["state"] == "interrupted"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_stop_sends_sigterm_to_the_running_trainer_and_marks_it_stopping(root, jobs, fake_trainer):
+    job, signalled = jobs.stop()
+    assert job == Job("busy", fake_trainer.pid) and signalled
+    assert fake_trainer.wait(timeout=30) == -signal.SIGTERM
+    assert "busy" in jobs.stopping
+
+
+def test_a_running_run_reads_as_stopping_once_stop_was_pressed(root, jobs, fake_trainer):
+    assert jobs.state("busy")["state"] == "running"
+    jobs.stopping.add("busy")
+    assert jobs.state("busy") == {"state": "stopping", "pid": fake_trainer.pid, "iterations": 100, "minutes": 0}
+
+
+def test_stop_with_nothing_running_is_refused(jobs):
+    with pytest.raises(JobError, match="No training run is in progress"):
+        jobs.stop()
+
+
+def test_stop_run_sigterms_the_named_runs_trainer_and_refuses_one_not_training(root, fake_trainer):
+    assert stop_run(root, "busy") == Job("busy", fake_trainer.pid)
+    assert fake_trainer.wait(timeout=30) == -signal.SIGTERM
+    make_checkpoint(root / "idle", corpus_text())
+    ck.write_status(root / "idle", "finished", step=10)
+    with pytest.raises(JobError, match="not training"):
+        stop_run(root, "idle")
+    with pytest.raises(JobError, match="not training"):
+        stop_run(root, "busy")                                          # its trainer is gone now
+
+
+def test_our_child_is_starting_before_it_writes_a_status_then_ended_or_cancelled(root, jobs):
+    (root / "early").mkdir(parents=True)
+    jobs.proc, jobs.run = sleeper(), "early"
+    assert jobs.active() == Job("early", jobs.proc.pid)              # our child counts before its status exists
+    assert jobs.state("early") == {"state": "starting"}
+    jobs.proc.kill()
+    jobs.proc.wait()
+    assert jobs.active() is None
+    assert jobs.state("early") == {"state": "ended", "code": -signal.SIGKILL}
+    jobs.proc, jobs.run = sleeper(), "early"
+    jobs.stopping.add("early")
+    jobs.proc.terminate()
+    jobs.proc.wait()
+    assert jobs.state("early") == {"state": "cancelled"}             # stopped before training began
+    assert jobs.state("other") == {"state": "unknown"}               # not ours: no exit status to report
+
+
+def test_a_started_trainer_runs_stops_with_a_checkpoint_and_resumes_with_more_steps(root, jobs):
+    text = corpus_text()
+    job = jobs.start("tiny", text, None, "pasted text", "quick", *tiny_configs(text))
+    assert job == Job("tiny", jobs.proc.pid) and jobs.run == "tiny"
+    assert (root / "tiny" / "corpus.txt").read_text(encoding="utf-8") == text
+    assert jobs.active() == job
+    wait_for(lambda: state_of(jobs, "tiny") == "running", what="the trainer to run")
+    with pytest.raises(JobError, match="in progress: tiny"):
+        jobs.start("second", text, None, "pasted text", "quick", *tiny_configs(text))
+    assert not (root / "second").exists()
+    wait_for(lambda: ck.read_metrics(root / "tiny"), what="a first metrics record")
+    stopped_job, signalled = jobs.stop()
+    assert stopped_job == job and signalled
+    assert jobs.proc.wait(timeout=120) == 0
+    assert state_of(jobs, "tiny") == "stopped" and jobs.active() is None
+    header = ck.read_header(root / "tiny" / ck.WEIGHTS)
+    assert [r["name"] for r in resumable_runs(root)] == ["tiny"]
+    assert jobs.files_signature("tiny")[0] == "tiny"
+    before = jobs.files_signature("tiny")
+
+    resumed, step = jobs.resume("tiny", 5, 0)
+    assert step == header["step"] and resumed == Job("tiny", jobs.proc.pid)
+    assert jobs.proc.wait(timeout=120) == 0
+    assert state_of(jobs, "tiny") == "finished"
+    assert ck.read_metrics(root / "tiny")[-1]["step"] == step + 5
+    assert jobs.files_signature("tiny") != before
+    assert recent_run(root) == "tiny" and jobs.last_run() == "tiny"
+
+
+def test_a_killed_trainer_leaves_its_run_interrupted(root, jobs):
+    text = corpus_text()
+    jobs.start("tiny", text, None, "pasted text", "quick", *tiny_configs(text))
+    wait_for(lambda: state_of(jobs, "tiny") == "running", what="the trainer to run")
+    os.killpg(jobs.proc.pid, signal.SIGKILL)
+    jobs.proc.wait(timeout=30)
+    assert jobs.active() is None
+    assert jobs.state("tiny")["state"] == "interrupted"
+    assert (root / "tiny" / "train.log").exists()
+    assert [r["name"] for r in resumable_runs(root)] == []            # no checkpoint yet: nothing to resume
+
+
+def test_start_spawns_the_trainer_with_exactly_these_configs(root, jobs, monkeypatch, tmp_path):
+    spawned = []
+    monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append((name, args)) or Job(name, 1))
+    text = corpus_text()
+    model_cfg, train_cfg = tiny_configs(text)
+    data = tmp_path / "tiny.txt"
+    data.write_text(text, encoding="utf-8")
+    assert jobs.start("from-file", text, data, "tiny.txt", "quick", model_cfg, train_cfg) == Job("from-file", 1)
+    (name, args), = spawned
+    assert name == "from-file" and args[:2] == ["--data", str(data)]
+    assert not (root / "from-file" / "corpus.txt").exists()          # a file is trained on where it is
+    assert args[args.index("--name") + 1] == "from-file" and args[args.index("--data-name") + 1] == "tiny.txt"
+    assert args[args.index("--preset") + 1] == "quick"
+    assert "--hidden=32" in args and "--seq-len=32" in args and "--minutes=2.0" in args
+    assert not any(a.startswith("--threads") for a in args)          # spawn adds the supervisor's own
+
+
+# --- run directories -----------------------------------------------------------------
+def test_prepare_run_dir_writes_the_text_or_uses_the_file_and_refuses_bad_or_taken_names(root, tmp_path):
+    data = prepare_run_dir(root, "pasted", "some text", None)
+    assert data == root / "pasted" / "corpus.txt" and data.read_text(encoding="utf-8") == "some text"
+    file = tmp_path / "book.txt"
+    assert prepare_run_dir(root, "bookrun", "ignored", file) == file and (root / "bookrun").is_dir()
+    assert not (root / "bookrun" / "corpus.txt").exists()
+    with pytest.raises(JobError, match="invalid run name"):
+        prepare_run_dir(root, "../escape", "x", None)
+    make_checkpoint(root / "taken", corpus_text())
+    with pytest.raises(JobError, match="already exists"):
+        prepare_run_dir(root, "taken", "x", None)
+
+
+def test_prepare_run_dir_says_when_the_folder_cannot_be_written(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(JobError, match="Cannot write to"):
+        prepare_run_dir(blocker, "run", "x", None)
+
+
+def test_log_tail_is_the_raw_last_lines_of_the_log(tmp_path):
+    assert log_tail(tmp_path) == ""                                    # no train.log
+    lines = [f"line {i} ```" for i in range(1000)]
+    (tmp_path / "train.log").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    assert log_tail(tmp_path) == "\n".join(lines[-12:])              # not fenced, not escaped
+    assert log_tail(tmp_path, lines=3) == "\n".join(lines[-3:])
+    (tmp_path / "train.log").write_bytes(b"bad \xff byte\nerror: boom\n")
+    assert log_tail(tmp_path) == "bad \ufffd byte\nerror: boom"
+
+
+# --- resume ---------------------------------------------------------------------------
+def test_resume_budget_counts_from_what_the_run_has_done():
+    header = {"step": 300, "elapsed": 120.0, "train_config": {"iterations": 300, "minutes": 0.0}}
+    assert budget_args(header, 200, 0) == ["--iterations", "500", "--minutes", "0"]
+    assert budget_args(header, 0, 1.5) == ["--minutes", "3.5", "--iterations", "0"]
+    with pytest.raises(JobError, match="whole budget"):
+        budget_args(header, 0, 0)
+    stopped = {**header, "step": 100}
+    assert budget_args(stopped, 0, 0) == []
+    assert budget_args(stopped, None, None) == []
+    with pytest.raises(JobError, match="more minutes must be"):
+        budget_args(header, 0, -1)
+    timed = {"step": 50, "elapsed": 600.0, "train_config": {"iterations": 0, "minutes": 10.0}}
+    with pytest.raises(JobError, match="whole budget"):
+        budget_args(timed, 0, 0)
+
+
+@pytest.mark.parametrize("more_iterations, more_minutes", [(-1, 0), (2.5e7, 0), ("5", 0), (True, 0), (0, 1e9)])
+def test_resume_budget_refuses_values_out_of_range(more_iterations, more_minutes):
+    header = {"step": 100, "elapsed": 1.0, "train_config": {"iterations": 300, "minutes": 0.0}}
+    with pytest.raises(JobError, match="must be a number from 0 to"):
+        budget_args(header, more_iterations, more_minutes)
+
+
+def test_only_runs_with_their_optimizer_state_can_be_resumed(root, jobs, tmp_path):
+    make_checkpoint(root / "no-state", corpus_text())
+    assert resumable_runs(root) == []
+    with pytest.raises(JobError, match="No resumable run"):
+        jobs.resume("no-state", 10, 0)
+    data = tmp_path / "tiny.txt"
+    data.write_text(corpus_text(), encoding="utf-8")
+    make_checkpoint(root / "old-state", corpus_text(), step=20, data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(root / "old-state", 10, {})                   # not the state of its step
+    make_checkpoint(root / "ok", corpus_text(), step=20, data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(root / "ok", 20, {})
+    assert [r["name"] for r in resumable_runs(root)] == ["ok"]
+    ck.write_status(root / "ok", "running", pid=os.getpid())           # a live process, but not a trainer
+    assert [r["name"] for r in resumable_runs(root)] == ["ok"]
+    assert jobs.proc is None
+
+
+def test_resume_refuses_a_run_whose_corpus_is_gone_or_whose_budget_is_spent(root, jobs, tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "spawn", lambda name, args: pytest.fail(f"spawned {args}"))
+    make_checkpoint(root / "gone", corpus_text(), data={"name": "x.txt", "path": str(tmp_path / "x.txt")})
+    ck.save_train_state(root / "gone", 10, {})
+    with pytest.raises(JobError, match="is gone"):
+        jobs.resume("gone", 5, 0)
+    data = tmp_path / "tiny.txt"
+    data.write_text(corpus_text(), encoding="utf-8")
+    make_checkpoint(root / "spent", corpus_text(), data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(root / "spent", 10, {})
+    with pytest.raises(JobError, match="whole budget"):
+        jobs.resume("spent", 0, 0)
+
+
+def test_resume_spawns_with_the_extended_budget(root, jobs, tmp_path, monkeypatch):
+    spawned = []
+    monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append((name, args)) or Job(name, 1))
+    data = tmp_path / "tiny.txt"
+    data.write_text(corpus_text(), encoding="utf-8")
+    make_checkpoint(root / "ok", corpus_text(), step=40, data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(root / "ok", 40, {})
+    assert jobs.resume("ok", 60, 0) == (Job("ok", 1), 40)
+    assert spawned == [("ok", ["--resume", "ok", "--iterations", "100", "--minutes", "0"])]

@@ -1,0 +1,130 @@
+"""webui.models: the checkpoints offered, resolving a picker value, and the model cache. No gradio: refusals are
+UserError. Generating from them (webui.generation) is tested in test_generation.py."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from app_fixtures import app_settings, corpus_text, make_checkpoint
+
+from charrnn import checkpoint as ck
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
+from webui.errors import UserError
+from webui.models import (
+    BUNDLED_KEY,
+    ModelCache,
+    checkpoint_signature,
+    list_checkpoints,
+    load_model,
+    picked_checkpoint,
+    resolve_checkpoint,
+    run_directory,
+)
+from webui.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return app_settings(tmp_path)
+
+
+# --- the checkpoints offered --------------------------------------------------------------
+def test_bundled_model_is_offered_when_the_checkpoints_folder_is_elsewhere(settings):
+    make_checkpoint(settings.bundled, corpus_text())
+    make_checkpoint(settings.root / "older", corpus_text())
+    time.sleep(0.01)                                   # distinct file times, so "newest first" has an order
+    make_checkpoint(settings.root / "newer", corpus_text())
+    listed = list_checkpoints(settings)
+    keys = [r["key"] for r in listed]
+    assert keys[:2] == ["newer", "older"] and BUNDLED_KEY in keys
+    assert next(r["label"] for r in listed if r["key"] == BUNDLED_KEY) == "shakespeare (bundled)"
+    same = Settings(root=settings.bundled.parent, bundled=settings.bundled, data_dir=settings.data_dir)
+    assert [r["key"] for r in list_checkpoints(same)] == ["shakespeare"]     # not listed twice
+
+
+def test_a_training_run_is_labelled_so(settings):
+    make_checkpoint(settings.root / "live", corpus_text())
+    ck.write_status(settings.root / "live", "running", pid=1)          # pid 1 is no trainer: reads interrupted
+    assert [r["label"] for r in list_checkpoints(settings)] == ["live"]
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
+    try:
+        ck.write_status(settings.root / "live", "running", pid=proc.pid)
+        assert [r["label"] for r in list_checkpoints(settings)] == ["live (training)"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_picker_values_resolve_only_to_checkpoints_the_app_offers(settings):
+    path = make_checkpoint(settings.root / "tiny", corpus_text())
+    assert resolve_checkpoint(settings, "tiny") == path
+    assert run_directory(settings, BUNDLED_KEY) == settings.bundled
+    assert run_directory(settings, "tiny") == settings.root / "tiny"
+    for key, message in (("../../etc", "invalid run name"), ("nope", "no such checkpoint"),
+                         (None, "No checkpoint chosen"), ("", "No checkpoint chosen"),
+                         (BUNDLED_KEY, "no such checkpoint")):
+        with pytest.raises(UserError, match=message):
+            resolve_checkpoint(settings, key)
+    with pytest.raises(UserError, match="invalid run name"):
+        run_directory(settings, "a/b")
+
+
+def test_a_new_run_is_picked_else_the_choice_stands_else_the_newest():
+    assert picked_checkpoint(["new", "a", "b"], "a", ["a", "b"]) == "new"
+    assert picked_checkpoint(["a", "b"], "b", ["a", "b"]) == "b"
+    assert picked_checkpoint(["a", "b"], "gone", ["a", "b"]) == "a"
+    assert picked_checkpoint(["a", "b"], None, []) == "a"             # the first refresh selects nothing new
+    assert picked_checkpoint([], None, []) is None
+
+
+def test_the_checkpoint_signature_changes_when_a_checkpoint_is_written(settings):
+    assert checkpoint_signature(settings) == ()
+    make_checkpoint(settings.root / "a", corpus_text())
+    (settings.root / "no-weights").mkdir()
+    first = checkpoint_signature(settings)
+    assert [name for name, _ in first] == ["a"]
+    time.sleep(0.01)
+    make_checkpoint(settings.root / "a", corpus_text(), seed=1)
+    assert checkpoint_signature(settings) != first
+
+
+# --- loading ----------------------------------------------------------------------------
+def test_model_cache_reloads_a_rewritten_checkpoint_and_stays_bounded(settings):
+    cache = ModelCache(size=2)
+    path = make_checkpoint(settings.root / "a", corpus_text(), seed=0)
+    first = cache.get(path)
+    assert cache.get(path) is first
+    time.sleep(0.01)
+    make_checkpoint(settings.root / "a", corpus_text(), seed=1)
+    second = cache.get(path)
+    assert second is not first and not torch.equal(first[0].head.weight, second[0].head.weight)
+    assert len(cache.lru) == 1                                          # the older version is dropped
+    for name in ("b", "c"):
+        cache.get(make_checkpoint(settings.root / name, corpus_text()))
+    assert len(cache.lru) == 2 and all(key[0] != str(path) for key in cache.lru.items)
+
+
+def test_load_model_names_the_exact_checkpoint_file(settings):
+    path = make_checkpoint(settings.root / "tiny", corpus_text())
+    cache = ModelCache()
+    model, vocab, key = load_model(settings, cache, "tiny")
+    assert isinstance(model, CharRNN) and vocab.chars == Vocab.from_text(corpus_text()).chars
+    assert key == (str(path), path.stat().st_mtime_ns)
+
+
+def test_a_corrupt_checkpoint_is_refused_not_a_traceback(settings):
+    (settings.root / "broken").mkdir(parents=True)
+    (settings.root / "broken" / ck.WEIGHTS).write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="not a readable safetensors file"):
+        load_model(settings, ModelCache(), "broken")             # generating from it: test_generation.py
+
+
+def test_a_checkpoint_gone_from_the_disk_is_refused(settings):
+    path = make_checkpoint(settings.root / "tiny", corpus_text())
+    path.unlink()
+    with pytest.raises(UserError, match="gone"):
+        ModelCache().get(path)

@@ -1,0 +1,174 @@
+"""One unit's activation over a text, and the suggested units (webui.units, no gradio)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from app_fixtures import corpus_text, model_of, tiny_context
+from html_reading import Spans, box_text
+
+from charrnn import checkpoint as ck
+from charrnn.checkpoint import PROJECT_DIR
+from charrnn.inside import activations, suggest_units
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.vocab import Vocab
+from webui import units
+from webui.errors import UserError
+from webui.render_inside import activation_colour
+from webui.units import PASSAGE, corpus_passage, inside_text, suggestions, unit_args, unit_view
+
+TEXT = "the cat\nsat on"
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return tiny_context(tmp_path)
+
+
+def unit(ctx, text=TEXT, kind="hidden", layer=1, number=3, key="tiny", warn=None):
+    return unit_view(ctx, key, text, kind, layer, number, *([warn] if warn is not None else []))
+
+
+def test_unit_colouring_has_one_span_per_character_coloured_by_its_value(ctx):
+    markup = unit(ctx)
+    (spans,) = Spans(markup).boxes
+    assert box_text(markup) == TEXT
+    model, vocab = model_of(ctx)
+    values = activations(model, vocab, TEXT, 0)["hidden"][:, 3].tolist()
+    for (_, style, title), v in zip(spans, values, strict=True):
+        assert f"background:{activation_colour(v, 1.0)}" in style and f"{v:+.3f}" in title
+    assert "hidden unit 3</strong> of layer 1" in markup
+
+
+def test_cell_values_are_scaled_to_what_they_reach(ctx):
+    markup = unit(ctx, kind="cell", number=0)
+    model, vocab = model_of(ctx)
+    values = activations(model, vocab, TEXT, 0)["cell"][:, 0].tolist()
+    scale = max(1.0, *(abs(v) for v in values))
+    styles = [style for _, style, _ in Spans(markup).boxes[0]]
+    assert styles == [f"background:{activation_colour(v, scale)}" for v in values]
+
+
+def make_deep_checkpoint(directory, text):
+    """A two-layer untrained checkpoint, written as the trainer would."""
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=16, layers=2))
+    directory.mkdir(parents=True)
+    ck.save_checkpoint(directory, model, vocab, {"run": directory.name, "step": 1, "params": model.num_params()})
+
+
+def test_the_layer_asked_for_is_the_one_shown(ctx):
+    make_deep_checkpoint(ctx.settings.root / "deep", corpus_text())
+    model, vocab = model_of(ctx, "deep")
+    for layer in (1, 2):
+        markup = unit(ctx, key="deep", layer=layer, number=5)
+        values = activations(model, vocab, TEXT, layer - 1)["hidden"][:, 5].tolist()
+        assert [s for _, s, _ in Spans(markup).boxes[0]] == [f"background:{activation_colour(v, 1.0)}"
+                                                              for v in values]
+        assert f"hidden unit 5</strong> of layer {layer} (LSTM 2 x 16)" in markup
+    with pytest.raises(UserError, match="Layer must be a whole number from 1 to 2"):
+        unit(ctx, key="deep", layer=3)
+
+
+def test_activations_are_memoised_per_checkpoint_text_and_layer(ctx, monkeypatch):
+    calls = []
+    real = units.activations
+    monkeypatch.setattr(units, "activations", lambda *a: calls.append(a[2]) or real(*a))
+    unit(ctx, number=1)
+    unit(ctx, number=2, kind="cell")
+    assert len(ctx.activations) == 1 and calls == [TEXT]
+    unit(ctx, text="sat on the mat")
+    assert len(ctx.activations) == 2 and calls == [TEXT, "sat on the mat"]
+
+
+@pytest.mark.parametrize("fields, most, note", [
+    ({}, 3000, "Showing the first 3,000 characters."),
+    ({"max_inside_chars": 200}, 200, "Showing the first 200 characters."),
+])
+def test_long_texts_are_capped_to_the_setting(tmp_path, fields, most, note):
+    ctx = tiny_context(tmp_path, **fields)
+    long = (corpus_text() * 2)[:most + 500]
+    markup = unit(ctx, text=long)
+    assert len(Spans(markup).boxes[0]) == most and note in markup and box_text(markup) == long[:most]
+    assert "Showing the first" not in unit(ctx, text=long[:most])
+
+
+def test_unknown_characters_are_folded_or_dropped_with_a_warning(ctx):
+    messages = []
+    markup = unit(ctx, text="the café", warn=messages.append)
+    assert box_text(markup) == "the cafe"
+    assert len(messages) == 1 and "does not know 'é'" in messages[0] and "left out of the text" in messages[0]
+    messages.clear()
+    unit(ctx, text="the cat", warn=messages.append)
+    assert messages == []
+
+
+BAD_REQUESTS = [
+    (dict(number=16), "Unit must be a whole number from 0 to 15"),
+    (dict(number=-1), "Unit must be"),
+    (dict(number=None), "Unit must be"),
+    (dict(number=2.5), "Unit must be"),
+    (dict(layer=2), "Layer must be a whole number from 1 to 1"),
+    (dict(layer=0), "Layer must be"),
+    (dict(kind="forget"), "State must be 'cell' or 'hidden'"),
+    (dict(text=""), "Give the model some text"),
+    (dict(text="   \n"), "Give the model some text"),
+    (dict(text=None), "Give the model some text"),
+    (dict(text="XYZ!"), "knows none of the text's characters"),
+    (dict(key=None), "No checkpoint chosen"),
+    (dict(key="../etc"), "invalid run name"),
+]
+
+
+@pytest.mark.parametrize("changes, message", BAD_REQUESTS)
+def test_bad_unit_requests_are_refused_with_a_message(ctx, changes, message):
+    with pytest.raises(UserError, match=message):
+        unit(ctx, warn=[].append, **changes)
+
+
+@pytest.mark.parametrize("changes, message", [(c, m) for c, m in BAD_REQUESTS if "number" not in c])
+def test_bad_suggestion_requests_are_refused_with_a_message(ctx, changes, message):
+    args = {"key": "tiny", "text": TEXT, "kind": "cell", "layer": 1, **changes}
+    with pytest.raises(UserError, match=message):
+        suggestions(ctx, args["key"], args["text"], args["kind"], args["layer"], [].append)
+
+
+def test_the_message_quotes_a_bad_state_as_text():
+    with pytest.raises(UserError) as refused:
+        unit_args(CharRNN(ModelConfig(vocab_size=4, embed=2, hidden=4)), "<b>", 1, 0)
+    assert "&lt;b&gt;" in str(refused.value) and "<b>" not in str(refused.value)
+
+
+def test_inside_text_caps_folds_and_notes(ctx):
+    _, vocab = model_of(ctx)
+    messages = []
+    assert inside_text(vocab, "the cat", 100, messages.append) == ("the cat", "")
+    assert inside_text(vocab, "the café sat", 8, messages.append) == ("the cafe", " Showing the first 8 characters.")
+    assert len(messages) == 1
+
+
+def test_suggestions_name_the_units_that_best_follow_simple_features(ctx):
+    text = corpus_text(40)
+    found = suggestions(ctx, "tiny", text, "cell", 1)
+    assert {d["feature"] for d in found} == {"position in line", "after a newline"}  # the other features do not vary
+    assert [abs(d["r"]) for d in found] == sorted((abs(d["r"]) for d in found), reverse=True)
+    model, vocab = model_of(ctx)
+    assert found == suggest_units(model, vocab, text, "cell", 0)
+    assert all(0 <= d["unit"] < 16 for d in found)
+    assert suggestions(ctx, "tiny", text, "cell", 1) is found                 # memoised with the activations
+    assert suggestions(ctx, "tiny", text, "hidden", 1) is not found
+
+
+def test_the_default_passage_is_whole_lines_with_speaker_names(tmp_path):
+    passage = corpus_passage(PROJECT_DIR / "data", *PASSAGE)
+    assert 1000 < len(passage) <= PASSAGE[2] and passage.endswith("\n")
+    assert re.search(r"^[A-Z][A-Z ]+:$", passage, re.MULTILINE)
+    assert corpus_passage(tmp_path, "missing.txt", 0, 100) == ""
+
+
+def test_a_passage_starts_after_a_blank_line_and_ends_on_a_whole_line(tmp_path):
+    (tmp_path / "c.txt").write_text("one\ntwo\n\nthree four\nfive six\nseven\n", encoding="utf-8")
+    assert corpus_passage(tmp_path, "c.txt", 0, 16) == "three four\n"
+    assert corpus_passage(tmp_path, "c.txt", 10**6, 100) == "three four\nfive six\nseven\n"   # past the end: start
