@@ -57,7 +57,8 @@ def char_tensor(s: str, chars: str) -> torch.Tensor:
 
 def lecture_evaluate(decoder: LectureRNN, chars: str, prime_str: str = "A", predict_len: int = 100,
                      temperature: float = 0.8) -> str:
-    """The lecture's sampling loop, as written there (grad mode on, a tensor per character)."""
+    """The lecture's sampling loop, as written there (a tensor per character); the caller runs it under
+    ``torch.no_grad()``, as the lecture's notebook does."""
     hidden = decoder.init_hidden()
     prime_input = char_tensor(prime_str, chars)
     predicted = prime_str
@@ -93,7 +94,9 @@ def measure(model: CharRNN, vocab: Vocab, chars: int, repeats: int, lecture: boo
     if lecture:
         decoder = LectureRNN(model)
         n = max(chars // 5, 1000)  # the lecture loop is slow; fewer characters suffice
-        row["lecture"] = best_rate(lambda: lecture_evaluate(decoder, "".join(vocab.chars), "Th", n, 0.8), n, repeats)
+        with torch.no_grad():                       # the lecture calls evaluate() under no_grad
+            row["lecture"] = best_rate(lambda: lecture_evaluate(decoder, "".join(vocab.chars), "Th", n, 0.8), n,
+                                       repeats)
     return row
 
 

@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -47,10 +46,9 @@ class TrainConfig:
     seed: int = option(1337, "random seed")
     device: str = option("auto", "auto | cpu | cuda | mps")
     threads: int = option(0, "torch intra-op threads (0 = torch's default)")
-    # bf16 autocast of the training forward (weights, optimizer and validation stay float32);
-    # auto = bf16 where the hardware has fast bf16 matmuls
-    autocast: str = option("none", "bf16 autocast of the training forward (auto: where the hardware has native bf16)",
-                           choices=("none", "bf16", "auto"))
+    # bf16 autocast of the training forward (weights, optimizer and validation stay float32)
+    autocast: str = option("none", "bf16 autocast of the training forward (auto: time a few steps of each "
+                           "precision at the start and keep the faster)", choices=("none", "bf16", "auto"))
     val_fraction: float = option(0.1, "fraction of the text held out for validation (its end)")
     vocab: str = option("corpus", "vocabulary: the corpus's characters or string.printable",
                         choices=("corpus", "printable"))
@@ -96,17 +94,88 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 matmuls are native here: a CUDA GPU that supports them, or a CPU with AVX512-BF16 / AMX."""
+# --- precision ----------------------------------------------------------------
+PRECISIONS = ("float32", "bf16")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast runs here at all (any CPU; a CUDA GPU that supports it). Not whether it is faster."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return device.type == "cpu"
+
+
+def probe_rates(model: CharRNN, corpus: Corpus, cfg: TrainConfig, rounds: int = 3,
+                round_seconds: float = 0.15) -> dict[str, float]:
+    """Training chars/s of a copy of ``model`` in each precision available here, on this config's batches.
+
+    Rounds alternate the precisions (A B A B ...) so a change in the machine's load hits both; each
+    precision's rate is its best round. The model, optimizer and data stream of the run are not
+    touched: the copy has its own optimizer and its own generator, so an exact resume stays exact.
+    """
+    device = model.head.weight.device
+    names = [p for p in PRECISIONS if p == "float32" or bf16_supported(device)]
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):   # dropout draws leave no trace
+        return probe_all(model, corpus, cfg, names, rounds, round_seconds)
+
+
+def probe_all(model: CharRNN, corpus: Corpus, cfg: TrainConfig, names: list[str], rounds: int,
+              round_seconds: float) -> dict[str, float]:
+    device = model.head.weight.device
+    copy = copy_module(model).train()
+    opt = (torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam)(
+        copy.parameters(), lr=cfg.lr * 1e-3, fused=device.type in ("cpu", "cuda"))
+    gen = torch.Generator().manual_seed(cfg.seed + 104729)
+    best = dict.fromkeys(names, 0.0)
+    for name in names:                                    # warm-up: first calls pay for allocation and dispatch
+        probe_steps(copy, opt, corpus, cfg, gen, name == "bf16", 0.0)
+    for _ in range(rounds):
+        for name in names:
+            steps, seconds = probe_steps(copy, opt, corpus, cfg, gen, name == "bf16", round_seconds)
+            best[name] = max(best[name], steps * cfg.batch_size * cfg.seq_len / seconds)
+    return best
+
+
+def probe_steps(model, opt, corpus: Corpus, cfg: TrainConfig, gen, bf16: bool, seconds: float) -> tuple[int, float]:
+    """Training steps for at least ``seconds`` (at least one step): (steps, elapsed seconds)."""
+    device = model.head.weight.device
+    steps, t0 = 0, time.perf_counter()
+    while steps == 0 or time.perf_counter() - t0 < seconds:
+        x, y = corpus.get_batch(cfg.batch_size, cfg.seq_len, gen)                  # (B, T)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            _, loss, _ = model(x.to(device), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        steps += 1
+    return steps, time.perf_counter() - t0
+
+
+def copy_module(model: CharRNN) -> CharRNN:
+    clone = type(model)(model.config).to(model.head.weight.device)
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def choose_precision(cfg: TrainConfig, model: CharRNN, corpus: Corpus) -> dict:
+    """{'choice': 'bf16' | 'float32', 'how': 'set' | 'measured', 'rates': chars/s per precision}.
+
+    ``autocast='auto'`` measures: a CPU flag says an instruction exists, not that it is faster
+    (bf16 trained at 0.57x of float32 on one Xeon with AVX512-BF16 and 1.2-2.2x on another with AMX).
+    Under torchrun the ranks' rates are summed, so every rank makes the same choice.
+    """
+    if cfg.autocast != "auto":
+        return {"choice": "bf16" if cfg.autocast == "bf16" else "float32", "how": "set", "rates": {}}
+    rates = probe_rates(model, corpus, cfg)
+    if dist.is_available() and dist.is_initialized():
+        device = model.head.weight.device
+        summed = torch.tensor([rates.get(p, 0.0) for p in PRECISIONS], dtype=torch.float64, device=device)
+        dist.all_reduce(summed)
+        rates = {p: r for p, r in zip(PRECISIONS, summed.tolist(), strict=True) if r > 0}
+    choice = max(rates, key=rates.get)
+    return {"choice": choice, "how": "measured", "rates": {p: round(r, 1) for p, r in rates.items()}}
 
 
 def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:
@@ -177,7 +246,8 @@ class Trainer:
         # fused: one kernel for all parameters (a few % per step at small batches on CPU)
         self.optimizer = opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                              fused=self.device.type in ("cpu", "cuda"))
-        self.bf16 = cfg.autocast == "bf16" or (cfg.autocast == "auto" and fast_bf16(self.device))
+        self.precision = choose_precision(cfg, model, corpus)
+        self.bf16 = self.precision["choice"] == "bf16"
         self.rank, self.world = dist_rank_world()
         self.generator = torch.Generator().manual_seed(cfg.seed + self.rank)
         # under torchrun, gradients are averaged across ranks by DDP; each rank draws its own batches
@@ -226,7 +296,7 @@ class Trainer:
         x, y = self.corpus.get_batch(cfg.batch_size, cfg.seq_len, self.generator)   # (B, T)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         self.net.train()
-        # bf16 matmuls run ~1.4-1.5x faster on CPUs with avx512_bf16/AMX; the loss is float32
+        # bf16 where it measured faster (choose_precision); the loss is float32
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             _, loss, _ = self.net(x, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -285,7 +355,7 @@ class Trainer:
         Raises TrainingDiverged on a non-finite or exploding loss.
         """
         cfg = self.cfg
-        losses, chars_log = [], 0
+        losses, chars_log, first = [], 0, True
         t_start = t_log = time.perf_counter()
         elapsed_before = self.elapsed
         while self.agree_to_continue(should_stop):
@@ -303,6 +373,8 @@ class Trainer:
             due_sample = self.step % cfg.sample_every == 0
             if self.step % cfg.log_every == 0 or due_eval or due_sample:
                 rec = self.record(losses, lr, chars_log / max(now - t_log, 1e-9), due_eval, due_sample)
+                if first:
+                    rec["precision"], first = self.precision, False
                 losses, chars_log = [], 0
                 yield rec
                 t_log = time.perf_counter()
@@ -310,6 +382,8 @@ class Trainer:
         rec = self.record(losses, self.optimizer.param_groups[0]["lr"], chars_log / max(now - t_log, 1e-9),
                           True, True)
         rec["end"] = "finished" if self.done() else "stopped"
+        if first:
+            rec["precision"] = self.precision
         yield rec
 
     def record(self, losses: list[float], lr: float, chars_per_s: float, with_eval: bool,

@@ -26,9 +26,10 @@ class Settings:
     earlier_samples: int = 12                   # most earlier samples listed
     timeline_samples: int = 40                  # most samples in a reviewed run's timeline
     poll_seconds: float = 1.5
-    # One torch thread for the trainer: the app's generation and polling share the 2 cores, and a 2-thread
-    # trainer sharing them with any other busy process collapsed (measured 0.4k-8k vs 19k chars/s, 2026-11).
-    trainer_threads: int = 1
+    # The trainer's torch threads: 0 = torch's default (every core), the CLI's policy too. Measured with
+    # `python -m bench.app_training` (README): the app's run trains at the CLI's rate, and generation
+    # meanwhile answers as fast as with a 1-thread trainer.
+    trainer_threads: int = 0
     server_threads: int = 1                     # torch threads for generation: steps are tiny
     max_inside_chars: int = 3000                # characters a unit's activations are computed over
 

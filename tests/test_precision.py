@@ -1,0 +1,66 @@
+"""Precision by measurement: autocast 'auto' times both precisions on the run's own model and batch."""
+import pytest
+import torch
+
+from charrnn import train
+from charrnn.data import Corpus
+from charrnn.train import TrainConfig, Trainer, choose_precision, probe_rates
+
+
+@pytest.fixture
+def corpus(text, vocab):
+    return Corpus.from_text(text, vocab, 0.1)
+
+
+def config(**kw) -> TrainConfig:
+    return TrainConfig(batch_size=4, seq_len=16, iterations=3, eval_every=1000, sample_every=1000, log_every=1, **kw)
+
+
+@pytest.mark.parametrize("autocast, choice", [("none", "float32"), ("bf16", "bf16")])
+def test_a_set_precision_is_kept_without_measuring(model, corpus, autocast, choice, monkeypatch):
+    monkeypatch.setattr(train, "probe_rates", lambda *a, **k: pytest.fail("measured a set precision"))
+    assert choose_precision(config(autocast=autocast), model, corpus) == {"choice": choice, "how": "set", "rates": {}}
+
+
+def test_auto_measures_both_precisions_on_the_cpu_and_keeps_the_faster(model, corpus):
+    got = choose_precision(config(autocast="auto"), model, corpus)
+    assert got["how"] == "measured" and set(got["rates"]) == {"float32", "bf16"}
+    assert all(r > 0 for r in got["rates"].values())
+    assert got["choice"] == max(got["rates"], key=got["rates"].get)
+
+
+@pytest.mark.parametrize("slow, expected", [("bf16", "float32"), ("float32", "bf16")])
+def test_the_slower_precision_loses_whichever_it_is(model, corpus, monkeypatch, slow, expected):
+    real = train.probe_steps
+
+    def steps(model, opt, corpus, cfg, gen, bf16, seconds):
+        n, elapsed = real(model, opt, corpus, cfg, gen, bf16, seconds)
+        if ("bf16" if bf16 else "float32") == slow:
+            elapsed += 0.05 * n                       # each step 50 ms slower: far beyond any noise of a tiny model
+        return n, elapsed
+
+    monkeypatch.setattr(train, "probe_steps", steps)
+    assert choose_precision(config(autocast="auto"), model, corpus)["choice"] == expected
+
+
+def test_measuring_leaves_the_weights_the_random_state_and_the_data_stream_alone(model, corpus):
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    probe_rates(model, corpus, config(autocast="auto"), rounds=1, round_seconds=0.01)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_an_auto_run_trains_exactly_like_a_set_run_of_the_chosen_precision(make_model, vocab, corpus):
+    auto = Trainer(make_model(vocab), corpus, config(autocast="auto"))
+    chosen = "bf16" if auto.bf16 else "none"
+    same = Trainer(make_model(vocab), corpus, config(autocast=chosen))
+    assert [r["train_loss"] for r in auto.fit()] == [r["train_loss"] for r in same.fit()]
+
+
+def test_the_first_record_says_which_precision_and_why(model, corpus):
+    trainer = Trainer(model, corpus, config(autocast="auto"))
+    records = list(trainer.fit())
+    assert records[0]["precision"] == trainer.precision and trainer.precision["how"] == "measured"
+    assert trainer.bf16 == (trainer.precision["choice"] == "bf16")
+    assert all("precision" not in r for r in records[1:])
