@@ -21,12 +21,22 @@ class CorpusError(ValueError):
     """The text cannot be trained on; the message says why."""
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")       # a Windows "Unicode" text file starts with one of these
+
+
 def decode_text(raw: bytes, source: str = "the text") -> str:
-    """UTF-8 bytes -> str, refusing binary and non-UTF-8 data with a reason."""
+    """UTF-8 (or BOM-marked UTF-16) bytes -> str, refusing binary and undecodable data with a reason."""
     if not raw:
         raise CorpusError(f"{source} is empty")
-    if b"\x00" in raw[:1 << 20]:
-        raise CorpusError(f"{source} looks binary (it contains NUL bytes); give a plain UTF-8 text file")
+    if raw.startswith(UTF16_BOMS):
+        try:
+            return check_text(raw.decode("utf-16"), source)
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"{source} starts like UTF-16 text but is not (bad bytes at position {e.start}); "
+                              "save it as UTF-8 text") from None
+    if b"\x00" in raw:
+        raise CorpusError(f"{source} looks binary (it contains NUL bytes, the first at byte {raw.index(0):,}); "
+                          "give a plain UTF-8 text file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -36,9 +46,22 @@ def decode_text(raw: bytes, source: str = "the text") -> str:
     return text.removeprefix("\ufeff")
 
 
+def check_text(text: str, source: str = "the text") -> str:
+    """Refuse text with NUL characters (binary data, whatever its encoding) or nothing in it; return it."""
+    text = text.removeprefix("\ufeff")
+    if not text:
+        raise CorpusError(f"{source} is empty")
+    if "\x00" in text:
+        raise CorpusError(f"{source} contains NUL characters (the first at character {text.index(chr(0)):,}); "
+                          "give plain text")
+    return text
+
+
 def read_text(path: str | Path, max_bytes: int = MAX_CORPUS_BYTES) -> str:
     """Read a UTF-8 text file, with a clear error for missing, huge, binary or empty files."""
     path = Path(path)
+    if path.is_dir():
+        raise CorpusError(f"{path} is a folder; give a text file")
     if not path.is_file():
         raise CorpusError(f"no such file: {path}")
     size = path.stat().st_size

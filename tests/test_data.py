@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from charrnn.data import Corpus, CorpusError, decode_text, min_corpus_chars, read_text
+from charrnn.data import Corpus, CorpusError, check_text, decode_text, min_corpus_chars, read_text
 from charrnn.vocab import UnknownCharacterError, Vocab
 
 
@@ -148,3 +148,30 @@ def test_val_split_batches_come_from_the_validation_ids():
     corpus = Corpus(vocab, torch.zeros(50, dtype=torch.uint8), torch.ones(50, dtype=torch.uint8))
     x, _ = corpus.get_batch(4, 8, torch.Generator().manual_seed(0), split="val")
     assert bool((x == 1).all())
+
+
+# --- encodings and NULs (a stranger's files) ------------------------------------------------
+def test_a_utf16_file_with_a_bom_is_read_as_text(tmp_path):
+    path = tmp_path / "windows.txt"
+    path.write_bytes("Über die Brücke\nzweite Zeile\n".encode("utf-16"))       # BOM + little-endian
+    assert read_text(path) == "Über die Brücke\nzweite Zeile\n"
+
+
+def test_a_nul_anywhere_is_refused_naming_where(tmp_path):
+    path = tmp_path / "late-nul.txt"
+    path.write_bytes(b"a" * 1_100_000 + b"\x00tail")                            # beyond the first MiB
+    with pytest.raises(CorpusError, match="NUL bytes, the first at byte 1,100,000"):
+        read_text(path)
+
+
+def test_nul_characters_in_text_are_refused_whatever_the_encoding():
+    with pytest.raises(CorpusError, match="NUL characters"):
+        check_text("fine\x00then", "The pasted text")
+    with pytest.raises(CorpusError, match="NUL"):
+        decode_text("ok\x00".encode("utf-16"), "u16.txt")
+    assert check_text("\ufeffplain") == "plain"
+
+
+def test_a_folder_given_as_the_corpus_is_named_as_a_folder(tmp_path):
+    with pytest.raises(CorpusError, match="is a folder"):
+        read_text(tmp_path)

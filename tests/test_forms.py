@@ -199,3 +199,14 @@ def test_whole_number_and_finite():
             whole_number("N", bad, 1, 5)
     assert finite(1) and finite(-2.5)
     assert not any(finite(x) for x in (math.nan, math.inf, True, "1", None))
+
+
+def test_pasted_nul_characters_are_refused_like_an_uploaded_binary(settings):
+    with pytest.raises(UserError, match="NUL characters"):
+        read_corpus(settings, "paste", None, None, "some text\x00 and more text " * 20)
+
+
+@pytest.mark.parametrize("seed", [10**400, -(10**400), 2**63])
+def test_a_seed_out_of_range_is_refused_by_name_even_when_huge(settings, seed):
+    with pytest.raises(UserError, match="Seed must be a whole number from 0"):
+        check_generation_args(settings, "Th", 0.8, 10, 0, seed)

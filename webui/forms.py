@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from charrnn.data import CorpusError, decode_text, read_text
+from charrnn.data import CorpusError, check_text, decode_text, read_text
 from charrnn.model import ModelConfig
 from charrnn.options import Option, option_named
 from charrnn.presets import PRESETS, preset_configs, preset_vocab_kind
@@ -88,6 +88,10 @@ def read_upload(upload: str | None, limit: int) -> CorpusChoice:
 def read_pasted(pasted: str | None, limit: int) -> CorpusChoice:
     if not isinstance(pasted, str) or not pasted.strip():
         raise UserError("Paste some text first.")
+    try:
+        check_text(pasted, "The pasted text")
+    except CorpusError as e:
+        raise UserError(no_markup(e)) from None
     size = len(pasted.encode("utf-8", errors="replace"))
     if size > limit:
         raise UserError(f"The pasted text is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB "
@@ -126,9 +130,10 @@ def vocab_size_for(preset: str, stats: dict | None) -> int | None:
 
 # --- generation -----------------------------------------------------------------------
 def whole_number(name: str, value, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value) or not low <= value <= high:
-        raise UserError(f"{name} must be a whole number from {low:,} to {high:,}, got {esc(repr(value))}.")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
+            or value != int(value):                  # range first: int(1e400) and float(10**400) overflow
+        shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"a {len(str(value))}-digit number"
+        raise UserError(f"{name} must be a whole number from {low:,} to {high:,}, got {esc(shown)}.")
     return int(value)
 
 

@@ -69,16 +69,16 @@ def warn(message: str) -> None:
 
 
 class WholeNumber(gr.Number):
-    """A gr.Number that refuses a value that is not a finite number with a message naming the field.
+    """A gr.Number that refuses a value that is not a whole number with a message naming the field.
 
     The API takes any JSON: Gradio's own rounding (precision=0) fails on "abc", NaN or Infinity with a
-    generic error that names nothing.
+    generic error that names nothing, and silently turns 2.5 into 2.
     """
 
     is_template = True   # drawn by the frontend as a plain Number
 
     def preprocess(self, payload):
         if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))
-                                    or not math.isfinite(payload)):
-            raise gr.Error(f"{self.label} must be a whole number, got {esc(repr(payload))}.")
+                                    or not math.isfinite(payload) or payload != int(payload)):
+            raise gr.Error(f"{self.label} must be a whole number, got {esc(repr(payload)[:40])}.")
         return super().preprocess(payload)
