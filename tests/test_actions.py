@@ -250,3 +250,12 @@ def test_resume_names_the_run_and_the_step_it_continues_from(settings, ctx, spaw
     message = actions.resume_training(ctx, None, "ok", 100, 0)
     assert "Resumed **ok** (pid 4242) from step 1,500." in message
     assert spawned == [("ok", ["--resume", "ok", "--iterations", "1600", "--minutes", "0"])]
+
+
+def test_a_run_that_would_not_fit_in_memory_is_refused_naming_what_to_lower(settings, make_ctx):
+    tight = dataclasses.replace(settings, train_memory=600 * 2**20)
+    ctx = make_ctx(tight)
+    values = {**TINY_VALUES, "hidden": 1024, "batch_size": 256, "seq_len": 256}
+    with pytest.raises(UserError, match=r"would need about .* of memory; this server lets a run use 600 MiB"):
+        actions.start_training(ctx, None, "paste", None, None, corpus_text(), "quick", values, "too-big")
+    assert not (tight.root / "too-big").exists() and ctx.jobs.proc is None

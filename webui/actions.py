@@ -11,8 +11,10 @@ from pathlib import Path
 from charrnn import checkpoint as ck
 from charrnn.data import CorpusError
 from charrnn.jobs import JobError
+from charrnn.memory import estimate_peak_bytes, human, memory_limit
 from charrnn.model import ModelConfig, count_params
 from charrnn.runner import build_corpus
+from charrnn.train import TrainConfig
 
 from .context import AppContext
 from .errors import UserError, esc, no_markup
@@ -51,12 +53,23 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
     if params > settings.max_params:
         raise UserError(f"That model has {params:,} parameters; the app trains at most {settings.max_params:,}. "
                         "Lower the hidden size or the layers.")
+    check_memory(settings, model_cfg, train_cfg, len(choice.text))
     name = run_name.strip() if isinstance(run_name, str) and run_name.strip() else default_run_name(choice, preset)
     try:
         job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg)
     except JobError as e:
         raise UserError(no_markup(e)) from None
     return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}.")
+
+
+def check_memory(settings: Settings, model_cfg: ModelConfig, train_cfg: TrainConfig, corpus_chars: int) -> None:
+    """Refuse a run whose estimated peak memory would not fit in what this server lets training use."""
+    need = estimate_peak_bytes(model_cfg, train_cfg, corpus_chars)
+    allowed = settings.train_memory or memory_limit() - settings.app_memory
+    if need > allowed:
+        raise UserError(f"This run would need about {human(need)} of memory; this server lets a run use "
+                        f"{human(max(allowed, 0))}. Memory grows with batch size x sequence length x hidden size: "
+                        "lower one of them.")
 
 
 def stop_training(ctx: AppContext, password) -> str:

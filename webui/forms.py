@@ -132,7 +132,8 @@ def vocab_size_for(preset: str, stats: dict | None) -> int | None:
 def whole_number(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
             or value != int(value):                  # range first: int(1e400) and float(10**400) overflow
-        shown = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"a {len(str(value))}-digit number"
+        huge = isinstance(value, int) and abs(value) >= 10**30
+        shown = f"a {len(str(abs(value)))}-digit number" if huge else repr(value)
         raise UserError(f"{name} must be a whole number from {low:,} to {high:,}, got {esc(shown)}.")
     return int(value)
 
