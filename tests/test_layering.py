@@ -9,7 +9,7 @@ from charrnn.checkpoint import PROJECT_DIR
 NO_GRADIO = ["charrnn.vocab", "charrnn.model", "charrnn.data", "charrnn.train", "charrnn.sample", "charrnn.inside",
              "charrnn.checkpoint", "charrnn.runner", "charrnn.jobs", "charrnn.cli", "charrnn.presets", "charrnn.lru",
              "webui.settings", "webui.errors", "webui.forms", "webui.actions", "webui.models", "webui.generation",
-             "webui.units", "webui.render", "webui.render_inside", "webui.context"]
+             "webui.units", "webui.render", "webui.render_inside", "webui.context", "webui.fair"]
 GRADIO_ALLOWED = {"app.py", "webui/glue.py", "webui/train_tab.py", "webui/generate_tab.py", "webui/inside_tab.py",
                   "webui/demo.py"}
 
