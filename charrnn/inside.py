@@ -84,6 +84,9 @@ def activations(model: CharRNN, vocab: Vocab, text: str, layer: int = -1,
 
 
 # --- what a unit might track ----------------------------------------------------------
+OPEN_QUOTES, CLOSE_QUOTES = "“«„", "”»"      # curly and angle quotes open and close; straight ones toggle
+
+
 def text_features(text: str) -> dict[str, torch.Tensor]:
     """Simple per-character features of ``text`` (each a (T,) float tensor)."""
     in_quotes, position, after_newline, upper_line = [], [], [], []
@@ -94,6 +97,10 @@ def text_features(text: str) -> dict[str, torch.Tensor]:
     for i, ch in enumerate(text):
         if ch == '"':
             quoted = not quoted
+        elif ch in OPEN_QUOTES:
+            quoted = True
+        elif ch in CLOSE_QUOTES:
+            quoted = False
         in_quotes.append(quoted)
         position.append(col)
         after_newline.append(i > 0 and text[i - 1] == "\n")

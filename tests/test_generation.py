@@ -2,6 +2,7 @@
 unknown prime characters, temperatures side by side, and the next-character chart with its memoised logits."""
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ from webui.generation import (
     Generation,
     compare_temperatures,
     generation_stream,
+    ignore,
     next_char,
     usable_prime,
 )
@@ -45,24 +47,27 @@ def test_the_modules_without_a_page_do_not_import_gradio():
 
 
 # --- streamed generation ------------------------------------------------------------------
-def texts_of(ctx, key="tiny", prime="the ", temperature=0.8, length=100, top_k=0, seed=1, warn=None):
+def texts_of(ctx, key="tiny", prime="the ", temperature=0.8, length=100, top_k=0, seed=1, warn=None, clock=None):
     stream = generation_stream(ctx, key, prime, temperature, length, top_k, seed,
-                               *([warn] if warn is not None else []))
+                               *([warn or ignore, clock] if clock else [warn] if warn is not None else []))
     return [gen.text for gen in stream]
 
 
 def test_generation_streams_growing_text_of_the_asked_length(ctx):
     texts = texts_of(ctx, length=100)
-    assert len(texts) >= 100 // ctx.settings.stream_every and is_prefix_chain(texts)
+    assert len(texts) >= 2 and is_prefix_chain(texts)
     assert texts[0] == "the " and len(texts[-1]) == 4 + 100
     assert texts_of(ctx, seed=7) == texts_of(ctx, seed=7)
     assert texts_of(ctx, seed=7) != texts_of(ctx, seed=8)
 
 
-def test_the_stream_yields_the_prime_then_every_few_characters_then_the_end(tmp_path):
-    ctx = tiny_context(tmp_path, stream_every=5)
-    assert [len(t) for t in texts_of(ctx, length=20)] == [4, 9, 14, 19, 24, 24]
-    assert [len(t) for t in texts_of(ctx, length=7)] == [4, 9, 11]
+def test_the_stream_yields_the_prime_then_every_stream_seconds_then_the_end(tmp_path):
+    ctx = tiny_context(tmp_path, stream_seconds=5)
+    # a clock that ticks once per character: an update every 5 "seconds" is one every 5 characters
+    assert [len(t) for t in texts_of(ctx, length=20, clock=itertools.count().__next__)] == [4, 9, 14, 19, 24, 24]
+    assert [len(t) for t in texts_of(ctx, length=7, clock=itertools.count().__next__)] == [4, 9, 11]
+    # a clock that does not move: only the prime and the end, however long the text
+    assert [len(t) for t in texts_of(ctx, length=300, clock=lambda: 0.0)] == [4, 304]
 
 
 def test_generation_records_each_characters_probability(ctx):

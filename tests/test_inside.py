@@ -116,3 +116,8 @@ def test_suggest_units_names_a_unit_per_varying_feature(model_vocab):
     assert {d["feature"] for d in found} == {"inside quotes", "position in line", "after a newline",
                                              "upper-case line"}
     assert all(0 <= d["unit"] < 16 and -1 <= d["r"] <= 1 for d in found)
+
+
+def test_curly_and_angle_quotes_open_and_close_a_quote():
+    f = text_features("a “bc” d «e» f")
+    assert f["inside quotes"].tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0]   # like a straight quote

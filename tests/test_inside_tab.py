@@ -130,3 +130,11 @@ def test_the_tab_opens_on_the_shakespeare_passage(tmp_path):
     shipped = built(AppContext(Settings(root=tmp_path)))             # the bundled corpora of the project
     assert shipped.text.value == shipped.passage and len(shipped.passage) > 1000 and shipped.passage.endswith("\n")
     assert built(AppContext(app_settings(tmp_path))).text.value == ""  # no corpus there: an empty box, no error
+
+
+def test_choosing_another_model_gives_the_tab_its_own_passage_and_a_fresh_first_look(ctx, tab):
+    own = "".join(f"my own line {i}\n" for i in range(50))
+    (ctx.settings.root / "tiny" / "corpus.txt").write_text(own, encoding="utf-8")
+    follow = wired(tab, tab.text, tab.passage_btn, tab.shown, tab.model_md)
+    text, button, shown, line = follow("tiny")
+    assert text == own and button["value"] == "A passage of tiny" and shown is False and "tiny" in line

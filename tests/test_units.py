@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from app_fixtures import corpus_text, model_of, tiny_context
+from app_fixtures import app_settings, corpus_text, make_checkpoint, model_of, tiny_context
 from html_reading import Spans, box_text
 
 from charrnn import checkpoint as ck
@@ -15,8 +15,10 @@ from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
 from webui import units
 from webui.errors import UserError
+from webui.models import BUNDLED_KEY
 from webui.render_inside import activation_colour
-from webui.units import PASSAGE, corpus_passage, inside_text, suggestions, unit_args, unit_view
+from webui.settings import Settings
+from webui.units import PASSAGE, corpus_passage, inside_text, model_passage, suggestions, unit_args, unit_view
 
 TEXT = "the cat\nsat on"
 
@@ -172,3 +174,41 @@ def test_a_passage_starts_after_a_blank_line_and_ends_on_a_whole_line(tmp_path):
     (tmp_path / "c.txt").write_text("one\ntwo\n\nthree four\nfive six\nseven\n", encoding="utf-8")
     assert corpus_passage(tmp_path, "c.txt", 0, 16) == "three four\n"
     assert corpus_passage(tmp_path, "c.txt", 10**6, 100) == "three four\nfive six\nseven\n"   # past the end: start
+
+
+# --- the passage follows the chosen model ----------------------------------------------------------
+def test_the_bundled_model_reads_its_shakespeare_passage(tmp_path):
+    settings = Settings(root=tmp_path)                         # the project's own data folder
+    text, label = model_passage(settings, BUNDLED_KEY)
+    assert text == corpus_passage(settings.data_dir, *PASSAGE) and "ROMEO" in text
+    assert label == "A Shakespeare passage"
+
+
+def test_a_run_reads_whole_lines_from_the_held_out_end_of_its_own_text(tmp_path):
+    settings = app_settings(tmp_path)
+    own = "".join(f"line {i} of my own prose, nothing like Shakespeare.\n" for i in range(2000))
+    make_checkpoint(settings.root / "mine", own)
+    (settings.root / "mine" / "corpus.txt").write_text(own, encoding="utf-8")
+    text, label = model_passage(settings, "mine")
+    assert text in own and text.endswith("\n") and own[own.index(text) - 1] == "\n"     # whole lines
+    assert own.index(text) >= 0.9 * len(own) and 750 < len(text) <= 1500
+    assert label == "A passage of tiny"        # make_checkpoint names its corpus tiny.txt
+
+
+def test_a_short_own_text_is_read_from_its_start(tmp_path):
+    settings = app_settings(tmp_path)
+    own = "a short text of mine\nwith two lines\n"
+    make_checkpoint(settings.root / "short", own)
+    (settings.root / "short" / "corpus.txt").write_text(own, encoding="utf-8")
+    assert model_passage(settings, "short")[0] == own
+
+
+def test_a_run_on_a_bundled_corpus_reads_that_corpus_and_one_without_its_text_falls_back(tmp_path):
+    settings = app_settings(tmp_path, corpus=True)
+    make_checkpoint(settings.root / "on-bundled", corpus_text(), data={"name": "tiny.txt", "chars": 10, "path": ""})
+    (settings.data_dir / "tiny.txt").write_text(corpus_text(3000), encoding="utf-8")
+    text, _ = model_passage(settings, "on-bundled")
+    assert text in corpus_text(3000)
+    make_checkpoint(settings.root / "lost", corpus_text(), data={"name": "gone.txt", "chars": 10, "path": ""})
+    assert model_passage(settings, "lost")[1] == "A Shakespeare passage"
+    assert model_passage(settings, "../escape")[1] == "A Shakespeare passage"

@@ -4,6 +4,7 @@ temperatures, and the next-character distribution after any position. No gradio:
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -60,8 +61,13 @@ class Generation:
 
 
 def generation_stream(ctx: AppContext, checkpoint, prime, temperature, length, top_k, seed,
-                      warn: Warn = ignore) -> Iterator[Generation]:
-    """Validate, then yield the growing Generation every few characters and once at the end (one object, updated)."""
+                      warn: Warn = ignore, clock: Callable[[], float] = time.monotonic) -> Iterator[Generation]:
+    """Validate, then yield the growing Generation: with the prime, every ``settings.stream_seconds``, and at
+    the end (one object, updated in place).
+
+    By time, not by characters: the page redraws the text at each update, and an update every few
+    characters kept the browser too busy to notice the Stop button.
+    """
     prime, temperature, length, top_k, seed = check_generation_args(ctx.settings, prime, temperature, length, top_k,
                                                                     seed)
     model, vocab, _ = load_model(ctx.settings, ctx.models, checkpoint)
@@ -69,11 +75,12 @@ def generation_stream(ctx: AppContext, checkpoint, prime, temperature, length, t
         raise UserError(f"Top-k must be from 1 to {len(vocab)} (this model's vocabulary size); 0 or blank = off.")
     gen = Generation(usable_prime(vocab, prime, warn))
     yield gen
-    every = ctx.settings.stream_every
-    for n, (ch, p) in enumerate(generate_with_probs(model, vocab, gen.prime, length, temperature, top_k, seed), 1):
+    every, last = ctx.settings.stream_seconds, clock()
+    for ch, p in generate_with_probs(model, vocab, gen.prime, length, temperature, top_k, seed):
         gen.chars.append(ch)
         gen.probs.append(p)
-        if n % every == 0:
+        if (now := clock()) - last >= every:
+            last = now
             yield gen
     yield gen
 

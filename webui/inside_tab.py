@@ -7,22 +7,23 @@ import gradio as gr
 
 from .context import AppContext
 from .glue import QUIET, WholeNumber, handler, warn
-from .models import list_checkpoints
+from .models import BUNDLED_KEY, list_checkpoints
 from .render_inside import warning_html
-from .units import PASSAGE, UNIT_KINDS, corpus_passage, suggestions, unit_view
+from .units import PASSAGE, UNIT_KINDS, corpus_passage, model_passage, suggestions, unit_view
 
 INTRO = ("Each character the LSTM reads updates its state: a few hundred numbers (units) per layer. Some "
          "units come to track something about the text: whether a line is a speaker's name, how far "
          "along a line we are... Pick a unit, or let the app suggest the ones that best follow a simple "
          "feature, and see the text coloured by its value after each character (blue negative, red "
          "positive), as in Karpathy's *The Unreasonable Effectiveness of Recurrent Neural Networks*. "
-         "The model is the one chosen in the Generate tab.")
+         "The model is the one chosen in the Generate tab, and it reads a passage of its own text.")
 
 
 def build(ctx: AppContext) -> SimpleNamespace:
     settings = ctx.settings
     gr.Markdown(INTRO)
     u = SimpleNamespace(shown=gr.State(False), passage=corpus_passage(settings.data_dir, *PASSAGE))
+    u.model_md = gr.Markdown(elem_id="unit-model")
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
             u.kind = gr.Radio(list(UNIT_KINDS), value="cell", label="State", elem_id="unit-kind",
@@ -63,9 +64,23 @@ def wire(ctx: AppContext, u: SimpleNamespace, tab: gr.Tab, checkpoint: gr.Dropdo
     u.unit.submit(**show_unit)
     u.suggest_btn.click(handler(suggest), unit_inputs, [u.suggestions, u.unit, u.view], **inside_opts)
     u.suggestions.input(pick_suggestion, u.suggestions, [u.kind, u.unit], **QUIET, queue=False).then(**show_unit)
-    u.passage_btn.click(lambda: u.passage, None, u.text, api_visibility="private", queue=False).then(**show_unit)
+    def passage(checkpoint):
+        text, label = model_passage(ctx.settings, checkpoint)
+        return text, gr.update(value=label)
+
+    def follow(checkpoint):
+        """A newly chosen model: its own passage, its name, and fresh suggestions when the tab opens next."""
+        text, label = model_passage(ctx.settings, checkpoint)
+        return text, gr.update(value=label), False, f"Model: **{checkpoint_name(checkpoint)}**" if checkpoint else ""
+
+    checkpoint.change(follow, checkpoint, [u.text, u.passage_btn, u.shown, u.model_md], **QUIET)
+    u.passage_btn.click(passage, checkpoint, [u.text, u.passage_btn], **QUIET, queue=False).then(**show_unit)
     u.from_output_btn.click(lambda text: text, output, u.text, api_visibility="private", queue=False) \
         .then(**show_unit)
+
+
+def checkpoint_name(key) -> str:
+    return "shakespeare (bundled)" if key == BUNDLED_KEY else str(key)
 
 
 def suggest_and_show(ctx: AppContext, checkpoint, text, kind, layer) -> tuple:

@@ -21,7 +21,8 @@ class Settings:
     max_batch_chars: int = 262_144              # batch size x sequence length, to keep a run's memory sane
     max_length: int = 5000                      # characters per generation
     max_prime: int = 10_000                     # characters of prime
-    stream_every: int = 8                       # characters between streamed updates
+    stream_seconds: float = 0.08                # between streamed updates: by time, so a long generation
+                                                # never floods the page (an update per 8 characters did)
     plot_points: tuple[int, int] = (400, 100)   # most train and validation points drawn
     earlier_samples: int = 12                   # most earlier samples listed
     timeline_samples: int = 40                  # most samples in a reviewed run's timeline

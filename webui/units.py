@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from charrnn import checkpoint as ck
 from charrnn.data import CorpusError, read_text
 from charrnn.inside import activations, suggest_units
 from charrnn.model import CharRNN
@@ -13,8 +14,9 @@ from .context import AppContext
 from .errors import UserError, esc
 from .forms import whole_number
 from .generation import Warn, ignore, usable_prime
-from .models import load_model
+from .models import BUNDLED_KEY, load_model, run_directory
 from .render_inside import unit_html
+from .settings import Settings
 
 UNIT_KINDS = ("cell", "hidden")
 PASSAGE = ("tinyshakespeare.txt", 557_600, 1500)   # file, offset, length: Romeo and Balthasar, names in caps
@@ -33,10 +35,48 @@ def corpus_passage(data_dir: Path, name: str, start: int, chars: int) -> str:
     return piece[:end + 1] if end > 0 else piece
 
 
+def model_corpus(settings: Settings, key) -> tuple[str, str] | None:
+    """(text, what to call it) of the corpus the model of picker value ``key`` was trained on, if it is here:
+    the run's own copy (pasted or uploaded text), else the bundled corpus it names."""
+    if key == BUNDLED_KEY:
+        return None
+    try:
+        directory = run_directory(settings, key)
+        header = ck.read_header(directory)
+    except (UserError, ck.CheckpointError):
+        return None
+    name = str(header.get("data", {}).get("name", ""))
+    for path in (directory / "corpus.txt", settings.data_dir / Path(name).name):
+        if name and path.is_file():
+            try:
+                return read_text(path), name
+            except CorpusError:
+                return None
+    return None
+
+
+def model_passage(settings: Settings, key, chars: int = PASSAGE[2]) -> tuple[str, str]:
+    """A passage for the Inside tab to read with the chosen model, and the button's label.
+
+    The bundled model reads its Shakespeare passage; a run reads whole lines of its own corpus, from
+    its held-out end when that is long enough (text the model has not trained on).
+    """
+    found = model_corpus(settings, key)
+    if found is None:
+        return corpus_passage(settings.data_dir, *PASSAGE), "A Shakespeare passage"
+    text, name = found
+    start = int(len(text) * 0.9) if len(text) * 0.1 >= chars else 0
+    if start and 0 <= (newline := text.find("\n", start, start + chars // 2)):
+        start = newline + 1                                  # from the start of a line
+    piece = text[start:start + chars]
+    end = piece.rfind("\n")                                  # to the end of one
+    return (piece[:end + 1] if end > chars // 2 else piece), f"A passage of {Path(name).stem}"
+
+
 def inside_text(vocab: Vocab, text, most: int, warn: Warn) -> tuple[str, str]:
     """The text a unit is shown on (capped; unknown characters folded or dropped, warned) and a note on the cap."""
     if not isinstance(text, str) or not text.strip():
-        raise UserError("Give the model some text to read: the Shakespeare passage, the generated text or your own.")
+        raise UserError("Give the model some text to read: a passage, the generated text or your own.")
     note = f" Showing the first {most:,} characters." if len(text) > most else ""
     text = usable_prime(vocab, text[:most], warn, "the text")
     if not text:
