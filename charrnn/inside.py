@@ -7,6 +7,7 @@ exposes every step's hidden and cell state (the fused call returns only the last
 from __future__ import annotations
 
 import math
+import unicodedata
 
 import torch
 
@@ -15,11 +16,16 @@ from .sample import Stepper, default_start, generate_with_probs, next_distributi
 from .vocab import Vocab
 
 READABLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"}   # other spaces, controls, formats: shown by code
 
 
 def readable(ch: str) -> str:
-    """A visible stand-in for whitespace characters (space, newline, tab)."""
-    return READABLE.get(ch, ch)
+    """A visible stand-in for whitespace and other invisible characters (space, newline, tab, U+202F...)."""
+    if ch in READABLE:
+        return READABLE[ch]
+    if unicodedata.category(ch) in INVISIBLE:
+        return f"U+{ord(ch):04X}"
+    return ch
 
 
 @torch.no_grad()

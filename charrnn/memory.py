@@ -57,4 +57,8 @@ def machine_memory() -> int:
 
 
 def human(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+    """A size in binary units, the way Gradio's file box and the limits count them (1 MiB = 1,048,576 bytes)."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"

@@ -256,6 +256,6 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_naming_what_to_lower(sett
     tight = dataclasses.replace(settings, train_memory=600 * 2**20)
     ctx = make_ctx(tight)
     values = {**TINY_VALUES, "hidden": 1024, "batch_size": 256, "seq_len": 256}
-    with pytest.raises(UserError, match=r"would need about .* of memory; this server lets a run use 600 MiB"):
+    with pytest.raises(UserError, match=r"would need about .* of memory; this server lets a run use 600.0 MiB"):
         actions.start_training(ctx, None, "paste", None, None, corpus_text(), "quick", values, "too-big")
     assert not (tight.root / "too-big").exists() and ctx.jobs.proc is None

@@ -224,7 +224,7 @@ def test_bars_sharpen_as_the_temperature_falls_and_the_entropy_is_shown(ctx):
         assert len(frame) == TOP_CHARS and list(frame.probability) == sorted(frame.probability, reverse=True)
         assert str(frame.dtypes["probability"]) == "float64" and str(frame.dtypes["char"]) in ("str", "object")
     greedy, line = chart(ctx, temperature=0)
-    assert greedy.probability.iloc[0] == 1.0 and greedy.probability.iloc[1] == 0.0
+    assert greedy.probability.tolist() == [1.0]            # one bar: the rest would be labelled at random
     assert "0.00 bits" in line and "greedy" in line
 
 

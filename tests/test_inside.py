@@ -121,3 +121,7 @@ def test_suggest_units_names_a_unit_per_varying_feature(model_vocab):
 def test_curly_and_angle_quotes_open_and_close_a_quote():
     f = text_features("a “bc” d «e» f")
     assert f["inside quotes"].tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0]   # like a straight quote
+
+
+def test_invisible_characters_are_named_by_their_code_point():
+    assert [readable(c) for c in " \n\u202f\u200bé\x07"] == ["␣", "⏎", "U+202F", "U+200B", "é", "U+0007"]

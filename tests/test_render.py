@@ -65,20 +65,20 @@ def test_plot_gets_nothing_before_the_first_loss_and_both_splits_after():
     assert len(plot_value(records(30), POINTS)) == len(loss_frame(records(30), POINTS))
 
 
-def test_samples_are_listed_oldest_first_escaped_and_the_latest_shown_apart():
+def test_samples_are_listed_oldest_first_escaped_up_to_the_latest():
     recs = records(50)
     html = samples_html(recs, EARLIER)
     assert html.index("step 100<") < html.index("step 200<")
     assert "&lt;10&gt;" in html and "<10>" not in html
-    assert "sample <50>" not in html and "sample &lt;50&gt;" not in html    # the latest is in its own box
+    assert "sample &lt;50&gt;" in html and html.rindex("step 500<") > html.index("step 400<")  # the run's end too
     text, label = latest_sample(recs)
     assert text == "sample <50>" and "step 500" in label
     assert latest_sample(records(5)) == ("", "Latest sample")
 
 
 def test_earlier_samples_are_thinned_to_the_most_asked():
-    html = samples_html(records(500), 5)                      # 49 earlier samples
-    assert html.count("<tr><td") == 5 and "step 100<" in html and "step 4,900<" in html
+    html = samples_html(records(500), 5)                      # 50 samples
+    assert html.count("<tr><td") == 5 and "step 100<" in html and "step 5,000<" in html
     assert "Samples appear here" in samples_html([], EARLIER)
 
 
@@ -106,7 +106,7 @@ def test_status_line_says_what_the_run_does_and_shows_the_log_when_it_went_wrong
 def test_corpus_line_gives_size_characters_and_distinct():
     text = "héllo world\n" * 100
     line = corpus_line(CorpusChoice(text, "<mine>.txt", None), {"chars": len(text), "distinct": len(set(text))})
-    assert line == f"**&lt;mine&gt;.txt**: 1.3 kB, {len(text):,} characters, {len(set(text))} distinct"
+    assert line == f"**&lt;mine&gt;.txt**: 1.3 KiB, {len(text):,} characters, {len(set(text))} distinct"
 
 
 def test_model_line_gives_parameters_shape_budget_and_the_limit():
@@ -146,4 +146,12 @@ def test_clock(seconds, shown):
 
 
 def test_human_bytes():
-    assert [human_bytes(n) for n in (12, 1500, 2_500_000)] == ["12 bytes", "1.5 kB", "2.5 MB"]
+    assert [human_bytes(n) for n in (12, 1500, 2_500_000, 3 * 2**30)] == ["12 bytes", "1.5 KiB", "2.4 MiB", "3.0 GiB"]
+
+
+def test_a_resumed_runs_budget_reads_as_a_time_and_a_stopped_run_keeps_its_last_speed():
+    recs = records(10)
+    line = progress_line(recs[:5], {"state": "running", "minutes": 0.6207372})
+    assert "(time budget 0m 37s in all)" in line and "0.62" not in line
+    stopped = [*recs, {"step": 101, "chars_per_s": 0.0, "elapsed": 99.0, "end": "stopped"}]
+    assert "1,000 chars/s" in progress_line(stopped, {"state": "stopped"})

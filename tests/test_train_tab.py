@@ -322,9 +322,9 @@ def test_the_bundled_run_has_a_timeline_and_a_run_without_samples_says_so(ctx):
     assert "no samples yet" in timeline_of(ctx, "nothing-here")
 
 
-def test_the_live_timeline_leaves_the_latest_sample_to_its_own_box(ctx):
+def test_the_live_timeline_ends_with_the_latest_sample(ctx):
     markup = samples_html(sample_records(50), ctx.settings.earlier_samples)
-    assert [s for s, _ in timeline_rows(markup)] == list(range(50, 451, 50))
+    assert [s for s, _ in timeline_rows(markup)] == list(range(50, 501, 50))
 
 
 def test_poll_offers_the_runs_for_review_and_keeps_the_choice(settings, ctx):

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from charrnn.data import CorpusError, check_text, decode_text, read_text
+from charrnn.memory import human
 from charrnn.model import ModelConfig
 from charrnn.options import Option, option_named
 from charrnn.presets import PRESETS, preset_configs, preset_vocab_kind
@@ -75,7 +76,7 @@ def read_upload(upload: str | None, limit: int) -> CorpusChoice:
     try:
         size = path.stat().st_size
         if size > limit:
-            raise UserError(f"{esc(path.name)} is {size / 1e6:.1f} MB; the limit for uploads is {limit / 1e6:.0f} MB.")
+            raise UserError(f"{esc(path.name)} is {human(size)}; the limit for uploads is {human(limit)}.")
         raw = path.read_bytes()
     except OSError:
         raise UserError("The uploaded file is no longer on the server; upload it again.") from None
@@ -94,7 +95,7 @@ def read_pasted(pasted: str | None, limit: int) -> CorpusChoice:
         raise UserError(no_markup(e)) from None
     size = len(pasted.encode("utf-8", errors="replace"))
     if size > limit:
-        raise UserError(f"The pasted text is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB "
+        raise UserError(f"The pasted text is {human(size)}; the limit is {human(limit)} "
                         "(upload a file or use the command line for bigger texts).")
     return CorpusChoice(pasted, "pasted text", None)
 

@@ -110,5 +110,6 @@ def next_char(ctx: AppContext, checkpoint, text, position, temperature) -> tuple
     logits = ctx.logits.get((key, read), lambda: next_char_logits(model, vocab, read))
     dist, entropy = top_distribution(logits, vocab, temperature, k=len(vocab))
     following = text[pos] if pos < len(text) else None
-    return (distribution_frame(dist, TOP_CHARS),
+    drawn = [(c, p) for c, p in dist if p > 0]          # at T = 0 one bar: the rest would be labelled at random
+    return (distribution_frame(drawn, TOP_CHARS),
             distribution_line(read, following, dict(dist), entropy, temperature, len(vocab)))

@@ -8,15 +8,12 @@ import math
 
 import pandas as pd
 
+from charrnn.memory import human as human_bytes
 from charrnn.model import ModelConfig
 from charrnn.train import TrainConfig
 
 from .errors import esc
 from .forms import CorpusChoice, finite
-
-
-def human_bytes(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} bytes"
 
 
 def clock(seconds: float) -> str:
@@ -93,8 +90,8 @@ def plot_value(records: list[dict], points: tuple[int, int]) -> pd.DataFrame | N
 
 
 def samples_html(records: list[dict], most: int) -> str:
-    """The earlier samples as a timeline, oldest first, so a learner sees gibberish turn into words."""
-    samples = [r for r in records if isinstance(r.get("sample"), str)][:-1]   # the latest has its own box
+    """The samples as a timeline, oldest first, so a learner sees gibberish turn into words."""
+    samples = [r for r in records if isinstance(r.get("sample"), str)]   # the latest too: the story's end
     return timeline_html(thin(samples, most), "Samples appear here as the model trains.")
 
 
@@ -146,8 +143,11 @@ def progress_line(records: list[dict], status: dict) -> str:
     if status.get("state") in ("running", "stopping"):
         iterations, minutes = status.get("iterations"), status.get("minutes")
         step += f" / {iterations:,}" if iterations else f" / ~{round(last['step'] / p):,}" if p > 0 else ""
-        step += f" ({minutes:g} min budget)" if minutes else ""
-    parts = [step, f"{last.get('chars_per_s', 0):,.0f} chars/s", f"elapsed {clock(last.get('elapsed', 0))}"]
+        step += f" (time budget {clock(60 * minutes)} in all)" if minutes else ""
+    # the record that ends a run covers the last few steps only (a stop can come right after a record)
+    rates = [r["chars_per_s"] for r in records if finite(r.get("chars_per_s")) and "end" not in r]
+    rate = rates[-1] if rates else last.get("chars_per_s", 0)
+    parts = [step, f"{rate:,.0f} chars/s", f"elapsed {clock(last.get('elapsed', 0))}"]
     if status.get("state") == "running" and 0 < p < 1:
         parts.append(f"ETA {clock(last.get('elapsed', 0) * (1 - p) / p)}")
     train = next((r["train_loss"] for r in reversed(records) if "train_loss" in r), None)
