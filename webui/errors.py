@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import html
+import re
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"(),]+/)+[^\s/:'\"(),]*")
 
 
 class UserError(Exception):
@@ -14,5 +17,11 @@ def esc(text) -> str:
 
 
 def no_markup(error) -> str:
-    """An engine error for a toast or Markdown: a tag in the value it quotes shows as text; '>' stays readable."""
-    return str(error).replace("&", "&amp;").replace("<", "&lt;")
+    """An engine error for a toast or Markdown: a tag in the value it quotes shows as text; '>' stays readable;
+    a server path shows as its last two parts (a run and its file), not where the app lives."""
+    return short_paths(str(error)).replace("&", "&amp;").replace("<", "&lt;")
+
+
+def short_paths(text: str) -> str:
+    """'/srv/app/checkpoints/run/model.safetensors' -> 'run/model.safetensors'."""
+    return ABSOLUTE_PATH.sub(lambda m: "/".join(m.group(0).rstrip("/").split("/")[-2:]), text)
