@@ -259,3 +259,13 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_naming_what_to_lower(sett
     with pytest.raises(UserError, match=r"would need about .* of memory; this server lets a run use 600.0 MiB"):
         actions.start_training(ctx, None, "paste", None, None, corpus_text(), "quick", values, "too-big")
     assert not (tight.root / "too-big").exists() and ctx.jobs.proc is None
+
+
+def test_a_new_run_is_refused_while_the_saved_runs_are_over_the_cap(settings, make_ctx):
+    capped = dataclasses.replace(settings, max_checkpoints_bytes=1000)
+    (capped.root / "old").mkdir(parents=True)
+    (capped.root / "old" / "model.safetensors").write_bytes(b"x" * 2000)
+    ctx = make_ctx(capped)
+    with pytest.raises(UserError, match=r"saved runs take 2.0 KiB, over this server's 1000 bytes: delete a run"):
+        actions.start_training(ctx, None, "paste", None, None, corpus_text(), "quick", TINY_VALUES, "one-more")
+    assert not (capped.root / "one-more").exists() and ctx.jobs.proc is None

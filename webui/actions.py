@@ -54,6 +54,7 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
         raise UserError(f"That model has {params:,} parameters; the app trains at most {settings.max_params:,}. "
                         "Lower the hidden size or the layers.")
     check_memory(settings, model_cfg, train_cfg, len(choice.text))
+    check_disk(settings)
     name = run_name.strip() if isinstance(run_name, str) and run_name.strip() else default_run_name(choice, preset)
     try:
         job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg)
@@ -70,6 +71,24 @@ def check_memory(settings: Settings, model_cfg: ModelConfig, train_cfg: TrainCon
         raise UserError(f"This run would need about {human(need)} of memory; this server lets a run use "
                         f"{human(max(allowed, 0))}. Memory grows with batch size x sequence length x hidden size: "
                         "lower one of them.")
+
+
+def check_disk(settings: Settings) -> None:
+    """Refuse a new run while the checkpoints folder is over its cap (a Space's disk is shared and small)."""
+    used = folder_bytes(settings.root)
+    if used > settings.max_checkpoints_bytes:
+        raise UserError(f"The saved runs take {human(used)}, over this server's {human(settings.max_checkpoints_bytes)}"
+                        ": delete a run you no longer need, then start again.")
+
+
+def folder_bytes(root: Path) -> int:
+    total = 0
+    for path in root.rglob("*") if root.is_dir() else []:
+        try:
+            total += path.stat().st_size if path.is_file() and not path.is_symlink() else 0
+        except OSError:
+            continue
+    return total
 
 
 def stop_training(ctx: AppContext, password) -> str:

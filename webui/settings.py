@@ -34,6 +34,7 @@ class Settings:
     server_threads: int = 1                     # torch threads for generation: steps are tiny
     train_memory: int = 0                       # bytes a run may use; 0 = the machine's (or cgroup's) limit
     app_memory: int = 1 << 30                   # ... less this much, kept for the app and its visitors
+    max_checkpoints_bytes: int = 5 << 30        # all runs together: a new run is refused past this
     max_inside_chars: int = 3000                # characters a unit's activations are computed over
 
     def __post_init__(self):
