@@ -1,14 +1,19 @@
 """Run directories: checkpoints, metrics, status and loss plots, all written atomically.
 
 A run lives in ``<root>/<run-name>/``:
-  model.safetensors    weights + a JSON header (configs, vocabulary, step, losses):
-                       on its own enough to generate text
+  model.safetensors    the kept model: the weights with the best validation loss so far, and a JSON
+                       header (configs, vocabulary, step, losses, best_step/best_val_loss); on its own
+                       enough to generate text, and the file everything generates from
   checkpoint.json      the same header, readable by people and other tools
-  train_state-<step>.pt  optimizer and data-stream state for exact resume (tensors only)
+  latest.safetensors   where training is: the newest saved weights, same format, header with their step
+  train_state-<step>.pt  optimizer and data-stream state of the latest weights, for exact resume (tensors only)
+  corpus.json          where the corpus is on this machine (resume reads it); headers name the corpus
+                       by name and size only, so a shipped checkpoint carries no local path
   metrics.jsonl        one progress record per line, appended while training
   status.json          running / finished / stopped / failed, with pid and reason
   loss.png, loss.pdf   train and validation curves
 Every file except metrics.jsonl is written to a temp file and renamed into place.
+A run written before the kept/latest split has no latest.safetensors: its model.safetensors is both.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ from .vocab import Vocab
 
 FORMAT = "charrnn/1"
 WEIGHTS = "model.safetensors"
+LATEST = "latest.safetensors"
+CORPUS_RECORD = "corpus.json"
 META = "checkpoint.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
@@ -96,15 +103,40 @@ def safe_run_name(text: str) -> str:
 
 # --- checkpoints ----------------------------------------------------------------
 def save_checkpoint(directory: Path, model: CharRNN, vocab: Vocab, meta: dict) -> dict:
-    """Write weights and header (model config, vocabulary, ``meta``) as one atomic safetensors file."""
-    directory = Path(directory)
+    """Write the kept model: weights and header (model config, vocabulary, ``meta``) as model.safetensors,
+    and the header again as checkpoint.json."""
+    header = write_weights(Path(directory) / WEIGHTS, model, vocab, meta)
+    write_json(Path(directory) / META, header)
+    return header
+
+
+def save_latest(directory: Path, model: CharRNN, vocab: Vocab, meta: dict, train_state: dict) -> dict:
+    """Write where training is: the optimizer state of ``meta["step"]``, then latest.safetensors.
+
+    In that order, so latest.safetensors always names a step whose state is on disk."""
+    save_train_state(directory, meta["step"], train_state)
+    return write_weights(Path(directory) / LATEST, model, vocab, meta)
+
+
+def write_weights(path: Path, model: CharRNN, vocab: Vocab, meta: dict) -> dict:
+    """One atomic safetensors file of the model's weights with the charrnn header in its metadata."""
     header = {"format": FORMAT, "model_config": model.config.to_dict(), "vocab": "".join(vocab.chars),
               **meta}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS,
-                 lambda tmp: save_file(tensors, tmp, metadata={"charrnn": json.dumps(header)}))
-    write_json(directory / META, header)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"charrnn": json.dumps(header)}))
     return header
+
+
+def latest_file(directory: str | Path) -> Path:
+    """The weights training continues from: latest.safetensors, or model.safetensors in a run written
+    before the kept/latest split (there the last weights are the kept ones)."""
+    latest = Path(directory) / LATEST
+    return latest if latest.exists() else checkpoint_file(directory)
+
+
+def latest_header(directory: str | Path) -> dict:
+    """The header of ``latest_file``: its step is where a resume starts."""
+    return read_header(latest_file(directory))
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -182,6 +214,31 @@ def load_train_state(directory: Path, step: int) -> dict:
         raise CheckpointError(f"{path}: unreadable optimizer state ({type(e).__name__})") from None
 
 
+# --- where the corpus is -----------------------------------------------------------
+def write_corpus_record(directory: Path, data_path: str | Path) -> None:
+    """Remember where this run's corpus is (relative to the run when it lies inside it, so the run can move)."""
+    directory, data_path = Path(directory).resolve(), Path(data_path).resolve()
+    try:
+        where = str(data_path.relative_to(directory))
+    except ValueError:
+        where = str(data_path)
+    write_json(directory / CORPUS_RECORD, {"path": where})
+
+
+def corpus_path(directory: Path, header: dict | None = None) -> Path | None:
+    """The corpus a resume reads: from corpus.json, else the path an older header recorded, else None."""
+    directory = Path(directory)
+    try:
+        where = read_json(directory / CORPUS_RECORD).get("path")
+    except CheckpointError:
+        where = None
+    if not isinstance(where, str) or not where:
+        where = (header or {}).get("data", {}).get("path")   # runs from before corpus.json
+    if not isinstance(where, str) or not where:
+        return None
+    return directory / where if not Path(where).is_absolute() else Path(where)
+
+
 # --- metrics and status -----------------------------------------------------------
 def append_metrics(directory: Path, record: dict) -> None:
     with open(Path(directory) / METRICS, "a", encoding="utf-8") as f:
@@ -253,7 +310,10 @@ def pid_alive(pid) -> bool:
 
 # --- listing --------------------------------------------------------------------
 def list_runs(root: str | Path) -> list[dict]:
-    """Runs with a loadable header, newest checkpoint first: {name, path, header, mtime, status}."""
+    """Runs with a loadable kept model, newest checkpoint first: {name, path, header, latest, mtime, status}.
+
+    ``header`` is the kept model's, ``latest`` the header training resumes from (the same in a run from before
+    the kept/latest split; None when latest.safetensors is unreadable); ``mtime`` is the newer file's."""
     runs = []
     root = Path(root)
     if not root.is_dir():
@@ -266,8 +326,14 @@ def list_runs(root: str | Path) -> list[dict]:
             header = read_header(weights)
         except CheckpointError:
             continue
-        runs.append({"name": d.name, "path": d, "header": header,
-                     "mtime": weights.stat().st_mtime, "status": read_status(d)})
+        latest, mtime = header, weights.stat().st_mtime
+        if (d / LATEST).is_file():
+            try:
+                latest, mtime = read_header(d / LATEST), max(mtime, (d / LATEST).stat().st_mtime)
+            except CheckpointError:
+                latest = None
+        runs.append({"name": d.name, "path": d, "header": header, "latest": latest,
+                     "mtime": mtime, "status": read_status(d)})
     return sorted(runs, key=lambda r: r["mtime"], reverse=True)
 
 
@@ -278,8 +344,9 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 
 
 # --- plot -----------------------------------------------------------------------
-def plot_losses(directory: Path, records: list[dict]) -> None:
-    """Train and validation loss curves as loss.png and loss.pdf (like the lecture's plot)."""
+def plot_losses(directory: Path, records: list[dict], kept: tuple[int, float] | None = None) -> None:
+    """Train and validation loss curves as loss.png and loss.pdf (like the lecture's plot); ``kept`` (step, loss)
+    marks the kept model."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4), dpi=100)
@@ -290,6 +357,8 @@ def plot_losses(directory: Path, records: list[dict]) -> None:
         ax.plot(*zip(*train, strict=False), label="train", linewidth=1)
     if val:
         ax.plot(*zip(*val, strict=False), label="validation", marker="o", markersize=3)
+    if kept is not None:
+        ax.plot(*kept, marker="*", markersize=12, color="black", linestyle="none", label=f"kept (step {kept[0]:,})")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/char)")
     ax.grid(alpha=0.3)

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-name", help="corpus name recorded in the checkpoint (default: the file's name)")
     t.add_argument("--preset", choices=sorted(PRESETS), default="default", help="recipe to start from")
     t.add_argument("--name", help="run name (default: <corpus>-<preset>-<time>)")
-    t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN")
+    t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its latest weights")
     # every field of the model and train configs is a flag; unset flags keep the preset's value
     for title, cls in (("model", ModelConfig), ("training", TrainConfig)):
         group = t.add_argument_group(title)
@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     g = sub.add_parser("generate", help="generate text from a checkpoint")
-    g.add_argument("--checkpoint", default=None, help="run name, run directory or .safetensors file (default: latest)")
+    g.add_argument("--checkpoint", default=None,
+                   help="run name (its kept model), run directory or .safetensors file (default: the newest run)")
     g.add_argument("--prime", default="", help="text to start from (default: a new line)")
     g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; <1 sharper, >1 flatter")
     g.add_argument("--length", type=int, default=500, help="characters to generate")
@@ -131,9 +132,18 @@ def report_training(run: Run, stop, quiet: bool) -> int:
         print(f"error: training stopped: {e} (the last good checkpoint is kept)", file=sys.stderr)
         return 3
     bar.close()
-    say(f"{rec['end']} at step {t.step}; validation loss {t.last_val:.4f} nats/char; "
-          f"checkpoint {run.directory / ck.WEIGHTS}", file=sys.stderr)
+    why = f" ({rec['reason']})" if "reason" in rec else ""
+    say(f"{rec['end']} at step {t.step}{why}; validation loss {t.last_val:.4f} nats/char; "
+        f"kept model: {kept_line(rec.get('best_step'), rec.get('best_val_loss'))}, {run.directory / ck.WEIGHTS}",
+        file=sys.stderr)
     return 0
+
+
+def kept_line(step, val_loss) -> str:
+    """'step S, validation loss V nats/char' of a kept model (V may be missing: not evaluated yet)."""
+    if not (isinstance(val_loss, (int, float)) and math.isfinite(val_loss)):
+        return f"step {step}, not evaluated yet"
+    return f"step {step}, validation loss {val_loss:.4f} nats/char ({val_loss / math.log(2):.3f} bits/char)"
 
 
 def cmd_generate(args, root: Path) -> int:
@@ -156,22 +166,42 @@ def cmd_info(args, root: Path) -> int:
     header = ck.read_header(path)
     model, vocab, _ = ck.load_checkpoint(path)
     status = ck.read_status(path.parent)
-    lines = [f"checkpoint: {path}", f"status:     {status.get('state')}",
+    state = status.get("state", "unknown") + (f" ({status['reason']})" if status.get("reason") else "")
+    lines = [f"checkpoint: {path}", f"status:     {state}",
              f"model:      {header['model_config']}", f"parameters: {model.num_params():,}",
              f"vocabulary: {len(vocab)} characters",
              f"data:       {header.get('data', {}).get('name')} ({header.get('data', {}).get('chars', 0):,} chars)",
-             f"steps:      {header.get('step')}",
-             f"best val:   {header.get('best_val_loss', math.nan):.4f} nats/char",
+             *step_lines(path, header),
              f"train:      {header.get('train_config')}"]
     print("\n".join(lines))
     return 0
 
 
+def step_lines(path: Path, header: dict) -> list[str]:
+    """The kept model's step and validation loss, and the latest weights' step where it differs."""
+    if path.name == ck.LATEST:                       # asked about the latest weights themselves
+        lines = [f"this file:  {kept_line(header.get('step'), header.get('val_loss'))} (the latest weights)"]
+        if header.get("best_step") is not None:
+            lines.append(f"kept:       {kept_line(header['best_step'], header.get('best_val_loss'))} ({ck.WEIGHTS})")
+        return lines
+    best = ", the best validation loss of the run" \
+        if header.get("best_step") == header.get("step") and header.get("val_loss") is not None else ""
+    lines = [f"kept:       {kept_line(header.get('step'), header.get('val_loss'))}{best}"]
+    latest = path.parent / ck.LATEST
+    if latest.is_file():
+        step = ck.read_header(latest).get("step")
+        if step != header.get("step"):
+            lines.append(f"latest:     step {step} ({ck.LATEST}: where a resume continues)")
+    return lines
+
+
 def cmd_runs(args, root: Path) -> int:
     for r in ck.list_runs(root):
-        h = r["header"]
-        print(f"{r['name']:40s} {r['status'].get('state', '?'):12s} step {h.get('step'):>7} "
-              f"val {h.get('best_val_loss', math.nan):.3f}")
+        h, latest = r["header"], r["latest"] or {}
+        val = h.get("val_loss")
+        val = f"{val:.3f}" if isinstance(val, (int, float)) else "-"
+        more = f" (latest step {latest.get('step')})" if latest.get("step") not in (None, h.get("step")) else ""
+        print(f"{r['name']:40s} {r['status'].get('state', '?'):12s} step {h.get('step'):>7} val {val}{more}")
     return 0
 
 

@@ -57,9 +57,12 @@ def running_job(root: Path) -> Job | None:
 
 
 def resumable_runs(root: Path) -> list[dict]:
-    """Runs that can continue exactly: weights plus the optimizer state of their step, and not running."""
+    """Runs that can continue exactly: latest weights plus the optimizer state of their step, and not running.
+
+    Each run's ``latest`` header (where training is) says its step; ``header`` is the kept model's."""
     return [r for r in ck.list_runs(root)
-            if r["status"].get("state") != "running" and r["header"].get("step") in ck.train_state_steps(r["path"])]
+            if r["status"].get("state") != "running" and r["latest"] is not None
+            and r["latest"].get("step") in ck.train_state_steps(r["path"])]
 
 
 def log_tail(directory: Path, lines: int = 12) -> str:
@@ -95,7 +98,9 @@ def prepare_run_dir(root: Path, name: str, text: str, path: Path | None) -> Path
 
 
 def budget_args(header: dict, more_iterations=0, more_minutes=0.0) -> list[str]:
-    """CLI overrides that extend a run's budget: totals count from the start, so add to what it has done."""
+    """CLI overrides that extend a run's budget: totals count from the start, so add to what it has done.
+
+    ``header`` is the latest weights' header (``ck.latest_header``): its step and elapsed are what was done."""
     more_iterations, more_minutes = more_iterations or 0, more_minutes or 0
     for name, value, high in (("more iterations", more_iterations, MAX_MORE_ITERATIONS),
                               ("more minutes", more_minutes, MAX_MORE_MINUTES)):
@@ -173,9 +178,11 @@ class Supervisor:
         if name not in runs:
             raise JobError(f"No resumable run named {name!r}; pick one from the list "
                            "(a run needs its checkpoint and optimizer state, and must not be running).")
-        header = runs[name]["header"]
+        header = runs[name]["latest"]
         args = ["--resume", name, *budget_args(header, more_iterations, more_minutes)]
-        data = Path(header.get("data", {}).get("path", ""))
+        data = ck.corpus_path(runs[name]["path"], header)
+        if data is None:
+            raise JobError(f"Run {name} does not record where its corpus is; it cannot be resumed here.")
         if not data.is_file():
             raise JobError(f"The corpus of {name} ({data}) is gone; it cannot be resumed here.")
         with self.lock:

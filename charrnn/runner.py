@@ -3,9 +3,15 @@
 This is the policy around ``Trainer.fit``: when to checkpoint, what to
 append to metrics.jsonl, what status to leave behind on success, stop,
 divergence or failure. The CLI and the app's worker both go through here.
+
+Like nanoGPT, the kept model (model.safetensors) is rewritten only when the
+validation loss improves; unlike it, the latest weights and optimizer state
+are saved too (latest.safetensors, train_state-<step>.pt) so a run resumes
+exactly. ``--patience N`` ends a run after N evaluations without improvement.
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -31,11 +37,65 @@ def build_corpus(text: str, cfg: TrainConfig, vocab: Vocab | None = None) -> Cor
                             unknown=cfg.unknown if vocab is not None else "error")
 
 
+class BestSoFar:
+    """The kept model's step and validation loss (inf: not evaluated yet), and the early-stopping count:
+    evaluations since it.
+
+    Any evaluation can set a new best; only scheduled ones (every ``eval_every`` steps) use up patience, so
+    the extra evaluation of a stop does not make a resumed run end sooner than a straight one.
+    """
+
+    def __init__(self, patience: int, eval_every: int, step: int | None = None, val_loss: float = math.inf,
+                 stale: int = 0, last_eval_step: int = -1):
+        self.patience, self.eval_every = patience, eval_every
+        self.step, self.val_loss, self.stale, self.last_eval_step = step, val_loss, stale, last_eval_step
+
+    def observe(self, rec: dict) -> bool:
+        """Take in a record; True when it carries a better validation loss than any before."""
+        if "val_loss" not in rec or rec["step"] == self.last_eval_step:   # an end record repeating an eval
+            return False
+        self.last_eval_step = rec["step"]
+        if rec["val_loss"] < self.val_loss:
+            self.step, self.val_loss, self.stale = rec["step"], rec["val_loss"], 0
+            return True
+        if rec["step"] % self.eval_every == 0:
+            self.stale += 1
+        return False
+
+    def exhausted(self) -> bool:
+        return self.patience > 0 and self.stale >= self.patience
+
+    def reason(self) -> str:
+        return f"validation stopped improving at step {self.step}"
+
+    def fields(self) -> dict:
+        """best_step / best_val_loss for headers, records and status (the loss is None before an evaluation)."""
+        return {"best_step": self.step,
+                "best_val_loss": self.val_loss if math.isfinite(self.val_loss) else None}
+
+    def state_dict(self) -> dict:
+        return {"stale": self.stale, "last_eval_step": self.last_eval_step}
+
+    @classmethod
+    def resumed(cls, cfg: TrainConfig, kept: dict, state: dict | None) -> BestSoFar:
+        """From the kept model's header (what is actually kept) and the count saved with the optimizer state.
+
+        A run that patience ended gets a fresh count: resuming it means "try longer"."""
+        val = kept.get("val_loss")
+        val = val if isinstance(val, (int, float)) and math.isfinite(val) else math.inf
+        best = cls(cfg.patience, cfg.eval_every, kept.get("step"), val, **(state or {}))
+        if best.exhausted():
+            best.stale = 0
+        return best
+
+
 class Run:
     """A prepared run: model, trainer and where to save them."""
 
-    def __init__(self, directory: Path, trainer: Trainer, data_info: dict, name: str):
+    def __init__(self, directory: Path, trainer: Trainer, data_info: dict, name: str, best: BestSoFar | None = None):
         self.directory, self.trainer, self.data_info, self.name = directory, trainer, data_info, name
+        cfg = trainer.cfg
+        self.best = best or BestSoFar(cfg.patience, cfg.eval_every)
 
     @classmethod
     def create(cls, directory: Path, data_path: str | Path, model_cfg: ModelConfig,
@@ -43,17 +103,17 @@ class Run:
         text = read_text(data_path)
         corpus = build_corpus(text, train_cfg)
         model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
-        if directory.exists() and (directory / ck.WEIGHTS).exists():
+        if (directory / ck.WEIGHTS).exists() or (directory / ck.LATEST).exists():
             raise ck.CheckpointError(f"run {directory.name!r} already exists; resume it or pick another name")
         if is_writer():
             directory.mkdir(parents=True, exist_ok=True)
             check_writable(directory)
             for stale in (ck.METRICS, ck.STATUS):
                 (directory / stale).unlink(missing_ok=True)
+            ck.write_corpus_record(directory, data_path)
         torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
         model = CharRNN(model_cfg).to(pick_device(train_cfg.device, local_rank()))
-        data_info = {"path": str(Path(data_path).resolve()), "name": data_name or Path(data_path).name,
-                     "chars": len(corpus.train) + len(corpus.val)}
+        data_info = corpus_info(data_name or Path(data_path).name, data_path, corpus)
         return cls(directory, Trainer(model, corpus, train_cfg), data_info, directory.name)
 
     @classmethod
@@ -62,60 +122,89 @@ class Run:
         if status.get("state") == "running":
             pid = status.get("pid")
             raise ck.CheckpointError(f"run {directory.name!r} is still training (pid {pid}); stop it first")
-        header = ck.read_header(directory)
+        kept = ck.read_header(directory)
+        header = ck.latest_header(directory)          # the kept model's own header in a run from before the split
         train_cfg = TrainConfig.from_dict({**header["train_config"], **(overrides or {})})
-        data_path = data_path or header["data"]["path"]
+        data_path = data_path or ck.corpus_path(directory, header)
+        if data_path is None:
+            raise CorpusError("cannot resume: the run does not record where its corpus is; pass --data FILE")
         try:
             text = read_text(data_path)
         except CorpusError as e:
             raise CorpusError(f"cannot resume: the run's corpus is unavailable ({e}); pass --data") from None
-        model, vocab, _ = ck.load_checkpoint(directory, device=pick_device(train_cfg.device, local_rank()))
+        model, vocab, _ = ck.load_checkpoint(ck.latest_file(directory),
+                                             device=pick_device(train_cfg.device, local_rank()))
         corpus = build_corpus(text, train_cfg, vocab)
         trainer = Trainer(model, corpus, train_cfg)
-        trainer.load_state_dict(ck.load_train_state(directory, header["step"]))
+        state = ck.load_train_state(directory, header["step"])
+        trainer.load_state_dict(state)
         if is_writer():
             check_writable(directory)
             ck.truncate_metrics(directory, header["step"])
             for leftover in directory.glob(".*.tmp"):  # from a process killed mid-write
                 leftover.unlink(missing_ok=True)
-        data_info = {**header["data"], "path": str(Path(data_path).resolve())}
-        return cls(directory, trainer, data_info, directory.name)
+            ck.write_corpus_record(directory, data_path)
+        data_info = corpus_info(header.get("data", {}).get("name") or Path(data_path).name, data_path, corpus)
+        best = BestSoFar.resumed(train_cfg, kept, state.get("best"))
+        return cls(directory, trainer, data_info, directory.name, best)
 
-    def save(self, records: list[dict]) -> None:
+    def meta(self, records: list[dict]) -> dict:
+        """The header of the weights as they are now; ``val_loss`` is theirs (None unless evaluated at this step)."""
         t = self.trainer
-        meta = {"run": self.name, "train_config": t.cfg.to_dict(), "step": t.step, "elapsed": t.elapsed,
-                "chars_seen": t.chars_seen, "best_val_loss": t.best_val, "val_loss": t.last_val,
+        return {"run": self.name, "train_config": t.cfg.to_dict(), "step": t.step, "elapsed": t.elapsed,
+                "chars_seen": t.chars_seen, **self.best.fields(),
+                "val_loss": t.last_val if self.best.last_eval_step == t.step else None,
                 "train_loss": next((r["train_loss"] for r in reversed(records) if "train_loss" in r), None),
                 "params": t.model.num_params(), "data": self.data_info, "saved": time.time()}
-        ck.save_train_state(self.directory, t.step, t.state_dict())
-        ck.save_checkpoint(self.directory, t.model, t.corpus.vocab, meta)
-        ck.plot_losses(self.directory, records)
+
+    def save(self, records: list[dict], improved: bool) -> None:
+        """Save where training is; when the validation loss improved (or nothing is kept yet) keep it too.
+
+        The latest is written first, so the kept model's step is never ahead of the step a resume starts at."""
+        t = self.trainer
+        keep = improved or not (self.directory / ck.WEIGHTS).exists()
+        if keep and not improved:       # nothing evaluated yet: these weights are kept until an evaluation is better
+            self.best.step = t.step
+        meta = self.meta(records)
+        state = {**t.state_dict(), "best": self.best.state_dict()}
+        ck.save_latest(self.directory, t.model, t.corpus.vocab, meta, state)
+        if keep:
+            ck.save_checkpoint(self.directory, t.model, t.corpus.vocab, meta)
+        kept = (self.best.step, self.best.val_loss) if math.isfinite(self.best.val_loss) else None
+        ck.plot_losses(self.directory, records, kept)
 
     def train(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict]:
         """Run the trainer, writing metrics, checkpoints and status; yield each record.
 
-        Under torchrun only rank 0 writes; the other ranks train and yield.
+        Under torchrun only rank 0 writes; the other ranks train and yield. The stopping policy
+        (``should_stop`` or patience) runs on every rank: validation losses are the same on all, so they agree.
         """
+        def stop() -> bool:
+            return should_stop() or self.best.exhausted()
+
         if not is_writer():
-            yield from self.trainer.fit(should_stop)
+            for rec in self.trainer.fit(stop):
+                self.note(rec)
+                yield rec
             return
         cfg = self.trainer.cfg
         records = ck.read_metrics(self.directory)
         ck.write_status(self.directory, "running", pid=os.getpid(), started=time.time(),
                         step=self.trainer.step, iterations=cfg.iterations, minutes=cfg.minutes)
         try:
-            for rec in self.trainer.fit(should_stop):
+            for rec in self.trainer.fit(stop):
                 if records and records[-1].get("step") == rec["step"]:
                     # stopped right after a logged step: the end record replaces that step's record
                     rec = {**records.pop(), **rec}
                     ck.truncate_metrics(self.directory, rec["step"] - 1)
+                improved = self.note(rec)
                 ck.append_metrics(self.directory, rec)
                 records.append(rec)
-                if "end" in rec or rec["step"] % cfg.checkpoint_every == 0:
-                    self.save(records)
+                if improved or "end" in rec or rec["step"] % cfg.checkpoint_every == 0:
+                    self.save(records, improved)
                 yield rec
         except TrainingDiverged as e:
-            ck.write_status(self.directory, "failed", reason=str(e), step=self.trainer.step)
+            ck.write_status(self.directory, "failed", reason=str(e), step=self.trainer.step, **self.best.fields())
             raise
         except BaseException as e:
             reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -124,8 +213,24 @@ class Run:
             except OSError:
                 pass  # the disk that failed the save may fail this too; the exception says why
             raise
+        why = {"reason": rec["reason"]} if "reason" in rec else {}
         ck.write_status(self.directory, rec["end"], step=self.trainer.step, finished=time.time(),
-                        val_loss=self.trainer.last_val)
+                        val_loss=self.trainer.last_val, **self.best.fields(), **why)
+
+    def note(self, rec: dict) -> bool:
+        """Update the best so far from ``rec`` and mark it: eval records and the end record carry the kept
+        step and loss; an end brought by patience becomes 'finished' with the reason. True on improvement."""
+        improved = self.best.observe(rec)
+        if "val_loss" in rec or "end" in rec:
+            rec.update(self.best.fields())
+        if rec.get("end") == "stopped" and self.best.exhausted():
+            rec["end"], rec["reason"] = "finished", self.best.reason()
+        return improved
+
+
+def corpus_info(name: str, data_path: str | Path, corpus: Corpus) -> dict:
+    """The corpus as headers record it: by name and size, never by a path on this machine."""
+    return {"name": name, "chars": len(corpus.train) + len(corpus.val), "bytes": Path(data_path).stat().st_size}
 
 
 def is_writer() -> bool:

@@ -18,6 +18,7 @@ import torch.distributed as dist
 from .data import Corpus
 from .model import CharRNN, check_range
 from .options import option, options
+from .precision import choose_precision
 from .sample import generate
 
 
@@ -37,6 +38,7 @@ class TrainConfig:
     grad_clip: float = option(1.0, "gradient norm clip (0 = off)")
     eval_every: int = option(200, "steps between validation passes")
     eval_chars: int = option(200_000, "validation characters per evaluation (0 = all)")
+    patience: int = option(0, "evaluations without a better validation loss before the run ends (0 = off)")
     sample_every: int = option(200, "steps between samples")
     sample_prime: str = option("", "text the samples start from (default: a new line)")
     sample_temperature: float = option(0.8, "temperature of the samples")
@@ -70,6 +72,7 @@ class TrainConfig:
         for name in ("eval_every", "sample_every", "checkpoint_every", "log_every"):
             check_range(name, getattr(self, name), 1, 10_000_000)
         check_range("warmup", self.warmup, 0, 10_000_000)
+        check_range("patience", self.patience, 0, 1_000_000)
         for opt in options(TrainConfig):
             if opt.choices and getattr(self, opt.name) not in opt.choices:
                 raise ValueError(f"{opt.name} must be one of {opt.choices}, got {getattr(self, opt.name)!r}")
@@ -92,90 +95,6 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-# --- precision ----------------------------------------------------------------
-PRECISIONS = ("float32", "bf16")
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast runs here at all (any CPU; a CUDA GPU that supports it). Not whether it is faster."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu"
-
-
-def probe_rates(model: CharRNN, corpus: Corpus, cfg: TrainConfig, rounds: int = 3,
-                round_seconds: float = 0.15) -> dict[str, float]:
-    """Training chars/s of a copy of ``model`` in each precision available here, on this config's batches.
-
-    Rounds alternate the precisions (A B A B ...) so a change in the machine's load hits both; each
-    precision's rate is its best round. The model, optimizer and data stream of the run are not
-    touched: the copy has its own optimizer and its own generator, so an exact resume stays exact.
-    """
-    device = model.head.weight.device
-    names = [p for p in PRECISIONS if p == "float32" or bf16_supported(device)]
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):   # dropout draws leave no trace
-        return probe_all(model, corpus, cfg, names, rounds, round_seconds)
-
-
-def probe_all(model: CharRNN, corpus: Corpus, cfg: TrainConfig, names: list[str], rounds: int,
-              round_seconds: float) -> dict[str, float]:
-    device = model.head.weight.device
-    copy = copy_module(model).train()
-    opt = (torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam)(
-        copy.parameters(), lr=cfg.lr * 1e-3, fused=device.type in ("cpu", "cuda"))
-    gen = torch.Generator().manual_seed(cfg.seed + 104729)
-    best = dict.fromkeys(names, 0.0)
-    for name in names:                                    # warm-up: first calls pay for allocation and dispatch
-        probe_steps(copy, opt, corpus, cfg, gen, name == "bf16", 0.0)
-    for _ in range(rounds):
-        for name in names:
-            steps, seconds = probe_steps(copy, opt, corpus, cfg, gen, name == "bf16", round_seconds)
-            best[name] = max(best[name], steps * cfg.batch_size * cfg.seq_len / seconds)
-    return best
-
-
-def probe_steps(model, opt, corpus: Corpus, cfg: TrainConfig, gen, bf16: bool, seconds: float) -> tuple[int, float]:
-    """Training steps for at least ``seconds`` (at least one step): (steps, elapsed seconds)."""
-    device = model.head.weight.device
-    steps, t0 = 0, time.perf_counter()
-    while steps == 0 or time.perf_counter() - t0 < seconds:
-        x, y = corpus.get_batch(cfg.batch_size, cfg.seq_len, gen)                  # (B, T)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            _, loss, _ = model(x.to(device), y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        steps += 1
-    return steps, time.perf_counter() - t0
-
-
-def copy_module(model: CharRNN) -> CharRNN:
-    clone = type(model)(model.config).to(model.head.weight.device)
-    clone.load_state_dict(model.state_dict())
-    return clone
-
-
-def choose_precision(cfg: TrainConfig, model: CharRNN, corpus: Corpus) -> dict:
-    """{'choice': 'bf16' | 'float32', 'how': 'set' | 'measured', 'rates': chars/s per precision}.
-
-    ``autocast='auto'`` measures: a CPU flag says an instruction exists, not that it is faster
-    (bf16 trained at 0.57x of float32 on one Xeon with AVX512-BF16 and 1.2-2.2x on another with AMX).
-    Under torchrun the ranks' rates are summed, so every rank makes the same choice.
-    """
-    if cfg.autocast != "auto":
-        return {"choice": "bf16" if cfg.autocast == "bf16" else "float32", "how": "set", "rates": {}}
-    rates = probe_rates(model, corpus, cfg)
-    if dist.is_available() and dist.is_initialized():
-        device = model.head.weight.device
-        summed = torch.tensor([rates.get(p, 0.0) for p in PRECISIONS], dtype=torch.float64, device=device)
-        dist.all_reduce(summed)
-        rates = {p: r for p, r in zip(PRECISIONS, summed.tolist(), strict=True) if r > 0}
-    choice = max(rates, key=rates.get)
-    return {"choice": choice, "how": "measured", "rates": {p: round(r, 1) for p, r in rates.items()}}
 
 
 def lr_factor(progress: float, step: int, cfg: TrainConfig) -> float:

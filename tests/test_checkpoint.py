@@ -5,6 +5,7 @@ import pickle
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -162,6 +163,76 @@ def test_resume_state_keeps_only_the_newest_files(tmp_path):
         ck.save_train_state(tmp_path, step, {"step": step, "t": torch.ones(2) * step})
     assert sorted(ck.train_state_steps(tmp_path)) == [20, 30]
     assert torch.equal(ck.load_train_state(tmp_path, 30)["t"], torch.full((2,), 30.0))
+
+
+# --- kept model and latest weights ----------------------------------------------------------
+def test_save_latest_writes_the_state_of_its_step_and_leaves_the_kept_model_alone(tmp_path, make_model, vocab):
+    kept = saved_run(tmp_path, make_model, vocab, seed=0, step=10)
+    newer = make_model(vocab, seed=1)
+    header = ck.save_latest(tmp_path, newer, vocab, {"step": 30, "best_step": 10}, {"step": 30})
+    assert ck.latest_file(tmp_path) == tmp_path / ck.LATEST and ck.latest_header(tmp_path) == header
+    assert header["step"] == 30 and ck.load_train_state(tmp_path, 30) == {"step": 30}
+    assert torch.equal(logits_of(ck.load_checkpoint(tmp_path / ck.LATEST)[0], vocab), logits_of(newer, vocab))
+    assert torch.equal(logits_of(ck.load_checkpoint(tmp_path)[0], vocab), logits_of(kept, vocab))
+    assert ck.read_header(tmp_path)["step"] == 10
+
+
+def test_a_latest_save_that_fails_leaves_the_previous_latest_naming_a_step_whose_state_exists(tmp_path, make_model,
+                                                                                              vocab, monkeypatch):
+    model = saved_run(tmp_path, make_model, vocab)
+    ck.save_latest(tmp_path, model, vocab, {"step": 10}, {"step": 10})
+    monkeypatch.setattr(ck, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        ck.save_latest(tmp_path, model, vocab, {"step": 20}, {"step": 20})
+    step = ck.latest_header(tmp_path)["step"]
+    assert step == 10 and ck.load_train_state(tmp_path, step) == {"step": 10}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_run_from_before_the_split_has_its_kept_model_as_latest(tmp_path, make_model, vocab):
+    saved_run(tmp_path / "old", make_model, vocab, step=40)
+    assert ck.latest_file(tmp_path / "old") == tmp_path / "old" / ck.WEIGHTS
+    assert ck.latest_header(tmp_path / "old") == ck.read_header(tmp_path / "old")
+    (run,) = ck.list_runs(tmp_path)
+    assert run["latest"] == run["header"] and run["latest"]["step"] == 40
+    with pytest.raises(ck.CheckpointError, match="no such checkpoint"):
+        ck.latest_file(tmp_path / "absent")
+
+
+def test_list_runs_gives_the_latest_header_and_the_newer_files_time(tmp_path, make_model, vocab):
+    model = saved_run(tmp_path / "r", make_model, vocab, step=10)
+    ck.save_latest(tmp_path / "r", model, vocab, {"step": 50}, {})
+    os.utime(tmp_path / "r" / ck.WEIGHTS, (1_000_000, 1_000_000))
+    os.utime(tmp_path / "r" / ck.LATEST, (2_000_000, 2_000_000))
+    (run,) = ck.list_runs(tmp_path)
+    assert run["header"]["step"] == 10 and run["latest"]["step"] == 50 and run["mtime"] == 2_000_000
+    (tmp_path / "r" / ck.LATEST).write_bytes(b"garbage")
+    (run,) = ck.list_runs(tmp_path)
+    assert run["header"]["step"] == 10 and run["latest"] is None          # still generates; not resumable
+
+
+# --- where the corpus is -------------------------------------------------------------------------
+def test_the_corpus_record_is_relative_inside_the_run_and_absolute_outside(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "corpus.txt").write_text("x")
+    ck.write_corpus_record(run, run / "corpus.txt")
+    assert ck.read_json(run / ck.CORPUS_RECORD) == {"path": "corpus.txt"}
+    assert ck.corpus_path(run) == run / "corpus.txt"
+    ck.write_corpus_record(run, tmp_path / "book.txt")
+    assert ck.read_json(run / ck.CORPUS_RECORD) == {"path": str((tmp_path / "book.txt").resolve())}
+    assert ck.corpus_path(run) == (tmp_path / "book.txt").resolve()
+
+
+def test_corpus_path_falls_back_to_an_old_headers_path_else_none(tmp_path):
+    old = {"data": {"name": "a.txt", "chars": 3, "path": "/data/a.txt"}}
+    assert ck.corpus_path(tmp_path, old) == Path("/data/a.txt")
+    assert ck.corpus_path(tmp_path, {"data": {"name": "a.txt", "chars": 3}}) is None
+    assert ck.corpus_path(tmp_path) is None
+    (tmp_path / ck.CORPUS_RECORD).write_text("{broken", encoding="utf-8")
+    assert ck.corpus_path(tmp_path, old) == Path("/data/a.txt")
+    ck.write_json(tmp_path / ck.CORPUS_RECORD, {"path": "/elsewhere/b.txt"})
+    assert ck.corpus_path(tmp_path, old) == Path("/elsewhere/b.txt")     # the record wins over the header
 
 
 # --- run names --------------------------------------------------------------------------

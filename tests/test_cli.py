@@ -108,9 +108,42 @@ def test_generate_without_checkpoint_or_prime_uses_the_latest_run_and_default_st
 def test_info_prints_parameters_and_steps(workdir, results):
     out = stdout_of(results["info"])
     model, _, _ = ck.load_checkpoint(workdir / "ck" / RUN)
+    header = ck.read_header(workdir / "ck" / RUN)
     assert f"parameters: {model.num_params():,}" in out
-    assert "steps:      60" in out
+    assert f"kept:       step 60, validation loss {header['val_loss']:.4f} nats/char" in out
+    assert "the best validation loss of the run" in out
+    assert "latest:" not in out                                     # one evaluation, at the end: kept = latest
     assert "vocabulary: 100 characters" in out
+
+
+def test_patience_ends_a_run_early_and_info_and_runs_show_the_kept_and_the_latest_step(tmp_path):
+    import random
+
+    rng = random.Random(0)                       # random letters: validation soon gets worse, whatever is learnt
+    (tmp_path / "letters.txt").write_text("".join(rng.choice("abcdefgh \n") for _ in range(3000)), encoding="utf-8")
+    root = tmp_path / "ck"
+    proc = charrnn_cmd(tmp_path, root, "train", "--data", "letters.txt", "--name", "over", "--preset", "quick",
+                       "--hidden", "128", "--embed", "16", "--batch-size", "8", "--seq-len", "32", "--lr", "0.01",
+                       "--warmup", "0", "--iterations", "2000", "--eval-every", "10", "--eval-chars", "0",
+                       "--patience", "3", "--quiet")
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    status = ck.read_status(root / "over")
+    kept, latest = ck.read_header(root / "over"), ck.latest_header(root / "over")
+    vals = {r["step"]: r["val_loss"] for r in ck.read_metrics(root / "over") if "val_loss" in r}
+    assert status["state"] == "finished" and latest["step"] == status["step"] < 2000
+    assert kept["step"] == min(vals, key=vals.get) < latest["step"] and kept["val_loss"] == min(vals.values())
+    reason = f"validation stopped improving at step {kept['step']}"
+    assert status["reason"] == reason and reason in proc.stderr.decode()
+    assert f"kept model: step {kept['step']}, validation loss {kept['val_loss']:.4f}" in proc.stderr.decode()
+
+    info = stdout_of(charrnn_cmd(tmp_path, root, "info", "over"))
+    assert f"status:     finished ({reason})" in info
+    assert f"kept:       step {kept['step']}, validation loss {kept['val_loss']:.4f} nats/char" in info
+    assert f"latest:     step {latest['step']} (latest.safetensors" in info
+    runs = stdout_of(charrnn_cmd(tmp_path, root, "runs"))
+    assert f"step {kept['step']:>7} val {kept['val_loss']:.3f} (latest step {latest['step']})" in runs
+    latest_info = stdout_of(charrnn_cmd(tmp_path, root, "info", str(root / "over" / ck.LATEST)))
+    assert f"this file:  step {latest['step']}" in latest_info and f"kept:       step {kept['step']}" in latest_info
 
 
 # --- user errors ----------------------------------------------------------------------------------
@@ -149,7 +182,8 @@ def test_stop_ends_a_training_run_with_a_final_checkpoint(tmp_path, make_text):
         trainer.kill()
     status = ck.read_status(root / "long")
     assert status["state"] == "stopped"
-    assert ck.read_header(root / "long")["step"] == status["step"]
+    assert ck.latest_header(root / "long")["step"] == status["step"]
+    assert ck.read_header(root / "long")["step"] == status["best_step"] <= status["step"]
 
 
 def wait_until(predicate, timeout: float = 120.0):

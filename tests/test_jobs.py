@@ -161,7 +161,7 @@ def test_a_started_trainer_runs_stops_with_a_checkpoint_and_resumes_with_more_st
     assert stopped_job == job and signalled
     assert jobs.proc.wait(timeout=120) == 0
     assert state_of(jobs, "tiny") == "stopped" and jobs.active() is None
-    header = ck.read_header(root / "tiny" / ck.WEIGHTS)
+    header = ck.latest_header(root / "tiny")                        # where training is: the resume starts there
     assert [r["name"] for r in resumable_runs(root)] == ["tiny"]
     assert jobs.files_signature("tiny")[0] == "tiny"
     before = jobs.files_signature("tiny")
@@ -288,6 +288,30 @@ def test_resume_refuses_a_run_whose_corpus_is_gone_or_whose_budget_is_spent(root
     ck.save_train_state(root / "spent", 10, {})
     with pytest.raises(JobError, match="whole budget"):
         jobs.resume("spent", 0, 0)
+
+
+def test_resume_counts_from_the_latest_weights_and_finds_the_corpus_through_the_run(root, jobs, tmp_path,
+                                                                                    monkeypatch):
+    """A run whose kept model (step 40) is behind its latest weights (step 90): the header names no corpus path;
+    corpus.json says where it is."""
+    spawned = []
+    monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append((name, args)) or Job(name, 1))
+    data = tmp_path / "tiny.txt"
+    data.write_text(corpus_text(), encoding="utf-8")
+    make_checkpoint(root / "split", corpus_text(), step=40, best_step=40,
+                    data={"name": "tiny.txt", "chars": len(corpus_text())}, train_config={"iterations": 100})
+    model, vocab, _ = ck.load_checkpoint(root / "split")
+    ck.save_latest(root / "split", model, vocab, {"step": 90, "best_step": 40, "elapsed": 9.0,
+                                                  "train_config": {"iterations": 100, "minutes": 0.0}}, {})
+    assert [r["name"] for r in resumable_runs(root)] == ["split"]       # save_latest wrote train_state-90.pt
+    with pytest.raises(JobError, match="does not record where its corpus is"):
+        jobs.resume("split", 5, 0)
+    ck.write_corpus_record(root / "split", data)
+    assert jobs.resume("split", 5, 0) == (Job("split", 1), 90)
+    assert spawned == [("split", ["--resume", "split", "--iterations", "95", "--minutes", "0"])]
+    assert jobs.resume("split", 0, 0) == (Job("split", 1), 90)           # 90 of 100 steps done: not spent
+    (root / "split" / "train_state-90.pt").unlink()
+    assert resumable_runs(root) == []             # the kept model's own step (40) is not where a resume starts
 
 
 def test_resume_spawns_with_the_extended_budget(root, jobs, tmp_path, monkeypatch):

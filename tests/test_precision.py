@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from charrnn import train
+from charrnn import precision
 from charrnn.data import Corpus
-from charrnn.train import TrainConfig, Trainer, choose_precision, probe_rates
+from charrnn.precision import choose_precision, probe_rates
+from charrnn.train import TrainConfig, Trainer
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def config(**kw) -> TrainConfig:
 
 @pytest.mark.parametrize("autocast, choice", [("none", "float32"), ("bf16", "bf16")])
 def test_a_set_precision_is_kept_without_measuring(model, corpus, autocast, choice, monkeypatch):
-    monkeypatch.setattr(train, "probe_rates", lambda *a, **k: pytest.fail("measured a set precision"))
+    monkeypatch.setattr(precision, "probe_rates", lambda *a, **k: pytest.fail("measured a set precision"))
     assert choose_precision(config(autocast=autocast), model, corpus) == {"choice": choice, "how": "set", "rates": {}}
 
 
@@ -31,7 +32,7 @@ def test_auto_measures_both_precisions_on_the_cpu_and_keeps_the_faster(model, co
 
 @pytest.mark.parametrize("slow, expected", [("bf16", "float32"), ("float32", "bf16")])
 def test_the_slower_precision_loses_whichever_it_is(model, corpus, monkeypatch, slow, expected):
-    real = train.probe_steps
+    real = precision.probe_steps
 
     def steps(model, opt, corpus, cfg, gen, bf16, seconds):
         n, elapsed = real(model, opt, corpus, cfg, gen, bf16, seconds)
@@ -39,7 +40,7 @@ def test_the_slower_precision_loses_whichever_it_is(model, corpus, monkeypatch, 
             elapsed += 0.05 * n                       # each step 50 ms slower: far beyond any noise of a tiny model
         return n, elapsed
 
-    monkeypatch.setattr(train, "probe_steps", steps)
+    monkeypatch.setattr(precision, "probe_steps", steps)
     assert choose_precision(config(autocast="auto"), model, corpus)["choice"] == expected
 
 

@@ -125,10 +125,14 @@ def test_a_run_writes_its_checkpoint_metrics_plot_and_status(tmp_path, corpus_fi
     run = Run.create(tmp_path / "r", corpus_file, *run_config(20))
     records = list(run.train())
     assert records[-1]["end"] == "finished"
-    for name in (ck.WEIGHTS, ck.META, ck.METRICS, ck.STATUS, "loss.png", "loss.pdf", "train_state-20.pt"):
+    for name in (ck.WEIGHTS, ck.META, ck.LATEST, ck.CORPUS_RECORD, ck.METRICS, ck.STATUS, "loss.png", "loss.pdf",
+                 "train_state-20.pt"):
         assert (tmp_path / "r" / name).is_file(), name
     assert ck.read_status(tmp_path / "r")["state"] == "finished"
-    assert ck.read_header(tmp_path / "r")["step"] == 20
+    assert ck.latest_header(tmp_path / "r")["step"] == 20
+    vals = {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
+    kept = ck.read_header(tmp_path / "r")
+    assert kept["val_loss"] == min(vals.values()) == vals[kept["step"]]    # the kept model is the best one
     assert ck.read_metrics(tmp_path / "r") == records
 
 
@@ -136,10 +140,10 @@ def test_stop_on_request_writes_a_final_checkpoint(tmp_path, corpus_file):
     run = Run.create(tmp_path / "r", corpus_file, *run_config(100))
     records = list(run.train(lambda: run.trainer.step >= 13))
     assert records[-1]["end"] == "stopped"
-    assert ck.read_header(tmp_path / "r")["step"] == 13
+    assert ck.latest_header(tmp_path / "r")["step"] == 13
     assert (tmp_path / "r" / "train_state-13.pt").is_file()
     assert ck.read_status(tmp_path / "r")["state"] == "stopped"
-    model, _, _ = ck.load_checkpoint(tmp_path / "r")
+    model, _, _ = ck.load_checkpoint(tmp_path / "r" / ck.LATEST)
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), run.trainer.model.parameters(), strict=True))
 
 
@@ -159,12 +163,14 @@ def test_a_resumed_run_equals_one_straight_run(tmp_path, corpus_file):
     records = list(resumed.train())
     assert records[0]["step"] > n and records[-1]["end"] == "finished"
 
-    a, _, header_a = ck.load_checkpoint(tmp_path / "straight")
-    b, _, header_b = ck.load_checkpoint(tmp_path / "split")
+    a, _, header_a = ck.load_checkpoint(tmp_path / "straight" / ck.LATEST)
+    b, _, header_b = ck.load_checkpoint(tmp_path / "split" / ck.LATEST)
     assert header_a["step"] == header_b["step"] == 2 * n
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
     assert header_b["val_loss"] == pytest.approx(header_a["val_loss"], rel=1e-5)
+    kept_a, kept_b = ck.read_header(tmp_path / "straight"), ck.read_header(tmp_path / "split")
+    assert kept_a["step"] == kept_b["step"] and kept_b["val_loss"] == pytest.approx(kept_a["val_loss"], rel=1e-5)
 
     steps_a = [r["step"] for r in ck.read_metrics(tmp_path / "straight")]
     steps_b = [r["step"] for r in ck.read_metrics(tmp_path / "split")]
@@ -210,7 +216,16 @@ def test_diverging_run_fails_with_reason_and_keeps_the_last_good_checkpoint(tmp_
     status = ck.read_status(tmp_path / "r")
     assert status["state"] == "failed"
     assert "loss became nan at step 26" in status["reason"]
+    assert ck.latest_header(tmp_path / "r")["step"] == 20     # the last checkpoint before the bad step
     model, _, header = ck.load_checkpoint(tmp_path / "r")
-    assert header["step"] == 20                              # the last checkpoint before the bad step
+    assert header["step"] <= 20 and status["best_step"] == header["step"]
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert (tmp_path / "r" / "train_state-20.pt").is_file()
+
+
+def test_patience_is_a_whole_number_of_evaluations_zero_meaning_off():
+    assert TrainConfig().patience == 0
+    assert TrainConfig(patience=5).patience == 5
+    for bad in (-1, 2.5, "3", 10**7):
+        with pytest.raises(ValueError, match="patience"):
+            TrainConfig(patience=bad)
