@@ -103,6 +103,7 @@ class Run:
         text = read_text(data_path)
         corpus = build_corpus(text, train_cfg)
         model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
+        device = pick_device(train_cfg.device, local_rank())        # refuse a missing device before writing
         if (directory / ck.WEIGHTS).exists() or (directory / ck.LATEST).exists():
             raise ck.CheckpointError(f"run {directory.name!r} already exists; resume it or pick another name")
         if is_writer():
@@ -112,7 +113,7 @@ class Run:
                 (directory / stale).unlink(missing_ok=True)
             ck.write_corpus_record(directory, data_path)
         torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
-        model = CharRNN(model_cfg).to(pick_device(train_cfg.device, local_rank()))
+        model = CharRNN(model_cfg).to(device)
         data_info = corpus_info(data_name or Path(data_path).name, data_path, corpus)
         return cls(directory, Trainer(model, corpus, train_cfg), data_info, directory.name)
 
@@ -155,7 +156,8 @@ class Run:
                 "chars_seen": t.chars_seen, **self.best.fields(),
                 "val_loss": t.last_val if self.best.last_eval_step == t.step else None,
                 "train_loss": next((r["train_loss"] for r in reversed(records) if "train_loss" in r), None),
-                "params": t.model.num_params(), "data": self.data_info, "saved": time.time()}
+                "params": t.model.num_params(), "data": self.data_info, "precision": t.precision,
+                "saved": time.time()}
 
     def save(self, records: list[dict], improved: bool) -> None:
         """Save where training is; when the validation loss improved (or nothing is kept yet) keep it too.

@@ -8,6 +8,7 @@ what to save and show. Everything needed to continue a run exactly is in
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -72,6 +73,9 @@ class TrainConfig:
         for name in ("eval_every", "sample_every", "checkpoint_every", "log_every"):
             check_range(name, getattr(self, name), 1, 10_000_000)
         check_range("warmup", self.warmup, 0, 10_000_000)
+        check_range("threads", self.threads, 0, 1024)
+        if not DEVICE.match(str(self.device)):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         check_range("patience", self.patience, 0, 1_000_000)
         for opt in options(TrainConfig):
             if opt.choices and getattr(self, opt.name) not in opt.choices:
@@ -86,8 +90,15 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)\Z")
+
+
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """'auto' picks cuda (this rank's GPU under torchrun), then mps, then cpu."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this torch build sees no CUDA GPU; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps': not available here; use --device cpu or auto")
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():

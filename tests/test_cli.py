@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 import charrnn
 import charrnn.checkpoint as ck
@@ -53,6 +54,11 @@ USER_ERRORS = {
     "negative length": (["generate", "--checkpoint", RUN, "--length", "-5"], "length"),
     "stop a finished run": (["stop", RUN], "is not training"),
     "stop an unknown run": (["stop", "nobody"], "is not training"),
+    "bogus device": (["train", "--data", "corpus.txt", "--name", "x7", "--device", "bogus"], "device must be"),
+    "negative threads": (["train", "--data", "corpus.txt", "--name", "x8", "--threads", "-1"], "threads=-1"),
+    "folder as data": (["train", "--data", ".", "--name", "x9"], "is a folder"),
+    **({} if torch.cuda.is_available() else
+       {"cuda without a gpu": (["train", "--data", "corpus.txt", "--name", "x10", "--device", "cuda"], "no CUDA")}),
 }
 
 READS = {

@@ -65,3 +65,15 @@ def test_the_first_record_says_which_precision_and_why(model, corpus):
     assert records[0]["precision"] == trainer.precision and trainer.precision["how"] == "measured"
     assert trainer.bf16 == (trainer.precision["choice"] == "bf16")
     assert all("precision" not in r for r in records[1:])
+
+
+def test_the_run_header_records_the_precision_and_its_rates(tmp_path, corpus_file):
+    from charrnn import checkpoint as ck
+    from charrnn.model import ModelConfig
+    from charrnn.runner import Run
+
+    run = Run.create(tmp_path / "run", corpus_file, ModelConfig(embed=8, hidden=16), config(autocast="auto"))
+    list(run.train(lambda: False))
+    header = ck.read_header(tmp_path / "run")
+    assert header["precision"] == run.trainer.precision and header["precision"]["how"] == "measured"
+    assert set(header["precision"]["rates"]) == {"float32", "bf16"}
