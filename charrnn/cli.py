@@ -17,7 +17,7 @@ from .data import CorpusError
 from .jobs import JobError, stop_run
 from .model import ModelConfig
 from .options import options
-from .presets import PRESETS, preset_configs, preset_vocab_kind
+from .presets import DEFAULT_PRESET, PRESETS, preset_configs, preset_vocab_kind
 from .runner import Run, init_distributed, is_writer, shared_name, stop_on_signals
 from .sample import generate
 from .train import TrainConfig, TrainingDiverged, pick_device
@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on a text file")
     t.add_argument("--data", type=Path, help="UTF-8 text file to train on (optional with --resume)")
     t.add_argument("--data-name", help="corpus name recorded in the checkpoint (default: the file's name)")
-    t.add_argument("--preset", choices=sorted(PRESETS), default="default", help="recipe to start from")
+    t.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                   help="recipe to start from (auto: fitted to the size of the text and the budget)")
     t.add_argument("--name", help="run name (default: <corpus>-<preset>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its latest weights")
     # every field of the model and train configs is a flag; unset flags keep the preset's value
@@ -96,7 +97,8 @@ def train_run(args, root: Path) -> int:
         if args.data is None:
             raise ValueError("--data FILE is required (or --resume RUN)")
         vocab_size = 100 if preset_vocab_kind(args.preset, overrides_t) == "printable" else 1
-        model_cfg, train_cfg = preset_configs(args.preset, vocab_size, overrides_m, overrides_t)
+        size = args.data.stat().st_size if args.data.is_file() else None     # bytes: about the characters
+        model_cfg, train_cfg = preset_configs(args.preset, vocab_size, overrides_m, overrides_t, size)
         name = args.name or shared_name(
             ck.safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
         run = Run.create(ck.run_dir(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name)

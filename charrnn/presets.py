@@ -1,7 +1,8 @@
 """Named recipes: a model config and a train config that go together.
 
 ``seed`` is the lecture exactly. ``quick`` and ``default`` are tuned for 2 CPU
-cores with ``bench/quality.py`` (figures in the README).
+cores with ``bench/quality.py`` (figures in the README); ``auto``, the default, fits
+its model to the size of the text and the budget (``auto_recipe``).
 """
 from __future__ import annotations
 
@@ -30,15 +31,43 @@ PRESETS: dict[str, tuple[dict, dict]] = {
         dict(batch_size=16, seq_len=64, iterations=0, minutes=5.0, lr=4e-3, warmup=50, autocast="auto",
              eval_every=500, eval_chars=50_000, sample_every=500, checkpoint_every=500),
     ),
+    # Fitted to the text by auto_recipe (below): these are its values for a text of unknown size.
+    "auto": (
+        dict(embed=64, hidden=512, layers=1, dropout=0.2, cell="lstm"),
+        dict(batch_size=16, seq_len=64, iterations=0, minutes=2.0, lr=4e-3, warmup=50, autocast="auto",
+             eval_every=200, eval_chars=50_000, sample_every=400, checkpoint_every=400, patience=5),
+    ),
 }
+DEFAULT_PRESET = "auto"
+
+
+def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
+    """Model and train settings of the ``auto`` preset for a text of ``corpus_chars`` and a time budget.
+
+    The rule (measured with ``python -m bench.quality --texts``, table in the README): at a budget of
+    minutes on 2 cores the model sees a small text many times over, so it overfits: the smaller the
+    text, the stronger the dropout; a budget under a minute trains a smaller model, which learns
+    faster. Early stopping (patience 5 evaluations) and keeping the best model catch the rest.
+    """
+    dropout = 0.5 if corpus_chars < 200_000 else 0.35 if corpus_chars < 600_000 else \
+        0.2 if corpus_chars < 3_000_000 else 0.1
+    hidden = 256 if 0 < minutes < 1 else 512
+    return {"hidden": hidden, "dropout": dropout}, {}
 
 
 def preset_configs(name: str, vocab_size: int, model_overrides: dict | None = None,
-                   train_overrides: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
-    """Build the configs of preset ``name`` with overrides applied (None values are ignored)."""
+                   train_overrides: dict | None = None, corpus_chars: int | None = None
+                   ) -> tuple[ModelConfig, TrainConfig]:
+    """Build the configs of preset ``name`` with overrides applied (None values are ignored).
+
+    ``auto`` fits its model to ``corpus_chars`` and the time budget when the size is known."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     model_kw, train_kw = PRESETS[name]
+    if name == "auto" and corpus_chars:
+        minutes = (train_overrides or {}).get("minutes") or train_kw["minutes"]
+        fitted_model, fitted_train = auto_recipe(corpus_chars, minutes)
+        model_kw, train_kw = {**model_kw, **fitted_model}, {**train_kw, **fitted_train}
     model_kw = {**model_kw, **{k: v for k, v in (model_overrides or {}).items() if v is not None}}
     train_kw = {**train_kw, **{k: v for k, v in (train_overrides or {}).items() if v is not None}}
     if train_kw.get("minutes") and "iterations" not in (train_overrides or {}):

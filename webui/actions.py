@@ -43,7 +43,7 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
     settings = ctx.settings
     check_password(settings, password)
     choice = read_corpus(settings, source, bundled_name, upload, pasted)
-    model_cfg, train_cfg = build_configs(settings, preset, 1, values)
+    model_cfg, train_cfg = build_configs(settings, preset, 1, values, len(choice.text))
     try:
         corpus = build_corpus(choice.text, train_cfg)
     except (CorpusError, ValueError) as e:
@@ -124,6 +124,6 @@ def describe_corpus(settings: Settings, source, bundled_name, upload, pasted) ->
 def describe_model(settings: Settings, stats: dict | None, preset, values: dict) -> str:
     """The parameter count of the configured model, its shape and budget."""
     vocab_size = vocab_size_for(preset, stats) or 1
-    model_cfg, train_cfg = build_configs(settings, preset, vocab_size, values)
+    model_cfg, train_cfg = build_configs(settings, preset, vocab_size, values, stats["chars"] if stats else None)
     return model_line(model_cfg, train_cfg, count_params(model_cfg), settings.max_params,
                       vocab_known=bool(stats) or vocab_size > 1)

@@ -107,14 +107,16 @@ def text_stats(text: str) -> dict:
 
 
 # --- model and training configuration -------------------------------------------------
-def build_configs(settings: Settings, preset: str, vocab_size: int, values: dict) -> tuple[ModelConfig, TrainConfig]:
-    """The configs the trainer will use, from a preset and the form's ``values`` by field name."""
+def build_configs(settings: Settings, preset: str, vocab_size: int, values: dict,
+                  corpus_chars: int | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """The configs the trainer will use, from a preset (``auto`` fitted to ``corpus_chars``) and the form's
+    ``values`` by field name."""
     if preset not in PRESETS:
         raise UserError(f"Unknown preset {esc(repr(preset))}; choose one of {', '.join(PRESETS)}.")
     model = {k: values.get(k) for k in MODEL_FIELDS}
     train = {k: values.get(k) for k in TRAIN_FIELDS}
     try:
-        model_cfg, train_cfg = preset_configs(preset, vocab_size, model, train)
+        model_cfg, train_cfg = preset_configs(preset, vocab_size, model, train, corpus_chars)
     except (ValueError, TypeError) as e:
         raise UserError(f"Invalid setting: {no_markup(e)}") from None
     if train_cfg.batch_size * train_cfg.seq_len > settings.max_batch_chars:

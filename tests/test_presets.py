@@ -1,0 +1,28 @@
+"""The presets, and the auto recipe fitted to the text: stronger dropout for smaller texts, a smaller model
+for a budget under a minute, the user's own values always winning."""
+import pytest
+
+from charrnn.presets import DEFAULT_PRESET, PRESETS, auto_recipe, preset_configs
+
+
+def test_auto_is_the_default_and_stops_early():
+    assert DEFAULT_PRESET == "auto" and "auto" in PRESETS
+    _, train = preset_configs("auto", 60)
+    assert train.patience > 0 and train.minutes > 0 and train.iterations == 0
+
+
+@pytest.mark.parametrize("chars, dropout", [(85_000, 0.5), (300_000, 0.35), (1_100_000, 0.2), (20_000_000, 0.1)])
+def test_the_smaller_the_text_the_stronger_the_dropout(chars, dropout):
+    model, _ = preset_configs("auto", 60, corpus_chars=chars)
+    assert model.dropout == dropout and model.hidden == 512
+
+
+def test_a_budget_under_a_minute_trains_a_smaller_model():
+    assert auto_recipe(85_000, 0.5)[0]["hidden"] == 256
+    assert preset_configs("auto", 60, None, {"minutes": 0.5}, 85_000)[0].hidden == 256
+
+
+def test_the_users_values_win_over_the_recipe_and_other_presets_ignore_the_size():
+    model, _ = preset_configs("auto", 60, {"dropout": 0.05, "hidden": 128}, None, 85_000)
+    assert (model.dropout, model.hidden) == (0.05, 128)
+    assert preset_configs("default", 60, corpus_chars=85_000)[0].dropout == PRESETS["default"][0]["dropout"]
