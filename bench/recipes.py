@@ -1,0 +1,89 @@
+"""The auto recipe vs the fixed presets, on texts of different sizes, at the same budget, in one run.
+
+Each run is the CLI as a user starts it (``python -m charrnn train --preset P --minutes M``): the
+model it keeps (the best validation loss it saw) is then evaluated on the whole held-out last 10%
+of its text. Texts: slices of the bundled Tiny Shakespeare (80 KB, 300 KB, the whole 1.1 MB) and
+any --text files given.
+
+    python -m bench.recipes
+    python -m bench.recipes --seconds 120 --presets auto default --text my-faq.txt
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import ROOT, machine_line
+
+SLICES = (80_000, 300_000, None)      # characters of Tiny Shakespeare; None = all of it
+
+
+def kept_val_loss(run: Path) -> tuple[float, dict]:
+    """The kept model's loss on the whole validation split of its text, and its header."""
+    import torch
+
+    from charrnn import checkpoint as ck
+    from charrnn.data import read_text
+    from charrnn.runner import build_corpus
+    from charrnn.train import TrainConfig, evaluate
+
+    model, vocab, header = ck.load_checkpoint(run)
+    cfg = TrainConfig.from_dict(header["train_config"])
+    corpus = build_corpus(read_text(ck.corpus_path(run)), cfg, vocab)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return evaluate(model, corpus.val, cfg.seq_len, cfg.batch_size), header
+
+
+def train(root: Path, text: Path, preset: str, seconds: float) -> Path:
+    name = f"{text.stem}-{preset}"
+    subprocess.run([sys.executable, "-m", "charrnn", "--checkpoints", str(root), "train", "--data", str(text),
+                    "--preset", preset, "--minutes", str(seconds / 60), "--name", name, "--quiet"],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return root / name
+
+
+def texts(tmp: Path, extra: list[Path]) -> list[Path]:
+    from charrnn.data import read_text
+
+    whole = read_text(ROOT / "data" / "tinyshakespeare.txt")
+    made = []
+    for chars in SLICES:
+        path = tmp / (f"shakespeare-{chars // 1000}k.txt" if chars else "shakespeare-all.txt")
+        path.write_text(whole[:chars] if chars else whole, encoding="utf-8")
+        made.append(path)
+    return made + extra
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=60.0, help="training budget of each run")
+    p.add_argument("--presets", nargs="+", default=["auto", "default"], help="presets compared")
+    p.add_argument("--text", type=Path, action="append", default=[], help="another text to compare on")
+    args = p.parse_args(argv)
+    load_before = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for text in texts(tmp, args.text):
+            for preset in args.presets:
+                loss, header = kept_val_loss(train(tmp / "runs", text, preset, args.seconds))
+                cfg = header["model_config"]
+                rows.append((text.name, text.stat().st_size, preset, loss, cfg["hidden"], cfg["dropout"],
+                             header.get("best_step"), header.get("step")))
+    print(f"# recipes per text: the kept model's loss on the whole held-out 10%, {args.seconds:.0f} s each")
+    print(machine_line())
+    print(f"command: python {' '.join(['-m', 'bench.recipes', *sys.argv[1:]])}")
+    print(f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}\n")
+    print(f"{'text':<24}{'bytes':>11}{'preset':>9}{'val nats/char':>15}{'bits/char':>11}{'model':>14}{'kept step':>11}")
+    for name, size, preset, loss, hidden, dropout, best, _ in rows:
+        print(f"{name:<24}{size:>11,}{preset:>9}{loss:>15.4f}{loss / math.log(2):>11.3f}"
+              f"{f'H{hidden} d{dropout:g}':>14}{best if best is not None else '-':>11}")
+
+
+if __name__ == "__main__":
+    main()
