@@ -3,6 +3,11 @@ the confidence colouring after a generation or a Stop, the checkpoint line, and 
 (/generate streaming its text then a record, the chart showing problems inline, side by side refusing with a toast)."""
 from __future__ import annotations
 
+import inspect
+import shutil
+import time
+import zipfile
+
 import gradio as gr
 import pytest
 from app_fixtures import corpus_text, is_prefix_chain, make_checkpoint, model_of, tiny_context, wired
@@ -12,6 +17,7 @@ from charrnn import checkpoint as ck
 from charrnn.sample import generate_with_probs
 from webui import generate_tab
 from webui.generation import SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
+from webui.models import BUNDLED_KEY
 from webui.render_inside import confidence_html
 
 
@@ -79,15 +85,32 @@ def test_generation_streams_text_then_records_each_characters_probability(ctx, t
     assert record["probs"] == [p for _, p in expected] and record["temperature"] == 0.8
 
 
-def test_generate_refuses_with_a_toast_and_warns_about_unknown_prime_characters(tab):
+def test_generate_refuses_with_a_toast_and_warns_about_unknown_prime_characters(ctx, tab):
     generate = wired(tab, tab.output, tab.record)
     with pytest.raises(gr.Error, match="Length must be"):
         list(generate("tiny", "the ", 0.8, 0, 0, 4))
-    with pytest.raises(gr.Error, match="No checkpoint chosen"):
-        list(generate(None, "the ", 0.8, 10, 0, 4))
     with pytest.warns(UserWarning, match="does not know 'é'"):
         updates = list(generate("tiny", "the café", 0.8, 10, 0, 4))
     assert updates[0][0] == "the cafe" and updates[-1][1]["start"] == len("the cafe")
+    shutil.rmtree(ctx.settings.root / "tiny")
+    with pytest.raises(gr.Error, match="No checkpoint chosen"):
+        list(generate(None, "the ", 0.8, 10, 0, 4))                # no checkpoint at all (and no bundled one)
+
+
+def test_generate_without_a_checkpoint_uses_the_latest_one(ctx, tab):
+    generate = wired(tab, tab.output, tab.record)
+    time.sleep(0.01)                                               # distinct file times: "latest" has an order
+    make_checkpoint(ctx.settings.root / "newer", corpus_text(), seed=3)
+    latest = [text for text, _ in generate("newer", "the ", 0.8, 60, 0, 4)][-1]
+    assert latest != [text for text, _ in generate("tiny", "the ", 0.8, 60, 0, 4)][-1]
+    for none in (None, ""):
+        assert [text for text, _ in generate(none, "the ", 0.8, 60, 0, 4)][-1] == latest
+
+
+def test_generate_takes_the_checkpoint_as_an_optional_api_parameter(tab):
+    """gradio_client callers may leave the checkpoint out: its parameter has a default (None: the latest)."""
+    params = inspect.signature(wired(tab, tab.output, tab.record)).parameters
+    assert list(params) == list(generate_tab.GENERATE_INPUTS) and params["checkpoint"].default is None
 
 
 # --- confidence colouring after a generation, or after Stop -------------------------------
@@ -144,3 +167,47 @@ def test_side_by_side_shows_every_temperature_and_refuses_with_a_toast(ctx, tab)
         compare("tiny", "the ", -3)
     with pytest.raises(gr.Error, match="No checkpoint chosen"):
         compare(None, "the ", 1)
+
+
+# --- take your model with you: download, add back, delete ------------------------------------
+def api_fn(tab, name: str):
+    fns = [f.fn for f in tab.demo.fns.values() if f.api_name == name]
+    assert len(fns) == 1, name
+    return fns[0]
+
+
+def test_list_checkpoints_is_an_endpoint_with_each_checkpoints_summary(ctx, tab):
+    listed = api_fn(tab, "list_checkpoints")()
+    assert [(c["key"], c["default"], c["steps"], c["val_loss"]) for c in listed] == [("tiny", True, 10, 2.5)]
+
+
+def test_download_gives_the_zip_and_the_model_file_of_the_chosen_or_latest_run(ctx, tab):
+    download = api_fn(tab, "download_run")
+    for key in ("tiny", None):
+        archive, model = download(key)
+        assert archive.endswith("/tiny.zip") and model.endswith("/tiny.safetensors")
+        assert "tiny/model.safetensors" in zipfile.ZipFile(archive).namelist()
+    with pytest.raises(gr.Error, match="invalid run name"):
+        download("../x")
+
+
+def test_a_downloaded_model_is_deleted_then_added_back_through_the_tab(ctx, tab):
+    before = [text for text, _ in wired(tab, tab.output, tab.record)("tiny", "the ", 0.8, 60, 0, 4)][-1]
+    _, model = api_fn(tab, "download_run")("tiny")
+    button, pending, message = generate_tab.ask_to_delete("tiny")
+    assert button["visible"] and button["value"] == "Yes, delete tiny" and pending == "tiny" and "**tiny**" in message
+    assert (ctx.settings.root / "tiny").is_dir()                   # asking deletes nothing
+    assert "Deleted **tiny**" in api_fn(tab, "delete_run")(None, pending)
+    assert not (ctx.settings.root / "tiny").exists()
+    assert "Added **tiny**" in api_fn(tab, "add_model")(None, model, "")
+    assert [text for text, _ in wired(tab, tab.output, tab.record)("tiny", "the ", 0.8, 60, 0, 4)][-1] == before
+    with pytest.raises(gr.Error, match="is not a .safetensors file"):
+        api_fn(tab, "add_model")(None, __file__, "")
+
+
+def test_delete_asks_for_a_chosen_run():
+    button, pending, message = generate_tab.ask_to_delete(None)
+    assert button == gr.skip() and pending == "" and "No run chosen" in message
+    assert "&lt;b&gt;" in generate_tab.ask_to_delete("<b>")[2]
+    button, pending, message = generate_tab.ask_to_delete(BUNDLED_KEY)
+    assert not button["visible"] and pending == "" and "bundled model cannot be deleted" in message

@@ -2,6 +2,9 @@
 UserError. Generating from them (webui.generation) is tested in test_generation.py."""
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +21,8 @@ from webui.models import (
     BUNDLED_KEY,
     ModelCache,
     checkpoint_signature,
+    checkpoint_summaries,
+    default_checkpoint,
     list_checkpoints,
     load_model,
     picked_checkpoint,
@@ -57,6 +62,44 @@ def test_a_training_run_is_labelled_so(settings):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_default_checkpoint_is_the_newest_idle_run_else_the_bundled_model_else_a_training_run(settings):
+    assert default_checkpoint(settings) is None
+    make_checkpoint(settings.bundled, corpus_text())
+    assert default_checkpoint(settings) == BUNDLED_KEY
+    make_checkpoint(settings.root / "older", corpus_text())
+    time.sleep(0.01)
+    make_checkpoint(settings.root / "newer", corpus_text())
+    os.utime(settings.bundled / ck.WEIGHTS)                      # a bundled file touched later still comes after runs
+    assert list_checkpoints(settings)[0]["key"] == BUNDLED_KEY and default_checkpoint(settings) == "newer"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
+    try:
+        ck.write_status(settings.root / "newer", "running", pid=proc.pid)      # its checkpoint is still changing
+        assert default_checkpoint(settings) == "older"
+        ck.write_status(settings.root / "older", "running", pid=proc.pid)
+        assert default_checkpoint(settings) == BUNDLED_KEY
+        shutil.rmtree(settings.bundled)
+        assert default_checkpoint(settings) in ("newer", "older")            # only training runs: one of them
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_checkpoint_summaries_say_what_a_script_needs_to_pick_one(settings):
+    make_checkpoint(settings.bundled, corpus_text(), step=20)
+    path = make_checkpoint(settings.root / "run", corpus_text(), step=30, best_val_loss=1.25, best_step=25)
+    ck.write_status(settings.root / "run", "finished")
+    run, bundled = checkpoint_summaries(settings)
+    assert run == {"key": "run", "label": "run", "corpus": "tiny.txt", "corpus_chars": len(corpus_text()),
+                   "params": ck.read_header(path)["params"], "bytes": path.stat().st_size, "cell": "lstm",
+                   "layers": 1, "hidden": 16, "steps": 30, "kept_step": 25, "val_loss": 1.25, "state": "finished",
+                   "default": True}
+    assert bundled["key"] == BUNDLED_KEY and bundled["steps"] == bundled["kept_step"] == 20
+    assert not bundled["default"] and bundled["val_loss"] == 2.5
+    json.dumps(checkpoint_summaries(settings))                   # plain JSON for the API
+    make_checkpoint(settings.root / "fresh", corpus_text(), best_val_loss=float("inf"))
+    assert checkpoint_summaries(settings)[0]["val_loss"] is None  # no validation yet
 
 
 def test_picker_values_resolve_only_to_checkpoints_the_app_offers(settings):

@@ -35,15 +35,17 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
         with gr.Tab("Inside a unit", id="inside") as inside_page:
             inside = inside_tab.build(ctx)
         train_tab.wire(ctx, train)
+        train_tab.wire_compare(ctx, train)
         generate_tab.wire(ctx, generate)
         inside_tab.wire(ctx, inside, inside_page, generate.checkpoint, generate.output)
 
-        def refresh(view, checkpoint, resume_run, review):
-            return poll(ctx, view, checkpoint, resume_run, review)
+        def refresh(view, checkpoint, resume_run, review, compared):
+            return poll(ctx, view, checkpoint, resume_run, review, compared)
 
-        inputs = [view, generate.checkpoint, train.resume_run, train.review_run]
+        inputs = [view, generate.checkpoint, train.resume_run, train.review_run, train.compare_runs]
         outputs = [train.loss_plot, train.sample_box, train.earlier, train.progress_md, train.status_md,
-                   generate.checkpoint, generate.checkpoint_md, train.resume_run, train.review_run, view]
+                   generate.checkpoint, generate.checkpoint_md, train.resume_run, train.review_run,
+                   train.compare_runs, view]
         demo.load(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
         timer.tick(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
     demo.ctx = ctx
@@ -68,17 +70,22 @@ def checkpoint_updates(ctx: AppContext, current, known: list[str], review=None) 
     return picker, describe_checkpoint(ctx, value), resume, reviewed, keys
 
 
-def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None) -> tuple:
-    """Refresh what changed: the followed run's view, and the checkpoint lists. Unchanged outputs are skipped."""
+def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None, compared=None) -> tuple:
+    """Refresh what changed: the followed run's view, and the checkpoint lists (the compared runs keep those still
+    there). Unchanged outputs are skipped."""
     view = dict(view or {})
     job = ctx.jobs.active()
-    run = job.name if job else view.get("run") or ctx.jobs.last_run()
+    shown = view.get("run") if view.get("run") and (ctx.settings.root / view["run"]).is_dir() else None  # not deleted
+    run = job.name if job else shown or ctx.jobs.last_run()
     run_sig = ctx.jobs.files_signature(run)
     train_out = train_tab.training_view(ctx, run) if run_sig != view.get("run_sig") else (gr.skip(),) * 5
     ckpt_sig = (checkpoint_signature(ctx.settings), job and job.name)
     if ckpt_sig != view.get("ckpt_sig"):
         picker, info, resume, reviewed, keys = checkpoint_updates(ctx, checkpoint, view.get("keys", []), review)
+        kept = [k for k in compared if k in keys] if isinstance(compared, list) else []
+        comparing = gr.update(choices=reviewed["choices"], value=kept)
     else:
         picker, info, resume, reviewed, keys = gr.skip(), gr.skip(), gr.skip(), gr.skip(), view.get("keys", [])
-    return (*train_out, picker, info, resume, reviewed,
+        comparing = gr.skip()
+    return (*train_out, picker, info, resume, reviewed, comparing,
             {"run": run, "run_sig": run_sig, "ckpt_sig": ckpt_sig, "keys": keys})

@@ -1,5 +1,6 @@
 """The Generate tab: a checkpoint, a prime and a temperature; streamed text, the next-character bars
-under the temperature slider, the confidence colouring and temperatures side by side."""
+under the temperature slider, the confidence colouring and temperatures side by side; and a run's model
+downloaded, added back from a file, or deleted."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -9,6 +10,7 @@ import gradio as gr
 from charrnn import checkpoint as ck
 
 from .context import AppContext
+from .errors import esc
 from .generation import (
     DEFAULT_PRIME,
     SIDE_LENGTH,
@@ -19,9 +21,10 @@ from .generation import (
     next_char,
 )
 from .glue import QUIET, WholeNumber, handler, warn
-from .models import resolve_checkpoint
+from .models import BUNDLED_KEY, checkpoint_summaries, default_checkpoint, resolve_checkpoint
 from .render import checkpoint_line
 from .render_inside import confidence_html, warning_html
+from .transfer import DownloadFolder, add_model, build_download, delete_run
 
 GENERATE_INPUTS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
 
@@ -32,6 +35,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
     g.checkpoint = gr.Dropdown([], label="Checkpoint", info="newest first", allow_custom_value=True,
                                elem_id="checkpoint")
     g.checkpoint_md = gr.Markdown(elem_id="checkpoint-info")
+    build_transfer(ctx, g)
     with gr.Row():
         with gr.Column(scale=3):
             g.prime = gr.Textbox(label="Prime", value=DEFAULT_PRIME, lines=2,
@@ -90,11 +94,14 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
     gr.on([g.checkpoint.change, g.temperature.change, g.position.change], **redraw)
     g.prime.change(read_prime, g.prime, [g.reading, g.position], **QUIET, queue=False).then(**redraw)
 
-    def generate(checkpoint, prime, temperature, length, top_k, seed):
+    def generate(checkpoint=None, prime=None, temperature=None, length=None, top_k=None, seed=None):
         """generate_text for the page: the text streams; at the end a record of each character's probability.
 
         The record goes to a gr.State, which gradio_client leaves out: /generate still returns only the text.
+        No checkpoint (an API call that names none) is the latest one (``default_checkpoint``). The other
+        defaults are never used: the API takes them from the components' values.
         """
+        checkpoint = checkpoint or default_checkpoint(ctx.settings)
         for gen in generation_stream(ctx, checkpoint, prime, temperature, length, top_k, seed, warn):
             yield gen.text, gr.skip()
         yield gen.text, gen.record(temperature, top_k)
@@ -114,6 +121,80 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
 
     g.compare_btn.click(handler(compare), [g.checkpoint, g.prime, g.seed], g.compare_html, api_visibility="private",
                         concurrency_id="generate", concurrency_limit=6)
+    wire_transfer(ctx, g)
+
+
+def build_transfer(ctx: AppContext, g: SimpleNamespace) -> None:
+    """Download the chosen run, add a model from a file, delete the chosen run (components into ``g``)."""
+    with gr.Accordion("Take your model with you: download, add back, delete", open=False, elem_id="transfer"):
+        gr.Markdown("A Space's disk is wiped when it restarts: download a run you trained (a zip of its model, "
+                    "checkpoint.json, metrics and loss plot, and the model alone as a .safetensors file), and add "
+                    "that .safetensors file back later, here or on another copy of the app, to generate from it again.")
+        with gr.Row():
+            g.download_btn = gr.Button("Download the chosen run", elem_id="download-btn")
+            g.delete_btn = gr.Button("Delete the chosen run", variant="stop", elem_id="delete-btn")
+            g.confirm_delete_btn = gr.Button("Yes, delete it", variant="stop", visible=False,
+                                             elem_id="confirm-delete-btn")
+        g.download_files = gr.File(label="Download", file_count="multiple", interactive=False, visible=False,
+                                   elem_id="download-files")
+        with gr.Row():
+            g.model_file = gr.File(label="Add a model: a .safetensors file made by charrnn", type="filepath",
+                                   file_types=[".safetensors"], elem_id="model-file")
+            with gr.Column():
+                g.model_name = gr.Textbox(label="Run name (optional)", placeholder="from the file name",
+                                          elem_id="model-name")
+                g.transfer_password = gr.Textbox(label="Training password", type="password",
+                                                 visible=bool(ctx.settings.password), elem_id="transfer-password")
+                g.add_btn = gr.Button("Add model", elem_id="add-model-btn")
+        g.transfer_md = gr.Markdown(elem_id="transfer-message")
+        g.pending_delete = gr.Textbox(visible=False, label="run")      # the run the confirm button deletes
+
+
+def wire_transfer(ctx: AppContext, g: SimpleNamespace) -> None:
+    """The download, add and delete events, and the read-only /list_checkpoints endpoint."""
+    downloads = DownloadFolder()
+
+    def list_checkpoints() -> list[dict]:
+        """The checkpoints /generate takes, newest first: key, label, corpus, corpus_chars, params, bytes, cell,
+        layers, hidden, steps, kept_step, val_loss (of the kept model), state, and default (the one /generate
+        uses when no checkpoint is given)."""
+        return checkpoint_summaries(ctx.settings)
+
+    gr.api(list_checkpoints, api_name="list_checkpoints", concurrency_limit=None)
+
+    # None defaults make these parameters optional for gradio_client (the page always sends every input)
+    def download_run(checkpoint=None):
+        key = checkpoint or default_checkpoint(ctx.settings)
+        return [str(p) for p in build_download(ctx, key, downloads.fresh())]
+
+    g.download_btn.click(lambda: gr.update(visible=True), None, g.download_files, **QUIET, queue=False)  # props only
+    g.download_btn.click(handler(download_run), g.checkpoint, g.download_files, api_name="download_run",
+                         concurrency_id="transfer", concurrency_limit=2)
+
+    def add(password=None, model=None, run_name=None):
+        return add_model(ctx, password, model, run_name)
+
+    g.add_btn.click(handler(add), [g.transfer_password, g.model_file, g.model_name], g.transfer_md,
+                    api_name="add_model", concurrency_id="transfer", concurrency_limit=2)
+
+    def delete(password=None, run=None):
+        return delete_run(ctx, password, run)
+
+    g.delete_btn.click(ask_to_delete, g.checkpoint, [g.confirm_delete_btn, g.pending_delete, g.transfer_md], **QUIET)
+    g.confirm_delete_btn.click(handler(delete), [g.transfer_password, g.pending_delete],
+                               g.transfer_md, api_name="delete_run", concurrency_id="transfer", concurrency_limit=2) \
+        .then(lambda: (gr.update(visible=False), ""), None, [g.confirm_delete_btn, g.pending_delete], **QUIET)
+
+
+def ask_to_delete(key) -> tuple:
+    """Delete pressed: name the run on a second button, which deletes it (so a click never deletes by surprise)."""
+    if not key:
+        return gr.skip(), "", "⚠️ No run chosen: pick the run to delete."
+    if key == BUNDLED_KEY:
+        return (gr.update(visible=False), "",
+                "⚠️ The bundled model cannot be deleted: it is what a fresh app generates from.")
+    return (gr.update(visible=True, value=f"Yes, delete {key}"), key,
+            f"Delete **{esc(str(key))}** and all its files? Press the red button to confirm.")
 
 
 def describe_checkpoint(ctx: AppContext, key) -> str:

@@ -5,6 +5,7 @@ shipped with the app; nothing else resolves, so no request reaches a file outsid
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from charrnn import checkpoint as ck
@@ -36,6 +37,41 @@ def list_checkpoints(settings: Settings) -> list[dict]:
         if r["status"].get("state") == "running":
             r["label"] += " (training)"
     return sorted(found, key=lambda r: r["mtime"], reverse=True)
+
+
+def default_checkpoint(settings: Settings, listed: list[dict] | None = None):
+    """The key /generate uses when the caller names none: the newest checkpoint of a run that is not training,
+    else the bundled model, else a run in training; None when there is no checkpoint at all."""
+    listed = list_checkpoints(settings) if listed is None else listed
+    idle = [r for r in listed if r["key"] != BUNDLED_KEY and r["status"].get("state") != "running"]
+    bundled = [r for r in listed if r["key"] == BUNDLED_KEY]
+    ordered = idle + bundled + listed
+    return ordered[0]["key"] if ordered else None
+
+
+def checkpoint_summaries(settings: Settings) -> list[dict]:
+    """What a script needs to pick a checkpoint (the /list_checkpoints endpoint), newest first: plain JSON values.
+
+    ``val_loss`` is the kept model's validation loss (the best one seen; None before the first validation),
+    ``default`` marks the checkpoint /generate uses when none is named."""
+    listed = list_checkpoints(settings)
+    default = default_checkpoint(settings, listed)
+    return [summary(r, r["key"] == default) for r in listed]
+
+
+def summary(r: dict, default: bool) -> dict:
+    header, cfg, data = r["header"], r["header"].get("model_config", {}), r["header"].get("data", {})
+    val = header.get("best_val_loss")
+    try:
+        size = (r["path"] / ck.WEIGHTS).stat().st_size
+    except OSError:
+        size = None
+    return {"key": r["key"], "label": r["label"], "corpus": str(data.get("name", "")),
+            "corpus_chars": data.get("chars"), "params": header.get("params"), "bytes": size,
+            "cell": cfg.get("cell"), "layers": cfg.get("layers"), "hidden": cfg.get("hidden"),
+            "steps": header.get("step"), "kept_step": header.get("best_step", header.get("step")),
+            "val_loss": val if isinstance(val, float) and math.isfinite(val) else None,
+            "state": r["status"].get("state"), "default": default}
 
 
 def checkpoint_signature(settings: Settings) -> tuple:

@@ -1,0 +1,250 @@
+"""Models that travel: a run's kept model and records as a download, a charrnn .safetensors file added as a new run,
+and a run deleted. No gradio: refusals are ``UserError``.
+
+Every path comes from a resolved run directory (``webui.models.run_directory``). A download reads only fixed
+file names inside that directory (never through a symlink) and writes only into the folder its caller passes. An
+upload is checked in full before anything is written: the extension, the size, the safetensors layout, the charrnn
+header and the weights, as ``load_checkpoint`` loads them (never unpickled); it then lands in a new run directory
+under the checkpoints folder, never over an existing one.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+from charrnn import checkpoint as ck
+
+from .actions import check_password, folder_bytes, stamp
+from .context import AppContext
+from .errors import UserError, esc, no_markup
+from .models import BUNDLED_KEY, resolve_checkpoint, run_directory
+from .render import checkpoint_line, human_bytes
+from .settings import Settings
+
+TRAVELS = (ck.WEIGHTS, ck.META, ck.METRICS, "loss.png", "loss.pdf")   # what a download holds, when present
+STORED = {".safetensors", ".png", ".pdf"}          # already dense: zipped without compression
+HEADER_ROOM = 1 << 20                              # a checkpoint's JSON header, beyond its float32 weights
+MAX_SAFETENSORS_HEADER = 8 << 20
+BUSY = ("running", "stopping", "starting")
+
+
+def model_cap(settings: Settings) -> int:
+    """The largest model file the app takes: float32 weights of the biggest model it would train, and a header."""
+    return 4 * settings.max_params + HEADER_ROOM
+
+
+def training_state(ctx: AppContext, directory: Path) -> str | None:
+    """The run's state as the job supervisor reads it ('starting' before a trainer of ours writes its status,
+    'running' only while a trainer is alive, 'stopping' after Stop); the bundled run's from its status file."""
+    if directory.parent == ctx.settings.root:
+        return ctx.jobs.state(directory.name).get("state")
+    return ck.read_status(directory).get("state")
+
+
+def trainer_attached(ctx: AppContext, directory: Path) -> bool:
+    """A trainer process of ours for this run still exists: starting (a resume), or exiting after its last write."""
+    jobs = ctx.jobs
+    return directory.parent == ctx.settings.root and jobs.child_alive() and jobs.run == directory.name
+
+
+# --- download ---------------------------------------------------------------------------
+class DownloadFolder:
+    """A private folder under the system's temp directory (made on first use, removed at exit) where downloads are
+    built, one subfolder per request; subfolders older than ``keep_s`` are removed (the server has copied them)."""
+
+    def __init__(self, keep_s: float = 600.0):
+        self.keep_s, self.path, self.lock = keep_s, None, threading.Lock()
+
+    def fresh(self) -> Path:
+        with self.lock:
+            if self.path is None or not self.path.is_dir():
+                self.path = Path(tempfile.mkdtemp(prefix="charrnn-downloads-"))
+                atexit.register(shutil.rmtree, self.path, True)
+            for old in self.path.iterdir():
+                if time.time() - old.stat().st_mtime > self.keep_s:
+                    shutil.rmtree(old, ignore_errors=True)
+            return Path(tempfile.mkdtemp(dir=self.path))
+
+
+def travelling_files(directory: Path) -> list[Path]:
+    """The run's files that a download holds: fixed names, regular files (a symlink is left out)."""
+    return [directory / name for name in TRAVELS
+            if not (directory / name).is_symlink() and (directory / name).is_file()]
+
+
+def downloadable_run(ctx: AppContext, key) -> Path:
+    """The run directory of picker value ``key``, when it has a kept model and no trainer writing to it."""
+    if not key:
+        raise UserError("No checkpoint chosen: pick the run to download.")
+    directory = run_directory(ctx.settings, key)
+    weights = resolve_checkpoint(ctx.settings, key)
+    if weights.is_symlink() or not weights.is_file():
+        raise UserError(f"{esc(directory.name)} has no model file of its own to download.")
+    if training_state(ctx, directory) in BUSY:
+        raise UserError(f"{esc(directory.name)} is still training: download it when it has finished, or after Stop.")
+    return directory
+
+
+def build_download(ctx: AppContext, key, folder: Path) -> list[Path]:
+    """``<run>.zip`` (a folder ``<run>/`` of the kept model, checkpoint.json, metrics.jsonl and the loss plot) and
+    ``<run>.safetensors`` (the kept model alone, to add back later), written into ``folder``."""
+    directory = downloadable_run(ctx, key)
+    name, files = directory.name, travelling_files(directory)
+    archive, model = folder / f"{name}.zip", folder / f"{name}.safetensors"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        ck.atomic_write(archive, lambda tmp: write_zip(Path(tmp), name, files))
+        ck.atomic_write(model, lambda tmp: shutil.copyfile(directory / ck.WEIGHTS, tmp))
+    except OSError as e:
+        raise UserError(f"Cannot prepare the download of {esc(name)}: {esc(e.strerror or e)}") from None
+    return [archive, model]
+
+
+def write_zip(path: Path, folder: str, files: list[Path]) -> None:
+    """A zip of ``files`` under ``folder/``; the same files give the same bytes (entries dated by file times)."""
+    with zipfile.ZipFile(path, "w") as z:
+        for file in files:
+            dated = time.localtime(max(file.stat().st_mtime, 315532800))[:6]        # zip dates start in 1980
+            info = zipfile.ZipInfo(f"{folder}/{file.name}", date_time=dated)
+            info.compress_type = zipfile.ZIP_STORED if file.suffix in STORED else zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            with open(file, "rb") as src, z.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
+# --- upload -----------------------------------------------------------------------------
+def check_model_file(path: Path, max_bytes: int) -> dict:
+    """The header of the charrnn checkpoint at ``path``, after checking all of it as ``load_checkpoint`` does;
+    a ``UserError`` saying what the file is instead. Reads it, writes nothing."""
+    shown = esc(path.name)
+    if path.suffix.lower() != ".safetensors":
+        raise UserError(f"{shown} is not a .safetensors file. Only checkpoints charrnn wrote (model.safetensors, or "
+                        "the .safetensors of a download) can be added; pickles and other formats are never opened.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise UserError(f"{shown} is {human_bytes(size)}; the app takes models up to {human_bytes(max_bytes)}.")
+    check_layout(path, size, shown)
+    try:
+        _, _, header = ck.load_checkpoint(path)
+    except ck.CheckpointError as e:
+        reason = str(e).removeprefix(f"{path}: ")
+        raise UserError(f"{shown} cannot be used: {no_markup(reason)}.") from None
+    return header
+
+
+def check_layout(path: Path, size: int, shown: str) -> None:
+    """The safetensors layout (8-byte header length, JSON header, tensor data) and a charrnn header in it."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        raw = f.read(n) if 2 <= n <= MAX_SAFETENSORS_HEADER else b""
+    if not raw.startswith(b"{"):
+        raise UserError(f"{shown} is not a safetensors file: it does not begin with a safetensors header "
+                        "(a pickle or another format renamed .safetensors?). Nothing was added.")
+    if len(raw) < n:
+        raise UserError(f"{shown} is cut short: its header alone needs {n + 8:,} bytes and the file has "
+                        f"{size:,}. Download it again. Nothing was added.")
+    try:
+        index = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        index = None
+    if not isinstance(index, dict):
+        raise UserError(f"{shown} is not a safetensors file: its header is not JSON. Nothing was added.")
+    meta = index.get("__metadata__")
+    if not isinstance(meta, dict) or "charrnn" not in meta:
+        raise UserError(f"{shown} is a safetensors file, but not a charrnn model (it has no charrnn header: made "
+                        "by another program?). Nothing was added.")
+    ends = [t["data_offsets"][1] for k, t in index.items() if k != "__metadata__" and isinstance(t, dict)
+            and isinstance(t.get("data_offsets"), list) and len(t["data_offsets"]) == 2
+            and isinstance(t["data_offsets"][1], int)]
+    expected = 8 + n + max(ends, default=0)
+    if size < expected:
+        raise UserError(f"{shown} is cut short: {size:,} of the {expected:,} bytes its header describes. "
+                        "Download it again. Nothing was added.")
+
+
+def new_run_dir(root: Path, wanted, stem: str) -> Path:
+    """A new, empty run directory: named ``wanted`` (refused if taken), else after the file (``-2``, ``-3``, ...
+    added until the name is free). Made with mkdir, so two uploads never share one."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if isinstance(wanted, str) and wanted.strip():
+            directory = ck.run_dir(root, wanted.strip())
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                raise UserError(f"A run named {esc(directory.name)} already exists; pick another name "
+                                "(nothing was overwritten).") from None
+            return directory
+        base = ck.safe_run_name(stem)[:70]
+        for i in range(1, 1000):
+            directory = ck.run_dir(root, base if i == 1 else f"{base}-{i}")
+            try:
+                directory.mkdir()
+                return directory
+            except FileExistsError:
+                continue
+    except ck.CheckpointError as e:
+        raise UserError(no_markup(e)) from None
+    except OSError as e:
+        raise UserError(f"Cannot write to the checkpoints folder: {esc(e.strerror or e)}") from None
+    raise UserError(f"Too many runs are named after {esc(base)}; give this one a name.")
+
+
+def add_model(ctx: AppContext, password, upload, run_name=None) -> str:
+    """Add an uploaded charrnn checkpoint as a new run (selectable in the picker); returns the message to show."""
+    settings = ctx.settings
+    check_password(settings, password)
+    if not upload:
+        raise UserError("Choose a .safetensors file to add.")
+    path = Path(upload)
+    if not path.is_file():
+        raise UserError("The uploaded file is gone; upload it again.")
+    header = check_model_file(path, model_cap(settings))
+    used, size = folder_bytes(settings.root), path.stat().st_size
+    if used + size > settings.max_checkpoints_bytes:
+        raise UserError(f"The saved runs take {human_bytes(used)}; with this model they would pass this server's "
+                        f"{human_bytes(settings.max_checkpoints_bytes)}: delete a run you no longer need, then add it.")
+    directory = new_run_dir(settings.root, run_name, path.stem)
+    try:
+        ck.write_json(directory / ck.META, header)
+        ck.write_status(directory, "uploaded", file=path.name, added=time.time())
+        ck.atomic_write(directory / ck.WEIGHTS, lambda tmp: shutil.copyfile(path, tmp))   # last: then it is listed
+    except OSError as e:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise UserError(f"Cannot write to the checkpoints folder: {esc(e.strerror or e)}. Nothing was added.") from None
+    return stamp(f"Added **{directory.name}**, now in the checkpoint list: {checkpoint_line(header)}")
+
+
+# --- delete -----------------------------------------------------------------------------
+def delete_run(ctx: AppContext, password, key) -> str:
+    """Delete a run's directory: never the bundled model, never a run that is training."""
+    settings = ctx.settings
+    check_password(settings, password)
+    if not key:
+        raise UserError("No run chosen: pick the run to delete.")
+    directory = run_directory(settings, key)
+    if key == BUNDLED_KEY or directory == settings.bundled.resolve():
+        raise UserError("The bundled model cannot be deleted: it is what a fresh app generates from.")
+    if not directory.is_dir():
+        raise UserError(f"There is no run named {esc(directory.name)}.")
+    trash = settings.root / f".deleting-{directory.name}-{secrets.token_hex(4)}"   # hidden: never listed
+    with ctx.jobs.lock:                                   # no Start or Resume of it in between
+        if training_state(ctx, directory) in BUSY:
+            raise UserError(f"{esc(directory.name)} is training: press Stop, then delete it.")
+        if trainer_attached(ctx, directory):
+            raise UserError(f"The trainer of {esc(directory.name)} is starting or just ending; try again in a moment.")
+        try:
+            os.rename(directory, trash)
+        except OSError as e:
+            raise UserError(f"Cannot delete {esc(directory.name)}: {esc(e.strerror or e)}") from None
+    shutil.rmtree(trash, ignore_errors=True)
+    return stamp(f"Deleted **{directory.name}**.")
