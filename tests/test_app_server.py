@@ -47,7 +47,7 @@ def test_generation_streams_from_the_bundled_checkpoint(client):
     job = client.submit(BUNDLED_KEY, "ROMEO:", 0.8, 400, 0, 3, api_name="/generate")
     final = job.result(timeout=120)
     updates = job.outputs()
-    assert len(updates) >= 10 and is_prefix_chain(updates)
+    assert len(updates) >= 2 and is_prefix_chain(updates)          # the prime first, then by time, then the end
     assert updates[0] == "ROMEO:" and final == updates[-1] and len(final) == len("ROMEO:") + 400
 
 
