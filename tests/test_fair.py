@@ -98,3 +98,37 @@ def test_the_visitor_is_the_last_forwarded_address_or_the_peer():
     assert visitor_of({"headers": [(b"x-forwarded-for", b"6.6.6.6, 198.51.100.7")], "client": ("10.0.0.9", 1)}) \
         == "198.51.100.7"
     assert visitor_of({"headers": [], "client": ("10.0.0.9", 1)}) == "10.0.0.9"
+
+
+def test_requests_arriving_together_are_counted_as_they_are_admitted():
+    gate = asyncio.Event()
+
+    class Slow(Inner):
+        async def __call__(self, scope, receive, send):
+            await gate.wait()                                   # the route has not queued the event yet
+            await super().__call__(scope, receive, send)
+
+    inner = Slow()
+    app = limit(inner)                                          # most=3, and the queue says 0 pending
+
+    async def many():
+        async def one():
+            out = []
+
+            async def receive():
+                return {"type": "http.request", "body": b"{}", "more_body": False}
+
+            async def send(message):
+                out.append(message)
+
+            scope = {"type": "http", "method": "POST", "path": JOIN, "client": ("10.0.0.1", 1), "headers": []}
+            await app(scope, receive, send)
+            return out[0]["status"]
+
+        tasks = [asyncio.create_task(one()) for _ in range(6)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    statuses = asyncio.run(many())
+    assert sorted(statuses) == [200, 200, 200, 429, 429, 429] and app.admitted == {}

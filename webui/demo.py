@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import gradio as gr
 import torch
+from starlette.middleware import Middleware
 
 from charrnn.jobs import resumable_runs
 
 from . import generate_tab, inside_tab, train_tab
 from .context import AppContext
+from .fair import VisitorLimit, visitor_of
 from .generate_tab import describe_checkpoint
 from .glue import QUIET
 from .models import checkpoint_signature, list_checkpoints, picked_checkpoint
 from .settings import Settings
 
+CSS_MODULES = ()                                   # modules whose CSS string the page loads (see page_css)
 TITLE = "charrnn: watch an LSTM learn to write"
 INTRO = ("# Watch an LSTM learn to write\nTrain a character-level LSTM on a text of your choice and watch "
          "its loss fall and its samples turn from gibberish into words; then generate text from it and "
@@ -24,7 +27,7 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
     """The app for ``settings`` (``ctx`` to share a job supervisor and caches, as tests do)."""
     ctx = ctx or AppContext(settings)
     torch.set_num_threads(settings.server_threads)   # generation steps are tiny; the trainer process gets the cores
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:     # uploads older than an hour go
         gr.Markdown(INTRO)
         view = gr.State({})
         timer = gr.Timer(settings.poll_seconds)
@@ -49,12 +52,33 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
         demo.load(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
         timer.tick(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
     demo.ctx = ctx
+    # the events that may carry a pasted corpus in their request (webui.fair lets only these be large)
+    demo.text_events = {fn_id for fn_id, fn in demo.fns.items() if any(c is train.pasted for c in fn.inputs)}
     return demo
 
 
 def launch(demo: gr.Blocks, settings: Settings, **options) -> None:
-    """Serve ``demo`` as the Space does: a bounded queue, and uploads capped by the server (``options`` add to it)."""
-    demo.queue(max_size=64).launch(max_file_size=settings.max_upload, **options)
+    """Serve ``demo`` as the Space does (``options`` add to it): a bounded queue, uploads capped by the server,
+    and ``webui.fair.VisitorLimit`` in front, so no visitor can hold more than a few events or send huge bodies."""
+    fair = Middleware(VisitorLimit, pending=lambda visitor: pending_events(demo, visitor), most=settings.max_pending,
+                      takes_text=lambda fn_index: fn_index in demo.text_events, small_body=settings.max_event_body,
+                      max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
+                      max_upload=settings.max_corpus_bytes + (1 << 20))
+    demo.queue(max_size=64).launch(max_file_size=settings.max_upload, app_kwargs={"middleware": [fair]},
+                                   css=page_css(), **options)
+
+
+def pending_events(demo: gr.Blocks, visitor: str) -> int:
+    """Events of ``visitor`` waiting in Gradio's queue or running (read in the server's event loop)."""
+    queue = demo._queue
+    waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+    running = [e for job in queue.active_jobs if job for e in job]
+    return sum(1 for e in waiting + running if e.request is not None and visitor_of(e.request.scope) == visitor)
+
+
+def page_css() -> str:
+    """The page's own CSS: each tab's rules, under class names of the app's own views."""
+    return "\n".join(getattr(module, "CSS", "") for module in CSS_MODULES)
 
 
 def checkpoint_updates(ctx: AppContext, current, known: list[str], review=None) -> tuple:

@@ -39,6 +39,7 @@ class VisitorLimit:
         self.app, self.pending, self.most, self.takes_text = app, pending, most, takes_text
         self.small_body, self.max_body, self.max_upload = small_body, max_body, max_upload
         self.retry_after = retry_after
+        self.admitted: dict[str, int] = {}      # requests of each visitor let through and not yet answered
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "")
@@ -49,16 +50,25 @@ class VisitorLimit:
         cap = self.max_body if creates_event else self.max_upload
         if declared_length(scope) > cap:
             return await too_large(send, declared_length(scope), cap)
-        if creates_event and self.pending(visitor_of(scope)) >= self.most:
+        visitor = visitor_of(scope)
+        # checked and counted with no await in between (one event loop): requests arriving together are
+        # counted as they are admitted, before Gradio's route puts their events in its queue
+        if creates_event and self.pending(visitor) + self.admitted.get(visitor, 0) >= self.most:
             return await reply(send, 429, f"You already have {self.most} requests waiting or running on this "
                                           f"server; try again in {self.retry_after} s.",
                                {"retry-after": str(self.retry_after)})
-        body = await read_body(receive, cap)
-        if body is None:
-            return await too_large(send, cap + 1, cap)
-        if creates_event and len(body) > self.small_body and not self.takes_text(fn_index_of(body)):
-            return await too_large(send, len(body), self.small_body)
-        return await self.app(scope, replay(body, receive), send)
+        self.admitted[visitor] = self.admitted.get(visitor, 0) + 1
+        try:
+            body = await read_body(receive, cap)
+            if body is None:
+                return await too_large(send, cap + 1, cap)
+            if creates_event and len(body) > self.small_body and not self.takes_text(fn_index_of(body)):
+                return await too_large(send, len(body), self.small_body)
+            return await self.app(scope, replay(body, receive), send)
+        finally:                            # the event, if any, is in Gradio's queue now: pending() counts it
+            self.admitted[visitor] -= 1
+            if not self.admitted[visitor]:
+                del self.admitted[visitor]
 
 
 def fn_index_of(body: bytes) -> int | None:

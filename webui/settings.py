@@ -35,6 +35,10 @@ class Settings:
     train_memory: int = 0                       # bytes a run may use; 0 = the machine's (or cgroup's) limit
     app_memory: int = 1 << 30                   # ... less this much, kept for the app and its visitors
     max_checkpoints_bytes: int = 5 << 30        # all runs together: a new run is refused past this
+    max_pending: int = 8                        # events one visitor (address) may have waiting or running
+    max_event_body: int = 64 << 10              # bytes of an event's request, unless it carries a pasted text
+    visitor_minutes: float = 30.0               # with no password, a run (or a resumed part) trains at most this
+                                                # long: one visitor cannot hold the one trainer (0 = no cap)
     max_inside_chars: int = 3000                # characters a unit's activations are computed over
 
     def __post_init__(self):
