@@ -31,7 +31,8 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
     A ``UserError`` (or an engine error) becomes a ``gr.Error`` toast, or with ``inline`` the value
     ``inline(message)`` returns (a warning drawn in place). With ``names`` the handler takes its inputs
     positionally, as gradio passes them, calls ``fn`` with them by name, and shows those names to
-    the API (``gradio_client`` callers pass them as keywords). Generators stay generators, so gradio streams.
+    the API, each optional (``gradio_client`` callers pass the ones they need as keywords; an omitted
+    value is None: no upload, no password, the preset's own value). Generators stay generators, so gradio streams.
     """
     def failed(error: Exception):
         if inline is None:
@@ -57,9 +58,9 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
                 return fn(*a, **k)
             except ERRORS as e:
                 return failed(e)
-    if names is not None:      # gradio reads this signature for the API, not fn's
+    if names is not None:      # gradio reads this signature for the API, not fn's; None = the form's default
         wrapped.__signature__ = inspect.Signature(
-            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names])
     return wrapped
 
 
