@@ -12,23 +12,32 @@ A run lives in ``<root>/<run-name>/``:
   metrics.jsonl        one progress record per line, appended while training
   status.json          running / finished / stopped / failed, with pid and reason
   loss.png, loss.pdf   train and validation curves
-Every file except metrics.jsonl is written to a temp file and renamed into place.
+Every file except metrics.jsonl is written to a temp file and renamed into place; a write that fails (disk full,
+read-only) leaves no half-written file and raises ``WriteFailed`` saying so (``charrnn.writes``).
+Every file read back goes through the schemas of ``charrnn.runfiles``: a file of the wrong shape marks its run
+damaged instead of breaking whoever reads it.
 A run written before the kept/latest split has no latest.safetensors: its model.safetensors is both.
 """
 from __future__ import annotations
 
+import errno
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from . import runfiles, writes
+from .memory import human
 from .model import CharRNN, ModelConfig
+from .runfiles import Damaged, pid_alive, trainer_alive
 from .vocab import Vocab
+from .writes import LOW_ROOM, NO_ROOM, WriteFailed, append_line, atomic_write, write_anyway, write_failure, write_json
+
+__all__ = ["LOW_ROOM", "NO_ROOM", "WriteFailed", "atomic_write", "pid_alive", "trainer_alive", "write_failure",
+           "write_json"]                                                   # re-exported: callers use ck.<name>
 
 FORMAT = "charrnn/1"
 WEIGHTS = "model.safetensors"
@@ -37,43 +46,25 @@ CORPUS_RECORD = "corpus.json"
 META = "checkpoint.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
-HEADER_TYPES = {"model_config": dict, "vocab": str, "step": int, "data": dict, "train_config": dict}
 PROJECT_DIR = Path(__file__).resolve().parent.parent   # the checkout (or site-packages) holding charrnn/
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")  # \Z: "$" would accept a trailing newline
+
+
+FINAL_STATES = ("finished", "stopped", "failed")
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt or incompatible; the message names the file."""
 
 
-# --- atomic files ---------------------------------------------------------------
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), fsync, then rename over ``path``: readers see old or new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1), encoding="utf-8"))
-
-
-def read_json(path: Path) -> dict:
+def read_json(path: Path):
+    """Any JSON file (its shape is the caller's to check, through ``charrnn.runfiles``)."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:          # bad JSON or UTF-8, absurd nesting or numbers
+        raise CheckpointError(f"{path}: not valid JSON ({str(e).splitlines()[0][:80]})") from None
 
 
 # --- run names ------------------------------------------------------------------
@@ -92,6 +83,8 @@ def run_dir(root: str | Path, name: str) -> Path:
     path = (root / name).resolve()
     if path.parent != root:
         raise CheckpointError(f"run name {name!r} points outside {root}")
+    if (root / name).is_symlink():      # one inside: an alias of another run is no run of its own
+        raise CheckpointError(f"run {name!r} is a link to another folder, not a run")
     return path
 
 
@@ -165,12 +158,13 @@ def read_header(path: str | Path) -> dict:
         header = json.loads(raw)
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: corrupt charrnn header") from None
-    if header.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unsupported format {header.get('format')!r}, expected {FORMAT}")
-    wrong = [key for key, kind in HEADER_TYPES.items() if key in header and not isinstance(header[key], kind)]
-    if wrong or not isinstance(header.get("data", {}).get("chars", 0), int):
-        raise CheckpointError(f"{path}: malformed charrnn header ({', '.join(wrong) or 'data'} of the wrong type)")
-    return header
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise CheckpointError(f"{path}: unsupported format {found!r:.60}, expected {FORMAT}")
+    try:
+        return runfiles.header_of(header, "header")
+    except Damaged as e:
+        raise CheckpointError(f"{path}: malformed charrnn header ({e})") from None
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
@@ -229,11 +223,12 @@ def corpus_path(directory: Path, header: dict | None = None) -> Path | None:
     """The corpus a resume reads: from corpus.json, else the path an older header recorded, else None."""
     directory = Path(directory)
     try:
-        where = read_json(directory / CORPUS_RECORD).get("path")
-    except CheckpointError:
+        where = runfiles.corpus_record_of(read_json(directory / CORPUS_RECORD))["path"]
+    except (CheckpointError, Damaged):
         where = None
     if not isinstance(where, str) or not where:
-        where = (header or {}).get("data", {}).get("path")   # runs from before corpus.json
+        data = (header or {}).get("data")
+        where = data.get("path") if isinstance(data, dict) else None   # runs from before corpus.json
     if not isinstance(where, str) or not where:
         return None
     return directory / where if not Path(where).is_absolute() else Path(where)
@@ -241,28 +236,28 @@ def corpus_path(directory: Path, header: dict | None = None) -> Path | None:
 
 # --- metrics and status -----------------------------------------------------------
 def append_metrics(directory: Path, record: dict) -> None:
-    with open(Path(directory) / METRICS, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
+    """Append one record as one line, whole or not at all."""
+    append_line(Path(directory) / METRICS, (json.dumps(record) + "\n").encode("utf-8"))
 
 
 def read_metrics(directory: Path) -> list[dict]:
-    """All complete records; a line still being written is skipped."""
-    path = Path(directory) / METRICS
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    """All records that fit the record schema, in order; a damaged line is skipped (``metrics_damage`` names it),
+    and so is a last line still being written. ``runfiles.MetricsReader`` follows a growing file instead."""
+    return metrics_of(directory)[0]
+
+
+def metrics_of(directory: Path) -> tuple[list[dict], int, str | None]:
+    """(records, damaged lines, the first damaged line's reason) of a run's metrics.jsonl."""
+    try:
+        raw = (Path(directory) / METRICS).read_bytes()
+    except FileNotFoundError:
+        return [], 0, None
+    return runfiles.records_in(raw)
 
 
 def truncate_metrics(directory: Path, step: int) -> None:
     """Keep only records up to ``step`` (on resume, so the curves continue without duplicates)."""
-    kept = [r for r in read_metrics(directory) if r.get("step", 0) <= step]
+    kept = [r for r in read_metrics(directory) if r["step"] <= step]
     text = "".join(json.dumps(r) + "\n" for r in kept)
     atomic_write(Path(directory) / METRICS, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
@@ -271,70 +266,103 @@ def write_status(directory: Path, state: str, **info) -> None:
     write_json(Path(directory) / STATUS, {"state": state, **info})
 
 
-def read_status(directory: Path) -> dict:
-    """The run's status; a 'running' run whose process is gone reads as 'interrupted'."""
+def write_final_status(directory: Path, state: str, **info) -> bool:
+    """The status a run ends with, written whatever the disk (else its 'running' status is removed: unknown beats
+    a 'running' that no process backs). True when written."""
+    return write_anyway(Path(directory) / STATUS, json.dumps({"state": state, **info}, indent=1).encode("utf-8"))
+
+
+def read_status_file(directory: Path) -> dict:
+    """status.json as written, through its schema: {"state": "unknown"} when there is none, {"state": "damaged",
+    "reason": ...} when it does not fit (not JSON, a list, a pid of 20 digits, ...)."""
     try:
-        status = read_json(Path(directory) / STATUS)
-    except CheckpointError:
+        return runfiles.read_status_file(Path(directory) / STATUS)
+    except FileNotFoundError:
         return {"state": "unknown"}
-    if status.get("state") == "running" and not trainer_alive(status.get("pid")):
-        status = {**status, "state": "interrupted", "reason": "the training process is gone"}
+    except Damaged as e:
+        return {"state": "damaged", "reason": str(e)}
+    except OSError as e:
+        return {"state": "damaged", "reason": f"{STATUS} cannot be read ({e.strerror or e})"}
+
+
+def read_status(directory: Path) -> dict:
+    """The run's status; a 'running' run whose process is gone reads as 'interrupted' at the step of its last
+    checkpoint (``checkpoint_step``: that step, None when there is no checkpoint to resume from)."""
+    status = read_status_file(directory)
+    if status["state"] == "running" and not trainer_alive(status.get("pid")):
+        status = interrupted(directory, status, "the training process is gone (killed, or out of memory)")
     return status
 
 
-def trainer_alive(pid) -> bool:
-    """A live process that is a charrnn trainer: a dead trainer's pid reused by another program does not count."""
-    if not pid_alive(pid):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:  # no /proc (macOS): trust the pid
-        return True
-    return any(arg == b"charrnn" or arg.endswith(b"/charrnn") for arg in argv)   # python -m charrnn ...
+def interrupted(directory: Path, status: dict, reason: str) -> dict:
+    """``status`` turned 'interrupted' for ``reason``, naming the step a resume would start from."""
+    status = {k: v for k, v in status.items() if k != "step"}
+    step = resume_step(directory)
+    return {**status, "state": "interrupted", "reason": reason, "checkpoint_step": step,
+            **({"step": step} if step is not None else {})}
 
 
-def pid_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+def resume_step(directory: Path) -> int | None:
+    """The step a resume starts from: the latest weights' step when its optimizer state exists; else None."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+        step = latest_header(directory).get("step")
+    except CheckpointError:
+        return None
+    return step if isinstance(step, int) and step in train_state_steps(directory) else None
+
+
+def check_room(directory: Path) -> None:
+    """Refuse (``WriteFailed``) to continue a run the disk has no room to checkpoint: one more optimizer state and
+    weights file, as big as the newest ones, and a little for metrics and plots."""
+    directory = Path(directory)
+    sizes = {p.name: p.stat().st_size for p in directory.glob("*") if p.is_file() and not p.is_symlink()}
+    states = [size for name, size in sizes.items() if name.startswith("train_state-")]
+    need = max(states, default=0) + max(sizes.get(LATEST, 0), sizes.get(WEIGHTS, 0)) + LOW_ROOM
+    free = writes.free_bytes(directory)
+    if free < need:
+        raise WriteFailed(errno.ENOSPC, f"disk full: {human(free)} free in {directory.name}, and a checkpoint of it "
+                                        f"needs about {human(need)}; free some space first")
 
 
 # --- listing --------------------------------------------------------------------
 def list_runs(root: str | Path) -> list[dict]:
-    """Runs with a loadable kept model, newest checkpoint first: {name, path, header, latest, mtime, status}.
+    """Runs with a loadable kept model, newest checkpoint first: {name, path, header, latest, mtime, status,
+    damaged}; a symlinked folder is no run.
 
     ``header`` is the kept model's, ``latest`` the header training resumes from (the same in a run from before
-    the kept/latest split; None when latest.safetensors is unreadable); ``mtime`` is the newer file's."""
+    the kept/latest split; None when latest.safetensors is unreadable); ``mtime`` is the newer file's;
+    ``damaged`` says what is wrong with its status.json, checkpoint.json or latest.safetensors (None: nothing)."""
     runs = []
     root = Path(root)
     if not root.is_dir():
         return runs
     for d in root.iterdir():
         weights = d / WEIGHTS
-        if not (d.is_dir() and RUN_NAME.match(d.name) and weights.is_file()):
+        if not (is_run_dir(d) and weights.is_file()):
             continue
         try:
             header = read_header(weights)
         except CheckpointError:
             continue
-        latest, mtime = header, weights.stat().st_mtime
+        latest, mtime, damage = header, weights.stat().st_mtime, []
         if (d / LATEST).is_file():
             try:
                 latest, mtime = read_header(d / LATEST), max(mtime, (d / LATEST).stat().st_mtime)
-            except CheckpointError:
+            except CheckpointError as e:
                 latest = None
-        runs.append({"name": d.name, "path": d, "header": header, "latest": latest,
-                     "mtime": mtime, "status": read_status(d)})
+                damage.append(f"{LATEST}: {str(e).rsplit(': ', 1)[-1]}")
+        status = read_status(d)
+        if status["state"] == "damaged":
+            damage.append(status["reason"])
+        damage += filter(None, [runfiles.header_file_damage(d / META)])
+        runs.append({"name": d.name, "path": d, "header": header, "latest": latest, "mtime": mtime,
+                     "status": status, "damaged": "; ".join(damage) or None})
     return sorted(runs, key=lambda r: r["mtime"], reverse=True)
+
+
+def is_run_dir(path: Path) -> bool:
+    """A real folder with a run's name: a symlink is never a run (it could lead anywhere)."""
+    return RUN_NAME.match(path.name) is not None and not path.is_symlink() and path.is_dir()
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

@@ -168,8 +168,8 @@ def cmd_info(args, root: Path) -> int:
     header = ck.read_header(path)
     model, vocab, _ = ck.load_checkpoint(path)
     status = ck.read_status(path.parent)
-    state = status.get("state", "unknown") + (f" ({status['reason']})" if status.get("reason") else "")
-    lines = [f"checkpoint: {path}", f"status:     {state}",
+    state = status["state"] + (f" ({status['reason']})" if status.get("reason") else "")
+    lines = [f"checkpoint: {path}", f"status:     {state}", *metrics_lines(path.parent),
              f"model:      {header['model_config']}", f"parameters: {model.num_params():,}",
              f"vocabulary: {len(vocab)} characters",
              f"data:       {header.get('data', {}).get('name')} ({header.get('data', {}).get('chars', 0):,} chars)",
@@ -191,10 +191,22 @@ def step_lines(path: Path, header: dict) -> list[str]:
     lines = [f"kept:       {kept_line(header.get('step'), header.get('val_loss'))}{best}"]
     latest = path.parent / ck.LATEST
     if latest.is_file():
-        step = ck.read_header(latest).get("step")
+        try:
+            step = ck.read_header(latest).get("step")
+        except ck.CheckpointError as e:
+            return [*lines, f"latest:     damaged ({str(e).rsplit(': ', 1)[-1]})"]
         if step != header.get("step"):
             lines.append(f"latest:     step {step} ({ck.LATEST}: where a resume continues)")
     return lines
+
+
+def metrics_lines(directory: Path) -> list[str]:
+    """The run's metrics.jsonl in a line: how many records, and what is damaged (nothing when there is none)."""
+    records, damaged, first = ck.metrics_of(directory)
+    if not records and not damaged:
+        return []
+    skipped = f"; {damaged:,} damaged lines skipped ({first})" if damaged else ""
+    return [f"metrics:    {len(records):,} records{skipped}"]
 
 
 def cmd_runs(args, root: Path) -> int:
@@ -203,7 +215,8 @@ def cmd_runs(args, root: Path) -> int:
         val = h.get("val_loss")
         val = f"{val:.3f}" if isinstance(val, (int, float)) else "-"
         more = f" (latest step {latest.get('step')})" if latest.get("step") not in (None, h.get("step")) else ""
-        print(f"{r['name']:40s} {r['status'].get('state', '?'):12s} step {h.get('step'):>7} val {val}{more}")
+        damaged = f"  damaged: {r['damaged']}" if r["damaged"] else ""
+        print(f"{r['name']:40s} {r['status']['state']:12s} step {h.get('step', '-')!s:>7} val {val}{more}{damaged}")
     return 0
 
 

@@ -141,6 +141,7 @@ class Run:
         trainer.load_state_dict(state)
         if is_writer():
             check_writable(directory)
+            ck.check_room(directory)
             ck.truncate_metrics(directory, header["step"])
             for leftover in directory.glob(".*.tmp"):  # from a process killed mid-write
                 leftover.unlink(missing_ok=True)
@@ -206,18 +207,19 @@ class Run:
                     self.save(records, improved)
                 yield rec
         except TrainingDiverged as e:
-            ck.write_status(self.directory, "failed", reason=str(e), step=self.trainer.step, **self.best.fields())
+            ck.write_final_status(self.directory, "failed", reason=str(e), step=self.trainer.step, pid=os.getpid(),
+                                  **self.best.fields())
             raise
         except BaseException as e:
-            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            try:
-                ck.write_status(self.directory, "failed", reason=reason, step=self.trainer.step)
-            except OSError:
-                pass  # the disk that failed the save may fail this too; the exception says why
+            # a full disk may refuse this too: the status is then rewritten in place, or removed, never left running
+            ck.write_final_status(self.directory, "failed", reason=failure_reason(e, self.directory),
+                                  step=self.trainer.step, pid=os.getpid(),
+                                  checkpoint_step=ck.resume_step(self.directory))
             raise
         why = {"reason": rec["reason"]} if "reason" in rec else {}
-        ck.write_status(self.directory, rec["end"], step=self.trainer.step, finished=time.time(),
-                        val_loss=self.trainer.last_val, **self.best.fields(), **why)
+        # the pid tells the supervisor that this process is only exiting now: its run may be resumed at once
+        ck.write_final_status(self.directory, rec["end"], step=self.trainer.step, finished=time.time(),
+                              val_loss=self.trainer.last_val, pid=os.getpid(), **self.best.fields(), **why)
 
     def note(self, rec: dict) -> bool:
         """Update the best so far from ``rec`` and mark it: eval records and the end record carry the kept
@@ -228,6 +230,16 @@ class Run:
         if rec.get("end") == "stopped" and self.best.exhausted():
             rec["end"], rec["reason"] = "finished", self.best.reason()
         return improved
+
+
+def failure_reason(e: BaseException, directory: Path) -> str:
+    """What a failed run's status says: a failed write as itself ('disk full: 1.2 MiB free in my-run'), anything
+    else with its type."""
+    if isinstance(e, OSError) and not isinstance(e, ck.WriteFailed) and e.errno in ck.NO_ROOM:
+        e = ck.write_failure(e, directory / ck.STATUS, None)
+    if isinstance(e, ck.WriteFailed):
+        return str(e)
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
 def corpus_info(name: str, data_path: str | Path, corpus: Corpus) -> dict:

@@ -249,7 +249,59 @@ def test_resume_names_the_run_and_the_step_it_continues_from(settings, ctx, spaw
     ck.save_train_state(settings.root / "ok", 1500, {})
     message = actions.resume_training(ctx, None, "ok", 100, 0)
     assert "Resumed **ok** (pid 4242) from step 1,500." in message
-    assert spawned == [("ok", ["--resume", "ok", "--iterations", "1600", "--minutes", "0"])]
+    # no password: the resumed part may train the visitor's cap past the minute the run has done
+    assert spawned == [("ok", ["--resume", "ok", "--iterations", "1600", "--minutes", repr(1.0 / 60 + 30.0)])]
+
+
+# --- a visitor's time cap -----------------------------------------------------------------
+def flag(args: list[str], name: str) -> str:
+    """The value of ``--name=VALUE`` or ``--name VALUE`` in a spawned argv."""
+    for i, arg in enumerate(args):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}":
+            return args[i + 1]
+    raise AssertionError(f"--{name} not in {args}")
+
+
+@pytest.mark.parametrize("minutes, iterations", [(600.0, 0), (0.0, 100)])
+def test_with_no_password_a_run_trains_at_most_the_visitor_minutes_and_the_message_says_so(ctx, spawned, minutes,
+                                                                                         iterations):
+    message = start(ctx, minutes=minutes, iterations=iterations)
+    assert ctx.settings.password is None and ctx.settings.visitor_minutes == 30.0
+    assert float(flag(spawned[0][1], "minutes")) == 30.0             # a long run and a step-only run alike
+    assert "at most 30 minutes" in message
+
+
+def test_a_run_shorter_than_the_visitor_cap_keeps_its_budget(ctx, spawned):
+    message = start(ctx, minutes=2.0, iterations=0)
+    assert float(flag(spawned[0][1], "minutes")) == 2.0 and "at most 30 minutes" in message
+
+
+def test_with_a_password_there_is_no_visitor_cap(settings, make_ctx, monkeypatch):
+    ctx = make_ctx(dataclasses.replace(settings, password="pw"))
+    calls = []
+    monkeypatch.setattr(ctx.jobs, "spawn", lambda name, args: calls.append(args) or Job(name, 4242))
+    message = start(ctx, password="pw", minutes=600.0, iterations=0)
+    assert float(flag(calls[0], "minutes")) == 600.0 and "at most" not in message
+    data = settings.data_dir / "tiny.txt"
+    make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(settings.root / "ok", 1500, {})
+    actions.resume_training(ctx, "pw", "ok", 0, 600)
+    assert float(flag(calls[1], "minutes")) == 1.0 / 60 + 600
+
+
+@pytest.mark.parametrize("more_iterations, more_minutes, expected", [(0, 600, 30.0), (0, 10, 10.0), (100, 0, 30.0),
+                                                                    (0, 0, 30.0)])
+def test_with_no_password_a_resumed_part_trains_at_most_the_visitor_minutes(settings, ctx, spawned, more_iterations,
+                                                                           more_minutes, expected):
+    data = settings.data_dir / "tiny.txt"
+    make_checkpoint(settings.root / "ok", corpus_text(), step=1500, elapsed=120.0,
+                    data={"name": "tiny.txt", "path": str(data)}, train_config={"iterations": 0, "minutes": 0})
+    ck.save_train_state(settings.root / "ok", 1500, {})
+    message = actions.resume_training(ctx, None, "ok", more_iterations, more_minutes)
+    assert float(flag(spawned[0][1], "minutes")) == pytest.approx(2.0 + expected)    # 2 minutes done + this part
+    assert "at most 30 more minutes" in message
 
 
 def test_a_run_that_would_not_fit_in_memory_is_refused_naming_what_to_lower(settings, make_ctx):

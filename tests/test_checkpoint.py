@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import charrnn.checkpoint as ck
+import charrnn.writes as writes
 from charrnn.vocab import Vocab
 
 
@@ -291,13 +292,26 @@ def test_truncate_metrics_drops_records_after_the_step(tmp_path):
     assert [r["step"] for r in ck.read_metrics(tmp_path)] == [10, 20]
 
 
-def test_read_status_reports_a_running_run_with_a_dead_pid_as_interrupted(tmp_path):
+def dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    ck.write_status(tmp_path, "running", pid=child.pid, step=40)
+    return child.pid
+
+
+def test_read_status_reports_a_running_run_with_a_dead_pid_as_interrupted_at_its_last_checkpoint(tmp_path, make_model,
+                                                                                                   vocab):
+    model = saved_run(tmp_path, make_model, vocab, step=1000)
+    ck.save_latest(tmp_path, model, vocab, {"step": 1000}, {"step": 1000})
+    ck.write_status(tmp_path, "running", pid=dead_pid(), step=0)          # the step it started from
     status = ck.read_status(tmp_path)
-    assert status["state"] == "interrupted" and status["step"] == 40
-    assert "gone" in status["reason"]
+    assert status["state"] == "interrupted" and "gone" in status["reason"]
+    assert status["step"] == 1000 and status["checkpoint_step"] == 1000     # not "at step 0"
+
+
+def test_an_interrupted_run_without_a_checkpoint_says_there_is_none(tmp_path):
+    ck.write_status(tmp_path, "running", pid=dead_pid(), step=0)
+    status = ck.read_status(tmp_path)
+    assert status["state"] == "interrupted" and status["checkpoint_step"] is None and "step" not in status
 
 
 def test_read_status_keeps_a_running_run_whose_trainer_lives(tmp_path):
@@ -323,3 +337,146 @@ def test_read_json_names_the_corrupt_file(tmp_path):
     (tmp_path / "status.json").write_text('{"state": "runn', encoding="utf-8")
     with pytest.raises(ck.CheckpointError, match="status.json"):
         ck.read_json(tmp_path / "status.json")
+
+
+# --- run files of the wrong shape --------------------------------------------------------------------
+@pytest.mark.parametrize("content, says", [
+    ("[1,2,3]", "status.json holds a list"), ('"finished"', "status.json holds text"),
+    ("null", "status.json holds null"),
+    ('{"state": "running", "pid": 123456789012345678901}', "status.json: pid is 123456789012345678901, outside"),
+    ('{"state": "runn', "status.json is not valid JSON"), (b"\xff\xfe{}", "status.json is not valid JSON"),
+])
+def test_a_status_file_of_the_wrong_shape_reads_as_damaged_with_the_reason(tmp_path, content, says):
+    (tmp_path / ck.STATUS).write_bytes(content if isinstance(content, bytes) else content.encode())
+    status = ck.read_status(tmp_path)
+    assert status["state"] == "damaged" and status["reason"].startswith(says)
+
+
+def test_list_runs_marks_a_damaged_run_with_the_reason_and_lists_the_others(tmp_path, make_model, vocab):
+    for name in ("good", "bad-status", "bad-meta"):
+        saved_run(tmp_path / name, make_model, vocab)
+    ck.write_status(tmp_path / "good", "finished", step=10)
+    (tmp_path / "bad-status" / ck.STATUS).write_text("[1, 2, 3]", encoding="utf-8")
+    (tmp_path / "bad-meta" / ck.META).write_text('{"format": "charrnn/1", "step": "ten"}', encoding="utf-8")
+    runs = {r["name"]: r for r in ck.list_runs(tmp_path)}
+    assert set(runs) == {"good", "bad-status", "bad-meta"}
+    assert runs["good"]["damaged"] is None and runs["good"]["status"]["state"] == "finished"
+    assert runs["bad-status"]["status"]["state"] == "damaged"
+    assert runs["bad-status"]["damaged"] == "status.json holds a list, not an object"
+    assert runs["bad-meta"]["damaged"] == "checkpoint.json: step is text, not a whole number"
+
+
+def test_a_symlinked_run_folder_is_not_listed(tmp_path, make_model, vocab):
+    saved_run(tmp_path / "elsewhere" / "real", make_model, vocab)
+    root = tmp_path / "root"
+    saved_run(root / "mine", make_model, vocab)
+    (root / "link").symlink_to(tmp_path / "elsewhere" / "real", target_is_directory=True)
+    (root / "alias").symlink_to(root / "mine", target_is_directory=True)
+    assert [r["name"] for r in ck.list_runs(root)] == ["mine"]
+    with pytest.raises(ck.CheckpointError, match="points outside"):
+        ck.run_dir(root, "link")
+    with pytest.raises(ck.CheckpointError, match="is a link to another folder, not a run"):
+        ck.run_dir(root, "alias")                                      # nor picked, nor written into
+
+
+def test_a_header_with_fields_of_the_wrong_type_is_refused_naming_the_field(tmp_path, make_model, vocab):
+    saved_run(tmp_path, make_model, vocab)
+    model, _, _ = ck.load_checkpoint(tmp_path)
+    ck.save_checkpoint(tmp_path, model, vocab, {"step": 10, "train_config": {"iterations": "x"}})
+    with pytest.raises(ck.CheckpointError, match=r"malformed charrnn header \(train_config.iterations is text"):
+        ck.read_header(tmp_path)
+
+
+def test_a_corpus_record_of_the_wrong_shape_is_no_corpus(tmp_path):
+    (tmp_path / ck.CORPUS_RECORD).write_text("[1, 2]", encoding="utf-8")
+    assert ck.corpus_path(tmp_path, {"data": "corpus.txt"}) is None
+
+
+# --- failed writes -------------------------------------------------------------------------------------
+def torch_short_write(obj, path, *args, **kwargs):
+    """What torch.save does on a full disk: part of the file, then its own error."""
+    Path(path).write_bytes(b"x" * 598)
+    raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+
+def test_a_save_on_a_full_disk_says_disk_full_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    run = tmp_path / "my-run"
+    run.mkdir()
+    monkeypatch.setattr(torch, "save", torch_short_write)
+    monkeypatch.setattr(writes, "free_bytes", lambda directory: 300 * 1024)
+    with pytest.raises(ck.WriteFailed, match=r"^disk full: 300.0 KiB free in my-run$"):
+        ck.save_train_state(run, 10, {"step": 10})
+    assert list(run.iterdir()) == []
+
+
+@pytest.mark.parametrize("error, says", [
+    (OSError(30, "Read-only file system"), "cannot write f.json in my-run: read-only file system"),
+    (OSError(27, "File too large"), "cannot write f.json in my-run: file too large"),
+    (OSError(28, "No space left on device"), "disk full: "),
+    (RuntimeError("safetensors: I/O error: No space left on device (os error 28)"), "disk full: "),
+])
+def test_a_failed_write_says_why_in_the_runs_name(tmp_path, error, says):
+    run = tmp_path / "my-run"
+    run.mkdir()
+
+    def fail(tmp):
+        raise error
+
+    with pytest.raises(ck.WriteFailed) as caught:
+        ck.atomic_write(run / "f.json", fail)
+    assert str(caught.value).startswith(says) and str(tmp_path) not in str(caught.value)
+    assert list(run.iterdir()) == []
+
+
+def test_an_error_that_is_no_write_failure_stays_itself(tmp_path):
+    def bug(tmp):
+        raise TypeError("a bug")
+
+    with pytest.raises(TypeError, match="a bug"):
+        ck.atomic_write(tmp_path / "f.json", bug)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_metrics_append_that_fails_part_way_leaves_no_half_line(tmp_path, monkeypatch):
+    ck.append_metrics(tmp_path, {"step": 10, "train_loss": 2.0})
+    before = (tmp_path / ck.METRICS).read_bytes()
+    real_write = os.write
+
+    def half(fd, data):
+        return real_write(fd, data[:len(data) // 2])         # a full disk takes part of the line
+
+    monkeypatch.setattr(writes, "free_bytes", lambda directory: 0)
+    with monkeypatch.context() as m:
+        m.setattr(writes.os, "write", half)
+        with pytest.raises(ck.WriteFailed, match="disk full"):
+            ck.append_metrics(tmp_path, {"step": 20, "train_loss": 1.5})
+    assert (tmp_path / ck.METRICS).read_bytes() == before
+    ck.append_metrics(tmp_path, {"step": 30, "train_loss": 1.0})
+    assert [r["step"] for r in ck.read_metrics(tmp_path)] == [10, 30]
+
+
+def no_room(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_final_status_on_a_full_disk_is_written_in_place_else_the_running_one_goes(tmp_path, monkeypatch):
+    ck.write_status(tmp_path, "running", pid=os.getpid(), step=0)
+    monkeypatch.setattr(writes, "atomic_write", no_room)                 # no room for a new file
+    assert ck.write_final_status(tmp_path, "failed", reason="disk full: 0 bytes free in x")
+    assert ck.read_status(tmp_path) == {"state": "failed", "reason": "disk full: 0 bytes free in x"}
+    (tmp_path / ck.STATUS).write_text(json.dumps({"state": "running", "pid": os.getpid()}), encoding="utf-8")
+    monkeypatch.setattr(writes, "overwrite_in_place", no_room)           # nor in place: a read-only folder
+    assert not ck.write_final_status(tmp_path, "failed", reason="x")
+    assert ck.read_status(tmp_path) == {"state": "unknown"}               # never a 'running' left behind
+
+
+def test_check_room_refuses_a_disk_without_room_for_one_more_checkpoint(tmp_path, make_model, vocab, monkeypatch):
+    model = saved_run(tmp_path / "r", make_model, vocab)
+    ck.save_latest(tmp_path / "r", model, vocab, {"step": 10}, {"step": 10, "t": torch.zeros(100_000)})
+    run = tmp_path / "r"
+    need = (run / "train_state-10.pt").stat().st_size + max((run / n).stat().st_size for n in (ck.LATEST, ck.WEIGHTS))
+    monkeypatch.setattr(writes, "free_bytes", lambda directory: need)
+    with pytest.raises(ck.WriteFailed, match=r"disk full: .* free in r, and a checkpoint of it needs about"):
+        ck.check_room(tmp_path / "r")
+    monkeypatch.setattr(writes, "free_bytes", lambda directory: need + ck.LOW_ROOM)
+    ck.check_room(tmp_path / "r")

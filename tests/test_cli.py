@@ -207,3 +207,38 @@ def test_the_default_checkpoints_folder_is_the_projects_whatever_the_working_dir
                           env={**env, "PYTHONPATH": str(REPO)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "shakespeare" in proc.stdout                     # the bundled run, in the project's checkpoints/
+
+
+# --- run files of the wrong shape -------------------------------------------------------------------
+def test_runs_and_info_show_a_damaged_run_as_damaged_with_the_reason_and_never_a_traceback(tmp_path):
+    from app_fixtures import corpus_text, make_checkpoint
+
+    root = tmp_path / "ck"
+    for name in ("good", "list-status", "huge-pid", "bad-meta", "bad-metrics"):
+        make_checkpoint(root / name, corpus_text())
+        ck.write_status(root / name, "finished", step=10)
+    (root / "list-status" / ck.STATUS).write_text("[1, 2, 3]", encoding="utf-8")
+    (root / "huge-pid" / ck.STATUS).write_text('{"state": "running", "pid": 123456789012345678901}', encoding="utf-8")
+    (root / "bad-meta" / ck.META).write_text("null", encoding="utf-8")
+    (root / "bad-metrics" / ck.METRICS).write_text('{"step": 10, "train_loss": 2.0}\n[1,2]\nnull\n{"step":"x"}\n',
+                                                   encoding="utf-8")
+    make_checkpoint(tmp_path / "outside", corpus_text())
+    (root / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
+
+    runs = charrnn_cmd(tmp_path, root, "runs")
+    assert runs.returncode == 0 and b"Traceback" not in runs.stderr, runs.stderr.decode()
+    lines = {line.split()[0]: line for line in runs.stdout.decode().splitlines()}
+    assert set(lines) == {"good", "list-status", "huge-pid", "bad-meta", "bad-metrics"}        # no symlinked run
+    assert "damaged" not in lines["good"] and "damaged" not in lines["bad-metrics"]
+    assert lines["list-status"].split()[1] == "damaged"
+    assert lines["list-status"].endswith("damaged: status.json holds a list, not an object")
+    assert "damaged: status.json: pid is 123456789012345678901, outside" in lines["huge-pid"]
+    assert lines["bad-meta"].endswith("damaged: checkpoint.json holds null, not an object")
+
+    info = charrnn_cmd(tmp_path, root, "info", "list-status")
+    assert info.returncode == 0, info.stderr.decode()
+    assert "status:     damaged (status.json holds a list, not an object)" in info.stdout.decode()
+    info = charrnn_cmd(tmp_path, root, "info", "bad-metrics")
+    assert "metrics:    1 records; 3 damaged lines skipped (line 2 holds a list, not an object)" in info.stdout.decode()
+    text = charrnn_cmd(tmp_path, root, "generate", "--checkpoint", "list-status", "--prime", "the", "--length", "5")
+    assert text.returncode == 0 and len(text.stdout.decode()) == 3 + 5 + 1     # its model still generates

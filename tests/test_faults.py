@@ -2,14 +2,18 @@
 import errno
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
 from charrnn import checkpoint as ck
+from charrnn import writes
 from charrnn.presets import preset_configs
 from charrnn.runner import Run
 from charrnn.sample import generate
@@ -105,8 +109,64 @@ def test_disk_full_during_a_save_fails_the_run_with_a_reason_and_keeps_the_last_
         for _ in run.train():
             pass
     status = ck.read_status(root / "full")
-    assert status["state"] == "failed" and "No space left" in status["reason"]
+    assert status["state"] == "failed" and status["reason"].startswith("disk full: ")
+    assert status["reason"].endswith(" free in full")
     assert ck.load_checkpoint(root / "full")[2]["step"] == 10
+
+
+def test_a_full_disk_mid_run_fails_it_saying_disk_full_with_no_half_file_and_no_running_status(tmp_path, monkeypatch):
+    """The disk fills between two checkpoints: torch.save writes part of the optimizer state and raises its own
+    RuntimeError, and no new file fits any more (not even a status.json): the run still ends 'failed', saying so."""
+    root, data = tmp_path / "ck", corpus_file(tmp_path)
+    model_cfg, train_cfg = preset_configs("quick", 1, {"hidden": 16, "embed": 8},
+                                          {"batch_size": 4, "seq_len": 16, "iterations": 40, "minutes": 0,
+                                           "checkpoint_every": 10, "eval_every": 10, "sample_every": 100})
+    run = Run.create(root / "full", data, model_cfg, train_cfg)
+    real_save, real_atomic = torch.save, writes.atomic_write
+    full = []
+
+    def save_until_full(obj, path, *args, **kwargs):
+        if obj.get("step", 0) > 10:
+            full.append(True)
+            Path(path).write_bytes(b"x" * 598)
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+        return real_save(obj, path, *args, **kwargs)
+
+    def new_file_unless_full(*args, **kwargs):
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_atomic(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    monkeypatch.setattr(writes, "atomic_write", new_file_unless_full)      # the final status cannot be a new file
+    monkeypatch.setattr(writes, "free_bytes", lambda directory: 300 * 1024)
+    with pytest.raises(ck.WriteFailed, match="disk full"):
+        for _ in run.train():
+            pass
+    status = ck.read_status(root / "full")
+    assert status["state"] == "failed" and status["reason"] == "disk full: 300.0 KiB free in full"
+    assert status["checkpoint_step"] == 10                              # what a resume would start from
+    assert not list((root / "full").glob(".*.tmp")) and ck.train_state_steps(root / "full") == [10]
+    assert ck.load_checkpoint(root / "full")[2]["step"] == 10
+    assert [json.loads(line) for line in (root / "full" / ck.METRICS).read_text().splitlines()]   # whole lines
+
+
+def test_a_write_the_file_system_refuses_ends_the_trainer_with_one_error_line_and_a_failed_status(tmp_path):
+    """A real refusal, not a simulated one: the trainer may write no file over 50 kB (RLIMIT_FSIZE), so torch.save
+    of its first optimizer state (75 kB) fails with torch's own RuntimeError."""
+    root, data = tmp_path / "ck", corpus_file(tmp_path)
+    cmd = charrnn(root, "train", "--data", str(data), "--name", "capped", *TINY, "--iterations", "20",
+                  "--checkpoint-every", "10", "--quiet")
+    limit = 50_000
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: cannot write train_state-10.pt in capped: the write " \
+                                                   "stopped short"
+    status = ck.read_status(root / "capped")
+    assert status["state"] == "failed" and status["reason"].startswith("cannot write train_state-10.pt in capped")
+    assert not list((root / "capped").glob(".*.tmp")) and not list((root / "capped").glob("*.pt"))
 
 
 def test_unwritable_checkpoints_folder_is_refused_before_training(tmp_path):

@@ -9,20 +9,25 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, fake_trainer_running, kill_trainers, make_checkpoint, wait_for
 
 from charrnn import checkpoint as ck
+from charrnn import writes
 from charrnn.jobs import (
     Job,
     JobError,
     Supervisor,
     budget_args,
+    capped_config,
+    death_reason,
     log_tail,
     prepare_run_dir,
     recent_run,
     resumable_runs,
+    run_dirs,
     running_job,
     stop_run,
 )
@@ -323,3 +328,136 @@ def test_resume_spawns_with_the_extended_budget(root, jobs, tmp_path, monkeypatc
     ck.save_train_state(root / "ok", 40, {})
     assert jobs.resume("ok", 60, 0) == (Job("ok", 1), 40)
     assert spawned == [("ok", ["--resume", "ok", "--iterations", "100", "--minutes", "0"])]
+
+
+# --- a public folder's hostile or broken runs --------------------------------------------------
+def resumable_run(root, name, tmp_path, step=1000) -> None:
+    """A run with a kept model, the optimizer state of its step and its corpus: Resume can continue it."""
+    data = tmp_path / f"{name}.txt"
+    data.write_text(corpus_text(), encoding="utf-8")
+    make_checkpoint(root / name, corpus_text(), step=step, data={"name": data.name, "path": str(data)},
+                    train_config={"iterations": step + 500, "minutes": 0.0})
+    ck.save_train_state(root / name, step, {})
+
+
+def test_a_trainer_that_wrote_its_final_status_is_not_in_progress_while_it_exits(root, jobs, tmp_path, monkeypatch):
+    resumable_run(root, "done", tmp_path)
+    jobs.proc, jobs.run = sleeper("charrnn"), "done"                 # still exiting...
+    ck.write_status(root / "done", "finished", step=1000, pid=jobs.proc.pid)   # ...after its final status
+    assert jobs.active() is None
+    spawned = []
+    monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append(name) or Job(name, 1))
+    assert jobs.resume("done", 10, 0) == (Job("done", 1), 1000)      # at once, not "in progress"
+    assert spawned == ["done"]
+
+
+def test_a_status_left_by_an_earlier_trainer_does_not_end_our_starting_child(root, jobs, tmp_path):
+    resumable_run(root, "again", tmp_path)
+    ck.write_status(root / "again", "stopped", step=1000, pid=2**22 + 7)    # the trainer before
+    jobs.proc, jobs.run, jobs.spawned_ns = sleeper("charrnn"), "again", time.time_ns()
+    assert jobs.active() == Job("again", jobs.proc.pid)
+    assert jobs.state("again") == {"state": "starting"}
+
+
+def test_spawning_keeps_an_exiting_child_to_reap(root, jobs, tmp_path, monkeypatch):
+    (root / "a").mkdir(parents=True)
+    old = sleeper("charrnn")
+    jobs.proc, jobs.run = old, "a"
+    monkeypatch.setattr(sys, "executable", "/bin/true")                # spawn a child that does nothing
+    jobs.spawn("a", [])
+    assert jobs.exiting == [old] and jobs.proc is not old
+    old.kill()
+    old.wait()
+    jobs.proc.wait()
+
+
+def kill_child_at(root, jobs, name, step_in_status=0) -> None:
+    """Our child running run ``name`` (its status says so), then SIGKILLed as the system's OOM killer does."""
+    jobs.proc, jobs.run = sleeper("charrnn"), name
+    ck.write_status(root / name, "running", pid=jobs.proc.pid, step=step_in_status)
+    os.kill(jobs.proc.pid, signal.SIGKILL)
+    jobs.proc.wait()
+
+
+def test_a_trainer_killed_by_the_system_is_reported_so_at_the_step_of_its_last_checkpoint(root, jobs, tmp_path):
+    resumable_run(root, "oom", tmp_path, step=1000)
+    kill_child_at(root, jobs, "oom")
+    status = jobs.state("oom")
+    assert status["state"] == "interrupted" and "killed by the system (SIGKILL)" in status["reason"]
+    assert status["step"] == 1000 and status["checkpoint_step"] == 1000        # not the step it started from
+    assert Supervisor(root).state("oom")["reason"] == status["reason"]         # written down: an app restart knows
+    assert [r["name"] for r in resumable_runs(root)] == ["oom"]
+
+
+def test_a_trainer_killed_before_its_first_checkpoint_offers_no_resume(root, jobs):
+    (root / "early-oom").mkdir(parents=True)
+    kill_child_at(root, jobs, "early-oom")
+    status = jobs.state("early-oom")
+    assert status["state"] == "interrupted" and status["checkpoint_step"] is None and "step" not in status
+    assert resumable_runs(root) == []
+
+
+def test_a_symlinked_run_folder_is_no_run(root, jobs, tmp_path):
+    resumable_run(root.parent / "elsewhere", "real", tmp_path)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "link").symlink_to(root.parent / "elsewhere" / "real", target_is_directory=True)
+    assert run_dirs(root) == [] and recent_run(root) is None and resumable_runs(root) == []
+
+
+@pytest.mark.parametrize("content", ["[1,2,3]", '"finished"', "null",
+                                     '{"state":"running","pid":123456789012345678901}'])
+def test_a_run_with_a_damaged_status_is_listed_damaged_not_resumed_and_breaks_nothing(root, jobs, tmp_path, content):
+    resumable_run(root, "bad", tmp_path)
+    resumable_run(root, "good", tmp_path)
+    (root / "bad" / ck.STATUS).write_text(content, encoding="utf-8")
+    assert jobs.active() is None and running_job(root) is None
+    assert jobs.state("bad")["state"] == "damaged"
+    assert [r["name"] for r in resumable_runs(root)] == ["good"]
+    with pytest.raises(JobError, match=r"Run bad cannot be resumed here: status.json"):
+        jobs.resume("bad", 10, 0)
+
+
+def test_resume_is_refused_while_the_disk_has_no_room_for_a_checkpoint(root, jobs, tmp_path, monkeypatch):
+    resumable_run(root, "full", tmp_path)
+    monkeypatch.setattr(jobs, "spawn", lambda name, args: pytest.fail(f"spawned {args}"))
+    monkeypatch.setattr(writes, "free_bytes", lambda directory: 4096)
+    with pytest.raises(JobError, match=r"Run full cannot be resumed: disk full: 4.0 KiB free in full"):
+        jobs.resume("full", 10, 0)
+
+
+def test_the_supervisor_follows_a_runs_metrics_incrementally_and_says_what_is_damaged(root, jobs):
+    (root / "r").mkdir(parents=True)
+    ck.append_metrics(root / "r", {"step": 10, "train_loss": 2.0})
+    assert [r["step"] for r in jobs.records("r")] == [10]
+    assert jobs.metrics("r") is jobs.metrics("r")                      # one reader per run, kept
+    with open(root / "r" / ck.METRICS, "a", encoding="utf-8") as f:
+        f.write('{"step": 999, "val_loss": "x"}\n')
+    ck.append_metrics(root / "r", {"step": 20, "train_loss": 1.5})
+    assert [r["step"] for r in jobs.records("r")] == [10, 20]
+    assert jobs.state("r")["metrics_damage"] == ("metrics.jsonl: 1 damaged line skipped "
+                                                 "(line 2: val_loss is text, not a number)")
+
+
+def test_a_visitor_cap_bounds_the_time_of_a_resumed_part():
+    header = {"step": 300, "elapsed": 120.0, "train_config": {"iterations": 1000, "minutes": 0.0}}
+    assert budget_args(header, 200, 0, cap_minutes=30) == ["--iterations", "500", "--minutes", "32.0"]
+    assert budget_args(header, 0, 600, cap_minutes=30) == ["--minutes", "32.0", "--iterations", "0"]
+    assert budget_args(header, 0, 5, cap_minutes=30) == ["--minutes", "7.0", "--iterations", "0"]
+    assert budget_args(header, 0, 0, cap_minutes=30) == ["--minutes", "32.0"]
+    short = {**header, "train_config": {"iterations": 0, "minutes": 10.0}}
+    assert budget_args(short, 0, 0, cap_minutes=30) == []               # its own budget ends sooner
+
+
+def test_capped_config_gives_a_run_at_most_the_cap():
+    _, long_cfg = preset_configs("quick", 1, TINY_MODEL, {**TINY_TRAIN, "minutes": 600.0})
+    _, steps_cfg = preset_configs("quick", 1, TINY_MODEL, {**TINY_TRAIN, "minutes": 0.0, "iterations": 50})
+    assert capped_config(long_cfg, 30).minutes == 30.0 and capped_config(steps_cfg, 30).minutes == 30.0
+    assert capped_config(long_cfg, 0) is long_cfg
+    _, short_cfg = preset_configs("quick", 1, TINY_MODEL, {**TINY_TRAIN, "minutes": 2.0})
+    assert capped_config(short_cfg, 30) is short_cfg
+
+
+@pytest.mark.parametrize("code, says", [(-signal.SIGKILL, "killed by the system (SIGKILL)"),
+                                        (-signal.SIGSEGV, "killed by SIGSEGV"), (1, "exited with status 1")])
+def test_how_a_trainer_died_is_said_from_its_exit_status(code, says):
+    assert says in death_reason(code)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from charrnn import checkpoint as ck
 from charrnn.data import CorpusError
-from charrnn.jobs import JobError
+from charrnn.jobs import JobError, capped_config
 from charrnn.memory import estimate_peak_bytes, human, memory_limit
 from charrnn.model import ModelConfig, count_params
 from charrnn.runner import build_corpus
@@ -44,6 +44,8 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
     check_password(settings, password)
     choice = read_corpus(settings, source, bundled_name, upload, pasted)
     model_cfg, train_cfg = build_configs(settings, preset, 1, values, len(choice.text))
+    cap = settings.visitor_minutes if settings.password is None else 0
+    train_cfg = capped_config(train_cfg, cap)        # no password: anyone may start, so no run holds the trainer
     try:
         corpus = build_corpus(choice.text, train_cfg)
     except (CorpusError, ValueError) as e:
@@ -60,7 +62,8 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
         job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg)
     except JobError as e:
         raise UserError(no_markup(e)) from None
-    return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}.")
+    capped = f" Runs here train at most {cap:g} minutes (no training password is set)." if cap else ""
+    return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}.{capped}")
 
 
 def check_memory(settings: Settings, model_cfg: ModelConfig, train_cfg: TrainConfig, corpus_chars: int) -> None:
@@ -106,11 +109,13 @@ def stop_training(ctx: AppContext, password) -> str:
 def resume_training(ctx: AppContext, password, run, more_iterations, more_minutes) -> str:
     """Continue a stopped run from its checkpoint, optionally with a bigger budget (more steps or minutes)."""
     check_password(ctx.settings, password)
+    cap = ctx.settings.visitor_minutes if ctx.settings.password is None else 0
     try:
-        job, step = ctx.jobs.resume(run, more_iterations, more_minutes)
+        job, step = ctx.jobs.resume(run, more_iterations, more_minutes, cap_minutes=cap)
     except JobError as e:
         raise UserError(no_markup(e)) from None
-    return stamp(f"Resumed **{esc(run)}** (pid {job.pid}) from step {step:,}.")
+    capped = f" It trains at most {cap:g} more minutes (no training password is set)." if cap else ""
+    return stamp(f"Resumed **{esc(run)}** (pid {job.pid}) from step {step:,}.{capped}")
 
 
 # --- what the form says about its values -----------------------------------------------
