@@ -9,13 +9,18 @@ from app_fixtures import TINY_TRAINING, app_settings, corpus_text
 from charrnn.presets import PRESETS
 from webui.errors import UserError
 from webui.forms import (
+    DEFAULT_PATIENCE,
+    FIELD_HINTS,
     FORM_FIELDS,
+    PAGE_FIELDS,
+    PRESET_PURPOSES,
     SOURCES,
     CorpusChoice,
     build_configs,
     bundled_corpora,
     check_generation_args,
     finite,
+    fitted_hidden,
     preset_values,
     read_corpus,
     read_pasted,
@@ -111,11 +116,41 @@ def test_a_user_value_in_a_message_is_shown_as_text_not_markup(settings):
 def test_preset_values_fill_the_form_from_presets():
     for name, (model_kw, train_kw) in PRESETS.items():
         values = preset_values(name)
-        assert list(values) == list(FORM_FIELDS)
+        assert list(values) == [*FORM_FIELDS, *PAGE_FIELDS]
         assert (values["hidden"], values["layers"], values["seq_len"], values["batch_size"], values["lr"]) == (
             model_kw["hidden"], model_kw["layers"], train_kw["seq_len"], train_kw["batch_size"], train_kw["lr"])
         assert values["iterations"] == train_kw.get("iterations", 0)
         assert values["minutes"] == train_kw.get("minutes", 0)
+
+
+def test_the_form_stops_early_by_default_when_a_time_budget_ends_the_run():
+    assert {name: preset_values(name)["patience"] for name in PRESETS} == {
+        "seed": 0, "quick": DEFAULT_PATIENCE, "default": DEFAULT_PATIENCE, "auto": PRESETS["auto"][1]["patience"]}
+    assert preset_values("auto")["patience"] > 0 and PRESETS["seed"][1]["iterations"] > 0
+
+
+def test_the_auto_presets_hidden_size_follows_the_text_and_the_minutes():
+    assert preset_values("auto", 6000)["hidden"] == fitted_hidden("auto", 6000, 2.0) == 512
+    assert fitted_hidden("auto", 6000, 0.5) == 256                     # under a minute: the smaller, faster model
+    assert fitted_hidden("auto", None, 0.5) == 512                     # no text yet: the preset's own
+    assert fitted_hidden("quick", 6000, 0.2) == PRESETS["quick"][0]["hidden"]       # the others do not move
+    assert fitted_hidden("auto", 6000, -1) == 512 and fitted_hidden("auto", 6000, "x") == 512   # not a budget
+    assert fitted_hidden("huge", 6000, 2.0) is None
+
+
+def test_every_field_and_preset_is_explained_in_plain_words():
+    assert set(FIELD_HINTS) == {*FORM_FIELDS, *PAGE_FIELDS}
+    assert set(PRESET_PURPOSES) == set(PRESETS)
+    assert "30 s" in PRESET_PURPOSES["quick"] and "lecture" in PRESET_PURPOSES["seed"]
+    assert all(len(hint) < 140 for hint in FIELD_HINTS.values())
+
+
+def test_the_forms_patience_reaches_the_train_config_and_none_keeps_the_presets(settings):
+    assert build_configs(settings, "quick", 30, {**TINY, "patience": 3})[1].patience == 3
+    assert build_configs(settings, "auto", 30, {**TINY, "patience": None})[1].patience == PRESETS["auto"][1]["patience"]
+    assert build_configs(settings, "quick", 30, TINY)[1].patience == 0              # what an API caller gets
+    with pytest.raises(UserError, match="patience"):
+        build_configs(settings, "quick", 30, {**TINY, "patience": -1})
 
 
 def test_build_configs_gives_the_trainers_configs_from_the_preset_and_the_form(settings):

@@ -6,6 +6,7 @@ positionally, with the values of the wired components; refusals reach the page a
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -27,16 +28,29 @@ from app_fixtures import (
 
 from charrnn import checkpoint as ck
 from charrnn.data import CorpusError
+from charrnn.jobs import Job
+from charrnn.presets import PRESETS
 from charrnn.runner import build_corpus
 from webui import actions, glue
 from webui.context import AppContext
 from webui.demo import checkpoint_updates, create_demo, poll
 from webui.errors import UserError
-from webui.forms import FORM_FIELDS, preset_values
+from webui.forms import FORM_FIELDS, PAGE_FIELDS, preset_values
 from webui.generate_tab import describe_checkpoint
 from webui.models import BUNDLED_KEY
 from webui.render import samples_html
-from webui.train_tab import START_INPUTS, corpus_inputs_shown, preset_form, timeline_of, training_view
+from webui.train_tab import (
+    PAGE_START_INPUTS,
+    START_INPUTS,
+    control_states,
+    corpus_inputs_shown,
+    corpus_view,
+    intro,
+    preset_form,
+    refit,
+    timeline_of,
+    training_view,
+)
 
 VIEW = ("plot", "sample", "earlier", "progress", "status")          # training_view's outputs, poll's first five
 
@@ -69,12 +83,23 @@ def wired(ctx: AppContext) -> dict:
     return fns
 
 
-def start_args(**changes) -> list:
-    """/start_training's inputs, in order, as gradio passes them."""
+def start_args(inputs=START_INPUTS, **changes) -> list:
+    """/start_training's inputs (or the page's Start's, with ``PAGE_START_INPUTS``), in order, as gradio passes them."""
     values = dict(password=None, source="paste", bundled_name=None, upload=None, pasted=corpus_text(),
-                  run_name="tiny", **TINY_TRAINING)
+                  run_name="tiny", patience=0, **TINY_TRAINING)
     values.update(changes)
-    return [values[name] for name in START_INPUTS]
+    return [values[name] for name in inputs]
+
+
+def pressed(fn, *args) -> tuple[list, gr.Error | None]:
+    """What a control button's handler writes to the message area, in order, and the gr.Error it ends with (None)."""
+    shown = []
+    try:
+        for message in fn(*args):
+            shown.append(message)
+    except gr.Error as e:
+        return shown, e
+    return shown, None
 
 
 @pytest.fixture
@@ -134,53 +159,148 @@ def test_a_handler_with_names_takes_them_positionally_and_shows_them():
 
 # --- the wired Train tab ----------------------------------------------------------------------
 def test_the_start_training_handler_names_its_inputs(ctx):
-    start = wired(ctx)["start_training"]
-    assert tuple(inspect.signature(start).parameters) == START_INPUTS
-    assert START_INPUTS == ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS,
-                            "run_name")
+    fns = wired(ctx)
+    assert tuple(inspect.signature(fns["start_training"]).parameters) == START_INPUTS
+    assert START_INPUTS == ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers",
+                            "seq_len", "batch_size", "lr", "iterations", "minutes", "run_name")   # as it always was
+    assert tuple(inspect.signature(fns["start_training_from_page"]).parameters) == PAGE_START_INPUTS
+    assert PAGE_START_INPUTS == (*START_INPUTS, "patience")
     demo = create_demo(ctx.settings, ctx)
-    api = demo.get_api_info()["named_endpoints"]["/start_training"]["parameters"]
+    endpoints = demo.get_api_info()["named_endpoints"]
     demo.close()
-    assert tuple(p["parameter_name"] for p in api) == START_INPUTS
+    assert tuple(p["parameter_name"] for p in endpoints["/start_training"]["parameters"]) == START_INPUTS
+    assert "/start_training_from_page" not in endpoints                  # the page's own Start is not an endpoint
 
 
 def test_the_wired_handlers_refuse_with_gr_errors(settings, make_ctx):
     ctx = make_ctx(dataclasses.replace(settings, password="s3cret"))
     fns = wired(ctx)
-    for call in (lambda pw: fns["start_training"](*start_args(password=pw)),
-                 lambda pw: fns["stop_training"](pw),
-                 lambda pw: fns["resume_training"](pw, "x", 0, 0)):
-        with pytest.raises(gr.Error, match="password"):
-            call("wrong")
-    with pytest.raises(gr.Error, match="No training run is in progress"):
-        fns["stop_training"]("s3cret")
+    with pytest.raises(gr.Error, match="password"):
+        fns["start_training"](*start_args(password="wrong"))
+    for fn, args in ((fns["start_training_from_page"], start_args(PAGE_START_INPUTS, password="wrong")),
+                     (fns["stop_training"], ["wrong"]), (fns["resume_training"], ["wrong", "x", 0, 0])):
+        shown, error = pressed(fn, *args)
+        assert "password" in str(error) and len(shown) == 1 and "⚠️ Training controls need the password" in shown[0]
+    assert "No training run is in progress" in str(pressed(fns["stop_training"], "s3cret")[1])
     with pytest.raises(gr.Error, match="hidden=0 is out of range"):
         fns["start_training"](*start_args(password="s3cret", hidden=0))
     assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
 
 
-def test_a_bad_upload_is_described_inline_with_the_reason(ctx, tmp_path):
-    describe = wired(ctx)["describe_corpus"]
-    for content, message in ((b"", "empty"), (b"\x00\x01binary\x00", "binary"), (b"caf\xe9 au lait", "not valid")):
-        path = tmp_path / "upload.txt"
-        path.write_bytes(content)
-        line, stats = describe("upload", None, str(path), None)
-        assert line.startswith("⚠️ ") and message in line and stats is None
-    line, stats = describe("bundled", "tiny.txt", None, None)
-    assert f"{len(corpus_text()):,} characters" in line and stats["chars"] == len(corpus_text())
+@pytest.mark.parametrize("case", ["busy", "nothing to stop", "too short"])
+def test_a_refusal_stays_in_the_message_area_and_still_fails_the_event(settings, make_ctx, case):
+    ctx = make_ctx(settings)
+    fns = wired(ctx)
+    with fake_trainer_running(settings.root) if case == "busy" else contextlib.nullcontext():
+        call, expected = {
+            "busy": ((fns["start_training_from_page"], *start_args(PAGE_START_INPUTS)), "A training run is in "
+                     "progress: busy"),
+            "nothing to stop": ((fns["stop_training"], None), "No training run is in progress."),
+            "too short": ((fns["start_training_from_page"], *start_args(PAGE_START_INPUTS, pasted="short text")),
+                          "the text has 10 characters; at least"),
+        }[case]
+        shown, error = pressed(*call)
+    assert error is not None and expected in str(error)                # a toast, and an error for API callers
+    assert len(shown) == 1 and re.match(r"^\d\d:\d\d:\d\d · ⚠️ ", shown[0]) and expected in shown[0]   # and it stays
+
+
+def test_the_pages_start_sends_the_forms_patience_and_the_api_the_presets(ctx, monkeypatch):
+    spawned = []
+    monkeypatch.setattr(ctx.jobs, "spawn", lambda name, args: spawned.append(args) or Job(name, 4242))
+    fns = wired(ctx)
+    shown, error = pressed(fns["start_training_from_page"], *start_args(PAGE_START_INPUTS, patience=3))
+    assert error is None and "Started run **tiny** (pid 4242)" in shown[0]
+    assert "--patience=3" in spawned[0]
+    fns["start_training"](*start_args(run_name="by-api"))
+    assert f"--patience={PRESETS['quick'][1].get('patience', 0)}" in spawned[1]
+
+
+def test_start_is_off_while_a_run_trains_and_stop_while_none_does(settings, ctx):
+    banner, start, stop = control_states(ctx)
+    assert banner == {"__type__": "update", "value": "", "visible": False}
+    assert start["interactive"] is True and stop["interactive"] is False
+    with fake_trainer_running(settings.root):
+        banner, start, stop = control_states(ctx)
+    assert banner["visible"] and banner["value"].startswith("**Training now: busy**. Section 3 below follows")
+    assert "The form is for your next run" in banner["value"]
+    assert start["interactive"] is False and stop["interactive"] is True
+
+
+def test_the_status_of_a_run_in_progress_gives_its_settings_read_only(settings, ctx):
+    with fake_trainer_running(settings.root):
+        before = training_view(ctx, "busy")[4]
+        make_checkpoint(settings.root / "busy", corpus_text(), train_config={"batch_size": 8, "seq_len": 32,
+                        "lr": 0.01, "iterations": 0, "minutes": 2.0, "patience": 5})
+        status = training_view(ctx, "busy")[4]
+    assert before.endswith(" Its settings show with its first checkpoint.")
+    assert status.endswith("Its settings: on tiny.txt (" + f"{len(corpus_text()):,} characters) · LSTM 1 x 16 · "
+                           "batch 8 x 32, learning rate 0.01 · 2 min · patience 5.")
+    assert "Its settings" not in training_view(ctx, "busy")[4]          # not once it has ended
+
+
+def test_the_buttons_follow_every_status_change_and_every_control(ctx):
+    demo = create_demo(ctx.settings, ctx)
+    demo.close()
+    by_id = {getattr(c, "elem_id", None): c for c in demo.blocks.values()}
+    deps = demo.config["dependencies"]
+    controls = [d for d in deps if d["outputs"] == [by_id[e]._id for e in ("run-banner", "start-btn", "stop-btn")]]
+    assert (by_id["train-status"]._id, "change") in [t for d in controls for t in d["targets"]]   # the poll redrew it
+    clicks = {d["id"]: d["targets"][0][0] for d in deps if d["targets"] and d["targets"][0][1] == "click"}
+    after = [clicks.get(d["trigger_after"]) for d in controls if d["targets"] == [(None, "then")]]
+    assert sorted(after) == sorted(by_id[e]._id for e in ("start-btn", "stop-btn", "resume-btn"))
 
 
 def test_the_model_line_is_drawn_inline_even_when_a_value_is_wrong(ctx):
     describe = wired(ctx)["describe_model"]
     values = preset_values("quick")
+    assert list(values) == [*FORM_FIELDS, *PAGE_FIELDS]
     assert describe({"chars": 5000, "distinct": 30}, "quick", *values.values()).startswith("**")
     bad = describe({"chars": 5000, "distinct": 30}, "quick", *{**values, "layers": 9}.values())
     assert bad.startswith("⚠️ ") and "allowed 1 to 8" in bad
+    stops = describe({"chars": 5000, "distinct": 30}, "quick", *{**values, "patience": 7}.values())
+    assert "stopping early after 7 checks" in stops
 
 
-def test_the_preset_fills_the_form_in_field_order():
-    assert preset_form("quick") == [preset_values("quick")[name] for name in FORM_FIELDS]
-    assert preset_form("huge") == [gr.skip()] * len(FORM_FIELDS)
+def test_the_preset_fills_the_form_in_field_order_with_the_hidden_size_it_set():
+    values = preset_values("quick")
+    assert preset_form("quick") == [*(values[name] for name in FORM_FIELDS + PAGE_FIELDS), values["hidden"]]
+    assert preset_form("huge") == [gr.skip()] * (len(FORM_FIELDS) + len(PAGE_FIELDS) + 1)
+    assert preset_form("auto", {"chars": 6000, "distinct": 20})[-1] == preset_values("auto", 6000)["hidden"]
+
+
+def test_the_form_opens_on_the_auto_preset_with_patience_and_says_what_each_field_is(ctx):
+    demo = create_demo(ctx.settings, ctx)
+    demo.close()
+    by_id = {getattr(c, "elem_id", None): c for c in demo.blocks.values()}
+    assert by_id["preset"].value == "auto"
+    assert [label for label, _ in by_id["preset"].choices][:2] == [
+        "seed: the lecture's exact model, a few min", "quick: a first look, 30 s"]
+    assert by_id["patience"].value == PRESETS["auto"][1]["patience"] > 0
+    assert all(by_id[name.replace("_", "-")].info for name in (*FORM_FIELDS, *PAGE_FIELDS))
+    assert by_id["stop-btn"].interactive is False                    # nothing to stop until a run trains
+
+
+def test_the_hidden_size_follows_the_minutes_unless_it_was_changed_by_hand():
+    stats = {"chars": 6000, "distinct": 20}
+    assert refit("auto", stats, 0.5, 512, 512) == (256, 256)        # under a minute: auto's smaller model
+    assert refit("auto", stats, 3, 256, 256) == (512, 512)
+    assert refit("auto", stats, 0.5, 300, 512) == (gr.skip(), gr.skip())        # typed by hand: left alone
+    assert refit("auto", stats, 2, 512, 512) == (gr.skip(), gr.skip())          # nothing to change
+    assert refit("auto", None, 0.5, 512, 512) == (gr.skip(), gr.skip())         # no text yet: nothing fitted
+    assert refit("quick", stats, 0.2, 256, 256) == (gr.skip(), gr.skip())
+
+
+def test_the_tab_tells_a_newcomer_that_generate_already_works(settings, make_ctx):
+    assert "Generate** tab already works" not in intro(make_ctx(settings))          # no bundled model here
+    make_checkpoint(settings.bundled, corpus_text())
+    text = intro(make_ctx(settings))
+    assert text.startswith("**New here?** The **Generate** tab already works") and "Start training" in text
+
+
+def test_the_corpus_line_says_what_a_good_loss_is_for_that_text(ctx):
+    line, stats = corpus_view(ctx, "bundled", "tiny.txt", None, None)
+    assert line.startswith("**tiny.txt**") and f"ln {stats['distinct']} =" in line
+    assert corpus_view(ctx, "paste", None, None, None) == ("⚠️ Paste some text first.", None)
 
 
 def test_only_the_chosen_sources_input_is_shown():
@@ -203,7 +323,7 @@ def test_the_view_of_a_run_shows_its_curve_latest_sample_and_progress(settings, 
                                             if i % 10 == 0 else {}))
     ck.write_status(directory, "stopped", step=200)
     plot, sample, earlier, progress, status = training_view(ctx, "tiny")
-    assert set(plot.split) == {"train", "validation"} and len(plot) == 22
+    assert set(plot.split) == {"train", "validation", "kept model"} and len(plot) == 23   # kept: a placeholder
     assert sample["value"] == "<20>" and sample["label"] == "Latest sample (step 200)"
     assert "&lt;10&gt;" in earlier and "step **200**" in progress
     assert status.startswith("**Stopped**: tiny at step 200")
@@ -216,6 +336,22 @@ def test_a_second_start_is_refused_and_the_refused_tab_is_shown_the_running_job(
     view = poll(ctx, {}, None, None)
     assert "**Training** busy" in view[4]
     assert view[-1]["run"] == "busy"
+
+
+def test_the_view_explains_the_kept_model_overfitting_and_the_precision(settings, ctx):
+    directory = settings.root / "tiny"
+    directory.mkdir(parents=True)
+    measured = {"choice": "bf16", "how": "measured", "rates": {"bf16": 3e4, "float32": 2e4}}
+    ck.append_metrics(directory, {"step": 10, "train_loss": 3.0, "precision": measured})
+    for i, (train, val) in enumerate([(2.0, 2.1), (1.6, 1.8), (1.3, 1.7), (1.1, 1.75), (0.9, 1.85)]):
+        ck.append_metrics(directory, {"step": 200 * (i + 1), "train_loss": train, "val_loss": val,
+                                      "best_step": 600 if i >= 2 else 200 * (i + 1), "best_val_loss": min(val, 1.7)})
+    ck.write_status(directory, "stopped", step=1000)
+    plot, _, _, progress, _ = training_view(ctx, "tiny")
+    assert "**Kept model**: step 600, validation loss 1.700" in progress
+    assert "overfitting" in progress and "the kept model is step 600's, the best one" in progress
+    assert "**Precision**: bf16" in progress and "bf16 ran at 1.50x" in progress
+    assert plot[plot.split == "kept model"].step.tolist() == [600]
 
 
 def test_a_killed_trainer_leaves_its_run_interrupted_and_the_app_serving(settings, ctx):
@@ -232,8 +368,7 @@ def test_a_killed_trainer_leaves_its_run_interrupted_and_the_app_serving(setting
     status = poll(ctx, {}, None, None)[4]
     assert status.startswith("**Interrupted**: tiny")
     assert "train.log" not in status and (settings.root / "tiny" / "train.log").exists()
-    with pytest.raises(gr.Error, match="No training run is in progress"):
-        fns["stop_training"](None)                            # and the handlers still answer
+    assert "No training run is in progress" in str(pressed(fns["stop_training"], None)[1])   # the handlers answer
 
 
 def test_a_trainer_that_fails_at_start_up_shows_its_error(settings, ctx, monkeypatch):

@@ -8,7 +8,7 @@ from starlette.middleware import Middleware
 
 from charrnn.jobs import resumable_runs
 
-from . import generate_tab, inside_tab, train_tab
+from . import generate_tab, inside_tab, style, train_style, train_tab
 from .context import AppContext
 from .fair import VisitorLimit, visitor_of
 from .generate_tab import describe_checkpoint
@@ -16,7 +16,7 @@ from .glue import QUIET
 from .models import checkpoint_signature, list_checkpoints, picked_checkpoint
 from .settings import Settings
 
-CSS_MODULES = ()                                   # modules whose CSS string the page loads (see page_css)
+CSS_MODULES = (style, train_style)                 # modules whose CSS string the page loads (see page_css)
 TITLE = "charrnn: watch an LSTM learn to write"
 INTRO = ("# Watch an LSTM learn to write\nTrain a character-level LSTM on a text of your choice and watch "
          "its loss fall and its samples turn from gibberish into words; then generate text from it and "

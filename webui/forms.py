@@ -1,8 +1,9 @@
 """Form values -> what the engine takes: the chosen corpus, the model and train configs, generation arguments.
 
 No gradio: every refusal is a ``UserError`` whose message names the value and what is allowed.
-The training form's fields are config fields (``FORM_FIELDS``), labelled and explained by their
-``option`` declarations in the engine, and passed around by name.
+The training form's fields are config fields (``FORM_FIELDS``, and ``PAGE_FIELDS`` that only the page sets),
+labelled by their ``option`` declarations in the engine, explained in plain words by ``FIELD_HINTS``, and passed
+around by name.
 """
 from __future__ import annotations
 
@@ -25,7 +26,29 @@ from .settings import Settings
 SOURCES = [("Bundled corpus", "bundled"), ("Upload a .txt file", "upload"), ("Paste text", "paste")]
 MODEL_FIELDS = ("hidden", "layers")
 TRAIN_FIELDS = ("seq_len", "batch_size", "lr", "iterations", "minutes")
-FORM_FIELDS = MODEL_FIELDS + TRAIN_FIELDS
+FORM_FIELDS = MODEL_FIELDS + TRAIN_FIELDS     # what /start_training takes, in its order
+PAGE_FIELDS = ("patience",)                   # what only the page's form sets (API callers get the preset's)
+DEFAULT_PATIENCE = 5                          # the form's early stopping for a time-budgeted run
+
+# One line of plain English per field, for someone who has never trained a model.
+FIELD_HINTS = {
+    "hidden": "How much the model can hold in mind: bigger learns more but trains slower.",
+    "layers": "LSTMs stacked on each other; 1 is plenty for a run of minutes.",
+    "seq_len": "How many characters in a row it learns from at a time.",
+    "batch_size": "Pieces of text per training step: more is steadier but slower.",
+    "lr": "How big each learning step is: too high and the loss jumps, too low and it crawls.",
+    "iterations": "Training steps to run (0 = no limit: the minutes end it).",
+    "minutes": "How long to train (0 = no time limit: the steps end it).",
+    "patience": "Stop after this many checks without a better validation loss (0 = never); the best model is kept "
+                "either way.",
+}
+# Each preset by purpose and time, as the form's dropdown offers it.
+PRESET_PURPOSES = {
+    "auto": "fits your text, 2 min, stops when it stops improving",
+    "quick": "a first look, 30 s",
+    "default": "the bundled model's recipe, 5 min",
+    "seed": "the lecture's exact model, a few min",
+}
 
 
 def form_option(name: str) -> Option:
@@ -33,10 +56,26 @@ def form_option(name: str) -> Option:
     return option_named(ModelConfig if name in MODEL_FIELDS else TrainConfig, name)
 
 
-def preset_values(preset: str) -> dict:
-    """The form's values for ``preset`` (a budget the preset does not set is 0: none)."""
+def preset_values(preset: str, corpus_chars: int | None = None) -> dict:
+    """The form's values for ``preset`` (FORM_FIELDS, then PAGE_FIELDS): a budget the preset does not set is 0
+    (none), ``auto``'s hidden size is fitted to ``corpus_chars``, and a time-budgeted run stops early by default."""
     model_kw, train_kw = PRESETS[preset]
-    return {name: {**model_kw, **train_kw}.get(name, 0) for name in FORM_FIELDS}
+    values = {name: {**model_kw, **train_kw}.get(name, 0) for name in FORM_FIELDS}
+    values["hidden"] = fitted_hidden(preset, corpus_chars, values["minutes"]) or values["hidden"]
+    values["patience"] = train_kw.get("patience") or (DEFAULT_PATIENCE if train_kw.get("minutes") else 0)
+    return values
+
+
+def fitted_hidden(preset: str, corpus_chars: int | None, minutes) -> int | None:
+    """The hidden size ``preset`` trains for a text of ``corpus_chars`` in ``minutes`` (``auto`` follows both; the
+    others have their own); None when the minutes are not a valid budget."""
+    if preset not in PRESETS:
+        return None
+    budget = {"minutes": minutes} if finite(minutes) and minutes > 0 else {}
+    try:
+        return preset_configs(preset, 1, None, budget, corpus_chars or None)[0].hidden
+    except (ValueError, TypeError):
+        return None
 
 
 # --- corpus ---------------------------------------------------------------------------
@@ -114,7 +153,7 @@ def build_configs(settings: Settings, preset: str, vocab_size: int, values: dict
     if preset not in PRESETS:
         raise UserError(f"Unknown preset {esc(repr(preset))}; choose one of {', '.join(PRESETS)}.")
     model = {k: values.get(k) for k in MODEL_FIELDS}
-    train = {k: values.get(k) for k in TRAIN_FIELDS}
+    train = {k: values.get(k) for k in TRAIN_FIELDS + PAGE_FIELDS}      # None (or absent): the preset's value
     try:
         model_cfg, train_cfg = preset_configs(preset, vocab_size, model, train, corpus_chars)
     except (ValueError, TypeError) as e:

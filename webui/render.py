@@ -1,6 +1,7 @@
-"""What the Train tab and the checkpoint line draw: loss frames, sample timelines, progress and status lines.
+"""What the Train tab and the checkpoint line draw: loss frames, sample timelines, progress and status lines, and
+what they mean in plain words (the kept model, the precision, overfitting, what a good loss is for a text).
 
-No gradio: plain strings (HTML or Markdown) and pandas frames, from run records and headers.
+No gradio: plain strings (HTML or Markdown) and pandas frames, from run records, statuses and headers.
 """
 from __future__ import annotations
 
@@ -44,20 +45,52 @@ def model_line(model_cfg: ModelConfig, train_cfg: TrainConfig, params: int, max_
     budget = " and ".join(filter(None, [f"{train_cfg.iterations:,} steps" if train_cfg.iterations else "",
                                         f"{train_cfg.minutes:g} min" if train_cfg.minutes else ""]))
     warn = f" ⚠️ over the app's limit of {max_params:,}" if params > max_params else ""
+    dropout = f", dropout {model_cfg.dropout:g}" if model_cfg.dropout else ""
+    patience = (f", stopping early after {train_cfg.patience} checks without a better validation loss"
+                if train_cfg.patience else "")
     return (f"**{params:,} parameters**{warn}: {model_cfg.cell.upper()} {model_cfg.layers} x {model_cfg.hidden}, "
-            f"embedding {model_cfg.embed}, {vocab}; training for {budget}.")
+            f"embedding {model_cfg.embed}, {vocab}{dropout}; training for {budget}{patience}.")
+
+
+def loss_guide(stats: dict | None) -> str:
+    """What a good loss looks like for a text of ``stats`` (characters, distinct characters), in nats per character."""
+    if not stats or stats.get("distinct", 0) < 2:
+        return ""
+    distinct = stats["distinct"]
+    blind = math.log(distinct)
+    ladder = (" On English text, about 3.3 means it knows only which letters are common, below 2 words appear, "
+              "and about 1.5 is good (the bundled Shakespeare model: 1.47)." if blind > 3 else "")
+    small = (f" With {stats['chars']:,} characters the model soon knows the text by heart: the validation curve, "
+             "on text it never trains on, is the honest score." if stats["chars"] < 200_000 else "")
+    return (f"**A good loss for this text**: the loss is the model's surprise at each next character, in nats "
+            f"(lower is better). Guessing blindly among its {distinct} characters scores ln {distinct} = "
+            f"{blind:.2f}.{ladder}{small}")
 
 
 def checkpoint_line(header: dict) -> str:
-    """One line on a checkpoint: corpus, size, steps, validation loss."""
-    cfg, data = header.get("model_config", {}), header.get("data", {})
-    val = header.get("best_val_loss")
+    """One line on a checkpoint: corpus, size, the kept model's step and validation loss."""
+    cfg, data = as_dict(header.get("model_config")), as_dict(header.get("data"))
+    val, step = header.get("best_val_loss"), whole(header.get("step")) or 0
     val_text = f"validation loss {val:.3f} nats/char ({val / math.log(2):.2f} bits/char)" \
-        if isinstance(val, float) and math.isfinite(val) else "no validation loss yet"
-    params = f"{header['params']:,} parameters, " if isinstance(header.get("params"), int) else ""
-    return (f"Trained on **{esc(str(data.get('name', '?')))}** ({data.get('chars', 0):,} chars) · "
-            f"{str(cfg.get('cell', 'lstm')).upper()} {cfg.get('layers')} x {cfg.get('hidden')}, {params}"
-            f"{len(header.get('vocab', ''))}-character vocabulary · {header.get('step', 0):,} steps · {val_text}")
+        if finite(val) else "no validation loss yet"
+    if whole(header.get("best_step")) is not None and finite(val):       # a run that keeps its best model
+        kept = f"kept model from {step:,} steps of training: the run's best {val_text}"
+    else:
+        kept = f"{step:,} steps · {val_text}"
+    params = f"{header['params']:,} parameters, " if whole(header.get("params")) is not None else ""
+    chars = whole(data.get("chars")) or 0
+    return (f"Trained on **{esc(str(data.get('name', '?')))}** ({chars:,} chars) · "
+            f"{esc(str(cfg.get('cell', 'lstm'))).upper()} {esc(str(cfg.get('layers')))} x "
+            f"{esc(str(cfg.get('hidden')))}, {params}{len(str(header.get('vocab', '')))}-character vocabulary · {kept}")
+
+
+def as_dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def whole(value) -> int | None:
+    """``value`` when it is a whole number (not a bool), else None: headers and records are read, not trusted."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # --- following a run ----------------------------------------------------------------------
@@ -72,17 +105,27 @@ def loss_frame(records: list[dict], points: tuple[int, int]) -> pd.DataFrame:
                          "split": pd.Series([r[2] for r in rows], dtype="str")})
 
 
+KEPT = "kept model"                       # the plot's series of one point: the step and loss of the kept model
+SPLITS = ("train", "validation", KEPT)
+
+
 def plot_value(records: list[dict], points: tuple[int, int]) -> pd.DataFrame | None:
-    """What the LinePlot gets: None (an empty plot) before the first loss, else the frame with both splits.
+    """What the LinePlot gets: None (an empty plot) before the first loss, else the frame with every series: train,
+    validation and the kept model's point.
 
     The browser fixes the plot's lines and colours from the first data it draws: an empty frame
     leaves it drawing nothing for good, and a frame without validation rows never draws that
-    curve. So a split with no points yet gets one placeholder row with no loss (drawn as nothing).
+    curve. So a series with no points yet gets one placeholder row with no loss (drawn as nothing).
     """
     frame = loss_frame(records, points)
     if frame.empty:
         return None
-    missing = [s for s in ("train", "validation") if s not in set(frame.split)]
+    best = kept_model(records)
+    if best is not None:
+        frame = pd.concat([frame, pd.DataFrame({"step": pd.Series([best[0]], dtype="int64"),
+                                                "loss": pd.Series([best[1]], dtype="float64"),
+                                                "split": pd.Series([KEPT], dtype="str")})], ignore_index=True)
+    missing = [s for s in SPLITS if s not in set(frame.split)]
     placeholder = pd.DataFrame({"step": pd.Series([frame.step.iloc[0]] * len(missing), dtype="int64"),
                                 "loss": pd.Series([math.nan] * len(missing), dtype="float64"),
                                 "split": pd.Series(missing, dtype="str")})
@@ -104,8 +147,8 @@ def timeline_html(samples: list[dict], empty: str) -> str:
     rows = []
     for r in samples:
         loss = r.get("val_loss")
-        loss_cell = (f"{loss:.3f}<div style='background:#ff7f0e;height:6px;width:{60 * loss / top:.0f}px;"
-                     f"margin-top:3px'></div>") if finite(loss) else "–"
+        loss_cell = (f"{loss:.3f}<div style='background:#ff7f0e;height:6px;width:{100 * loss / top:.0f}%;"
+                     f"max-width:60px;margin-top:3px'></div>") if finite(loss) else "–"
         rows.append(f"<tr><td style='white-space:nowrap;vertical-align:top'><strong>step {r['step']:,}</strong>"
                     f"<br><small>{clock(r.get('elapsed', 0))}</small></td>"
                     f"<td style='vertical-align:top'>{loss_cell}</td>"
@@ -159,25 +202,141 @@ def progress_line(records: list[dict], status: dict) -> str:
     return " · ".join(parts)
 
 
+# --- what a run's numbers mean ------------------------------------------------------------
+def kept_model(records: list[dict]) -> tuple[int, float] | None:
+    """(step, validation loss) of the model the run keeps, from the newest record that names it."""
+    for r in reversed(records):
+        if whole(r.get("best_step")) is not None and finite(r.get("best_val_loss")):
+            return r["best_step"], float(r["best_val_loss"])
+    return None
+
+
+def kept_line(records: list[dict], status: dict) -> str:
+    """Which step the kept model is from and its validation loss, with the latest evaluation where it is worse."""
+    best = kept_model(records)
+    if best is None:
+        return ""
+    step, loss = best
+    running = status.get("state") in ("running", "stopping", "starting")
+    line = (f"**Kept model**: step {step:,}, validation loss {loss:.3f} ({loss / math.log(2):.2f} bits/char), the "
+            f"best {'so far' if running else 'of the run'} and what the Generate tab uses (the ◇ on the plot).")
+    last = next((r for r in reversed(records) if finite(r.get("val_loss"))), None)
+    if last is not None and last["step"] != step and last["val_loss"] > loss:
+        line += f" The latest check, at step {last['step']:,}, scored {last['val_loss']:.3f}."
+    return line
+
+
+def precision_line(records: list[dict]) -> str:
+    """The precision the run trains in and, when it measured both, their speeds (its first record says)."""
+    p = next((r["precision"] for r in records if isinstance(r.get("precision"), dict)), None)
+    if p is None or p.get("choice") not in ("bf16", "float32"):
+        return ""
+    rates = {k: v for k, v in as_dict(p.get("rates")).items() if k in ("bf16", "float32") and finite(v) and v > 0}
+    if p.get("how") == "set":
+        return f"**Precision**: {p['choice']}, as the recipe sets it (not measured)."
+    if not rates:
+        return f"**Precision**: {p['choice']}."
+    shown = ", ".join(f"{k} {rates[k]:,.0f}" for k in sorted(rates, key=rates.get, reverse=True))
+    ratio = f": bf16 ran at {rates['bf16'] / rates['float32']:.2f}x float32's speed" if len(rates) == 2 else ""
+    return (f"**Precision**: {p['choice']}, the faster in a quick measurement here ({shown} chars/s{ratio}). "
+            "Weights and validation stay float32.")
+
+
+def overfitting(records: list[dict]) -> dict | None:
+    """The evidence when validation loss has risen since its best while training loss kept falling, else None.
+
+    Rising: at least two checks after the best, the newest over 1% above it; falling: the training loss at the
+    newest check is below its value at the best one."""
+    evals = [r for r in records if finite(r.get("val_loss"))]
+    if len(evals) < 3:
+        return None
+    best = min(range(len(evals)), key=lambda i: evals[i]["val_loss"])
+    first, last = evals[best], evals[-1]
+    train_then, train_now = train_loss_at(records, first["step"]), train_loss_at(records, last["step"])
+    if len(evals) - best < 3 or last["val_loss"] <= first["val_loss"] * 1.01 or train_then is None \
+            or train_now is None or train_now >= train_then:
+        return None
+    return {"best_step": first["step"], "best_val": first["val_loss"], "step": last["step"],
+            "val": last["val_loss"], "train_then": train_then, "train_now": train_now}
+
+
+def train_loss_at(records: list[dict], step: int) -> float | None:
+    """The newest training loss recorded at or before ``step``."""
+    return next((r["train_loss"] for r in reversed(records) if r["step"] <= step and finite(r.get("train_loss"))),
+                None)
+
+
+def overfit_note(records: list[dict]) -> str:
+    """Overfitting said in plain words: what it is, that nothing is lost, what to change next time."""
+    o = overfitting(records)
+    if o is None:
+        return ""
+    return (f"**It has started to learn the text by heart (overfitting).** Since step {o['best_step']:,} the "
+            f"validation loss has risen ({o['best_val']:.3f} → {o['val']:.3f}) while the training loss kept falling "
+            f"({o['train_then']:.3f} → {o['train_now']:.3f}): it is memorising passages of this text rather than "
+            f"learning how such text is written. Nothing is lost: the kept model is step {o['best_step']:,}'s, the "
+            "best one. Next time, give it more text, more dropout (the auto preset raises it for small texts), or a "
+            "smaller model (a lower hidden size); early stopping (patience) ends such a run by itself.")
+
+
+def run_settings(header: dict) -> str:
+    """A run's settings as its header records them, in a few words (read-only)."""
+    m, t, d = as_dict(header.get("model_config")), as_dict(header.get("train_config")), as_dict(header.get("data"))
+    parts = [f"on {esc(str(d['name']))} ({d['chars']:,} characters)" if whole(d.get("chars")) is not None
+             and "name" in d else ""]
+    if whole(m.get("hidden")) is not None and whole(m.get("layers")) is not None:
+        dropout = f", dropout {m['dropout']:g}" if finite(m.get("dropout")) and m["dropout"] > 0 else ""
+        parts.append(f"{esc(str(m.get('cell', 'lstm'))).upper()} {m['layers']} x {m['hidden']}{dropout}")
+    if whole(t.get("batch_size")) is not None and whole(t.get("seq_len")) is not None and finite(t.get("lr")):
+        parts.append(f"batch {t['batch_size']} x {t['seq_len']}, learning rate {t['lr']:g}")
+    budget = [f"{t['iterations']:,} steps" if whole(t.get("iterations")) else "",
+              f"{t['minutes']:g} min" if finite(t.get("minutes")) and t["minutes"] > 0 else ""]
+    parts.append(" or ".join(filter(None, budget)))
+    parts.append(f"patience {t['patience']}" if whole(t.get("patience")) else "")
+    return " · ".join(filter(None, parts))
+
+
+def active_banner(run: str, status: dict) -> str:
+    """While a run trains: which run the page follows, and that the form is for the next run."""
+    verb = "Starting" if status.get("state") == "starting" else "Training now"
+    return (f"**{verb}: {esc(run)}**. Section 3 below follows this run and gives its settings. The form is for "
+            "your next run: **Start** comes back when this one ends; **Stop** ends it with a final checkpoint.")
+
+
 def status_line(run: str | None, status: dict, log: str = "") -> str:
-    """One line saying what the run is doing, with the trainer's last log lines when it went wrong."""
+    """One line saying what the run is doing, with the trainer's last log lines when it went wrong.
+
+    An interrupted run names the step of its last checkpoint and offers Resume only when there is one
+    (``checkpoint_step`` None: none was saved); a damaged one says which file and why."""
     if run is None:
         return "No training run yet. Pick a corpus and a preset, then press **Start**."
     state, step = status.get("state"), status.get("step")
     at = f" at step {step:,}" if isinstance(step, int) else ""
+    reason = esc(str(status.get("reason", "")))
+    if "checkpoint_step" in status and not isinstance(status["checkpoint_step"], int):
+        resume = "No checkpoint was saved, so there is nothing to resume: start it again."
+    elif isinstance(status.get("checkpoint_step"), int):
+        resume = f"Resume it below from its last checkpoint (step {status['checkpoint_step']:,})."
+    else:
+        resume = "Resume it below from its last checkpoint."
     lines = {
         "starting": f"**Starting** {run}: reading the corpus and building the model…",
         "running": f"**Training** {run} (pid {status.get('pid')}).",
         "stopping": f"**Stopping** {run}: finishing the step and saving a final checkpoint…",
-        "finished": f"**Finished**: {run}{at}. Generate from it in the Generate tab.",
+        "finished": f"**Finished** early: {run}{at}: {reason}, so early stopping (patience) ended it. The kept "
+                    "model is that best step's: generate from it in the Generate tab." if reason else
+                    f"**Finished**: {run}{at}. Generate from it in the Generate tab.",
         "stopped": f"**Stopped**: {run}{at}, with a final checkpoint. Resume it below, or generate from it.",
-        "failed": f"**Failed**: {run}{at}: {esc(str(status.get('reason', 'see the log')))}",
-        "interrupted": f"**Interrupted**: {run}{at} ({status.get('reason', '')}). "
-                       "Resume it below from its last checkpoint.",
+        "failed": f"**Failed**: {run}{at}: {reason or 'see the log'}",
+        "interrupted": f"**Interrupted**: {run}{at} ({reason}). {resume}",
         "ended": f"**Failed**: {run} ended before training began (exit status {status.get('code')}).",
         "cancelled": f"**Stopped**: {run}, before training began (no checkpoint).",
+        "damaged": f"**Damaged**: {run}: {reason}. The app neither trusts nor resumes it; its kept model still "
+                   "generates if it loads.",
     }
     line = lines.get(state, f"{run}: no status yet.")
+    if status.get("metrics_damage"):
+        line += f" ⚠️ {esc(str(status['metrics_damage']))}."
     if state in ("failed", "interrupted", "ended", "unknown") and log:
         line += "\n\n```\n" + log.replace("```", "'''") + "\n```"
     return line

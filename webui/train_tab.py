@@ -1,27 +1,57 @@
-"""The Train tab: pick a text and a recipe, start, stop and resume a run, and watch it learn."""
+"""The Train tab: pick a text and a recipe, start, stop and resume a run, and watch it learn, with every field, preset
+and number explained in plain words for someone who has never trained a model."""
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
 import gradio as gr
 
 from charrnn import checkpoint as ck
 from charrnn.jobs import log_tail
-from charrnn.presets import PRESETS
+from charrnn.presets import DEFAULT_PRESET, PRESETS
 
 from . import actions
+from .compare import X_AXES, compare_runs, settings_table
 from .context import AppContext
-from .forms import FORM_FIELDS, SOURCES, bundled_corpora, form_option, preset_values
-from .glue import QUIET, WholeNumber, handler
+from .forms import (
+    FIELD_HINTS,
+    FORM_FIELDS,
+    PAGE_FIELDS,
+    PRESET_PURPOSES,
+    SOURCES,
+    bundled_corpora,
+    fitted_hidden,
+    form_option,
+    preset_values,
+)
+from .glue import ERRORS, QUIET, WholeNumber, handler, message_of
 from .models import run_directory
-from .render import latest_sample, plot_value, progress_line, run_timeline, samples_html, status_line
+from .render import (
+    active_banner,
+    kept_line,
+    latest_sample,
+    loss_guide,
+    overfit_note,
+    plot_value,
+    precision_line,
+    progress_line,
+    run_settings,
+    run_timeline,
+    samples_html,
+    status_line,
+)
 
 START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name")
+PAGE_START_INPUTS = (*START_INPUTS, *PAGE_FIELDS)     # the page's Start sends patience too; /start_training does not
 CORPUS_INPUTS = ("source", "bundled_name", "upload", "pasted")
-PRESET_INFO = "; ".join(f"{name}: {m['cell'].upper()} {m['layers']}x{m['hidden']}, "
-                        + (f"{t['minutes']:g} min" if t.get("minutes") else f"{t['iterations']:,} steps")
-                        for name, (m, t) in PRESETS.items())
-FIELD_INFO = {"iterations": "0 = no step limit", "minutes": "0 = no time limit"}
+FIELD_ROWS = (("hidden", "layers", "seq_len"), ("batch_size", "lr"), ("iterations", "minutes", "patience"))
+POLLED = ["charrnn-polled"]       # outputs of the poll: their hidden status trackers are not drawn (train_style.CSS)
+PLOT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "kept model": "#2ca02c"}
+PLOT_HELP = ("**Reading the plot.** The loss is the model's surprise at each next character, in *nats per "
+             "character* (natural log; 1 nat = 1.44 bits): lower is better. **train** is measured on the 90% of the "
+             "text it learns from; **validation** (dots) on the last 10%, which it never trains on: the honest score. "
+             "**◇** marks the kept model, the step with the best validation loss: the one the Generate tab uses.")
 
 
 def form_field(name: str, value) -> gr.components.Component:
@@ -29,8 +59,19 @@ def form_field(name: str, value) -> gr.components.Component:
     opt = form_option(name)
     elem_id = name.replace("_", "-")
     if opt.type is int:
-        return WholeNumber(value, precision=0, label=opt.label, info=FIELD_INFO.get(name), elem_id=elem_id)
-    return gr.Number(value, label=opt.label, info=FIELD_INFO.get(name), elem_id=elem_id)
+        return WholeNumber(value, precision=0, label=opt.label, info=FIELD_HINTS.get(name), elem_id=elem_id)
+    return gr.Number(value, label=opt.label, info=FIELD_HINTS.get(name), elem_id=elem_id)
+
+
+def intro(ctx: AppContext) -> str:
+    """What a newcomer landing on the tab needs first: that Generate already works, and the three steps here."""
+    bundled = (ctx.settings.bundled / ck.WEIGHTS).is_file()
+    ready = ("**New here?** The **Generate** tab already works: it comes with a model trained on Shakespeare, ready "
+             "to write. " if bundled else "")
+    return (f"{ready}Here you train a model of your own: pick a text (1), a recipe (2; *auto* fits itself to the "
+            "text), press **Start training** and watch it learn (3): the loss falls and the samples turn from "
+            f"gibberish into words. A run takes {PRESETS[DEFAULT_PRESET][1]['minutes']:g} minutes by default, and goes "
+            "on if you close the page.")
 
 
 def build(ctx: AppContext) -> SimpleNamespace:
@@ -38,12 +79,13 @@ def build(ctx: AppContext) -> SimpleNamespace:
     settings = ctx.settings
     corpora = bundled_corpora(settings.data_dir)
     first = corpora[0] if corpora else None
-    corpus_md, stats = handler(actions.describe_corpus, inline=lambda m: (f"⚠️ {m}", None))(
-        settings, "bundled", first, None, None)
-    values = preset_values("quick")
-    t = SimpleNamespace(corpus_stats=gr.State(stats))
+    corpus_md, stats = corpus_view(ctx, "bundled", first, None, None)
+    values = preset_values(DEFAULT_PRESET, stats and stats["chars"])
+    t = SimpleNamespace(corpus_stats=gr.State(stats), fitted=gr.State(values["hidden"]))
+    gr.Markdown(intro(ctx), elem_id="train-intro")
+    t.banner = gr.Markdown(visible=False, elem_id="run-banner", elem_classes=POLLED)
     with gr.Row():
-        with gr.Column():
+        with gr.Column(min_width=320):
             gr.Markdown("### 1. Text")
             t.source = gr.Radio(SOURCES, value="bundled", label="Corpus", elem_id="corpus-source")
             t.bundled_name = gr.Dropdown(corpora, value=first, label="Bundled corpus", elem_id="bundled-corpus")
@@ -51,74 +93,110 @@ def build(ctx: AppContext) -> SimpleNamespace:
                                visible=False, elem_id="upload")
             t.pasted = gr.Textbox(lines=8, max_lines=16, label="Paste text", visible=False, elem_id="pasted",
                                   placeholder=f"At least a few hundred characters, at most "
-                                              f"{settings.max_corpus_bytes // 2**20} MB.")
+                                              f"{settings.max_corpus_bytes // 2**20} MiB.")
             t.corpus_md = gr.Markdown(corpus_md, elem_id="corpus-info")
-        with gr.Column():
+        with gr.Column(min_width=320):
             gr.Markdown("### 2. Model and training")
-            t.preset = gr.Dropdown(list(PRESETS), value="quick", label="Preset", info=PRESET_INFO, elem_id="preset")
+            t.preset = gr.Dropdown([(f"{name}: {PRESET_PURPOSES.get(name, '')}", name) for name in PRESETS],
+                                   value=DEFAULT_PRESET, label="Preset", elem_id="preset",
+                                   info="A recipe: the model's size and how it trains. Any field below can be "
+                                        "changed.")
             t.fields = {}
-            for row in (FORM_FIELDS[:4], FORM_FIELDS[4:]):
+            for row in FIELD_ROWS:
                 with gr.Row():
                     t.fields.update({name: form_field(name, values[name]) for name in row})
             t.model_md = gr.Markdown(handler(actions.describe_model, inline=lambda m: f"⚠️ {m}")(
-                settings, stats, "quick", values), elem_id="model-info")
+                settings, stats, DEFAULT_PRESET, values), elem_id="model-info")
             t.run_name = gr.Textbox(label="Run name (optional)", placeholder="corpus-preset-date-time",
                                     elem_id="run-name")
             t.password = gr.Textbox(label="Training password", type="password", visible=bool(settings.password))
             with gr.Row():
                 t.start_btn = gr.Button("Start training", variant="primary", elem_id="start-btn")
-                t.stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+                t.stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
             t.message = gr.Markdown(elem_id="train-message")
-    gr.Markdown("### 3. Watch it learn")
-    t.status_md = gr.Markdown(elem_id="train-status")
-    t.progress_md = gr.Markdown(elem_id="train-progress")
-    t.loss_plot = gr.LinePlot(None, x="step", y="loss", color="split", title="Loss (nats per character)",
-                              y_title="loss", color_map={"train": "#1f77b4", "validation": "#ff7f0e"},
-                              height=320, elem_id="loss-plot")
-    with gr.Row():
-        t.sample_box = gr.Textbox(label="Latest sample", lines=8, max_lines=12, interactive=False,
-                                  elem_id="latest-sample")
-        with gr.Accordion("Earlier samples: from gibberish to words", open=True):
-            t.earlier = gr.HTML(samples_html([], settings.earlier_samples), elem_id="earlier-samples", max_height=300)
+    build_watch(ctx, t)
     with gr.Accordion("4. Samples over time of any run", open=False):
         gr.Markdown("Every sample a run took while training is kept with it (in its metrics.jsonl): pick a run to "
                     "review how its writing grew, step by step, as its validation loss fell.")
-        t.review_run = gr.Dropdown([], label="Run", elem_id="review-run")
+        t.review_run = gr.Dropdown([], label="Run", elem_id="review-run", elem_classes=POLLED)
         t.review_html = gr.HTML(timeline_of(ctx, None), elem_id="review-timeline", max_height=600)
+    build_compare(ctx, t)
     with gr.Accordion("Resume a stopped run", open=False):
         with gr.Row():
-            t.resume_run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="resume-run")
+            t.resume_run = gr.Dropdown([], label="Run", allow_custom_value=True, elem_id="resume-run",
+                                       elem_classes=POLLED)
             t.more_iterations = WholeNumber(0, precision=0, label="More iterations", info="0 = the remaining budget")
             t.more_minutes = gr.Number(0, label="More minutes", info="used when more iterations is 0")
         t.resume_btn = gr.Button("Resume", elem_id="resume-btn")
     return t
 
 
+def build_watch(ctx: AppContext, t: SimpleNamespace) -> None:
+    """Section 3: the followed run's status, its loss plot with what it means beside it, and its samples."""
+    gr.Markdown("### 3. Watch it learn")
+    t.status_md = gr.Markdown(elem_id="train-status", elem_classes=POLLED)
+    with gr.Row():
+        with gr.Column(scale=3, min_width=320):
+            t.loss_plot = gr.LinePlot(None, x="step", y="loss", color="split", title="Loss (nats per character)",
+                                      y_title="loss", color_map=PLOT_COLOURS, height=320, elem_id="loss-plot",
+                                      elem_classes=POLLED)
+        with gr.Column(scale=2, min_width=320):
+            t.progress_md = gr.Markdown(elem_id="train-progress", elem_classes=POLLED)
+            gr.Markdown(PLOT_HELP, elem_id="plot-help")
+    with gr.Row():
+        with gr.Column(min_width=320):
+            t.sample_box = gr.Textbox(label="Latest sample", lines=8, max_lines=12, interactive=False,
+                                      elem_id="latest-sample", elem_classes=POLLED)
+        with gr.Column(min_width=320):
+            with gr.Accordion("Earlier samples: from gibberish to words", open=True):
+                t.earlier = gr.HTML(samples_html([], ctx.settings.earlier_samples), elem_id="earlier-samples",
+                                    max_height=300, elem_classes=POLLED)
+
+
 def wire(ctx: AppContext, t: SimpleNamespace) -> None:
     settings = ctx.settings
     corpus_inputs = [t.source, t.bundled_name, t.upload, t.pasted]
-    model_inputs = [t.corpus_stats, t.preset, *t.fields.values()]
+    form = [t.fields[name] for name in FORM_FIELDS + PAGE_FIELDS]
+    model_inputs = [t.corpus_stats, t.preset, *form]
+    refit_io = ([t.preset, t.corpus_stats, t.fields["minutes"], t.fields["hidden"], t.fitted],
+                [t.fields["hidden"], t.fitted])
     describe_opts = dict(**QUIET, concurrency_id="describe", concurrency_limit=1, trigger_mode="always_last")
 
     def describe_corpus(source, bundled_name, upload, pasted):
-        return actions.describe_corpus(settings, source, bundled_name, upload, pasted)
+        return corpus_view(ctx, source, bundled_name, upload, pasted)
 
     def describe_model(stats, preset, *values):
-        return actions.describe_model(settings, stats, preset, dict(zip(FORM_FIELDS, values, strict=True)))
+        return actions.describe_model(settings, stats, preset, dict(zip(FORM_FIELDS + PAGE_FIELDS, values,
+                                                                        strict=True)))
 
-    corpus_md = handler(describe_corpus, inline=lambda m: (f"⚠️ {m}", None))
     model_md = handler(describe_model, inline=lambda m: f"⚠️ {m}")
     t.source.change(corpus_inputs_shown, t.source, [t.bundled_name, t.upload, t.pasted], **QUIET, queue=False)
     for box in corpus_inputs:
-        box.change(corpus_md, corpus_inputs, [t.corpus_md, t.corpus_stats], **describe_opts) \
+        box.change(describe_corpus, corpus_inputs, [t.corpus_md, t.corpus_stats], **describe_opts) \
+            .then(refit, *refit_io, **QUIET, queue=False) \
             .then(model_md, model_inputs, t.model_md, **describe_opts)
-    t.preset.change(preset_form, t.preset, list(t.fields.values()), **QUIET) \
+    t.preset.change(preset_form, [t.preset, t.corpus_stats], [*form, t.fitted], **QUIET) \
         .then(model_md, model_inputs, t.model_md, **describe_opts)
-    for box in t.fields.values():
-        box.input(model_md, model_inputs, t.model_md, **describe_opts)
+    t.fields["minutes"].input(refit, *refit_io, **QUIET, queue=False) \
+        .then(model_md, model_inputs, t.model_md, **describe_opts)
+    for name, box in t.fields.items():
+        if name != "minutes":
+            box.input(model_md, model_inputs, t.model_md, **describe_opts)
+    wire_controls(ctx, t)
+    t.review_run.change(lambda key: timeline_of(ctx, key), t.review_run, t.review_html, **QUIET,
+                        concurrency_limit=None)
+
+
+def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
+    """Start, Stop and Resume, and what they may do now: Start is off while a run trains, Stop while none does.
+
+    A refusal stays in the message area under the buttons and still reaches the page (a toast) and API callers
+    (an error) as a ``gr.Error``. The page's Start sends the form's patience; ``/start_training`` takes the fields it
+    always took, and an API caller's run gets its preset's patience."""
+    corpus_inputs = [t.source, t.bundled_name, t.upload, t.pasted]
 
     def start_training(**kw):
-        values = {name: kw.pop(name) for name in FORM_FIELDS}
+        values = {name: kw.pop(name) for name in FORM_FIELDS + PAGE_FIELDS if name in kw}
         return actions.start_training(ctx, values=values, **kw)
 
     def stop_training(password):
@@ -127,15 +205,100 @@ def wire(ctx: AppContext, t: SimpleNamespace) -> None:
     def resume_training(password, run, more_iterations, more_minutes):
         return actions.resume_training(ctx, password, run, more_iterations, more_minutes)
 
-    train_opts = dict(concurrency_id="train-control", concurrency_limit=1)
-    t.start_btn.click(handler(start_training, START_INPUTS),
-                      [t.password, *corpus_inputs, t.preset, *t.fields.values(), t.run_name], t.message,
-                      api_name="start_training", **train_opts)
-    t.stop_btn.click(handler(stop_training), t.password, t.message, api_name="stop_training", **train_opts)
-    t.resume_btn.click(handler(resume_training), [t.password, t.resume_run, t.more_iterations, t.more_minutes],
-                       t.message, api_name="resume_training", **train_opts)
-    t.review_run.change(lambda key: timeline_of(ctx, key), t.review_run, t.review_html, **QUIET,
-                        concurrency_limit=None)
+    def controls():
+        return control_states(ctx)
+
+    # a refusal's "Error" badge would cover the message it keeps: the message itself is the progress shown
+    train_opts = dict(concurrency_id="train-control", concurrency_limit=1, show_progress="hidden")
+    shown = dict(fn=controls, inputs=None, outputs=[t.banner, t.start_btn, t.stop_btn], **QUIET, queue=False)
+    api_fields = [t.fields[name] for name in FORM_FIELDS]
+    gr.on([], handler(start_training, START_INPUTS), [t.password, *corpus_inputs, t.preset, *api_fields, t.run_name],
+          t.message, api_name="start_training", **train_opts)
+    t.start_btn.click(handler(kept_in_place(start_training), PAGE_START_INPUTS),
+                      [t.password, *corpus_inputs, t.preset, *api_fields, t.run_name,
+                       *(t.fields[name] for name in PAGE_FIELDS)], t.message,
+                      api_name="start_training_from_page", api_visibility="private", **train_opts).then(**shown)
+    t.stop_btn.click(handler(kept_in_place(stop_training)), t.password, t.message, api_name="stop_training",
+                     **train_opts).then(**shown)
+    t.resume_btn.click(handler(kept_in_place(resume_training)),
+                       [t.password, t.resume_run, t.more_iterations, t.more_minutes], t.message,
+                       api_name="resume_training", **train_opts).then(**shown)
+    t.status_md.change(**shown)          # the poll redrew the status: a run started or ended, here or elsewhere
+
+
+def kept_in_place(fn):
+    """``fn`` as a control button's handler: its message, or its refusal, kept in the message area (with the time)
+    and then raised as a ``gr.Error``: a toast on the page, an error for API callers."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            message = fn(*args, **kwargs)
+        except ERRORS as e:
+            refusal = message_of(e)
+            yield actions.stamp(f"⚠️ {refusal}")
+            raise gr.Error(refusal) from None
+        yield message
+
+    return run
+
+
+def control_states(ctx: AppContext) -> tuple:
+    """The banner naming the run in progress (hidden when none), and whether Start and Stop may be pressed."""
+    job = ctx.jobs.active()
+    if job is None:
+        return gr.update(value="", visible=False), gr.update(interactive=True), gr.update(interactive=False)
+    status = ctx.jobs.state(job.name)
+    return (gr.update(value=active_banner(job.name, status), visible=True), gr.update(interactive=False),
+            gr.update(interactive=status.get("state") != "stopping"))
+
+
+def corpus_view(ctx: AppContext, source, bundled_name, upload, pasted) -> tuple:
+    """The line on the chosen text with what a good loss is for it, and its stats (a warning and None when it
+    cannot be used)."""
+    def describe():
+        line, stats = actions.describe_corpus(ctx.settings, source, bundled_name, upload, pasted)
+        return "\n\n".join(filter(None, [line, loss_guide(stats)])), stats
+
+    return handler(describe, inline=lambda m: (f"⚠️ {m}", None))()
+
+
+def refit(preset, stats, minutes, hidden, fitted) -> tuple:
+    """The hidden size the preset trains for this text and these minutes (``auto`` follows both), unless the field
+    was changed by hand since the form last set it."""
+    new = fitted_hidden(preset, stats["chars"] if isinstance(stats, dict) else None, minutes)
+    if new is None or hidden != fitted or new == hidden:
+        return gr.skip(), gr.skip()
+    return new, new
+
+
+def build_compare(ctx: AppContext, t: SimpleNamespace) -> None:
+    """The compare accordion: pick runs, see their validation curves on one plot and their settings below it."""
+    with gr.Accordion("5. Compare runs", open=False, elem_id="compare-runs-section"):
+        gr.Markdown("Pick several runs to see their validation loss on one plot, against the step or the characters "
+                    "each has trained on; the table says how each was set up.")
+        with gr.Row():
+            t.compare_runs = gr.Dropdown([], multiselect=True, label="Runs", elem_id="compare-runs", scale=3)
+            t.compare_x = gr.Radio([(title, column) for column, title in X_AXES.items()], value="step",
+                                   label="x axis", elem_id="compare-x", scale=1)
+        t.compare_plot = gr.LinePlot(None, x="step", y="val_loss", color="run", title="Validation loss (nats per "
+                                     "character)", x_title=X_AXES["step"], y_title="validation loss", height=360,
+                                     elem_id="compare-plot")
+        t.compare_table = gr.HTML(settings_table([], []), elem_id="compare-table")
+        t.compare_colors = gr.State({})
+
+
+def wire_compare(ctx: AppContext, t: SimpleNamespace) -> None:
+    """Redraw the compared curves when the runs or the x axis change (the poll keeps the run choices fresh)."""
+    def redraw(keys, x):
+        view = compare_runs(ctx.settings, keys, x)
+        return gr.update(value=view.frame, x=view.x, x_title=X_AXES[view.x]), view.table, view.colors
+
+    # The browser draws the runs of the colour domain it built the plot with, and rebuilds it when a property such
+    # as color_map changes, reading the data it has then: so the data first, then the colours of its runs.
+    gr.on([t.compare_runs.change, t.compare_x.change], redraw, [t.compare_runs, t.compare_x],
+          [t.compare_plot, t.compare_table, t.compare_colors], **QUIET, concurrency_limit=None,
+          trigger_mode="always_last") \
+        .then(lambda colors: gr.update(color_map=colors), t.compare_colors, t.compare_plot, **QUIET, queue=False)
 
 
 def corpus_inputs_shown(source: str) -> list:
@@ -143,12 +306,13 @@ def corpus_inputs_shown(source: str) -> list:
     return [gr.update(visible=source == value) for _, value in SOURCES]
 
 
-def preset_form(preset: str) -> list:
-    """The form's values for the chosen preset, in FORM_FIELDS order."""
+def preset_form(preset: str, stats: dict | None = None) -> list:
+    """The form's values for the chosen preset (FORM_FIELDS, then PAGE_FIELDS), fitted to the text, and the hidden
+    size so set."""
     if preset not in PRESETS:
-        return [gr.skip()] * len(FORM_FIELDS)
-    values = preset_values(preset)
-    return [values[name] for name in FORM_FIELDS]
+        return [gr.skip()] * (len(FORM_FIELDS) + len(PAGE_FIELDS) + 1)
+    values = preset_values(preset, stats["chars"] if isinstance(stats, dict) else None)
+    return [*(values[name] for name in FORM_FIELDS + PAGE_FIELDS), values["hidden"]]
 
 
 def timeline_of(ctx: AppContext, key) -> str:
@@ -164,15 +328,29 @@ def timeline_of(ctx: AppContext, key) -> str:
 
 
 def training_view(ctx: AppContext, run: str | None) -> tuple:
-    """Plot, latest sample, earlier samples, progress line and status line of ``run``."""
+    """Plot, latest sample, earlier samples, progress (with the kept model, overfitting and the precision) and status
+    line of ``run``."""
     settings = ctx.settings
     if run is None:
         return (None, gr.update(value="", label="Latest sample"), samples_html([], settings.earlier_samples), "",
                 status_line(None, {}))
     directory = settings.root / run
-    records = ck.read_metrics(directory)
+    records = ctx.jobs.records(run)       # read from where the last view stopped: a bounded digest of the metrics
     status = ctx.jobs.state(run)
     text, label = latest_sample(records)
+    notes = [progress_line(records, status), kept_line(records, status), overfit_note(records),
+             precision_line(records)]
     return (plot_value(records, settings.plot_points), gr.update(value=text, label=label),
-            samples_html(records, settings.earlier_samples), progress_line(records, status),
-            status_line(run, status, log_tail(directory)))
+            samples_html(records, settings.earlier_samples), "\n\n".join(filter(None, notes)),
+            status_line(run, status, log_tail(directory)) + settings_note(directory, status))
+
+
+def settings_note(directory, status: dict) -> str:
+    """A run in progress's settings, read-only, as its newest checkpoint records them (none before the first)."""
+    if status.get("state") not in ("starting", "running", "stopping"):
+        return ""
+    try:
+        header = ck.latest_header(directory)
+    except (ck.CheckpointError, OSError):
+        return " Its settings show with its first checkpoint."
+    return f" Its settings: {run_settings(header)}." if run_settings(header) else ""
