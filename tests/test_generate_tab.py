@@ -16,9 +16,10 @@ from html_reading import columns
 from charrnn import checkpoint as ck
 from charrnn.sample import generate_with_probs
 from webui import generate_tab
-from webui.generation import SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
+from webui.generation import DEFAULT_PRIME, SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
 from webui.models import BUNDLED_KEY
 from webui.render_inside import confidence_html
+from webui.units import model_prime
 
 
 @pytest.fixture
@@ -51,6 +52,25 @@ def test_editing_the_prime_points_the_chart_at_its_end():
 
 def test_the_prime_box_is_wired_to_read_prime(tab):
     assert wired(tab, tab.reading, tab.position) is generate_tab.read_prime
+
+
+# --- the prime follows the chosen model --------------------------------------------------
+OWN = "".join(f"whiskers {i} and the cat\n" for i in range(60))
+
+
+def test_choosing_a_model_sets_the_prime_to_the_start_of_a_line_of_its_own_text(ctx, tab):
+    (ctx.settings.root / "tiny" / "corpus.txt").write_text(OWN, encoding="utf-8")
+    follow = wired(tab, tab.prime, tab.default_prime)
+    prime, suggested = follow("tiny", DEFAULT_PRIME, DEFAULT_PRIME)         # the page's first prime, unedited
+    assert prime == suggested == model_prime(ctx.settings, "tiny") and prime.startswith("whiskers 0 ")
+    assert follow(BUNDLED_KEY, prime, suggested) == (DEFAULT_PRIME, DEFAULT_PRIME)   # and back: ROMEO
+    assert tab.prime.value == tab.default_prime.value == DEFAULT_PRIME
+
+
+def test_a_prime_the_visitor_edited_is_kept_when_the_model_changes(ctx):
+    (ctx.settings.root / "tiny" / "corpus.txt").write_text(OWN, encoding="utf-8")
+    assert generate_tab.follow_prime(ctx, "tiny", "my own words", DEFAULT_PRIME) == (gr.skip(), gr.skip())
+    assert generate_tab.follow_prime(ctx, "tiny", "", DEFAULT_PRIME) == (gr.skip(), gr.skip())
 
 
 # --- the chart: problems are drawn in place, not raised --------------------------------
@@ -111,6 +131,39 @@ def test_generate_takes_the_checkpoint_as_an_optional_api_parameter(tab):
     """gradio_client callers may leave the checkpoint out: its parameter has a default (None: the latest)."""
     params = inspect.signature(wired(tab, tab.output, tab.record)).parameters
     assert list(params) == list(generate_tab.GENERATE_INPUTS) and params["checkpoint"].default is None
+
+
+def test_a_refused_generation_records_why_before_the_toast(tab):
+    generate = wired(tab, tab.output, tab.record)
+    updates = []
+    with pytest.raises(gr.Error, match="at most 10,000 characters"):
+        for update in generate("tiny", "a" * 10_001, 0.8, 10, 0, 4):
+            updates.append(update)
+    assert updates == [(gr.skip(), {"refused": "The prime must be text of at most 10,000 characters."})]
+    assert generate_tab.after_generation(updates[0][1]) == (gr.skip(),) * 3
+
+
+def test_a_refused_generation_leaves_the_output_as_it_was_and_says_nothing_was_generated(tab):
+    refused = {"refused": "The prime must be text of at most 10,000 characters."}
+    output, confidence = wired(tab, tab.output, tab.confidence)("the text from before", refused)
+    assert output == "the text from before" and "Generating" not in confidence
+    assert confidence.startswith("<p><em>Nothing generated: The prime must be text of at most 10,000 characters.")
+    assert generate_tab.refused_generation(None, refused)[0] == ""
+
+
+def test_a_stopped_generation_keeps_what_stop_wrote(tab):
+    """Gradio runs the failure listener after a cancelled event too: there is no refusal then."""
+    assert generate_tab.refused_generation("the te", None) == ("the te", gr.skip())
+    (refused,) = [f for f in tab.demo.fns.values() if f.fn is generate_tab.refused_generation]
+    (generate,) = [f for f in tab.demo.fns.values() if f.api_name == "generate"]
+    assert refused.trigger_after == generate._id and refused.trigger_only_on_failure     # only after a refusal
+
+
+def test_the_temperature_and_the_views_explain_themselves(tab):
+    info = tab.temperature.info
+    assert "logit" in info and "softmax turns them into probabilities" in info and "score" in info
+    for view in (tab.confidence, tab.compare_html, tab.dist_line):
+        assert "charrnn-view" in view.elem_classes                       # drawn by webui/style.py in either theme
 
 
 # --- confidence colouring after a generation, or after Stop -------------------------------

@@ -46,9 +46,9 @@ def features_of(radio) -> list[str]:
 
 # --- suggested units --------------------------------------------------------------------
 def test_suggestions_name_units_and_picking_one_sets_the_controls(ctx):
-    radio, best, markup = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
+    radio, best, markup, values = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
     assert set(features_of(radio)) == {"position in line", "after a newline"}   # the other features do not vary here
-    assert radio["value"] == radio["choices"][0][1]
+    assert radio["value"] == radio["choices"][0][1] and values == [value for _, value in radio["choices"]]
     assert inside_tab.pick_suggestion(radio["value"]) == ("cell", best)
     assert f"cell unit {best}</strong>" in markup
     assert inside_tab.pick_suggestion("nonsense") == (gr.skip(), gr.skip())
@@ -57,7 +57,7 @@ def test_suggestions_name_units_and_picking_one_sets_the_controls(ctx):
 
 def test_the_choices_are_the_suggestions_best_first_and_the_best_is_shown(ctx):
     found = suggestions(ctx, "tiny", TEXT, "hidden", 1)
-    radio, best, markup = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "hidden", 1)
+    radio, best, markup, _ = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "hidden", 1)
     assert radio["choices"] == [(f"hidden {d['unit']}: {d['feature']} (r = {d['r']:+.2f})",
                                  f"hidden/{d['unit']}/{d['feature']}") for d in found]
     assert best == found[0]["unit"] and markup == unit_view(ctx, "tiny", TEXT, "hidden", 1, best)
@@ -66,9 +66,20 @@ def test_the_choices_are_the_suggestions_best_first_and_the_best_is_shown(ctx):
 
 
 def test_a_text_where_no_feature_varies_gets_no_suggestions_and_says_why(ctx):
-    radio, best, markup = inside_tab.suggest_and_show(ctx, "tiny", "t", "cell", 1)
-    assert radio["choices"] == [] and radio["value"] is None and best == gr.skip()
+    radio, best, markup, values = inside_tab.suggest_and_show(ctx, "tiny", "t", "cell", 1)
+    assert radio["choices"] == [] and radio["value"] is None and best == gr.skip() and values == []
     assert markup.startswith("<p>⚠️") and "No simple feature varies" in markup
+
+
+def test_the_same_suggestions_again_are_said_to_be_the_same(ctx):
+    radio, best, first, values = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
+    assert "same units again" not in first
+    again = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1, values)
+    assert again[0] == radio and again[1] == best and again[3] == values
+    units = ", ".join("{} {} ({})".format(*value.split("/")) for value in values)     # e.g. cell 3 (after a newline)
+    assert again[2].startswith(f"<p class='charrnn-note'>The same units again: {units}.") and again[2].endswith(first)
+    other = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "hidden", 1, values)       # another state: new units
+    assert "same units again" not in other[2]
 
 
 def test_suggest_warns_about_unknown_characters_once(ctx):
@@ -79,14 +90,14 @@ def test_suggest_warns_about_unknown_characters_once(ctx):
 
 # --- the first look when the tab opens --------------------------------------------------
 def test_the_tab_suggests_and_shows_a_unit_once(ctx, tmp_path):
-    shown, radio, best, markup = inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1)
-    assert shown is True and radio["choices"] and f"unit {best}</strong>" in markup
-    assert inside_tab.first_look(ctx, True, "tiny", "x", "cell", 1) == (gr.skip(),) * 4
-    shown, _, best, markup = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
+    shown, radio, best, markup, values = inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1)
+    assert shown is True and radio["choices"] and f"unit {best}</strong>" in markup and len(values) == 2
+    assert inside_tab.first_look(ctx, True, "tiny", "x", "cell", 1) == (gr.skip(),) * 5
+    shown, _, best, markup, _ = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
     assert shown is True and f"unit {best}</strong>" in markup       # before the picker is filled: the newest
     empty = AppContext(app_settings(tmp_path / "none"))
-    shown, *_, message = inside_tab.first_look(empty, False, None, "x", "cell", 1)
-    assert shown is False and "⚠️" in message and "No checkpoint chosen" in message
+    shown, _, _, message, values = inside_tab.first_look(empty, False, None, "x", "cell", 1)
+    assert shown is False and "⚠️" in message and "No checkpoint chosen" in message and values == gr.skip()
 
 
 def test_before_the_picker_is_filled_the_first_look_uses_the_newest_checkpoint(ctx):
@@ -95,13 +106,13 @@ def test_before_the_picker_is_filled_the_first_look_uses_the_newest_checkpoint(c
     stamp = older.stat().st_mtime_ns
     os.utime(older, ns=(stamp, stamp))
     os.utime(newer, ns=(stamp + 10**9, stamp + 10**9))
-    _, radio, best, markup = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
-    assert (radio, best, markup) == inside_tab.suggest_and_show(ctx, "newer", TEXT, "cell", 1)
+    _, radio, best, markup, values = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
+    assert (radio, best, markup, values) == inside_tab.suggest_and_show(ctx, "newer", TEXT, "cell", 1)
     assert markup != inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)[2]
 
 
 def test_a_bad_request_on_the_first_look_is_drawn_in_place_and_tried_again_next_time(ctx):
-    shown, radio, unit, message = inside_tab.first_look(ctx, False, "tiny", TEXT, "forget", 1)
+    shown, radio, unit, message, _ = inside_tab.first_look(ctx, False, "tiny", TEXT, "forget", 1)
     assert shown is False and radio == gr.skip() and unit == gr.skip()
     assert message.startswith("<p>⚠️") and "State must be" in message
 
@@ -117,11 +128,13 @@ def test_the_wired_unit_view_shows_a_unit_and_refuses_with_a_toast(ctx, tab):
 
 
 def test_the_wired_suggestions_and_first_look(ctx, tab):
-    suggest = wired(tab, tab.suggestions, tab.unit, tab.view)
-    assert suggest("tiny", TEXT, "cell", 1) == inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
+    suggest = wired(tab, tab.suggestions, tab.unit, tab.view, tab.suggested)
+    listed = suggest("tiny", TEXT, "cell", 1, [])
+    assert listed == inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
+    assert "same units again" in suggest("tiny", TEXT, "cell", 1, listed[3])[2]    # the button, pressed again
     with pytest.raises(gr.Error, match="No checkpoint chosen"):
-        suggest(None, TEXT, "cell", 1)
-    first = wired(tab, tab.shown, tab.suggestions, tab.unit, tab.view)
+        suggest(None, TEXT, "cell", 1, [])
+    first = wired(tab, tab.shown, tab.suggestions, tab.unit, tab.view, tab.suggested)
     assert first(False, "tiny", TEXT, "cell", 1) == inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1)
     assert wired(tab, tab.kind, tab.unit) is inside_tab.pick_suggestion
 
@@ -138,3 +151,9 @@ def test_choosing_another_model_gives_the_tab_its_own_passage_and_a_fresh_first_
     follow = wired(tab, tab.text, tab.passage_btn, tab.shown, tab.model_md)
     text, button, shown, line = follow("tiny")
     assert text == own and button["value"] == "A passage of tiny" and shown is False and "tiny" in line
+
+
+def test_the_terms_of_the_tab_have_plain_english_hints(tab):
+    assert "h = o * tanh(c)" in tab.kind.info and "memory squashed to -1..1" in tab.kind.info
+    assert "how closely the unit follows the feature" in tab.suggestions.info and "-1 to +1" in tab.suggestions.info
+    assert "charrnn-view" in tab.view.elem_classes                           # drawn by webui/style.py in either theme

@@ -15,12 +15,27 @@ from charrnn.model import CharRNN, ModelConfig
 from charrnn.vocab import Vocab
 from webui import units
 from webui.errors import UserError
+from webui.generation import DEFAULT_PRIME
 from webui.models import BUNDLED_KEY
-from webui.render_inside import activation_colour
+from webui.render_inside import activation_colour, ink_for
 from webui.settings import Settings
-from webui.units import PASSAGE, corpus_passage, inside_text, model_passage, suggestions, unit_args, unit_view
+from webui.units import (
+    PASSAGE,
+    corpus_passage,
+    inside_text,
+    line_start,
+    model_passage,
+    model_prime,
+    suggestions,
+    unit_args,
+    unit_view,
+)
 
 TEXT = "the cat\nsat on"
+
+
+def painted(colour: str) -> str:
+    return f"background:{colour};color:{ink_for(colour)}"
 
 
 @pytest.fixture
@@ -49,7 +64,7 @@ def test_cell_values_are_scaled_to_what_they_reach(ctx):
     values = activations(model, vocab, TEXT, 0)["cell"][:, 0].tolist()
     scale = max(1.0, *(abs(v) for v in values))
     styles = [style for _, style, _ in Spans(markup).boxes[0]]
-    assert styles == [f"background:{activation_colour(v, scale)}" for v in values]
+    assert styles == [painted(activation_colour(v, scale)) for v in values]
 
 
 def make_deep_checkpoint(directory, text):
@@ -67,8 +82,7 @@ def test_the_layer_asked_for_is_the_one_shown(ctx):
     for layer in (1, 2):
         markup = unit(ctx, key="deep", layer=layer, number=5)
         values = activations(model, vocab, TEXT, layer - 1)["hidden"][:, 5].tolist()
-        assert [s for _, s, _ in Spans(markup).boxes[0]] == [f"background:{activation_colour(v, 1.0)}"
-                                                              for v in values]
+        assert [s for _, s, _ in Spans(markup).boxes[0]] == [painted(activation_colour(v, 1.0)) for v in values]
         assert f"hidden unit 5</strong> of layer {layer} (LSTM 2 x 16)" in markup
     with pytest.raises(UserError, match="Layer must be a whole number from 1 to 2"):
         unit(ctx, key="deep", layer=3)
@@ -212,3 +226,38 @@ def test_a_run_on_a_bundled_corpus_reads_that_corpus_and_one_without_its_text_fa
     make_checkpoint(settings.root / "lost", corpus_text(), data={"name": "gone.txt", "chars": 10, "path": ""})
     assert model_passage(settings, "lost")[1] == "A Shakespeare passage"
     assert model_passage(settings, "../escape")[1] == "A Shakespeare passage"
+
+
+# --- the Generate tab's prime follows the chosen model ---------------------------------------------
+def test_the_bundled_model_and_no_model_start_from_romeo(tmp_path):
+    settings = Settings(root=tmp_path)
+    assert model_prime(settings, BUNDLED_KEY) == DEFAULT_PRIME == "ROMEO:\n"
+    assert model_prime(settings, None) == DEFAULT_PRIME and model_prime(settings, "") == DEFAULT_PRIME
+
+
+def test_a_run_starts_from_the_start_of_a_line_of_its_own_held_out_text(tmp_path):
+    settings = app_settings(tmp_path)
+    own = "".join(f"line {i} of my own prose, nothing like Shakespeare.\n" for i in range(2000))
+    make_checkpoint(settings.root / "mine", own)
+    (settings.root / "mine" / "corpus.txt").write_text(own, encoding="utf-8")
+    prime = model_prime(settings, "mine")
+    first_line = model_passage(settings, "mine")[0].split("\n")[0]
+    assert first_line.startswith(prime) and prime.startswith("line 1") and prime.endswith(" ")
+    assert "ROMEO" not in prime and len(prime) <= 16
+    assert ("\n" + prime) in own[int(0.9 * len(own)):]                    # a line's start, from the held-out end
+
+
+def test_a_run_whose_text_is_gone_starts_at_the_start_of_a_line(tmp_path):
+    settings = app_settings(tmp_path)
+    make_checkpoint(settings.root / "lost", corpus_text(), data={"name": "gone.txt", "chars": 10, "path": ""})
+    assert model_prime(settings, "lost") == "" and model_prime(settings, "../escape") == ""
+
+
+@pytest.mark.parametrize("text, prime", [
+    ("BALTHASAR:\nThen she is well\n", "BALTHASAR:\n"),             # a short line, whole: a speaker's name
+    ("\n  \nthe cat sat on the mat 3\n", "the cat sat on "),       # blank lines skipped; cut after a word
+    ("abcdefghijklmnopqrstuvwxyz\n", "abcdefghijklmnop"),           # one long word: cut at the length
+    ("", ""),
+])
+def test_line_start_is_a_whole_short_line_or_the_first_words_of_a_long_one(text, prime):
+    assert line_start(text, 16) == prime

@@ -20,18 +20,24 @@ from .generation import (
     generation_stream,
     next_char,
 )
-from .glue import QUIET, WholeNumber, handler, warn
+from .glue import ERRORS, QUIET, WholeNumber, handler, message_of, warn
 from .models import BUNDLED_KEY, checkpoint_summaries, default_checkpoint, resolve_checkpoint
 from .render import checkpoint_line
 from .render_inside import confidence_html, warning_html
 from .transfer import DownloadFolder, add_model, build_download, delete_run
+from .units import model_prime
 
 GENERATE_INPUTS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
+VIEW = ["charrnn-view"]          # the class webui/style.py draws the coloured views under
+TEMPERATURE_INFO = ("how adventurous the sampling is: below 1 safer (0 = always the likeliest character), above 1 "
+                    "wilder. The model gives every character a score (its logit); the scores are divided by T, then "
+                    "the softmax turns them into probabilities. Watch the bars.")
 
 
 def build(ctx: AppContext) -> SimpleNamespace:
     settings = ctx.settings
-    g = SimpleNamespace(reading=gr.State(DEFAULT_PRIME), record=gr.State(None))   # the text the chart reads
+    g = SimpleNamespace(reading=gr.State(DEFAULT_PRIME), record=gr.State(None),   # the text the chart reads
+                        default_prime=gr.State(DEFAULT_PRIME))   # the prime the chosen model suggested
     g.checkpoint = gr.Dropdown([], label="Checkpoint", info="newest first", allow_custom_value=True,
                                elem_id="checkpoint")
     g.checkpoint_md = gr.Markdown(elem_id="checkpoint-info")
@@ -39,8 +45,9 @@ def build(ctx: AppContext) -> SimpleNamespace:
     with gr.Row():
         with gr.Column(scale=3):
             g.prime = gr.Textbox(label="Prime", value=DEFAULT_PRIME, lines=2,
-                                 info="Text to start from; characters the model does not know are transliterated "
-                                      "to ASCII or left out (with a warning). Empty = start of a line.",
+                                 info="Text to start from (at first, the start of a line of the chosen model's own "
+                                      "text); characters the model does not know are transliterated to ASCII or left "
+                                      "out (with a warning). Empty = start of a line.",
                                  elem_id="prime")
             g.length = gr.Slider(1, settings.max_length, value=500, step=1, label="Length (characters)",
                                  elem_id="length")
@@ -56,24 +63,23 @@ def build(ctx: AppContext) -> SimpleNamespace:
                                   elem_id="output")
         with gr.Column(scale=2):
             g.temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="temperature",
-                                      info="the logits are divided by it before the softmax: below 1 sharper "
-                                           "(0 = always the likeliest), above 1 flatter. Watch the bars.")
+                                      info=TEMPERATURE_INFO)
             g.dist_plot = gr.BarPlot(None, x="char", y="probability", sort="-y", y_lim=[0, 1], height=280,
                                      title=f"Next character: the model's top {TOP_CHARS} guesses",
                                      x_title="next character", y_title="probability", elem_id="next-char-plot")
-            g.dist_line = gr.HTML(elem_id="next-char-info")
+            g.dist_line = gr.HTML(elem_id="next-char-info", elem_classes=VIEW)
             g.position = gr.Slider(0, len(DEFAULT_PRIME), value=len(DEFAULT_PRIME), step=1,
                                    label="Position in the text",
                                    info="characters read before the guess: of the prime, or after a generation "
                                         "of the output (it starts just after the prime)", elem_id="position")
     gr.Markdown("#### Confidence: how likely each generated character was")
-    g.confidence = gr.HTML(confidence_html(None), elem_id="confidence", max_height=420)
-    gr.Markdown("#### Temperature side by side")
+    g.confidence = gr.HTML(confidence_html(None), elem_id="confidence", max_height=420, elem_classes=VIEW)
+    gr.Markdown("#### Temperature side by side\n"                  # above the button: a phone has no room beside it
+                f"The prime continued at T = {', '.join(f'{t:g}' for t in SIDE_TEMPERATURES)}: "
+                f"{SIDE_LENGTH} characters each, all with one seed (the Seed above, or a random one).")
     with gr.Row():
         g.compare_btn = gr.Button("Compare temperatures", size="md", elem_id="compare-btn", scale=0, min_width=240)
-        gr.Markdown(f"The prime continued at T = {', '.join(f'{t:g}' for t in SIDE_TEMPERATURES)}: "
-                    f"{SIDE_LENGTH} characters each, all with one seed (the Seed above, or a random one).")
-    g.compare_html = gr.HTML(elem_id="compare")
+    g.compare_html = gr.HTML(elem_id="compare", elem_classes=VIEW)
     return g
 
 
@@ -94,16 +100,27 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
     gr.on([g.checkpoint.change, g.temperature.change, g.position.change], **redraw)
     g.prime.change(read_prime, g.prime, [g.reading, g.position], **QUIET, queue=False).then(**redraw)
 
+    def follow(checkpoint, prime, suggested):
+        return follow_prime(ctx, checkpoint, prime, suggested)
+
+    g.checkpoint.change(follow, [g.checkpoint, g.prime, g.default_prime], [g.prime, g.default_prime], **QUIET,
+                        queue=False)     # at once: a visitor typing a prime right after choosing is not overwritten
+
     def generate(checkpoint=None, prime=None, temperature=None, length=None, top_k=None, seed=None):
         """generate_text for the page: the text streams; at the end a record of each character's probability.
 
         The record goes to a gr.State, which gradio_client leaves out: /generate still returns only the text.
-        No checkpoint (an API call that names none) is the latest one (``default_checkpoint``). The other
+        A refused request records why, then fails (the toast; ``refused_generation`` clears the views). No
+        checkpoint (an API call that names none) is the latest one (``default_checkpoint``). The other
         defaults are never used: the API takes them from the components' values.
         """
         checkpoint = checkpoint or default_checkpoint(ctx.settings)
-        for gen in generation_stream(ctx, checkpoint, prime, temperature, length, top_k, seed, warn):
-            yield gen.text, gr.skip()
+        try:
+            for gen in generation_stream(ctx, checkpoint, prime, temperature, length, top_k, seed, warn):
+                yield gen.text, gr.skip()
+        except ERRORS as e:
+            yield gr.skip(), {"refused": message_of(e)}
+            raise
         yield gen.text, gen.record(temperature, top_k)
 
     g.generate_btn.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
@@ -113,6 +130,7 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
                                      api_name="generate", concurrency_id="generate", concurrency_limit=6,
                                      preprocess=False)   # raw values: check_generation_args checks each one
     gen_event.then(after_generation, g.record, [g.confidence, g.reading, g.position], **QUIET).then(**redraw)
+    gen_event.failure(refused_generation, [g.output, g.record], [g.output, g.confidence], **QUIET, queue=False)
     g.stop_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")
     g.stop_btn.click(stopped_confidence, g.record, g.confidence, **QUIET, queue=False)
 
@@ -211,9 +229,27 @@ def read_prime(prime) -> tuple:
     return prime, gr.update(maximum=max(1, len(prime)), value=len(prime))
 
 
+def follow_prime(ctx: AppContext, checkpoint, prime, suggested) -> tuple:
+    """A newly chosen model: its own default prime, unless the prime was edited since the last one was suggested."""
+    if prime != suggested:
+        return gr.skip(), gr.skip()
+    fresh = model_prime(ctx.settings, checkpoint)
+    return fresh, fresh
+
+
+def refused_generation(output, record) -> tuple:
+    """A generation that failed: the output box redrawn as it was (without Gradio's bare "Error" badge); refused
+    (the toast says why), the confidence view says nothing was generated instead of "Generating…". Stopped, the
+    view keeps what Stop wrote (a cancelled event fails too)."""
+    output = output if isinstance(output, str) else ""
+    if not (isinstance(record, dict) and "refused" in record):
+        return output, gr.skip()
+    return output, f"<p><em>Nothing generated: {record['refused']} Change that and press Generate again.</em></p>"
+
+
 def after_generation(record: dict | None) -> tuple:
     """When a generation ends: its confidence colouring, and the chart reading it from just after the prime."""
-    if not record:
+    if not record or "text" not in record:             # none yet, or a refusal
         return gr.skip(), gr.skip(), gr.skip()
     return (confidence_html(record), record["text"],
             gr.update(maximum=max(1, len(record["text"])), value=record["start"]))

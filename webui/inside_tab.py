@@ -22,25 +22,28 @@ INTRO = ("Each character the LSTM reads updates its state: a few hundred numbers
 def build(ctx: AppContext) -> SimpleNamespace:
     settings = ctx.settings
     gr.Markdown(INTRO)
-    u = SimpleNamespace(shown=gr.State(False), passage=corpus_passage(settings.data_dir, *PASSAGE))
+    u = SimpleNamespace(shown=gr.State(False), passage=corpus_passage(settings.data_dir, *PASSAGE),
+                        suggested=gr.State([]))                  # the suggestions last listed
     u.model_md = gr.Markdown(elem_id="unit-model")
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
             u.kind = gr.Radio(list(UNIT_KINDS), value="cell", label="State", elem_id="unit-kind",
-                              info="cell: the LSTM's memory c; hidden: its output h = o * tanh(c)")
+                              info="cell: the LSTM's memory c; hidden: what it outputs, h = o * tanh(c): the "
+                                   "memory squashed to -1..1, let through by its output gate o")
             u.layer = WholeNumber(1, precision=0, label="Layer", info="1 = next to the input", elem_id="unit-layer")
             u.unit = WholeNumber(0, precision=0, label="Unit", info="0 to hidden size - 1", elem_id="unit")
             u.unit_btn = gr.Button("Show this unit", variant="primary", elem_id="unit-btn")
             u.suggest_btn = gr.Button("Suggest units", elem_id="suggest-btn")
             u.suggestions = gr.Radio([], label="Suggested units", elem_id="suggestions",
-                                     info="r: correlation of the unit's value with the feature")
+                                     info="r: how closely the unit follows the feature, -1 to +1 (0 = not at "
+                                          "all; below 0 it falls as the feature rises)")
         with gr.Column(scale=3):
             u.text = gr.Textbox(u.passage, label="Text the model reads", lines=5, max_lines=10,
                                 info=f"at most {settings.max_inside_chars:,} characters are shown", elem_id="unit-text")
             with gr.Row():
                 u.passage_btn = gr.Button("A Shakespeare passage", size="sm", elem_id="passage-btn")
                 u.from_output_btn = gr.Button("The generated text", size="sm", elem_id="from-output-btn")
-            u.view = gr.HTML(elem_id="unit-view", max_height=640)
+            u.view = gr.HTML(elem_id="unit-view", max_height=640, elem_classes=["charrnn-view"])
     return u
 
 
@@ -52,17 +55,18 @@ def wire(ctx: AppContext, u: SimpleNamespace, tab: gr.Tab, checkpoint: gr.Dropdo
     def show(checkpoint, text, kind, layer, unit):
         return unit_view(ctx, checkpoint, text, kind, layer, unit, warn)
 
-    def suggest(checkpoint, text, kind, layer):
-        return suggest_and_show(ctx, checkpoint, text, kind, layer)
+    def suggest(checkpoint, text, kind, layer, before):
+        return suggest_and_show(ctx, checkpoint, text, kind, layer, before)
 
     def first(shown, checkpoint, text, kind, layer):
         return first_look(ctx, shown, checkpoint, text, kind, layer)
 
     show_unit = dict(fn=handler(show), inputs=[*unit_inputs, u.unit], outputs=u.view, **inside_opts)
-    tab.select(first, [u.shown, *unit_inputs], [u.shown, u.suggestions, u.unit, u.view], **inside_opts)
+    suggested = [u.suggestions, u.unit, u.view, u.suggested]
+    tab.select(first, [u.shown, *unit_inputs], [u.shown, *suggested], **inside_opts)
     u.unit_btn.click(**show_unit)
     u.unit.submit(**show_unit)
-    u.suggest_btn.click(handler(suggest), unit_inputs, [u.suggestions, u.unit, u.view], **inside_opts)
+    u.suggest_btn.click(handler(suggest), [*unit_inputs, u.suggested], suggested, **inside_opts)
     u.suggestions.input(pick_suggestion, u.suggestions, [u.kind, u.unit], **QUIET, queue=False).then(**show_unit)
     def passage(checkpoint):
         text, label = model_passage(ctx.settings, checkpoint)
@@ -83,16 +87,23 @@ def checkpoint_name(key) -> str:
     return "shakespeare (bundled)" if key == BUNDLED_KEY else str(key)
 
 
-def suggest_and_show(ctx: AppContext, checkpoint, text, kind, layer) -> tuple:
-    """The units that best follow simple features of the text (as radio choices), and the best one shown."""
+def suggest_and_show(ctx: AppContext, checkpoint, text, kind, layer, before=()) -> tuple:
+    """The units that best follow simple features of the text (as radio choices), the best one shown, and the
+    choices' values (``before``: those listed last time; the same again is said, or nothing would change)."""
     found = suggestions(ctx, checkpoint, text, kind, layer, warn)
     if not found:
         return gr.update(choices=[], value=None), gr.skip(), \
-            "<p>⚠️ No simple feature varies in this text; try a longer text with several lines.</p>"
+            "<p>⚠️ No simple feature varies in this text; try a longer text with several lines.</p>", []
     choices = [(f"{kind} {d['unit']}: {d['feature']} (r = {d['r']:+.2f})", f"{kind}/{d['unit']}/{d['feature']}")
                for d in found]
+    values = [value for _, value in choices]
     best = found[0]["unit"]
-    return gr.update(choices=choices, value=choices[0][1]), best, unit_view(ctx, checkpoint, text, kind, layer, best)
+    view = unit_view(ctx, checkpoint, text, kind, layer, best)
+    if isinstance(before, list) and values == before:
+        units = ", ".join(f"{kind} {d['unit']} ({d['feature']})" for d in found)
+        view = (f"<p class='charrnn-note'>The same units again: {units}. The same model, text, state and layer "
+                "give the same suggestions; change one of them for others.</p>" + view)
+    return gr.update(choices=choices, value=choices[0][1]), best, view, values
 
 
 def pick_suggestion(value) -> tuple:
@@ -111,7 +122,7 @@ def first_look(ctx: AppContext, shown, checkpoint, text, kind, layer) -> tuple:
     checkpoint the picker is about to show: the newest.
     """
     if shown:
-        return (gr.skip(),) * 4
+        return (gr.skip(),) * 5
     checkpoint = checkpoint or next((r["key"] for r in list_checkpoints(ctx.settings)), None)
     return handler(lambda: (True, *suggest_and_show(ctx, checkpoint, text, kind, layer)),
-                   inline=lambda m: (False, gr.skip(), gr.skip(), warning_html(m)))()
+                   inline=lambda m: (False, gr.skip(), gr.skip(), warning_html(m), gr.skip()))()

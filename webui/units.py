@@ -1,4 +1,5 @@
-"""One unit's activation over a text, and the units that best follow simple features of it. No gradio."""
+"""One unit's activation over a text, the units that best follow simple features of it, and what the chosen model
+reads by default (a passage of its own text; the Generate tab's prime). No gradio."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -13,13 +14,14 @@ from charrnn.vocab import Vocab
 from .context import AppContext
 from .errors import UserError, esc
 from .forms import whole_number
-from .generation import Warn, ignore, usable_prime
+from .generation import DEFAULT_PRIME, Warn, ignore, usable_prime
 from .models import BUNDLED_KEY, load_model, run_directory
 from .render_inside import unit_html
 from .settings import Settings
 
 UNIT_KINDS = ("cell", "hidden")
 PASSAGE = ("tinyshakespeare.txt", 557_600, 1500)   # file, offset, length: Romeo and Balthasar, names in caps
+PRIME_CHARS = 16                                   # a default prime: a line of the model's text, about this long
 
 
 @lru_cache(maxsize=4)
@@ -65,12 +67,36 @@ def model_passage(settings: Settings, key, chars: int = PASSAGE[2]) -> tuple[str
     if found is None:
         return corpus_passage(settings.data_dir, *PASSAGE), "A Shakespeare passage"
     text, name = found
+    return own_passage(text, chars), f"A passage of {Path(name).stem}"
+
+
+def own_passage(text: str, chars: int) -> str:
+    """About ``chars`` characters of whole lines of ``text``: from its held-out last 10% when that is long enough."""
     start = int(len(text) * 0.9) if len(text) * 0.1 >= chars else 0
     if start and 0 <= (newline := text.find("\n", start, start + chars // 2)):
         start = newline + 1                                  # from the start of a line
     piece = text[start:start + chars]
     end = piece.rfind("\n")                                  # to the end of one
-    return (piece[:end + 1] if end > chars // 2 else piece), f"A passage of {Path(name).stem}"
+    return piece[:end + 1] if end > chars // 2 else piece
+
+
+def model_prime(settings: Settings, key, most: int = PRIME_CHARS) -> str:
+    """The Generate tab's default prime for the model of picker value ``key``: the start of a line of its own
+    text; "ROMEO:" for the bundled model (or none chosen); empty (the start of a line) when its text is not here."""
+    if not key or key == BUNDLED_KEY:
+        return DEFAULT_PRIME
+    found = model_corpus(settings, key)
+    return line_start(own_passage(found[0], PASSAGE[2]), most) if found else ""
+
+
+def line_start(text: str, most: int) -> str:
+    """The first line of ``text`` with something on it: whole, with its newline, when it is at most ``most``
+    characters (a speaker's name), else its first words (cut after a space) up to ``most``."""
+    line = next((line for line in text.split("\n") if line.strip()), "")
+    if len(line) <= most:
+        return line + "\n" if line else ""
+    cut = line.rfind(" ", 0, most)
+    return line[:cut + 1] if cut > 0 else line[:most]
 
 
 def inside_text(vocab: Vocab, text, most: int, warn: Warn) -> tuple[str, str]:
