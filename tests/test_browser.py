@@ -4,38 +4,22 @@ Screenshots go to test-artifacts/ (gitignored) for a person to look at.
 """
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, launched
-from playwright.sync_api import expect, sync_playwright
+from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
+from playwright.sync_api import expect
 
-from charrnn.checkpoint import PROJECT_DIR
 from webui.generation import SIDE_TEMPERATURES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = PROJECT_DIR / "test-artifacts"
-TIMEOUT_MS = 90_000          # bounds a hung test only; nothing asserts on speed
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    expect.set_options(timeout=TIMEOUT_MS)
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +100,7 @@ def test_train_tab_shows_a_run_learning_survives_a_reload_and_stops(page, url):
     page.locator("#pasted textarea").fill(corpus_text())
     expect(page.locator("#corpus-info")).to_contain_text("pasted text")
     for field, value in (("hidden", t["hidden"]), ("seq-len", t["seq_len"]), ("batch-size", t["batch_size"]),
-                         ("lr", t["lr"]), ("minutes", t["minutes"])):
+                         ("lr", t["lr"]), ("minutes", t["minutes"]), ("patience", 0)):   # runs until Stop
         page.locator(f"#{field} input").fill(str(value))
     page.locator("#run-name textarea, #run-name input").first.fill("browser-run")
     page.click("#start-btn")

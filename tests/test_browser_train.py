@@ -7,24 +7,19 @@ when it stops learning" (1 to 3); screenshots go to test-artifacts/ (gitignored)
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, launched, make_checkpoint
-from playwright.sync_api import expect, sync_playwright
+from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
+from playwright.sync_api import expect
 
 from charrnn import checkpoint as ck
-from charrnn.checkpoint import PROJECT_DIR
 from webui import actions
 from webui.forms import FIELD_HINTS, FORM_FIELDS, PAGE_FIELDS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = PROJECT_DIR / "test-artifacts"
-TIMEOUT_MS = 90_000          # bounds a hung test only; nothing asserts on speed
 DESKTOP = {"width": 1300, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 POLLED = ("#train-status", "#train-progress", "#loss-plot", "#latest-sample", "#earlier-samples", "#run-banner")
@@ -34,18 +29,7 @@ KEPT_POINT = "#loss-plot g.mark-symbol path[aria-label$='split: kept model']"
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    expect.set_options(timeout=TIMEOUT_MS)
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

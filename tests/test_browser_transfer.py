@@ -4,7 +4,6 @@ file, and generates the same text for the same seed; two runs share one plot; ba
 clear message and leave the checkpoints folder as it was. Screenshots go to test-artifacts/ (gitignored)."""
 from __future__ import annotations
 
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -12,33 +11,19 @@ from pathlib import Path
 import pytest
 import torch
 from app_fixtures import TINY_TRAINING, corpus_text, launched, make_checkpoint, wait_for
-from playwright.sync_api import expect, sync_playwright
+from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
+from playwright.sync_api import expect
 from safetensors.torch import save_file
 
 from charrnn import checkpoint as ck
-from charrnn.checkpoint import PROJECT_DIR
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = PROJECT_DIR / "test-artifacts"
-TIMEOUT_MS = 90_000          # bounds a hung test only; nothing asserts on speed
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    expect.set_options(timeout=TIMEOUT_MS)
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

@@ -8,22 +8,16 @@ Debian's Chromium driven by Playwright (never `playwright install`); screenshots
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from app_fixtures import corpus_text, launched, make_checkpoint
-from playwright.sync_api import expect, sync_playwright
+from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
+from playwright.sync_api import expect
 
-from charrnn.checkpoint import PROJECT_DIR
 from webui.generation import DEFAULT_PRIME, SIDE_TEMPERATURES
 from webui.units import model_passage, model_prime
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = PROJECT_DIR / "test-artifacts"
-TIMEOUT_MS = 90_000          # bounds a hung test only; nothing asserts on speed
 DESKTOP, PHONE = {"width": 1300, "height": 1000}, {"width": 390, "height": 844}
 BUNDLED = "shakespeare (bundled)"
 OWN = corpus_text()          # the "cats" run's own text: "the cat sat on the mat 0" ...
@@ -31,17 +25,7 @@ OWN = corpus_text()          # the "cats" run's own text: "the cat sat on the ma
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 LONG = 50_000        # this app's longest generation (Settings.max_length): seconds of text, so Stop lands mid-stream
