@@ -28,8 +28,9 @@ from charrnn.presets import preset_configs, preset_vocab_kind
 from charrnn.runner import build_corpus
 from charrnn.train import Trainer
 
+# not measured in the run: figures an earlier session measured at ~95 s on a 2-vCPU AMD EPYC (2026-11)
 REFERENCES = {95: [("small transformer recipe", 1.89), ("untuned LSTM", 1.60)]}
-TARGETS = {95: 1.55, 600: 1.47}
+TARGETS = {95: 1.50, 600: 1.45}         # raised in 2026-12 (any 2-core x86 CPU)
 MODEL_KEYS = ("embed", "hidden", "layers", "dropout")
 TRAIN_KEYS = ("batch_size", "seq_len", "lr", "warmup", "min_lr_ratio", "weight_decay", "grad_clip", "threads")
 
@@ -84,8 +85,8 @@ def report(results: list[dict], seconds: float, command: str, load_before: float
               f"{base['val_loss'] - main['val_loss']:+.3f} nats/char better "
               f"(ratio of losses {base['val_loss'] / main['val_loss']:.2f}x)")
     for name, value in REFERENCES.get(round(seconds), []):
-        print(f"reference at ~95 s on this machine, {name}: {value:.2f} -> ours {main['val_loss']:.3f} "
-              f"({value - main['val_loss']:+.3f})")
+        print(f"reference at ~95 s, {name}: {value:.2f} (measured in an earlier session on a 2-vCPU AMD EPYC, "
+              f"2026-11, not in this run) -> ours {main['val_loss']:.3f} ({value - main['val_loss']:+.3f})")
     target = TARGETS.get(round(seconds))
     if target is not None:
         verdict = "MET" if main["val_loss"] <= target else "NOT MET"

@@ -44,7 +44,7 @@ DEFAULT_PRESET = "auto"
 def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     """Model and train settings of the ``auto`` preset for a text of ``corpus_chars`` and a time budget.
 
-    The rule (measured with ``python -m bench.quality --texts``, table in the README): at a budget of
+    The rule (measured with ``python -m bench.recipes``, table in the README): at a budget of
     minutes on 2 cores the model sees a small text many times over, so it overfits: the smaller the
     text, the stronger the dropout; a budget under a minute trains a smaller model, which learns
     faster. Early stopping (patience 5 evaluations) and keeping the best model catch the rest.
