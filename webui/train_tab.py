@@ -44,7 +44,6 @@ from .render import (
 
 START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name")
 PAGE_START_INPUTS = (*START_INPUTS, *PAGE_FIELDS)     # the page's Start sends patience too; /start_training does not
-CORPUS_INPUTS = ("source", "bundled_name", "upload", "pasted")
 FIELD_ROWS = (("hidden", "layers", "seq_len"), ("batch_size", "lr"), ("iterations", "minutes", "patience"))
 POLLED = ["charrnn-polled"]       # outputs of the poll: their hidden status trackers are not drawn (train_style.CSS)
 PLOT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "kept model": "#2ca02c"}

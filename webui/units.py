@@ -39,7 +39,10 @@ def corpus_passage(data_dir: Path, name: str, start: int, chars: int) -> str:
 
 def model_corpus(settings: Settings, key) -> tuple[str, str] | None:
     """(text, what to call it) of the corpus the model of picker value ``key`` was trained on, if it is here:
-    the run's own copy (pasted or uploaded text), else the bundled corpus it names."""
+    the run's own copy (pasted or uploaded text), else the bundled corpus it names.
+
+    Not ``ck.corpus_path``: that falls back to a path an older header records, and a model added from the
+    page brings a header a visitor wrote, so the page reads only the run's folder and the bundled corpora."""
     if key == BUNDLED_KEY:
         return None
     try:
