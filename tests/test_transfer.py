@@ -312,6 +312,18 @@ def test_delete_waits_for_a_trainer_of_ours_that_is_still_starting_or_ending(ctx
     assert "Deleted **tiny**" in delete_run(ctx, None, "tiny")
 
 
+def test_delete_does_not_wait_on_a_trainer_that_wrote_its_final_status_and_is_only_exiting(ctx):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ctx.jobs.proc, ctx.jobs.run = proc, "tiny"
+    ck.write_final_status(ctx.settings.root / "tiny", "finished", step=3, pid=proc.pid)   # its own last write
+    try:
+        assert "Deleted **tiny**" in delete_run(ctx, None, "tiny")   # waited, then deleted
+        assert not (ctx.settings.root / "tiny").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_transfer_and_compare_import_without_gradio():
     code = ("import sys\nimport webui.transfer, webui.compare\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'gradio'))")

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -49,10 +50,20 @@ def training_state(ctx: AppContext, directory: Path) -> str | None:
     return ck.read_status(directory).get("state")
 
 
-def trainer_attached(ctx: AppContext, directory: Path) -> bool:
-    """A trainer process of ours for this run still exists: starting (a resume), or exiting after its last write."""
+def trainer_attached(ctx: AppContext, directory: Path, exit_wait_s: float = 5.0) -> bool:
+    """A trainer process of ours for this run may still write to it: one that is starting (a resume). One that
+    wrote its final status is only exiting: it is given ``exit_wait_s`` to end, and counts as detached either way
+    (it writes nothing to the run any more but a last log line)."""
     jobs = ctx.jobs
-    return directory.parent == ctx.settings.root and jobs.child_alive() and jobs.run == directory.name
+    if not (directory.parent == ctx.settings.root and jobs.child_alive() and jobs.run == directory.name):
+        return False
+    if not jobs.child_done():
+        return True
+    try:
+        jobs.proc.wait(timeout=exit_wait_s)
+    except subprocess.TimeoutExpired:
+        pass
+    return False
 
 
 # --- download ---------------------------------------------------------------------------
