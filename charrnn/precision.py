@@ -4,6 +4,10 @@ in bf16 autocast, and keep the faster.
 A CPU flag says an instruction exists, not that it is faster: bf16 trained at 0.57x of float32 on one
 Xeon with AVX512-BF16 and at 1.2-2.2x on another with AMX. So ``autocast='auto'`` measures, on a copy
 of the model with its own optimizer and data stream, leaving the run's exact-resume state untouched.
+
+bf16 may not run at all: on an AVX2-only AMD EPYC (2026-12-02) oneDNN has no bf16 LSTM ("could not create a
+primitive descriptor for the LSTM forward propagation primitive"). A precision whose first step raises is
+unavailable: ``auto`` keeps float32 and says why; a set ``bf16`` is refused before the run starts.
 """
 from __future__ import annotations
 
@@ -29,35 +33,59 @@ def bf16_supported(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+class PrecisionUnavailable(ValueError):
+    """A precision that was asked for does not run on this machine."""
+
+
 def probe_rates(model: CharRNN, corpus: Corpus, cfg: TrainConfig, rounds: int = 3,
-                round_seconds: float = 0.15) -> dict[str, float]:
-    """Training chars/s of a copy of ``model`` in each precision available here, on this config's batches.
+                round_seconds: float = 0.15, unavailable: dict | None = None) -> dict[str, float]:
+    """Training chars/s of a copy of ``model`` in each precision that runs here, on this config's batches.
 
     Rounds alternate the precisions (A B A B ...) so a change in the machine's load hits both; each
     precision's rate is its best round. The model, optimizer and data stream of the run are not
     touched: the copy has its own optimizer and its own generator, so an exact resume stays exact.
+    A precision whose warm-up step raises gets no rate; why goes into ``unavailable`` (name -> reason).
     """
     device = model.head.weight.device
     names = [p for p in PRECISIONS if p == "float32" or bf16_supported(device)]
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):   # dropout draws leave no trace
-        return probe_all(model, corpus, cfg, names, rounds, round_seconds)
+    with no_trace(device):
+        return probe_all(model, corpus, cfg, names, rounds, round_seconds,
+                         {} if unavailable is None else unavailable)
 
 
 def probe_all(model: CharRNN, corpus: Corpus, cfg: TrainConfig, names: list[str], rounds: int,
-              round_seconds: float) -> dict[str, float]:
-    device = model.head.weight.device
-    copy = copy_module(model).train()
-    opt = (torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam)(
-        copy.parameters(), lr=cfg.lr * 1e-3, fused=device.type in ("cpu", "cuda"))
-    gen = torch.Generator().manual_seed(cfg.seed + 104729)
+              round_seconds: float, unavailable: dict) -> dict[str, float]:
+    copy, opt, gen = probe_setup(model, cfg)
+    for name in list(names):                              # warm-up: first calls pay for allocation and dispatch
+        reason = first_step_error(copy, opt, corpus, cfg, gen, name == "bf16")
+        if reason and name != "float32":                  # float32 failing is the run's own error: let it raise
+            names.remove(name)
+            unavailable[name] = reason
     best = dict.fromkeys(names, 0.0)
-    for name in names:                                    # warm-up: first calls pay for allocation and dispatch
-        probe_steps(copy, opt, corpus, cfg, gen, name == "bf16", 0.0)
     for _ in range(rounds):
         for name in names:
             steps, seconds = probe_steps(copy, opt, corpus, cfg, gen, name == "bf16", round_seconds)
             best[name] = max(best[name], steps * cfg.batch_size * cfg.seq_len / seconds)
     return best
+
+
+def probe_setup(model: CharRNN, cfg: TrainConfig):
+    """A copy of ``model``, its own optimizer and its own batch generator: (copy, optimizer, generator)."""
+    device = model.head.weight.device
+    copy = copy_module(model).train()
+    opt = (torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam)(
+        copy.parameters(), lr=cfg.lr * 1e-3, fused=device.type in ("cpu", "cuda"))
+    return copy, opt, torch.Generator().manual_seed(cfg.seed + 104729)
+
+
+def first_step_error(model, opt, corpus: Corpus, cfg: TrainConfig, gen, bf16: bool) -> str | None:
+    """One training step; None when it ran, else the error's first line (a kernel this machine lacks)."""
+    try:
+        probe_steps(model, opt, corpus, cfg, gen, bf16, 0.0)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        return first[0] if first else type(e).__name__
+    return None
 
 
 def probe_steps(model, opt, corpus: Corpus, cfg: TrainConfig, gen, bf16: bool, seconds: float) -> tuple[int, float]:
@@ -77,6 +105,11 @@ def probe_steps(model, opt, corpus: Corpus, cfg: TrainConfig, gen, bf16: bool, s
     return steps, time.perf_counter() - t0
 
 
+def no_trace(device: torch.device):
+    """A context in which random draws (dropout) leave the run's random state as it was."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def copy_module(model: CharRNN) -> CharRNN:
     clone = type(model)(model.config).to(model.head.weight.device)
     clone.load_state_dict(model.state_dict())
@@ -84,19 +117,34 @@ def copy_module(model: CharRNN) -> CharRNN:
 
 
 def choose_precision(cfg: TrainConfig, model: CharRNN, corpus: Corpus) -> dict:
-    """{'choice': 'bf16' | 'float32', 'how': 'set' | 'measured', 'rates': chars/s per precision}.
+    """{'choice': 'bf16' | 'float32', 'how': 'set' | 'measured', 'rates': chars/s per precision}, and
+    'unavailable' (precision -> why) when one does not run here.
 
     ``autocast='auto'`` measures: a CPU flag says an instruction exists, not that it is faster
     (bf16 trained at 0.57x of float32 on one Xeon with AVX512-BF16 and 1.2-2.2x on another with AMX).
-    Under torchrun the ranks' rates are summed, so every rank makes the same choice.
+    Under torchrun the ranks' rates are summed, so every rank makes the same choice; a precision
+    that does not run on one rank is dropped on all. A set ``bf16`` that does not run raises
+    PrecisionUnavailable, before any step of the run.
     """
+    if cfg.autocast == "bf16":
+        copy, opt, gen = probe_setup(model, cfg)
+        with no_trace(copy.head.weight.device):
+            reason = first_step_error(copy, opt, corpus, cfg, gen, True)
+        if reason:
+            raise PrecisionUnavailable(f"bf16 autocast does not run on this machine ({reason}); "
+                                       "train with autocast 'auto' or 'none'.")
     if cfg.autocast != "auto":
         return {"choice": "bf16" if cfg.autocast == "bf16" else "float32", "how": "set", "rates": {}}
-    rates = probe_rates(model, corpus, cfg)
+    unavailable: dict[str, str] = {}
+    rates = probe_rates(model, corpus, cfg, unavailable=unavailable)
     if dist.is_available() and dist.is_initialized():
         device = model.head.weight.device
-        summed = torch.tensor([rates.get(p, 0.0) for p in PRECISIONS], dtype=torch.float64, device=device)
+        mine = [rates.get(p, 0.0) for p in PRECISIONS]
+        summed = torch.tensor(mine, dtype=torch.float64, device=device)
+        runs = torch.tensor([float(r > 0) for r in mine], dtype=torch.float64, device=device)
         dist.all_reduce(summed)
-        rates = {p: r for p, r in zip(PRECISIONS, summed.tolist(), strict=True) if r > 0}
+        dist.all_reduce(runs, op=dist.ReduceOp.MIN)
+        rates = {p: r for p, r, ok in zip(PRECISIONS, summed.tolist(), runs.tolist(), strict=True) if ok > 0}
     choice = max(rates, key=rates.get)
-    return {"choice": choice, "how": "measured", "rates": {p: round(r, 1) for p, r in rates.items()}}
+    got = {"choice": choice, "how": "measured", "rates": {p: round(r, 1) for p, r in rates.items()}}
+    return {**got, "unavailable": unavailable} if unavailable else got

@@ -17,17 +17,55 @@ def config(**kw) -> TrainConfig:
     return TrainConfig(batch_size=4, seq_len=16, iterations=3, eval_every=1000, sample_every=1000, log_every=1, **kw)
 
 
-@pytest.mark.parametrize("autocast, choice", [("none", "float32"), ("bf16", "bf16")])
-def test_a_set_precision_is_kept_without_measuring(model, corpus, autocast, choice, monkeypatch):
+def bf16_runs_here(model, corpus) -> bool:
+    copy, opt, gen = precision.probe_setup(model, config())
+    return precision.first_step_error(copy, opt, corpus, config(), gen, True) is None
+
+
+def test_a_set_precision_is_kept_without_measuring(model, corpus, monkeypatch):
     monkeypatch.setattr(precision, "probe_rates", lambda *a, **k: pytest.fail("measured a set precision"))
-    assert choose_precision(config(autocast=autocast), model, corpus) == {"choice": choice, "how": "set", "rates": {}}
+    assert choose_precision(config(autocast="none"), model, corpus) == {"choice": "float32", "how": "set", "rates": {}}
+    monkeypatch.setattr(precision, "first_step_error", lambda *a: None)        # bf16 runs (it may not here)
+    assert choose_precision(config(autocast="bf16"), model, corpus) == {"choice": "bf16", "how": "set", "rates": {}}
 
 
-def test_auto_measures_both_precisions_on_the_cpu_and_keeps_the_faster(model, corpus):
+def test_a_set_bf16_that_does_not_run_here_is_refused_before_the_run_starts(model, corpus, monkeypatch):
+    def fails(model, opt, corpus, cfg, gen, bf16, seconds):
+        raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive.\nmore")
+
+    monkeypatch.setattr(precision, "probe_steps", fails)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(precision.PrecisionUnavailable, match="bf16 autocast does not run on this machine "
+                                                             r"\(could not create a primitive descriptor.*'none'"):
+        choose_precision(config(autocast="bf16"), model, corpus)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+
+
+def test_auto_measures_every_precision_that_runs_here_and_keeps_the_faster(model, corpus):
     got = choose_precision(config(autocast="auto"), model, corpus)
-    assert got["how"] == "measured" and set(got["rates"]) == {"float32", "bf16"}
+    runs = bf16_runs_here(model, corpus)
+    assert got["how"] == "measured"
+    assert set(got["rates"]) == ({"float32", "bf16"} if runs else {"float32"})
+    assert ("unavailable" in got) == (not runs)
     assert all(r > 0 for r in got["rates"].values())
     assert got["choice"] == max(got["rates"], key=got["rates"].get)
+
+
+def test_auto_keeps_float32_and_says_why_when_bf16_does_not_run(model, corpus, monkeypatch):
+    real = precision.probe_steps
+
+    def no_bf16(model, opt, corpus, cfg, gen, bf16, seconds):
+        if bf16:
+            raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive.")
+        return real(model, opt, corpus, cfg, gen, bf16, seconds)
+
+    monkeypatch.setattr(precision, "probe_steps", no_bf16)
+    got = choose_precision(config(autocast="auto"), model, corpus)
+    assert got["choice"] == "float32" and set(got["rates"]) == {"float32"}
+    assert got["unavailable"] == {"bf16": "could not create a primitive descriptor for the LSTM forward "
+                                          "propagation primitive."}
+    trainer = Trainer(model, corpus, config(autocast="auto"))      # and the run trains, in float32
+    assert not trainer.bf16 and len(list(trainer.fit())) == 3
 
 
 @pytest.mark.parametrize("slow, expected", [("bf16", "float32"), ("float32", "bf16")])
@@ -35,7 +73,7 @@ def test_the_slower_precision_loses_whichever_it_is(model, corpus, monkeypatch, 
     real = precision.probe_steps
 
     def steps(model, opt, corpus, cfg, gen, bf16, seconds):
-        n, elapsed = real(model, opt, corpus, cfg, gen, bf16, seconds)
+        n, elapsed = real(model, opt, corpus, cfg, gen, False, seconds)   # float32 steps: they run on any machine
         if ("bf16" if bf16 else "float32") == slow:
             elapsed += 0.05 * n                       # each step 50 ms slower: far beyond any noise of a tiny model
         return n, elapsed
@@ -76,4 +114,4 @@ def test_the_run_header_records_the_precision_and_its_rates(tmp_path, corpus_fil
     list(run.train(lambda: False))
     header = ck.read_header(tmp_path / "run")
     assert header["precision"] == run.trainer.precision and header["precision"]["how"] == "measured"
-    assert set(header["precision"]["rates"]) == {"float32", "bf16"}
+    assert set(header["precision"]["rates"]) | set(header["precision"].get("unavailable", {})) == {"float32", "bf16"}

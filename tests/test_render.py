@@ -235,6 +235,14 @@ def test_the_precision_line_gives_the_choice_and_the_measured_rates():
     assert precision_line(records(5)) == ""
 
 
+def test_the_precision_line_says_when_bf16_does_not_run_here():
+    p = {"choice": "float32", "how": "measured", "rates": {"float32": 21000.0},
+         "unavailable": {"bf16": "could not create a primitive descriptor"}}
+    assert precision_line([{"step": 1, "precision": p}]) == (
+        "**Precision**: float32 (float32 21,000 chars/s). bf16 autocast does not run on this machine, "
+        "so it was not used.")
+
+
 def test_overfitting_is_validation_rising_while_training_falls():
     rising = evals([(2.0, 2.1), (1.6, 1.8), (1.3, 1.70), (1.1, 1.75), (0.9, 1.85)])
     o = overfitting(rising)

@@ -237,6 +237,9 @@ def precision_line(records: list[dict]) -> str:
     if not rates:
         return f"**Precision**: {p['choice']}."
     shown = ", ".join(f"{k} {rates[k]:,.0f}" for k in sorted(rates, key=rates.get, reverse=True))
+    if "bf16" in as_dict(p.get("unavailable")) and "bf16" not in rates:
+        return (f"**Precision**: float32 ({shown} chars/s). bf16 autocast does not run on this machine, "
+                "so it was not used.")
     ratio = f": bf16 ran at {rates['bf16'] / rates['float32']:.2f}x float32's speed" if len(rates) == 2 else ""
     return (f"**Precision**: {p['choice']}, the faster in a quick measurement here ({shown} chars/s{ratio}). "
             "Weights and validation stay float32.")
