@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -194,13 +195,17 @@ class Supervisor:
                            "or press Stop. Its progress is shown below.")
 
     def start(self, name: str, text: str, path: Path | None, data_name: str, preset: str,
-              model_cfg: ModelConfig, train_cfg: TrainConfig) -> Job:
-        """Write the run directory and spawn its trainer on ``text`` (or file ``path``) with exactly these configs."""
+              model_cfg: ModelConfig, train_cfg: TrainConfig,
+              on_created: Callable[[Path], None] | None = None) -> Job:
+        """Write the run directory and spawn its trainer on ``text`` (or file ``path``) with exactly these configs;
+        ``on_created(directory)`` adds files of the caller's to the directory before the trainer starts."""
         args = ["--preset", preset, *config_argv(model_cfg), *config_argv(train_cfg, skip=("threads",)),
                 "--name", name, "--data-name", data_name]
         with self.lock:
             self.refuse_if_busy()
             data = prepare_run_dir(self.root, name, text, path)
+            if on_created is not None:
+                on_created(ck.run_dir(self.root, name))
             return self.spawn(name, ["--data", str(data), *args])
 
     def resume(self, name: str, more_iterations=0, more_minutes=0.0, cap_minutes: float = 0) -> tuple[Job, int]:
@@ -236,12 +241,15 @@ class Supervisor:
         return (f"No resumable run named {name!r}; pick one from the list "
                 "(a run needs its checkpoint and optimizer state, and must not be running).")
 
-    def stop(self) -> tuple[Job, bool]:
-        """Ask the running trainer to stop: (job, False) when it had ended meanwhile. JobError when nothing runs."""
+    def stop(self, check: Callable[[str], None] | None = None) -> tuple[Job, bool]:
+        """Ask the running trainer to stop: (job, False) when it had ended meanwhile. JobError when nothing runs;
+        ``check(run name)`` may refuse (raise) before the signal is sent."""
         with self.lock:
             job = self.active()
             if job is None:
                 raise JobError("No training run is in progress.")
+            if check is not None:
+                check(job.name)
             try:
                 os.kill(job.pid, signal.SIGTERM)
             except ProcessLookupError:

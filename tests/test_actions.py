@@ -25,7 +25,7 @@ from charrnn.data import min_corpus_chars
 from charrnn.jobs import Job
 from charrnn.model import CharRNN, ModelConfig, count_params
 from charrnn.presets import PRESETS
-from webui import actions
+from webui import actions, owners
 from webui.errors import UserError
 from webui.forms import FORM_FIELDS
 from webui.settings import Settings
@@ -321,3 +321,60 @@ def test_a_new_run_is_refused_while_the_saved_runs_are_over_the_cap(settings, ma
     with pytest.raises(UserError, match=r"saved runs take 2.0 KiB, over this server's 1000 bytes: delete a run"):
         actions.start_training(ctx, None, "paste", None, None, corpus_text(), "quick", TINY_VALUES, "one-more")
     assert not (capped.root / "one-more").exists() and ctx.jobs.proc is None
+
+
+# --- who may stop, resume and delete a run (webui.owners) -----------------------------------
+def test_with_no_password_only_the_browser_that_started_a_run_can_stop_it(settings, ctx, spawned, monkeypatch):
+    assert "Started run **tiny**" in start(ctx, key="browser-a-key")
+    assert ck.read_json(settings.root / "tiny" / "owner.json") == {"key_sha256": owners.digest("browser-a-key")}
+    assert "browser-a-key" not in (settings.root / "tiny" / "owner.json").read_text()   # only its digest is kept
+    monkeypatch.setattr(ctx.jobs, "active", lambda: Job("tiny", 4242))
+    sent = []
+    monkeypatch.setattr(charrnn.jobs.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    for other in ("browser-b-key", None, "", 12345):
+        with pytest.raises(UserError, match=r"Only the browser that started or added \*\*tiny\*\* can stop it"):
+            actions.stop_training(ctx, None, other)
+    assert sent == []
+    assert "Stopping **tiny**" in actions.stop_training(ctx, None, "browser-a-key")
+    assert sent == [(4242, signal.SIGTERM)]
+
+
+def test_with_no_password_only_the_browser_that_started_a_run_can_resume_it(settings, ctx, spawned):
+    data = settings.data_dir / "tiny.txt"
+    make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
+    ck.save_train_state(settings.root / "ok", 1500, {})
+    owners.record_owner(settings.root / "ok", "browser-a-key")
+    with pytest.raises(UserError, match="can resume it"):
+        actions.resume_training(ctx, None, "ok", 100, 0, "browser-b-key")
+    assert spawned == []
+    assert "Resumed **ok**" in actions.resume_training(ctx, None, "ok", 100, 0, "browser-a-key")
+
+
+def test_the_password_holder_controls_every_run_and_a_run_without_an_owner_is_anyones(tmp_path, make_ctx,
+                                                                                       monkeypatch):
+    guarded = make_ctx(app_settings(tmp_path / "guarded", corpus=True, password="pw"))
+    (guarded.settings.root / "busy").mkdir(parents=True)
+    owners.record_owner(guarded.settings.root / "busy", "browser-a-key")
+    monkeypatch.setattr(guarded.jobs, "active", lambda: Job("busy", 4242))
+    monkeypatch.setattr(charrnn.jobs.os, "kill", lambda pid, sig: None)
+    assert "Stopping **busy**" in actions.stop_training(guarded, "pw", "browser-b-key")
+    open_ctx = make_ctx(app_settings(tmp_path / "open", corpus=True))
+    (open_ctx.settings.root / "cli-run").mkdir(parents=True)
+    monkeypatch.setattr(open_ctx.jobs, "active", lambda: Job("cli-run", 4242))
+    assert "Stopping **cli-run**" in actions.stop_training(open_ctx, None, None)   # started from the CLI: no owner
+
+
+def test_an_owner_file_that_cannot_be_read_lets_no_visitor_control_the_run(settings):
+    directory = settings.root / "odd"
+    directory.mkdir(parents=True)
+    for content in ("[1, 2]", "not json", '{"key_sha256": 5}'):
+        (directory / owners.OWNER).write_text(content)
+        assert not owners.may_control(settings, directory, "any-key")
+    owners.record_owner(directory, "mine")
+    assert owners.may_control(settings, directory, "mine") and not owners.may_control(settings, directory, "mine ")
+
+
+def test_a_browser_keeps_its_key_and_gets_a_new_one_only_when_it_has_none():
+    assert owners.browser_key("kept-key") == "kept-key"
+    fresh = {owners.browser_key(v) for v in (None, "", 7, ["x"], "k" * 201)}
+    assert len(fresh) == 5 and all(len(k) >= 32 for k in fresh)

@@ -85,11 +85,12 @@ def shown(page, selector: str) -> bool:
         return true; })""", selector)
 
 
-def start_elsewhere(served, name: str) -> str:
-    """Start a run on pasted text as another visitor would (the page under test did not start it)."""
+def start_elsewhere(served, name: str, key=None) -> str:
+    """Start a run on pasted text as another visitor would (the page under test did not start it); ``key``: that
+    visitor's browser key (None: a run nobody owns, as from a script without a key)."""
     values = {k: TINY_TRAINING[k] for k in FORM_FIELDS}
     return actions.start_training(served.ctx, None, "paste", None, None, corpus_text(), TINY_TRAINING["preset"],
-                                  values, name)
+                                  values, name, key)
 
 
 # --- 5 and 2: a newcomer is told what everything is -------------------------------------------------
@@ -168,6 +169,22 @@ def test_a_run_in_progress_is_named_drawn_with_points_and_polled_without_progres
     expect(page.locator("#checkpoint-info")).to_contain_text(re.compile(r"kept model from [\d,]+ steps of training: "
                                                                         r"the run's best validation loss"))
     shoot(page, "stopped-generate")
+    page.close()
+
+
+# --- issue 16: a run another browser started is not this browser's to stop --------------------------------
+def test_a_run_another_browser_started_can_be_watched_but_not_stopped_here(browser, served):
+    assert "Started run **theirs**" in start_elsewhere(served, "theirs", key="their-browser-key")
+    page = open_page(browser, served.url, DESKTOP)
+    expect(page.locator("#run-banner")).to_contain_text("Training now: theirs")
+    expect(page.locator("#run-banner")).to_contain_text("started in another browser: only that browser can stop it")
+    expect(page.locator("#stop-btn")).to_be_disabled()
+    expect(page.locator("#start-btn")).to_be_disabled()
+    expect(page.locator("#train-status")).to_contain_text("theirs")
+    shoot(page, "theirs")
+    assert "Stopping **theirs**" in actions.stop_training(served.ctx, None, "their-browser-key")
+    expect(page.locator("#train-status")).to_contain_text("Stopped: theirs")
+    expect(page.locator("#start-btn")).to_be_enabled()
     page.close()
 
 

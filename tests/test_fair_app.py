@@ -52,5 +52,5 @@ def test_a_flooding_visitor_gets_busy_at_once_and_another_visitor_is_served(serv
 def test_a_huge_prime_is_refused_before_it_is_read_and_a_pasted_corpus_is_not(served):
     refused = join(served.url, [BUNDLED_KEY, "x" * 200_000, 0.8, 10, 0, 1], visitor="192.0.2.9")
     assert refused.status_code == 413 and "at most" in refused.json()["detail"]
-    pasted = [None, "paste", None, None, "a fine long text\n" * 10_000, "quick", 32, 1, 32, 8, 0.01, 5, 0, None]
+    pasted = [None, "paste", None, None, "a fine long text\n" * 10_000, "quick", 32, 1, 32, 8, 0.01, 5, 0, None, None]
     assert join(served.url, pasted, api_name="start_training", visitor="192.0.2.10").status_code == 200

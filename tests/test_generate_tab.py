@@ -32,6 +32,7 @@ def tab(ctx):
     """The tab's components, built and wired in a Blocks as the demo does."""
     with gr.Blocks() as demo:
         g = generate_tab.build(ctx)
+        g.key = gr.BrowserState(None)          # the demo makes one per page (webui.owners)
         generate_tab.wire(ctx, g)
     g.demo = demo
     return g

@@ -56,8 +56,9 @@ def poll_event(url: str) -> dict:
     """The hidden poll a page runs when it opens, found in the served config as the browser finds it: the page's
     load event, whose outputs are the ones the timer's tick refreshes (the training view and checkpoint lists)."""
     dependencies = httpx.get(url + "config", timeout=60).json()["dependencies"]
-    on_load = [d for d in dependencies if any(event == "load" for _, event in d["targets"])]
     on_tick = [d for d in dependencies if any(event == "tick" for _, event in d["targets"])]
+    on_load = [d for d in dependencies if any(event == "load" for _, event in d["targets"])
+               and len(d["outputs"]) > 1]                       # the other load event sets the browser's key
     assert len(on_load) == 1 and len(on_tick) == 1, "one poll when a page opens, one on the timer"
     load, tick = on_load[0], on_tick[0]
     assert (load["inputs"], load["outputs"]) == (tick["inputs"], tick["outputs"]) and len(load["outputs"]) >= 10

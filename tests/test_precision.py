@@ -115,3 +115,22 @@ def test_the_run_header_records_the_precision_and_its_rates(tmp_path, corpus_fil
     header = ck.read_header(tmp_path / "run")
     assert header["precision"] == run.trainer.precision and header["precision"]["how"] == "measured"
     assert set(header["precision"]["rates"]) | set(header["precision"].get("unavailable", {})) == {"float32", "bf16"}
+
+
+@pytest.mark.parametrize("bf16_seconds, rounds", [(1.0, precision.MAX_ROUNDS), (2.0, 3)])
+def test_close_rates_are_measured_longer_and_each_round_swaps_which_goes_first(model, corpus, monkeypatch,
+                                                                               bf16_seconds, rounds):
+    calls = []
+
+    def steps(model, opt, corpus, cfg, gen, bf16, seconds):
+        calls.append(("bf16" if bf16 else "float32", seconds))
+        return 10, (bf16_seconds if bf16 else 1.0)          # equal rates, or bf16 at half float32's
+
+    monkeypatch.setattr(precision, "probe_steps", steps)
+    rates = probe_rates(model, corpus, config(autocast="auto"), rounds=3, round_seconds=0.2)
+    timed = [name for name, seconds in calls if seconds > 0]
+    warmups = [name for name, seconds in calls if seconds == 0]
+    assert warmups == ["float32"] * precision.WARMUP_STEPS + ["bf16"] * precision.WARMUP_STEPS
+    assert len(timed) == 2 * rounds
+    assert timed[:4] == ["float32", "bf16", "bf16", "float32"]
+    assert rates["float32"] == 10 * 4 * 16 / 1.0 and rates["bf16"] == 10 * 4 * 16 / bf16_seconds

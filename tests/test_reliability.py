@@ -55,7 +55,7 @@ pytestmark = pytest.mark.slow
 
 GENERIC = "has not enabled verbose error reporting"  # Gradio's text for an exception the app let through
 START_FIELDS = ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers", "seq_len",
-                "batch_size", "lr", "iterations", "minutes", "run_name")
+                "batch_size", "lr", "iterations", "minutes", "run_name", "key")
 GENERATE_FIELDS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
 BUNDLED = Settings(root=ck.PROJECT_DIR).bundled          # the pretrained run shipped with the app
 APP_PY = ck.PROJECT_DIR / "app.py"                       # a server file no request may read
@@ -114,7 +114,7 @@ def root(served):
 
 def start_args(run: str, **changes) -> list:
     values = dict(password=None, source="paste", bundled_name=None, upload=None, pasted=corpus_text(),
-                  **TINY_TRAINING, run_name=run)
+                  **TINY_TRAINING, run_name=run, key=None)
     return [{**values, **changes}[k] for k in START_FIELDS]
 
 
@@ -612,6 +612,21 @@ def test_stop_pressed_twice_stops_the_one_run_once(client, served, root):
     wait_for(lambda: status_of(root, "stop2") == "stopped", what="the run to stop")
     assert trainer.wait(timeout=30) == 0 and served.ctx.jobs.proc is trainer
     assert ck.read_header(root / "stop2")["step"] == last_step(root, "stop2")
+
+
+def test_with_no_password_only_the_caller_that_started_a_run_can_stop_or_delete_it(client, served, root):
+    client.predict(*start_args("owned", key="starter-secret"), api_name="/start_training")
+    wait_for(lambda: last_step(root, "owned") > 0, what="the first metrics")
+    for key in ("someone-else", None):
+        assert "Only the browser that started or added **owned** can stop it" in refusal(
+            lambda key=key: client.predict(password=None, key=key, api_name="/stop_training"))
+    assert status_of(root, "owned") == "running"
+    assert "Stopping **owned**" in client.predict(password=None, key="starter-secret", api_name="/stop_training")
+    wait_for(lambda: status_of(root, "owned") == "stopped", what="the run to stop")
+    assert "can delete it" in refusal(lambda: client.predict(run="owned", key="someone-else", api_name="/delete_run"))
+    assert (root / "owned").is_dir()
+    wait_for(lambda: served.ctx.jobs.proc.poll() is not None, what="the trainer to exit")
+    assert "Deleted **owned**" in client.predict(run="owned", key="starter-secret", api_name="/delete_run")
 
 
 # --- security --------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def wired(ctx: AppContext) -> dict:
 def start_args(inputs=START_INPUTS, **changes) -> list:
     """/start_training's inputs (or the page's Start's, with ``PAGE_START_INPUTS``), in order, as gradio passes them."""
     values = dict(password=None, source="paste", bundled_name=None, upload=None, pasted=corpus_text(),
-                  run_name="tiny", patience=0, **TINY_TRAINING)
+                  run_name="tiny", patience=0, key=None, **TINY_TRAINING)
     values.update(changes)
     return [values[name] for name in inputs]
 
@@ -162,7 +162,7 @@ def test_the_start_training_handler_names_its_inputs(ctx):
     fns = wired(ctx)
     assert tuple(inspect.signature(fns["start_training"]).parameters) == START_INPUTS
     assert START_INPUTS == ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers",
-                            "seq_len", "batch_size", "lr", "iterations", "minutes", "run_name")   # as it always was
+                            "seq_len", "batch_size", "lr", "iterations", "minutes", "run_name", "key")   # key: last
     assert tuple(inspect.signature(fns["start_training_from_page"]).parameters) == PAGE_START_INPUTS
     assert PAGE_START_INPUTS == (*START_INPUTS, "patience")
     demo = create_demo(ctx.settings, ctx)
@@ -178,10 +178,10 @@ def test_the_wired_handlers_refuse_with_gr_errors(settings, make_ctx):
     with pytest.raises(gr.Error, match="password"):
         fns["start_training"](*start_args(password="wrong"))
     for fn, args in ((fns["start_training_from_page"], start_args(PAGE_START_INPUTS, password="wrong")),
-                     (fns["stop_training"], ["wrong"]), (fns["resume_training"], ["wrong", "x", 0, 0])):
+                     (fns["stop_training"], ["wrong", None]), (fns["resume_training"], ["wrong", "x", 0, 0, None])):
         shown, error = pressed(fn, *args)
         assert "password" in str(error) and len(shown) == 1 and "⚠️ Training controls need the password" in shown[0]
-    assert "No training run is in progress" in str(pressed(fns["stop_training"], "s3cret")[1])
+    assert "No training run is in progress" in str(pressed(fns["stop_training"], "s3cret", None)[1])
     with pytest.raises(gr.Error, match="hidden=0 is out of range"):
         fns["start_training"](*start_args(password="s3cret", hidden=0))
     assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
@@ -195,7 +195,7 @@ def test_a_refusal_stays_in_the_message_area_and_still_fails_the_event(settings,
         call, expected = {
             "busy": ((fns["start_training_from_page"], *start_args(PAGE_START_INPUTS)), "A training run is in "
                      "progress: busy"),
-            "nothing to stop": ((fns["stop_training"], None), "No training run is in progress."),
+            "nothing to stop": ((fns["stop_training"], None, None), "No training run is in progress."),
             "too short": ((fns["start_training_from_page"], *start_args(PAGE_START_INPUTS, pasted="short text")),
                           "the text has 10 characters; at least"),
         }[case]
@@ -368,7 +368,7 @@ def test_a_killed_trainer_leaves_its_run_interrupted_and_the_app_serving(setting
     status = poll(ctx, {}, None, None)[4]
     assert status.startswith("**Interrupted**: tiny")
     assert "train.log" not in status and (settings.root / "tiny" / "train.log").exists()
-    assert "No training run is in progress" in str(pressed(fns["stop_training"], None)[1])   # the handlers answer
+    assert "No training run is in progress" in str(pressed(fns["stop_training"], None, None)[1])   # the handlers answer
 
 
 def test_a_trainer_that_fails_at_start_up_shows_its_error(settings, ctx, monkeypatch):

@@ -280,6 +280,16 @@ def test_delete_removes_the_run_and_nothing_else(ctx, tmp_path):
         delete_run(ctx, None, "tiny")
 
 
+def test_with_no_password_only_the_browser_that_added_a_model_can_delete_it(ctx, tmp_path):
+    model = downloaded(ctx, tmp_path)
+    assert "Added **mine**" in add_model(ctx, None, str(model), "mine", "browser-a-key")
+    for other in ("browser-b-key", None):
+        with pytest.raises(UserError, match=r"Only the browser that started or added \*\*mine\*\* can delete it"):
+            delete_run(ctx, None, "mine", other)
+    assert (ctx.settings.root / "mine" / ck.WEIGHTS).is_file()
+    assert "Deleted **mine**" in delete_run(ctx, None, "mine", "browser-a-key")
+
+
 def test_the_bundled_model_cannot_be_deleted(ctx, tmp_path):
     make_checkpoint(ctx.settings.bundled, corpus_text())
     with pytest.raises(UserError, match="bundled model cannot be deleted"):

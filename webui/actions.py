@@ -19,6 +19,7 @@ from charrnn.train import TrainConfig
 from .context import AppContext
 from .errors import UserError, esc, no_markup
 from .forms import CorpusChoice, build_configs, read_corpus, text_stats, vocab_size_for
+from .owners import check_run_owner, record_owner
 from .render import corpus_line, model_line
 from .settings import Settings
 
@@ -38,8 +39,9 @@ def default_run_name(choice: CorpusChoice, preset: str) -> str:
 
 
 def start_training(ctx: AppContext, password, source, bundled_name, upload, pasted, preset, values: dict,
-                   run_name) -> str:
-    """Validate everything, then start the trainer on the chosen text; returns a message naming the run."""
+                   run_name, key=None) -> str:
+    """Validate everything, then start the trainer on the chosen text; returns a message naming the run.
+    ``key`` (the browser's, see ``webui.owners``) becomes the run's owner."""
     settings = ctx.settings
     check_password(settings, password)
     choice = read_corpus(settings, source, bundled_name, upload, pasted)
@@ -59,7 +61,8 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
     check_disk(settings)
     name = run_name.strip() if isinstance(run_name, str) and run_name.strip() else default_run_name(choice, preset)
     try:
-        job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg)
+        job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg,
+                             on_created=lambda directory: record_owner(directory, key))
     except JobError as e:
         raise UserError(no_markup(e)) from None
     capped = f" Runs here train at most {cap:g} minutes (no training password is set)." if cap else ""
@@ -94,11 +97,13 @@ def folder_bytes(root: Path) -> int:
     return total
 
 
-def stop_training(ctx: AppContext, password) -> str:
-    """Ask the running trainer to stop: it finishes its step, saves a checkpoint and says 'stopped'."""
-    check_password(ctx.settings, password)
+def stop_training(ctx: AppContext, password, key=None) -> str:
+    """Ask the running trainer to stop: it finishes its step, saves a checkpoint and says 'stopped'. With no
+    password set, only the run's owner (``key``) may."""
+    settings = ctx.settings
+    check_password(settings, password)
     try:
-        job, signalled = ctx.jobs.stop()
+        job, signalled = ctx.jobs.stop(check=lambda name: check_run_owner(settings, name, key, "stop"))
     except JobError as e:
         raise UserError(no_markup(e)) from None
     if not signalled:
@@ -106,11 +111,13 @@ def stop_training(ctx: AppContext, password) -> str:
     return stamp(f"Stopping **{job.name}**: it finishes the current step and saves a final checkpoint.")
 
 
-def resume_training(ctx: AppContext, password, run, more_iterations, more_minutes) -> str:
-    """Continue a stopped run from its checkpoint, optionally with a bigger budget (more steps or minutes)."""
+def resume_training(ctx: AppContext, password, run, more_iterations, more_minutes, key=None) -> str:
+    """Continue a stopped run from its checkpoint, optionally with a bigger budget (more steps or minutes). With no
+    password set, only the run's owner (``key``) may."""
     check_password(ctx.settings, password)
     cap = ctx.settings.visitor_minutes if ctx.settings.password is None else 0
     try:
+        check_run_owner(ctx.settings, run, key, "resume")
         job, step = ctx.jobs.resume(run, more_iterations, more_minutes, cap_minutes=cap)
     except JobError as e:
         raise UserError(no_markup(e)) from None

@@ -14,6 +14,7 @@ from .fair import VisitorLimit, visitor_of
 from .generate_tab import describe_checkpoint
 from .glue import QUIET
 from .models import checkpoint_signature, list_checkpoints, picked_checkpoint
+from .owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from .settings import Settings
 
 CSS_MODULES = (style, train_style)                 # modules whose CSS string the page loads (see page_css)
@@ -37,6 +38,10 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
             generate = generate_tab.build(ctx)
         with gr.Tab("Inside a unit", id="inside") as inside_page:
             inside = inside_tab.build(ctx)
+        # the browser's own key: it owns the runs it starts or adds (webui.owners)
+        key = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=STORAGE_SECRET)
+        train.key = generate.key = key
+        demo.load(browser_key, key, key, **QUIET, queue=False)
         train_tab.wire(ctx, train)
         train_tab.wire_compare(ctx, train)
         generate_tab.wire(ctx, generate)

@@ -189,17 +189,17 @@ def wire_transfer(ctx: AppContext, g: SimpleNamespace) -> None:
     g.download_btn.click(handler(download_run), g.checkpoint, g.download_files, api_name="download_run",
                          concurrency_id="transfer", concurrency_limit=2)
 
-    def add(password=None, model=None, run_name=None):
-        return add_model(ctx, password, model, run_name)
+    def add(password=None, model=None, run_name=None, key=None):
+        return add_model(ctx, password, model, run_name, key)
 
-    g.add_btn.click(handler(add), [g.transfer_password, g.model_file, g.model_name], g.transfer_md,
+    g.add_btn.click(handler(add), [g.transfer_password, g.model_file, g.model_name, g.key], g.transfer_md,
                     api_name="add_model", concurrency_id="transfer", concurrency_limit=2)
 
-    def delete(password=None, run=None):
-        return delete_run(ctx, password, run)
+    def delete(password=None, run=None, key=None):
+        return delete_run(ctx, password, run, key)
 
     g.delete_btn.click(ask_to_delete, g.checkpoint, [g.confirm_delete_btn, g.pending_delete, g.transfer_md], **QUIET)
-    g.confirm_delete_btn.click(handler(delete), [g.transfer_password, g.pending_delete],
+    g.confirm_delete_btn.click(handler(delete), [g.transfer_password, g.pending_delete, g.key],
                                g.transfer_md, api_name="delete_run", concurrency_id="transfer", concurrency_limit=2) \
         .then(lambda: (gr.update(visible=False), ""), None, [g.confirm_delete_btn, g.pending_delete], **QUIET)
 

@@ -27,6 +27,7 @@ from .forms import (
 )
 from .glue import ERRORS, QUIET, WholeNumber, handler, message_of
 from .models import run_directory
+from .owners import may_control
 from .render import (
     active_banner,
     kept_line,
@@ -42,7 +43,7 @@ from .render import (
     status_line,
 )
 
-START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name")
+START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name", "key")
 PAGE_START_INPUTS = (*START_INPUTS, *PAGE_FIELDS)     # the page's Start sends patience too; /start_training does not
 FIELD_ROWS = (("hidden", "layers", "seq_len"), ("batch_size", "lr"), ("iterations", "minutes", "patience"))
 POLLED = ["charrnn-polled"]       # outputs of the poll: their hidden status trackers are not drawn (train_style.CSS)
@@ -198,29 +199,30 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
         values = {name: kw.pop(name) for name in FORM_FIELDS + PAGE_FIELDS if name in kw}
         return actions.start_training(ctx, values=values, **kw)
 
-    def stop_training(password):
-        return actions.stop_training(ctx, password)
+    def stop_training(password, key):
+        return actions.stop_training(ctx, password, key)
 
-    def resume_training(password, run, more_iterations, more_minutes):
-        return actions.resume_training(ctx, password, run, more_iterations, more_minutes)
+    def resume_training(password, run, more_iterations, more_minutes, key):
+        return actions.resume_training(ctx, password, run, more_iterations, more_minutes, key)
 
-    def controls():
-        return control_states(ctx)
+    def controls(key):
+        return control_states(ctx, key)
 
     # a refusal's "Error" badge would cover the message it keeps: the message itself is the progress shown
     train_opts = dict(concurrency_id="train-control", concurrency_limit=1, show_progress="hidden")
-    shown = dict(fn=controls, inputs=None, outputs=[t.banner, t.start_btn, t.stop_btn], **QUIET, queue=False)
+    shown = dict(fn=controls, inputs=t.key, outputs=[t.banner, t.start_btn, t.stop_btn], **QUIET, queue=False)
     api_fields = [t.fields[name] for name in FORM_FIELDS]
-    gr.on([], handler(start_training, START_INPUTS), [t.password, *corpus_inputs, t.preset, *api_fields, t.run_name],
-          t.message, api_name="start_training", **train_opts)
+    start_inputs = [t.password, *corpus_inputs, t.preset, *api_fields, t.run_name, t.key]
+    gr.on([], handler(start_training, START_INPUTS), start_inputs, t.message, api_name="start_training",
+          **train_opts)
     t.start_btn.click(handler(kept_in_place(start_training), PAGE_START_INPUTS),
-                      [t.password, *corpus_inputs, t.preset, *api_fields, t.run_name,
-                       *(t.fields[name] for name in PAGE_FIELDS)], t.message,
+                      [*start_inputs, *(t.fields[name] for name in PAGE_FIELDS)], t.message,
                       api_name="start_training_from_page", api_visibility="private", **train_opts).then(**shown)
-    t.stop_btn.click(handler(kept_in_place(stop_training)), t.password, t.message, api_name="stop_training",
-                     **train_opts).then(**shown)
-    t.resume_btn.click(handler(kept_in_place(resume_training)),
-                       [t.password, t.resume_run, t.more_iterations, t.more_minutes], t.message,
+    t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key")), [t.password, t.key], t.message,
+                     api_name="stop_training", **train_opts).then(**shown)
+    t.resume_btn.click(handler(kept_in_place(resume_training),
+                               ("password", "run", "more_iterations", "more_minutes", "key")),
+                       [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key], t.message,
                        api_name="resume_training", **train_opts).then(**shown)
     t.status_md.change(**shown)          # the poll redrew the status: a run started or ended, here or elsewhere
 
@@ -241,14 +243,16 @@ def kept_in_place(fn):
     return run
 
 
-def control_states(ctx: AppContext) -> tuple:
-    """The banner naming the run in progress (hidden when none), and whether Start and Stop may be pressed."""
+def control_states(ctx: AppContext, key=None) -> tuple:
+    """The banner naming the run in progress (hidden when none), and whether Start and Stop may be pressed: Stop
+    only in the browser that started the run (``key``; any, with a training password, which is asked for)."""
     job = ctx.jobs.active()
     if job is None:
         return gr.update(value="", visible=False), gr.update(interactive=True), gr.update(interactive=False)
     status = ctx.jobs.state(job.name)
-    return (gr.update(value=active_banner(job.name, status), visible=True), gr.update(interactive=False),
-            gr.update(interactive=status.get("state") != "stopping"))
+    ours = may_control(ctx.settings, ctx.settings.root / job.name, key)
+    return (gr.update(value=active_banner(job.name, status, ours), visible=True), gr.update(interactive=False),
+            gr.update(interactive=ours and status.get("state") != "stopping"))
 
 
 def corpus_view(ctx: AppContext, source, bundled_name, upload, pasted) -> tuple:

@@ -27,6 +27,7 @@ from .actions import check_password, folder_bytes, stamp
 from .context import AppContext
 from .errors import UserError, esc, no_markup
 from .models import BUNDLED_KEY, resolve_checkpoint, run_directory
+from .owners import check_owner, record_owner
 from .render import checkpoint_line, human_bytes
 from .settings import Settings
 
@@ -210,8 +211,9 @@ def new_run_dir(root: Path, wanted, stem: str) -> Path:
     raise UserError(f"Too many runs are named after {esc(base)}; give this one a name.")
 
 
-def add_model(ctx: AppContext, password, upload, run_name=None) -> str:
-    """Add an uploaded charrnn checkpoint as a new run (selectable in the picker); returns the message to show."""
+def add_model(ctx: AppContext, password, upload, run_name=None, owner_key=None) -> str:
+    """Add an uploaded charrnn checkpoint as a new run (selectable in the picker), owned by ``owner_key`` (see
+    ``webui.owners``); returns the message to show."""
     settings = ctx.settings
     check_password(settings, password)
     if not upload:
@@ -227,6 +229,7 @@ def add_model(ctx: AppContext, password, upload, run_name=None) -> str:
     directory = new_run_dir(settings.root, run_name, path.stem)
     try:
         ck.write_json(directory / ck.META, header)
+        record_owner(directory, owner_key)
         ck.write_status(directory, "uploaded", file=path.name, added=time.time())
         ck.atomic_write(directory / ck.WEIGHTS, lambda tmp: shutil.copyfile(path, tmp))   # last: then it is listed
     except OSError as e:
@@ -236,8 +239,9 @@ def add_model(ctx: AppContext, password, upload, run_name=None) -> str:
 
 
 # --- delete -----------------------------------------------------------------------------
-def delete_run(ctx: AppContext, password, key) -> str:
-    """Delete a run's directory: never the bundled model, never a run that is training."""
+def delete_run(ctx: AppContext, password, key, owner_key=None) -> str:
+    """Delete a run's directory: never the bundled model, never a run that is training; with no password set,
+    only the run's owner (``owner_key``) may."""
     settings = ctx.settings
     check_password(settings, password)
     if not key:
@@ -247,6 +251,7 @@ def delete_run(ctx: AppContext, password, key) -> str:
         raise UserError("The bundled model cannot be deleted: it is what a fresh app generates from.")
     if not directory.is_dir():
         raise UserError(f"There is no run named {esc(directory.name)}.")
+    check_owner(settings, directory, owner_key, "delete")
     trash = settings.root / f".deleting-{directory.name}-{secrets.token_hex(4)}"   # hidden: never listed
     with ctx.jobs.lock:                                   # no Start or Resume of it in between
         if training_state(ctx, directory) in BUSY:

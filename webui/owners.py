@@ -1,0 +1,95 @@
+"""Who may stop, resume or delete a run when no training password is set: the browser that started or added it.
+
+Each browser keeps a random key of its own (``gr.BrowserState``, in its localStorage); a run records only the key's
+SHA-256, in ``owner.json`` beside its files. An API caller may pass a key of its own choosing (any secret string
+it keeps) to the same effect. With a training password set, the password is what counts: its holder controls
+every run. A run with no owner recorded (started from the CLI, by a caller without a key, or before keys existed)
+may be controlled by anyone who may train here.
+
+No gradio: refusals are ``UserError``.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+from charrnn import checkpoint as ck
+
+from .errors import UserError, esc
+from .settings import Settings
+
+OWNER = "owner.json"
+# Gradio encrypts a BrowserState with a secret, by default a new one per start, which would lose every browser's
+# key at a restart. A fixed one keeps it: the key's secrecy is that only its browser holds it, and whoever can read
+# that browser's localStorage is that browser anyway.
+STORAGE_KEY, STORAGE_SECRET = "charrnn-key", "charrnn-browser-key"
+MAX_KEY = 200
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def usable_key(key) -> str | None:
+    """``key`` when it can name an owner (a non-empty string of at most MAX_KEY characters), else None."""
+    return key if isinstance(key, str) and 0 < len(key) <= MAX_KEY else None
+
+
+def browser_key(key) -> str:
+    """The key a browser keeps: the one it has, or a new one (first visit, or a value that is not a key)."""
+    return usable_key(key) or new_key()
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def record_owner(directory: Path, key) -> None:
+    """Write down who owns the new run in ``directory`` (nothing when there is no usable key)."""
+    if usable_key(key):
+        ck.write_json(Path(directory) / OWNER, {"key_sha256": digest(key)})
+
+
+def owner_digest(directory: Path) -> str | None:
+    """The recorded owner's key digest; None when none is recorded; "" when the file cannot be read (owned,
+    by nobody who can prove it)."""
+    path = Path(directory) / OWNER
+    if not path.exists():
+        return None
+    try:
+        value = ck.read_json(path).get("key_sha256")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def may_control(settings: Settings, directory: Path, key) -> bool:
+    """Whether the holder of ``key`` may stop, resume or delete the run in ``directory`` (the password, when one is
+    set, is checked before this and controls every run)."""
+    if settings.password:
+        return True
+    owner = owner_digest(directory)
+    if owner is None:
+        return True
+    key = usable_key(key)
+    return bool(owner and key) and hmac.compare_digest(owner, digest(key))
+
+
+def check_owner(settings: Settings, directory: Path, key, doing: str) -> None:
+    """Refuse ``doing`` (stop, resume, delete) to anyone but the run's owner, when no password is set."""
+    if not may_control(settings, directory, key):
+        raise UserError(f"Only the browser that started or added **{esc(Path(directory).name)}** can {doing} it. "
+                        "(Whoever runs this app can set a training password, CHARRNN_TRAIN_PASSWORD, that "
+                        "controls every run.)")
+
+
+def check_run_owner(settings: Settings, name, key, doing: str) -> None:
+    """``check_owner`` for run ``name`` under the checkpoints folder (a name that is no run's passes: what
+    follows refuses it with its own message)."""
+    try:
+        directory = ck.run_dir(settings.root, name)
+    except ck.CheckpointError:
+        return
+    check_owner(settings, directory, key, doing)
