@@ -4,10 +4,14 @@
    freshly trained checkpoint) and time until the page is served (HTTP 200 on /).
 2. Call the app's "/generate" endpoint with gradio_client and time until the first
    streamed update (the app echoes the prime first) and until the first generated characters.
-3. Train the ``default`` preset with the CLI for --train-seconds twice, in the folder the
-   app watches: once alone, once while this process calls the app's own poll function
-   (``app.poll``, what the browser's gr.Timer triggers; it is a private endpoint, so it is
-   called in-process with the app's settings) every POLL_SECONDS; compare characters per second.
+3. Train the ``default`` preset with the CLI for --train-seconds at a time, in the folder the
+   app watches: alone, and while this process calls the app's own poll function (``webui.demo.poll``,
+   what the browser's gr.Timer triggers; it is a private endpoint, so it is called in-process with
+   the app's settings) every poll_seconds; compare characters per second. The two conditions
+   alternate for --rounds rounds (alone, polled, polled, alone, ...) so that a drift in the
+   machine's load hits both, and both train in the same precision (--autocast, float32 unless told):
+   with ``auto`` each run would measure its own, and a different choice would be mistaken for the
+   poll's cost.
 
     python -m bench.app_latency
     python -m bench.app_latency --train-seconds 60 --repeats 10
@@ -85,11 +89,11 @@ def first_output_ms(client, api_name: str, kwargs: dict, repeats: int) -> tuple[
     return first, generated
 
 
-def train_rate(checkpoints: Path, name: str, seconds: float) -> float:
+def train_rate(checkpoints: Path, name: str, seconds: float, autocast: str = "none") -> float:
     """Mean characters per second of a CLI training run of the default preset for ``seconds``."""
     cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(checkpoints), "train", "--data",
            "data/tinyshakespeare.txt", "--preset", "default", "--minutes", str(seconds / 60), "--name", name,
-           "--quiet"]
+           "--autocast", autocast, "--quiet"]
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = [json.loads(line) for line in (checkpoints / name / "metrics.jsonl").read_text().splitlines()]
     rates = [r["chars_per_s"] for r in records if "chars_per_s" in r and "end" not in r]
@@ -112,13 +116,13 @@ def poll_while(checkpoints: Path, stop: threading.Event) -> list[float]:
     return durations
 
 
-def polled_rate(checkpoints: Path, seconds: float) -> tuple[float, list[float]]:
+def polled_rate(checkpoints: Path, name: str, seconds: float, autocast: str) -> tuple[float, list[float]]:
     """Training rate while the app's poll function runs in this process against the same folder."""
     stop, box = threading.Event(), {}
     poller = threading.Thread(target=lambda: box.setdefault("d", poll_while(checkpoints, stop)))
     poller.start()
     try:
-        rate = train_rate(checkpoints, "bench-polled", seconds)
+        rate = train_rate(checkpoints, name, seconds, autocast)
     finally:
         stop.set()
         poller.join()
@@ -129,7 +133,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--generate-api", default="/generate", help="the app's streaming generate endpoint")
     p.add_argument("--repeats", type=int, default=5, help="generate requests timed")
-    p.add_argument("--train-seconds", type=float, default=30.0, help="training time per condition")
+    p.add_argument("--train-seconds", type=float, default=30.0, help="training time of each run")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of the two conditions (each round: both, in "
+                                                          "alternating order)")
+    p.add_argument("--autocast", default="none", choices=("none", "bf16", "auto"),
+                   help="the precision both conditions train in")
     return p.parse_args(argv)
 
 
@@ -154,8 +162,17 @@ def main(argv=None) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-        alone = train_rate(checkpoints, "bench-alone", args.train_seconds)
-        polled, durations = polled_rate(checkpoints, args.train_seconds)
+        alone_rates, polled_rates, durations = [], [], []
+        for i in range(args.rounds):
+            for condition in ("alone", "polled") if i % 2 == 0 else ("polled", "alone"):
+                name = f"bench-{condition}-{i}"
+                if condition == "alone":
+                    alone_rates.append(train_rate(checkpoints, name, args.train_seconds, args.autocast))
+                else:
+                    rate, took = polled_rate(checkpoints, name, args.train_seconds, args.autocast)
+                    polled_rates.append(rate)
+                    durations += took
+        alone, polled = statistics.mean(alone_rates), statistics.mean(polled_rates)
 
     print("# app responsiveness")
     print(machine_line())
@@ -168,8 +185,9 @@ def main(argv=None) -> None:
           f"max {max(generated):.0f}, {len(generated)} requests; target <= {TARGET_FIRST_MS:.0f} ms: "
           f"{verdict(med_gen <= TARGET_FIRST_MS)})")
     slow = 1 - polled / alone
-    print(f"\ntraining the default preset, {args.train_seconds:.0f} s each: alone {alone:,.0f} chars/s, "
-          f"with the UI's poll {polled:,.0f} chars/s")
+    print(f"\ntraining the default preset ({args.autocast} autocast), {args.rounds} x {args.train_seconds:.0f} s per "
+          f"condition: alone {alone:,.0f} chars/s ({', '.join(f'{r:,.0f}' for r in alone_rates)}), with the UI's "
+          f"poll {polled:,.0f} chars/s ({', '.join(f'{r:,.0f}' for r in polled_rates)})")
     if durations:
         print(f"({len(durations)} polls, median {statistics.median(durations) * 1000:.1f} ms, "
               f"max {max(durations) * 1000:.1f} ms each)")

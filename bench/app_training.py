@@ -4,9 +4,10 @@ In one run, on the bundled Tiny Shakespeare with the quick preset's model and ba
 1. The CLI trains for --seconds in float32 (``--autocast none``), in bf16 (``--autocast bf16``) and with
    ``--autocast auto`` (which times both at the start and keeps the faster): the best of the first two
    is the machine's best precision, and auto's rate is compared to it.
-2. The app (built in this process as ``app.py`` builds it, with the trainer's torch threads set to each
-   of --trainer-threads) starts the same run through ``/start_training``; while it trains, /generate is
-   called --repeats times (400 characters each) and timed: first generated characters and chars/s.
+2. The app (built in this process as ``app.py`` builds it) starts the same run through ``/start_training``:
+   once with its shipped trainer threads and nobody generating (the rate compared to the CLI's best), then
+   with the trainer's torch threads set to each of --trainer-threads while /generate is called --repeats
+   times (400 characters each) and timed: first generated characters and chars/s.
 Rates are the mean chars/s of a run's progress records after the first (which includes start-up).
 
     python -m bench.app_training
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, machine_line
+from webui.settings import Settings
 
 QUICK = dict(preset="quick", hidden=256, layers=1, seq_len=64, batch_size=16, lr=0.004)
 TARGET_APP = 0.9            # the app's run vs the CLI's best precision
@@ -39,10 +41,14 @@ def run_rate(directory: Path) -> tuple[float, dict]:
     return statistics.mean(rates[1:] or rates), precision
 
 
-def cli_rate(root: Path, name: str, seconds: float, autocast: str) -> tuple[float, dict]:
+def cli_rate(root: Path, name: str, seconds: float, autocast: str) -> tuple[float, dict] | str:
+    """(rate, precision) of a CLI run, or the CLI's error line when the run is refused (bf16 that does not run)."""
     cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(root), "train", "--data", "data/tinyshakespeare.txt",
            "--preset", "quick", "--minutes", str(seconds / 60), "--autocast", autocast, "--name", name, "--quiet"]
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode == 2:
+        return done.stderr.strip().splitlines()[-1]
+    done.check_returncode()
     return run_rate(root / name)
 
 
@@ -81,10 +87,10 @@ def app_run(root: Path, threads: int, seconds: float, repeats: int) -> dict:
         client = Client(demo.local_url, verbose=False)
         client.predict(None, "bundled", "tinyshakespeare.txt", None, None, QUICK["preset"], QUICK["hidden"],
                        QUICK["layers"], QUICK["seq_len"], QUICK["batch_size"], QUICK["lr"], 0, seconds / 60, name,
-                       api_name="/start_training")
+                       None, api_name="/start_training")
         while not ck.read_metrics(root / name):
             time.sleep(0.2)
-        timings = generate_timings(client, BUNDLED_KEY, repeats)
+        timings = generate_timings(client, BUNDLED_KEY, repeats) if repeats else []
         ctx.jobs.proc.wait(timeout=seconds * 4 + 120)
     finally:
         demo.close()
@@ -105,7 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=25.0, help="training time of each run")
     p.add_argument("--repeats", type=int, default=5, help="generations timed while the app's run trains")
     p.add_argument("--trainer-threads", type=int, nargs="+", default=[1, 0],
-                   help="torch threads of the app's trainer to compare (0 = torch's default: every core)")
+                   help="torch threads of the app's trainer to compare (0 = torch's default: every core), each with "
+                        "generations beside it; the app's settings' own thread count also trains alone")
     return p.parse_args(argv)
 
 
@@ -119,15 +126,18 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         cli = {mode: cli_rate(root, f"cli-{mode}", args.seconds, mode) for mode in ("none", "bf16", "auto")}
+        alone = app_run(root, Settings(root=root).trainer_threads, args.seconds, 0)   # the app as it ships, quiet
         apps = [app_run(root, threads, args.seconds, args.repeats) for threads in args.trainer_threads]
-    best_mode = max(("none", "bf16"), key=lambda m: cli[m][0])
+    runs = [m for m in ("none", "bf16") if not isinstance(cli[m], str)]
+    best_mode = max(runs, key=lambda m: cli[m][0])
     best = cli[best_mode][0]
     print("# training where users train: the app's /start_training vs the CLI (quick preset: H256, 16 x 64)")
     print(machine)
     print(f"command: python {' '.join(['-m', 'bench.app_training', *sys.argv[1:]])}")
     print(f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}\n")
     for mode, label in (("none", "CLI float32 (--autocast none)"), ("bf16", "CLI bf16 (--autocast bf16)")):
-        print(f"{label:<44}{cli[mode][0]:>10,.0f} chars/s")
+        print(f"{label:<44}" + (f"refused: {cli[mode]}" if isinstance(cli[mode], str) else
+                                f"{cli[mode][0]:>10,.0f} chars/s"))
     auto_rate, auto_precision = cli["auto"]
     print(f"{'CLI --autocast auto':<44}{auto_rate:>10,.0f} chars/s   chose {auto_precision.get('choice')} "
           f"from {auto_precision.get('rates')}")
@@ -135,6 +145,10 @@ def main(argv=None) -> None:
     print(f"auto vs the better precision ({best_mode}): {auto_rate / best:.2f}x "
           f"(target >= {TARGET_AUTO}: {verdict(auto_rate / best >= TARGET_AUTO)}); auto's choice "
           f"{'matches' if same else 'differs from'} the better of the two runs\n")
+    threads = alone["threads"] or "torch default"
+    print(f"app trainer as shipped ({threads} threads), nobody generating: {alone['rate']:,.0f} chars/s = "
+          f"{alone['rate'] / best:.2f}x the CLI's best (target >= {TARGET_APP}: "
+          f"{verdict(alone['rate'] / best >= TARGET_APP)}); chose {alone['precision'].get('choice')}")
     for run in apps:
         firsts = [ms for ms, _ in run["timings"]]
         speeds = [cps for _, cps in run["timings"]]

@@ -37,14 +37,21 @@ class PrecisionUnavailable(ValueError):
     """A precision that was asked for does not run on this machine."""
 
 
+CLOSE = 0.05          # rates within 5% of each other: the probe measures on, up to MAX_ROUNDS
+MAX_ROUNDS = 6
+WARMUP_STEPS = 3      # oneDNN builds its kernels (primitives) over the first steps of each precision
+
+
 def probe_rates(model: CharRNN, corpus: Corpus, cfg: TrainConfig, rounds: int = 3,
                 round_seconds: float = 0.15, unavailable: dict | None = None) -> dict[str, float]:
     """Training chars/s of a copy of ``model`` in each precision that runs here, on this config's batches.
 
-    Rounds alternate the precisions (A B A B ...) so a change in the machine's load hits both; each
-    precision's rate is its best round. The model, optimizer and data stream of the run are not
-    touched: the copy has its own optimizer and its own generator, so an exact resume stays exact.
-    A precision whose warm-up step raises gets no rate; why goes into ``unavailable`` (name -> reason).
+    After WARMUP_STEPS of each, rounds alternate the precisions, swapping which goes first (A B, B A, ...), so a
+    change in the machine's load or an order effect hits both; each precision's rate is its best round. When
+    the two are within CLOSE after ``rounds`` rounds, more rounds follow, up to MAX_ROUNDS. The model, optimizer
+    and data stream of the run are not touched: the copy has its own optimizer and its own generator, so an
+    exact resume stays exact. A precision whose first step raises gets no rate; why goes into ``unavailable``
+    (name -> reason).
     """
     device = model.head.weight.device
     names = [p for p in PRECISIONS if p == "float32" or bf16_supported(device)]
@@ -61,12 +68,25 @@ def probe_all(model: CharRNN, corpus: Corpus, cfg: TrainConfig, names: list[str]
         if reason and name != "float32":                  # float32 failing is the run's own error: let it raise
             names.remove(name)
             unavailable[name] = reason
+            continue
+        for _ in range(WARMUP_STEPS - 1):
+            probe_steps(copy, opt, corpus, cfg, gen, name == "bf16", 0.0)
     best = dict.fromkeys(names, 0.0)
-    for _ in range(rounds):
-        for name in names:
+    done = 0
+    while done < rounds or (done < max(rounds, MAX_ROUNDS) and close(best)):
+        for name in names if done % 2 == 0 else names[::-1]:
             steps, seconds = probe_steps(copy, opt, corpus, cfg, gen, name == "bf16", round_seconds)
             best[name] = max(best[name], steps * cfg.batch_size * cfg.seq_len / seconds)
+        done += 1
     return best
+
+
+def close(rates: dict[str, float]) -> bool:
+    """Two rates within CLOSE of each other (one rate: nothing to decide)."""
+    if len(rates) < 2:
+        return False
+    low, high = sorted(rates.values())[:2]
+    return high > 0 and (high - low) / high < CLOSE
 
 
 def probe_setup(model: CharRNN, cfg: TrainConfig):
