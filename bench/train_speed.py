@@ -176,10 +176,17 @@ def main(argv=None) -> None:
     m = default_trainer.model.config
     print(f"default preset model (E{m.embed} H{m.hidden} L{m.layers} V100, batch {dcfg.batch_size} x seq "
           f"{dcfg.seq_len}, {mode}): {default_rate:,.0f} chars/s; float32 {rates['default_patched']:,.0f} chars/s "
-          f"({default_rate / rates['default_patched']:.2f}x from bf16)")
+          f"({default_rate / rates['default_patched']:.2f}x: {why_precision(default_trainer.precision)})")
     print(f"FLOPs/char = 6 x (sum_layers 4H(in+H) + H V) = {fpc:,} -> {default_rate * fpc / 1e9:.1f} GFLOP/s")
     print(f"float32 torch.mm 2048^3 on this machine: {peak / 1e9:.1f} GFLOP/s -> training reaches "
           f"{default_rate * fpc / peak:.0%} of it")
+
+
+def why_precision(precision: dict) -> str:
+    """What the preset's autocast 'auto' chose and why, as the run's first record says it."""
+    if "bf16" in precision.get("unavailable", {}):
+        return "bf16 does not run on this CPU, auto trains in float32"
+    return f"auto chose {precision.get('choice')} from {precision.get('rates')}"
 
 
 if __name__ == "__main__":
