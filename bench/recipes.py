@@ -2,11 +2,14 @@
 
 Each run is the CLI as a user starts it (``python -m charrnn train --preset P --minutes M``): the
 model it keeps (the best validation loss it saw) is then evaluated on the whole held-out last 10%
-of its text. Texts: slices of the bundled Tiny Shakespeare (80 KB, 300 KB, the whole 1.1 MB) and
-any --text files given.
+of its text. Texts: slices of the bundled Tiny Shakespeare (80 KB, 300 KB, the whole 1.1 MB), a text of
+another kind made from what every Python install has (200 KB of the standard library's own source: code,
+with its comments and docstrings; nothing is downloaded), and any --text files given. --only picks texts
+by name.
 
     python -m bench.recipes
     python -m bench.recipes --seconds 120 --presets auto default --text my-faq.txt
+    python -m bench.recipes --only python-stdlib-200k.txt
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ from pathlib import Path
 from bench.common import ROOT, machine_line
 
 SLICES = (80_000, 300_000, None)      # characters of Tiny Shakespeare; None = all of it
+CODE_CHARS = 200_000                  # characters of Python source
+CODE_MODULES = ("argparse", "dataclasses", "fractions", "heapq", "json/decoder", "json/encoder", "shlex",
+                "statistics", "string", "textwrap", "typing", "zipfile/__init__")   # as ordered here, then cut
 
 
 def kept_val_loss(run: Path) -> tuple[float, dict]:
@@ -56,7 +62,27 @@ def texts(tmp: Path, extra: list[Path]) -> list[Path]:
         path = tmp / (f"shakespeare-{chars // 1000}k.txt" if chars else "shakespeare-all.txt")
         path.write_text(whole[:chars] if chars else whole, encoding="utf-8")
         made.append(path)
-    return made + extra
+    return made + [python_source(tmp / f"python-stdlib-{CODE_CHARS // 1000}k.txt")] + extra
+
+
+def python_source(path: Path) -> Path:
+    """CODE_CHARS characters of the running Python's standard library source (CODE_MODULES, in order; printable
+    ASCII lines only, so the vocabulary is the one the presets expect)."""
+    import sysconfig
+
+    stdlib, parts, size = Path(sysconfig.get_paths()["stdlib"]), [], 0
+    for module in CODE_MODULES:
+        file = stdlib / f"{module}.py"
+        if not file.is_file():
+            continue
+        lines = [line for line in file.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+                 if line.isascii()]
+        parts.append("".join(lines))
+        size += len(parts[-1])
+        if size >= CODE_CHARS:
+            break
+    path.write_text("".join(parts)[:CODE_CHARS], encoding="utf-8")
+    return path
 
 
 def main(argv=None) -> None:
@@ -64,12 +90,13 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="training budget of each run")
     p.add_argument("--presets", nargs="+", default=["auto", "default"], help="presets compared")
     p.add_argument("--text", type=Path, action="append", default=[], help="another text to compare on")
+    p.add_argument("--only", nargs="+", help="compare on these texts only (by file name)")
     args = p.parse_args(argv)
     load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for text in texts(tmp, args.text):
+        for text in [t for t in texts(tmp, args.text) if not args.only or t.name in args.only]:
             for preset in args.presets:
                 loss, header = kept_val_loss(train(tmp / "runs", text, preset, args.seconds))
                 cfg = header["model_config"]
