@@ -303,7 +303,7 @@ def active_banner(run: str, status: dict, ours: bool = True) -> str:
     """While a run trains: which run the page follows, that the form is for the next run, and who may stop it."""
     verb = "Starting" if status.get("state") == "starting" else "Training now"
     stop = ("**Stop** ends it with a final checkpoint." if ours else
-            "It was started in another browser: only that browser can stop it.")
+            "it was started in another browser: only that browser can stop it.")
     return (f"**{verb}: {esc(run)}**. Section 3 below follows this run and gives its settings. The form is for "
             f"your next run: **Start** comes back when this one ends; {stop}")
 
