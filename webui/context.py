@@ -17,6 +17,7 @@ class AppContext:
     models: ModelCache = field(default_factory=lambda: ModelCache(size=4))
     logits: LRU = field(default_factory=lambda: LRU(64))        # next-character logits per (checkpoint, text read)
     activations: LRU = field(default_factory=lambda: LRU(6))    # a layer's (T, H) values per (checkpoint, text)
+    copies: dict = field(default_factory=dict)                  # (file, mtime, size) -> its browser copy's digest
 
     def __post_init__(self):
         if self.jobs is None:

@@ -8,7 +8,7 @@ from starlette.middleware import Middleware
 
 from charrnn.jobs import resumable_runs
 
-from . import generate_tab, inside_tab, style, train_style, train_tab
+from . import browser, generate_tab, inside_tab, style, train_style, train_tab
 from .context import AppContext
 from .fair import VisitorLimit, visitor_of
 from .generate_tab import describe_checkpoint
@@ -28,6 +28,9 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
     """The app for ``settings`` (``ctx`` to share a job supervisor and caches, as tests do)."""
     ctx = ctx or AppContext(settings)
     torch.set_num_threads(settings.server_threads)   # generation steps are tiny; the trainer process gets the cores
+    settings.browser_dir.mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([settings.browser_dir])      # the browser copies, and nothing else, are served as files
+    browser.sync_copies(settings, ctx.copies)
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:     # uploads older than an hour go
         gr.Markdown(INTRO)
         view = gr.State({})
@@ -70,7 +73,7 @@ def launch(demo: gr.Blocks, settings: Settings, **options) -> None:
                       max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
                       max_upload=settings.max_corpus_bytes + (1 << 20))
     demo.queue(max_size=64).launch(max_file_size=settings.max_upload, app_kwargs={"middleware": [fair]},
-                                   css=page_css(), **options)
+                                   css=page_css(), head=browser.head_script(settings), **options)
 
 
 def pending_events(demo: gr.Blocks, visitor: str) -> int:
@@ -110,6 +113,7 @@ def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None
     train_out = train_tab.training_view(ctx, run) if run_sig != view.get("run_sig") else (gr.skip(),) * 5
     ckpt_sig = (checkpoint_signature(ctx.settings), job and job.name)
     if ckpt_sig != view.get("ckpt_sig"):
+        browser.sync_copies(ctx.settings, ctx.copies)     # a new, retrained or finished run gets its browser copy
         picker, info, resume, reviewed, keys = checkpoint_updates(ctx, checkpoint, view.get("keys", []), review)
         kept = [k for k in compared if k in keys] if isinstance(compared, list) else []
         comparing = gr.update(choices=reviewed["choices"], value=kept)

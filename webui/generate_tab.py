@@ -3,6 +3,7 @@ under the temperature slider, the confidence colouring and temperatures side by 
 downloaded, added back from a file, or deleted."""
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import gradio as gr
@@ -11,6 +12,7 @@ from charrnn import checkpoint as ck
 
 from .context import AppContext
 from .errors import esc
+from .forms import finite
 from .generation import (
     DEFAULT_PRIME,
     SIDE_LENGTH,
@@ -31,7 +33,13 @@ GENERATE_INPUTS = ("checkpoint", "prime", "temperature", "length", "top_k", "see
 VIEW = ["charrnn-view"]          # the class webui/style.py draws the coloured views under
 TEMPERATURE_INFO = ("how adventurous the sampling is: below 1 safer (0 = always the likeliest character), above 1 "
                     "wilder. The model gives every character a score (its logit); the scores are divided by T, then "
-                    "the softmax turns them into probabilities. Watch the bars.")
+                    "the softmax turns them into probabilities. Watch the bars. Moving it re-samples text made in "
+                    "your browser with the same random numbers, so only the temperature changes the picks: a small "
+                    "move keeps the start and changes the text from some point on (marked under the output).")
+# The Generate button runs in the page (webui/static/page.js); it clicks the hidden server button when it cannot.
+BROWSER_GENERATE = "(c, p, t, n, k, s) => window.charrnn ? window.charrnn.generate(c, p, t, n, k, s) : " \
+                   "(document.querySelector('#generate-server-btn').click(), [undefined, undefined])"
+HIDDEN = ["charrnn-hidden"]
 
 
 def build(ctx: AppContext) -> SimpleNamespace:
@@ -59,8 +67,11 @@ def build(ctx: AppContext) -> SimpleNamespace:
             with gr.Row():
                 g.generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                 g.stop_btn = gr.Button("Stop", elem_id="gen-stop-btn")
+                g.server_btn = gr.Button("Generate on the server", elem_id="generate-server-btn", elem_classes=HIDDEN)
             g.output = gr.Textbox(label="Output", lines=12, max_lines=30, interactive=False, buttons=["copy"],
                                   elem_id="output")
+            g.where = gr.HTML("<div class='charrnn-where'></div>", elem_id="gen-where", elem_classes=VIEW)
+            g.browser_record = gr.Textbox(elem_id="browser-record", elem_classes=HIDDEN, show_label=False)
         with gr.Column(scale=2):
             g.temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="temperature",
                                       info=TEMPERATURE_INFO)
@@ -123,15 +134,16 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
             raise
         yield gen.text, gen.record(temperature, top_k)
 
-    g.generate_btn.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
-                         None, [g.confidence, g.record], **QUIET, queue=False)
-    gen_event = g.generate_btn.click(handler(generate), [g.checkpoint, g.prime, g.temperature, g.length, g.top_k,
+    g.server_btn.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
+                       None, [g.confidence, g.record], **QUIET, queue=False)
+    gen_event = g.server_btn.click(handler(generate), [g.checkpoint, g.prime, g.temperature, g.length, g.top_k,
                                                          g.seed], [g.output, g.record],
                                      api_name="generate", concurrency_id="generate", concurrency_limit=6,
                                      preprocess=False)   # raw values: check_generation_args checks each one
     gen_event.then(after_generation, g.record, [g.confidence, g.reading, g.position], **QUIET).then(**redraw)
     gen_event.failure(refused_generation, [g.output, g.record], [g.output, g.confidence], **QUIET, queue=False)
     g.stop_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")
+    wire_browser(g, redraw)
     g.stop_btn.click(stopped_confidence, g.record, g.confidence, **QUIET, queue=False)
 
     def compare(checkpoint, prime, seed):
@@ -140,6 +152,43 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
     g.compare_btn.click(handler(compare), [g.checkpoint, g.prime, g.seed], g.compare_html, api_visibility="private",
                         concurrency_id="generate", concurrency_limit=6)
     wire_transfer(ctx, g)
+
+
+def wire_browser(g: SimpleNamespace, redraw: dict) -> None:
+    """Generation in the page: Generate, the temperature slider re-sampling as it moves, Stop; the record of a
+    finished in-page generation comes back for the confidence colours and the chart."""
+    page = dict(fn=None, api_visibility="private", show_progress="hidden")
+    g.generate_btn.click(inputs=[g.checkpoint, g.prime, g.temperature, g.length, g.top_k, g.seed],
+                         outputs=[g.output, g.browser_record], js=BROWSER_GENERATE, **page)
+    g.temperature.input(inputs=g.temperature, outputs=g.output, js="(t) => window.charrnn?.retemper(t)", **page)
+    g.temperature.release(inputs=None, outputs=g.browser_record, js="() => window.charrnn?.lastRecord()", **page)
+    g.stop_btn.click(js="() => { window.charrnn?.stop(); }", **page)
+    g.browser_record.change(after_browser_generation, g.browser_record, [g.confidence, g.reading, g.position],
+                            **QUIET).then(**redraw)
+
+
+def after_browser_generation(raw) -> tuple:
+    """A generation made in the page came back as JSON: checked (it is the visitor's), then drawn as the server's."""
+    return after_generation(browser_record(raw))
+
+
+def browser_record(raw) -> dict | None:
+    """The record the page sent, or None when it is not one (text, start, one probability per new character)."""
+    try:
+        rec = json.loads(raw) if isinstance(raw, str) and raw else None
+    except ValueError:
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or not isinstance(rec.get("probs"), list):
+        return None
+    start, probs = rec.get("start"), rec["probs"]
+    if not isinstance(start, int) or not 0 <= start <= len(rec["text"]) or len(probs) != len(rec["text"]) - start:
+        return None
+    if not all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in probs):
+        return None
+    t, k = rec.get("temperature"), rec.get("top_k")
+    return {"text": rec["text"], "start": start, "probs": [float(p) for p in probs],
+            "temperature": float(t) if isinstance(t, (int, float)) and finite(t) else 0.0,
+            "top_k": k if isinstance(k, int) and k > 0 else None}
 
 
 def build_transfer(ctx: AppContext, g: SimpleNamespace) -> None:

@@ -40,9 +40,13 @@ class Settings:
     visitor_minutes: float = 30.0               # with no password, a run (or a resumed part) trains at most this
                                                 # long: one visitor cannot hold the one trainer (0 = no cap)
     max_inside_chars: int = 3000                # characters a unit's activations are computed over
+    browser_dir: Path | None = None             # browser copies, the one folder served (default: root/.browser)
+    max_browser_bytes: int = 32 << 20           # a bigger checkpoint is generated on the server only
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root).resolve())
+        folder = Path(self.browser_dir).resolve() if self.browser_dir else self.root / ".browser"
+        object.__setattr__(self, "browser_dir", folder)
 
     @property
     def max_read(self) -> int:

@@ -1,0 +1,84 @@
+"""Browser copies of checkpoints: the weights as raw float32 plus a small JSON, for a page to generate from.
+
+A copy is named by the SHA-256 of its checkpoint file, so a retrained or resumed run's copy gets a new
+name (and URL): a browser never reads a stale one from its cache. ``<digest>.bin`` is written first and
+``<digest>.json`` last, each atomically, so a copy whose JSON exists is complete. The folder holds only
+copies and ``index.json`` (which model key has which copy); it is the one folder the app serves.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint as ck
+from .writes import atomic_write
+
+FORMAT = "charrnn-web/1"
+INDEX = "index.json"
+
+
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256: the copy's name."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def copy_header(model, vocab, header: dict) -> tuple[dict, list[np.ndarray]]:
+    """The JSON of a copy and its tensors in file order (each float32, C order, little-endian)."""
+    cfg = model.config
+    tensors, arrays, offset = {}, [], 0
+    for name, t in model.state_dict().items():
+        a = np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype="<f4")
+        tensors[name] = {"offset": offset, "shape": list(a.shape)}
+        arrays.append(a)
+        offset += a.size
+    info = {"format": FORMAT, "cell": cfg.cell, "layers": cfg.layers, "embed": cfg.embed, "hidden": cfg.hidden,
+            "vocab_size": cfg.vocab_size, "vocab": list(vocab.chars),
+            "dtype": "float32", "floats": offset, "tensors": tensors,
+            "run": header.get("run"), "step": header.get("best_step", header.get("step"))}
+    return info, arrays
+
+
+def write_copy(checkpoint: Path, folder: Path, digest: str | None = None) -> str:
+    """Write the browser copy of ``checkpoint`` (a run directory or weights file) into ``folder``; its name."""
+    path = ck.checkpoint_file(checkpoint)
+    digest = digest or file_digest(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / f"{digest}.json").is_file():
+        return digest
+    model, vocab, header = ck.load_checkpoint(path)
+    info, arrays = copy_header(model, vocab, header)
+
+    def write_bin(tmp):
+        with open(tmp, "wb") as f:
+            for a in arrays:
+                f.write(a.tobytes())
+
+    atomic_write(folder / f"{digest}.bin", write_bin)
+    atomic_write(folder / f"{digest}.json", lambda tmp: Path(tmp).write_text(json.dumps(info)))
+    return digest
+
+
+def write_index(folder: Path, copies: dict) -> None:
+    """``index.json``: {model key: {"copy": digest, ...}} for the copies in use; other copies are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / INDEX, lambda tmp: Path(tmp).write_text(json.dumps(copies, sort_keys=True)))
+    used = {c["copy"] for c in copies.values() if c.get("copy")}
+    for f in folder.iterdir():
+        if f.suffix in (".bin", ".json") and f.name != INDEX and f.stem not in used and not f.name.startswith("."):
+            f.unlink(missing_ok=True)
+
+
+def read_copy(folder: Path, digest: str) -> tuple[dict, np.ndarray]:
+    """A copy's JSON and its floats (for tests and tools: the page reads the same two files)."""
+    info = json.loads((folder / f"{digest}.json").read_text())
+    floats = np.fromfile(folder / f"{digest}.bin", dtype="<f4")
+    if info.get("format") != FORMAT or floats.size != info["floats"]:
+        raise ck.CheckpointError(f"{folder / digest}: not a complete browser copy")
+    return info, floats

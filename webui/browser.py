@@ -1,0 +1,71 @@
+"""Generation in the visitor's browser: the served folder of browser copies, kept in step with the picker, and
+the script the page loads once (the runtime runs in a Web Worker; its matrix-vector kernel is WebAssembly).
+
+Only ``settings.browser_dir`` is served (``gr.set_static_paths``); it holds the copies and ``index.json``,
+nothing of the checkpoints or the app. A model over ``settings.max_browser_bytes``, or a run still training,
+has no copy: the page generates it on the server and says why.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from charrnn import checkpoint as ck
+from charrnn import webcopy
+
+from . import wasm
+from .models import list_checkpoints
+
+STATIC = Path(__file__).resolve().parent / "static"
+RUNTIME_FILES = ("runtime.js",)           # the worker's source
+PAGE_FILE = "page.js"                     # the page's side: the worker, the Generate button, the slider
+
+
+def sync_copies(settings, known: dict) -> dict:
+    """Write a browser copy for every complete checkpoint the picker lists, then ``index.json``.
+
+    ``known`` maps (path, mtime_ns, size) to a digest, so an unchanged file is not hashed again; returns
+    the index: {key: {"copy": digest} or {"copy": None, "why": reason}}.
+    """
+    index = {}
+    for r in list_checkpoints(settings):
+        index[r["key"]] = copy_entry(settings, r, known)
+    try:
+        webcopy.write_index(settings.browser_dir, index)
+    except OSError:                     # a full or read-only disk: the page generates on the server instead
+        pass
+    return index
+
+
+def copy_entry(settings, r: dict, known: dict) -> dict:
+    if r["status"].get("state") == "running":
+        return {"copy": None, "why": "it is still training, so its weights change: generated on the server"}
+    path = r["path"] / ck.WEIGHTS
+    try:
+        stat = path.stat()
+    except OSError:
+        return {"copy": None, "why": "its weights could not be read"}
+    if stat.st_size > settings.max_browser_bytes:
+        return {"copy": None, "why": f"it is over {settings.max_browser_bytes >> 20} MB, too big to send to a "
+                                     "browser: generated on the server"}
+    sig = (str(path), stat.st_mtime_ns, stat.st_size)
+    try:
+        digest = known.get(sig) or webcopy.file_digest(path)
+        webcopy.write_copy(path, settings.browser_dir, digest)
+    except (OSError, ck.CheckpointError) as e:
+        return {"copy": None, "why": f"no browser copy could be made ({str(e).splitlines()[0][:120]})"}
+    known[sig] = digest
+    return {"copy": digest}
+
+
+def head_script(settings) -> str:
+    """The <script> the page loads once: where the copies are, the worker's source and the kernel's bytes."""
+    config = {"folder": f"/gradio_api/file={settings.browser_dir}/", "index": webcopy.INDEX,
+              "maxPrime": settings.max_prime,
+              "wasm": base64.b64encode(wasm.matvec_module()).decode(),
+              "worker": "\n".join((STATIC / f).read_text() for f in RUNTIME_FILES)}
+    page = (STATIC / PAGE_FILE).read_text()
+    # </ never appears inside a JSON string we emit, so the script element cannot be closed early
+    payload = json.dumps(config).replace("</", "<\\/")
+    return f"<script>window.CHARRNN_BROWSER = {payload};\n{page}</script>"
