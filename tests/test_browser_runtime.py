@@ -1,0 +1,114 @@
+"""The page's runtime (webui/static/runtime.js in a Web Worker, WebAssembly kernel) against torch, in Chromium:
+the same next-character logits for every cell and depth, the same greedy text, and samples that follow
+softmax(logits / T) (a frequency test a wrong temperature fails)."""
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from app_fixtures import corpus_text
+from browser_fixtures import chromium
+from charrnn import checkpoint as ck
+from charrnn import webcopy
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.sample import generate
+from charrnn.vocab import Vocab
+from webui.browser import head_script
+from webui.settings import Settings
+
+PRIME = "the cat sat"
+MODELS = [(cell, layers) for cell in ("lstm", "gru", "rnn") for layers in (1, 2)]
+
+
+def build(root, cell, layers, sharpen=1.0, seed=0):
+    """A small model (hidden 13, a vocabulary that is no multiple of 4: the kernel's padding is exercised)."""
+    vocab = Vocab.from_text(corpus_text())
+    torch.manual_seed(seed)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=13, layers=layers, cell=cell)).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(sharpen)
+    run = root / f"{cell}{layers}-{sharpen:g}"
+    run.mkdir()
+    ck.save_checkpoint(run, model, vocab, {"run": run.name, "step": 1})
+    return model, vocab, webcopy.write_copy(run, root / "web")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runtime")
+    models = {key: build(root, *key) for key in MODELS}
+    models["sharp"] = build(root, "lstm", 1, sharpen=12.0, seed=3)
+    web = root / "web"
+    (web / "index.html").write_text(f"<html><head>{head_script(Settings(root=root))}</head><body></body></html>")
+    handler = functools.partial(Quiet, directory=str(web))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/"
+    for browser in chromium():
+        p = browser.new_page()
+        p.goto(base + "index.html")
+        assert p.evaluate("window.charrnn.start()") is True          # WebAssembly compiled in the worker
+        yield p, base, models
+        p.close()
+    server.shutdown()
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("kernel", ["wasm", "js"])
+@pytest.mark.parametrize("key", MODELS, ids=[f"{c}-{n}layer" for c, n in MODELS])
+def test_the_page_gives_torchs_next_character_logits(page, key, kernel):
+    p, base, models = page
+    model, vocab, digest = models[key]
+    got = p.evaluate("([u, t, k]) => window.charrnn.logits(u, t, k)", [base + digest, PRIME, kernel])
+    with torch.no_grad():
+        want = model(vocab.encode(PRIME).long()[None])[0][0, -1].numpy()
+    assert got["type"] == "logits"
+    np.testing.assert_allclose(np.array(got["logits"]), want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("key", [("lstm", 2), ("gru", 1), ("rnn", 2)], ids=["lstm", "gru", "rnn"])
+def test_greedy_text_from_the_page_equals_the_servers(page, key):
+    p, base, models = page
+    model, vocab, digest = models[key]
+    got = p.evaluate("([u, t]) => window.charrnn.run(u, t, 120, 0, 1)", [base + digest, PRIME])
+    assert got["type"] == "done" and got["prime"] == PRIME
+    assert got["text"] == "".join(generate(model, vocab, PRIME, 120, temperature=0.0))
+
+
+def test_sampled_characters_follow_softmax_of_the_logits_at_the_temperature(page):
+    p, base, models = page
+    model, vocab, digest = models["sharp"]
+    n, t = 6000, 0.7
+    firsts = p.evaluate("""async ([u, prime, n, t]) => {
+        const out = [];
+        for (let s = 1; s <= n; s++) out.push((await window.charrnn.run(u, prime, 1, t, s)).text);
+        return out; }""", [base + digest, PRIME, n, t])
+    counts = np.array([firsts.count(c) for c in vocab.chars]) / n
+    with torch.no_grad():
+        logits = model(vocab.encode(PRIME).long()[None])[0][0, -1].double()
+    right, wrong = (torch.softmax(logits / temp, -1).numpy() for temp in (t, 2 * t))
+    tv = lambda a, b: 0.5 * np.abs(a - b).sum()                  # noqa: E731
+    assert tv(right, wrong) > 0.15                                 # the test can tell the two temperatures apart
+    assert tv(counts, right) < 0.05 and tv(counts, wrong) > 0.1
+
+
+def test_the_same_seed_repeats_the_text_and_top_k_keeps_to_the_k_likeliest(page):
+    p, base, models = page
+    model, vocab, digest = models["sharp"]
+    a, b = (p.evaluate("([u, t]) => window.charrnn.run(u, t, 80, 1.0, 42)", [base + digest, PRIME]) for _ in "ab")
+    assert a["text"] == b["text"]
+    with torch.no_grad():
+        logits = model(vocab.encode(PRIME).long()[None])[0][0, -1]
+    top2 = {vocab.chars[i] for i in torch.topk(logits, 2).indices.tolist()}
+    firsts = {p.evaluate("([u, t, s]) => window.charrnn.run(u, t, 1, 2.0, s, 'wasm', 2)",
+                         [base + digest, PRIME, s])["text"] for s in range(1, 60)}
+    assert firsts <= top2 and len(firsts) == 2

@@ -1,0 +1,64 @@
+"""Browser copies (charrnn/webcopy.py): the floats are the checkpoint's, the name follows the file, only used
+copies stay, an incomplete copy is refused."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from app_fixtures import corpus_text, make_checkpoint
+from charrnn import checkpoint as ck
+from charrnn import webcopy
+
+
+def test_a_copy_holds_every_tensor_of_the_checkpoint_as_float32_at_its_offset(tmp_path):
+    weights = make_checkpoint(tmp_path / "run", corpus_text())
+    digest = webcopy.write_copy(weights, tmp_path / "web")
+    info, floats = webcopy.read_copy(tmp_path / "web", digest)
+    model, vocab, _ = ck.load_checkpoint(weights)
+    assert info["cell"] == "lstm" and info["hidden"] == 16 and info["vocab"] == list(vocab.chars)
+    for name, t in model.state_dict().items():
+        d = info["tensors"][name]
+        got = floats[d["offset"]:d["offset"] + t.numel()].reshape(d["shape"])
+        assert np.array_equal(got, t.numpy()), name
+
+
+def test_a_rewritten_checkpoint_gets_a_new_name_so_no_browser_reads_a_stale_copy(tmp_path):
+    weights = make_checkpoint(tmp_path / "run", corpus_text(), seed=0)
+    first = webcopy.write_copy(weights, tmp_path / "web")
+    make_checkpoint(tmp_path / "run", corpus_text(), seed=1)
+    second = webcopy.write_copy(weights, tmp_path / "web")
+    assert first != second and second == webcopy.file_digest(weights)
+    assert (tmp_path / "web" / f"{first}.json").is_file() and (tmp_path / "web" / f"{second}.json").is_file()
+
+
+def test_the_index_names_the_copies_in_use_and_the_others_are_removed(tmp_path):
+    web = tmp_path / "web"
+    a = webcopy.write_copy(make_checkpoint(tmp_path / "a", corpus_text(), seed=0), web)
+    b = webcopy.write_copy(make_checkpoint(tmp_path / "b", corpus_text(), seed=1), web)
+    webcopy.write_index(web, {"a": {"copy": a}, "c": {"copy": None, "why": "training"}})
+    assert json.loads((web / webcopy.INDEX).read_text())["a"] == {"copy": a}
+    assert (web / f"{a}.bin").is_file() and not (web / f"{b}.bin").exists() and not (web / f"{b}.json").exists()
+
+
+def test_a_copy_whose_floats_are_cut_short_is_refused(tmp_path):
+    web = tmp_path / "web"
+    digest = webcopy.write_copy(make_checkpoint(tmp_path / "run", corpus_text()), web)
+    data = (web / f"{digest}.bin").read_bytes()
+    (web / f"{digest}.bin").write_bytes(data[:-8])
+    with pytest.raises(ck.CheckpointError, match="not a complete browser copy"):
+        webcopy.read_copy(web, digest)
+
+
+def test_a_gru_copy_keeps_torch_order_of_gates(tmp_path):
+    from charrnn.model import CharRNN, ModelConfig
+    from charrnn.vocab import Vocab
+    vocab = Vocab.from_text(corpus_text())
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=12, layers=2, cell="gru"))
+    (tmp_path / "g").mkdir()
+    ck.save_checkpoint(tmp_path / "g", model, vocab, {"run": "g", "step": 1})
+    info, floats = webcopy.read_copy(tmp_path / "web", webcopy.write_copy(tmp_path / "g", tmp_path / "web"))
+    d = info["tensors"]["rnn.weight_hh_l1"]
+    assert d["shape"] == [36, 12] and info["layers"] == 2
+    assert torch.equal(torch.from_numpy(floats[d["offset"]:d["offset"] + 36 * 12].reshape(36, 12).copy()),
+                       model.rnn.weight_hh_l1.detach())
