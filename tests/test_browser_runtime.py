@@ -10,9 +10,9 @@ import threading
 import numpy as np
 import pytest
 import torch
-
 from app_fixtures import corpus_text
 from browser_fixtures import chromium
+
 from charrnn import checkpoint as ck
 from charrnn import webcopy
 from charrnn.model import CharRNN, ModelConfig

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from app_fixtures import corpus_text, make_checkpoint
+
 from charrnn import checkpoint as ck
 from charrnn import webcopy
 

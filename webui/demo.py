@@ -28,9 +28,7 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
     """The app for ``settings`` (``ctx`` to share a job supervisor and caches, as tests do)."""
     ctx = ctx or AppContext(settings)
     torch.set_num_threads(settings.server_threads)   # generation steps are tiny; the trainer process gets the cores
-    settings.browser_dir.mkdir(parents=True, exist_ok=True)
     gr.set_static_paths([settings.browser_dir])      # the browser copies, and nothing else, are served as files
-    browser.sync_copies(settings, ctx.copies)
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:     # uploads older than an hour go
         gr.Markdown(INTRO)
         view = gr.State({})
@@ -72,6 +70,7 @@ def launch(demo: gr.Blocks, settings: Settings, **options) -> None:
                       takes_text=lambda fn_index: fn_index in demo.text_events, small_body=settings.max_event_body,
                       max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
                       max_upload=settings.max_corpus_bytes + (1 << 20))
+    browser.sync_copies(settings, demo.ctx.copies)     # before the first page asks (each poll keeps them in step)
     demo.queue(max_size=64).launch(max_file_size=settings.max_upload, app_kwargs={"middleware": [fair]},
                                    css=page_css(), head=browser.head_script(settings), **options)
 

@@ -134,8 +134,9 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
             raise
         yield gen.text, gen.record(temperature, top_k)
 
-    g.server_btn.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
-                       None, [g.confidence, g.record], **QUIET, queue=False)
+    for button in (g.generate_btn, g.server_btn):      # wherever it runs: no colours until the text is complete
+        button.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
+                     None, [g.confidence, g.record], **QUIET, queue=False)
     gen_event = g.server_btn.click(handler(generate), [g.checkpoint, g.prime, g.temperature, g.length, g.top_k,
                                                          g.seed], [g.output, g.record],
                                      api_name="generate", concurrency_id="generate", concurrency_limit=6,
@@ -163,13 +164,14 @@ def wire_browser(g: SimpleNamespace, redraw: dict) -> None:
     g.temperature.input(inputs=g.temperature, outputs=g.output, js="(t) => window.charrnn?.retemper(t)", **page)
     g.temperature.release(inputs=None, outputs=g.browser_record, js="() => window.charrnn?.lastRecord()", **page)
     g.stop_btn.click(js="() => { window.charrnn?.stop(); }", **page)
-    g.browser_record.change(after_browser_generation, g.browser_record, [g.confidence, g.reading, g.position],
-                            **QUIET).then(**redraw)
+    g.browser_record.change(after_browser_generation, g.browser_record,
+                            [g.confidence, g.reading, g.position, g.record], **QUIET).then(**redraw)
 
 
 def after_browser_generation(raw) -> tuple:
     """A generation made in the page came back as JSON: checked (it is the visitor's), then drawn as the server's."""
-    return after_generation(browser_record(raw))
+    record = browser_record(raw)
+    return *after_generation(record), record if record else gr.skip()
 
 
 def browser_record(raw) -> dict | None:
