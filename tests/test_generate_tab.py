@@ -265,3 +265,36 @@ def test_delete_asks_for_a_chosen_run():
     assert "&lt;b&gt;" in generate_tab.ask_to_delete("<b>")[2]
     button, pending, message = generate_tab.ask_to_delete(BUNDLED_KEY)
     assert not button["visible"] and pending == "" and "bundled model cannot be deleted" in message
+
+
+# --- generation in the page: the record it sends back, and the copies behind it ------------------------------
+def test_a_record_from_the_page_is_checked_before_it_is_drawn():
+    import json
+
+    from webui.generate_tab import browser_record
+    good = {"text": "ab cd", "start": 2, "probs": [0.5, 0.25, 1], "temperature": 0.8, "top_k": None}
+    assert browser_record(json.dumps(good))["probs"] == [0.5, 0.25, 1.0]
+    for bad in ({**good, "probs": [0.5]}, {**good, "start": 9}, {**good, "probs": [0.5, 2, 0.1]},
+                {**good, "text": 5}, [1, 2]):
+        assert browser_record(json.dumps(bad)) is None
+    assert browser_record("{not json") is None and browser_record(None) is None
+
+
+def test_every_complete_checkpoint_gets_a_copy_and_a_training_or_too_big_one_says_why(tmp_path):
+    import json
+
+    from app_fixtures import fake_trainer_running
+
+    from webui.browser import sync_copies
+    from webui.settings import Settings
+    make_checkpoint(tmp_path / "done", corpus_text())
+    with fake_trainer_running(tmp_path, "busy") as proc:
+        make_checkpoint(tmp_path / "busy", corpus_text(), seed=1)
+        ck.write_status(tmp_path / "busy", "running", pid=proc.pid)
+        index = sync_copies(Settings(root=tmp_path), {})
+    assert index["done"]["copy"] and (tmp_path / ".browser" / f"{index['done']['copy']}.bin").is_file()
+    assert index["busy"]["copy"] is None and "training" in index["busy"]["why"]
+    assert json.loads((tmp_path / ".browser" / "index.json").read_text()) == index
+    small = sync_copies(Settings(root=tmp_path, max_browser_bytes=100), {})
+    assert small["done"]["copy"] is None and "too big" in small["done"]["why"]
+    assert not list((tmp_path / ".browser").glob("*.bin"))            # the unused copy is gone

@@ -135,5 +135,6 @@ window.charrnn = (() => {
   }
   // The slider let go: the last in-page text's record, for the confidence colours (undefined: nothing new).
   function lastRecord() { const r = lastRec; lastRec = null; return r ?? undefined; }
-  return {generate, retemper, stop, logits, run, copyFor, start, lastRecord};
+  const resample = (temperature) => ask({type: "retemper", temperature});     // the last run, re-sampled
+  return {generate, retemper, stop, logits, run, resample, copyFor, start, lastRecord};
 })();
