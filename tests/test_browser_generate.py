@@ -82,6 +82,8 @@ def test_generate_runs_in_the_page_and_the_slider_resamples_with_no_generation_r
     expect(page.locator("#gen-where")).to_contain_text("Re-sampled in your browser")
     assert output(page) != first and len(output(page)) == len(first)
     expect(page.locator("#gen-where mark")).to_have_count(1)      # where the new text first differs
+    t = float(page.input_value("#temperature input[type=number]"))
+    expect(page.locator("#confidence")).to_contain_text(f"Sampled at temperature {t:g}")   # once the slider rests
     page.screenshot(path=str(ARTIFACTS / "browser-generate-resampled.png"), full_page=True)
     assert held == []                                             # no generation ever asked the server
     page.close()

@@ -72,6 +72,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
                                   elem_id="output")
             g.where = gr.HTML("<div class='charrnn-where'></div>", elem_id="gen-where", elem_classes=VIEW)
             g.browser_record = gr.Textbox(elem_id="browser-record", elem_classes=HIDDEN, show_label=False)
+            g.record_btn = gr.Button("colours", elem_id="browser-record-btn", elem_classes=HIDDEN)
         with gr.Column(scale=2):
             g.temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="temperature",
                                       info=TEMPERATURE_INFO)
@@ -162,7 +163,7 @@ def wire_browser(g: SimpleNamespace, redraw: dict) -> None:
     g.generate_btn.click(inputs=[g.checkpoint, g.prime, g.temperature, g.length, g.top_k, g.seed],
                          outputs=[g.output, g.browser_record], js=BROWSER_GENERATE, **page)
     g.temperature.input(inputs=g.temperature, outputs=g.output, js="(t) => window.charrnn?.retemper(t)", **page)
-    g.temperature.release(inputs=None, outputs=g.browser_record, js="() => window.charrnn?.lastRecord()", **page)
+    g.record_btn.click(inputs=None, outputs=g.browser_record, js="() => window.charrnn?.lastRecord()", **page)
     g.stop_btn.click(js="() => { window.charrnn?.stop(); }", **page)
     g.browser_record.change(after_browser_generation, g.browser_record,
                             [g.confidence, g.reading, g.position, g.record], **QUIET).then(**redraw)

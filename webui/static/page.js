@@ -6,6 +6,7 @@
 window.charrnn = (() => {
   const cfg = window.CHARRNN_BROWSER;
   let worker = null, ready = null, job = 0, pending = new Map(), lastJob = null, busy = false, lastRec = null;
+  let settle = null;
 
   function start() {
     if (ready) return ready;
@@ -114,9 +115,12 @@ window.charrnn = (() => {
     const text = j.prime + msg.text;
     show(text);
     const same = msg.differs < 0 ? "the same text: every pick stayed the same"
-      : `the same up to character ${msg.differs.toLocaleString("en")} of the generation, then different (marked)`;
+      : msg.differs === 0 ? "different from the first new character on (marked)"
+      : `the same for ${msg.differs.toLocaleString("en")} characters after the prime, then different (marked)`;
     where(`Re-sampled in your browser at T = ${j.temperature}, same seed ${j.seed}: ${same}.`, text,
           msg.differs < 0 ? -1 : j.prime.length + msg.differs);
+    clearTimeout(settle);           // once the slider rests, the colours follow (one request, not one per move)
+    settle = setTimeout(() => el("#browser-record-btn")?.click(), 400);
     return text;
   }
 
@@ -133,7 +137,7 @@ window.charrnn = (() => {
     await start();
     return ask({type: "generate", url, prime, length, temperature, seed, kernel, topK});
   }
-  // The slider let go: the last in-page text's record, for the confidence colours (undefined: nothing new).
+  // The slider at rest: the last in-page text's record, for the confidence colours (undefined: nothing new).
   function lastRecord() { const r = lastRec; lastRec = null; return r ?? undefined; }
   const resample = (temperature) => ask({type: "retemper", temperature});     // the last run, re-sampled
   return {generate, retemper, stop, logits, run, resample, copyFor, start, lastRecord};
