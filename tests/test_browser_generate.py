@@ -5,6 +5,9 @@ so; only the browser copies are served."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from app_fixtures import corpus_text, launched, make_checkpoint, wait_for
@@ -89,9 +92,17 @@ def test_generate_runs_in_the_page_and_the_slider_resamples_with_no_generation_r
     page.close()
 
 
-def test_a_freshly_added_run_generates_in_the_page_too(browser, own):
+def test_a_freshly_trained_run_generates_in_the_page_too(browser, own, tmp_path):
+    """A real run, trained by ``python -m charrnn train`` into the app's folder while the app serves."""
     served = own
-    make_checkpoint(served.ctx.settings.root / "fresh-run", corpus_text())
+    text = tmp_path / "cats.txt"
+    text.write_text(corpus_text(), encoding="utf-8")
+    root = served.ctx.settings.root
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "charrnn", "--checkpoints", str(root), "train", "--data", str(text),
+                           "--name", "fresh-run", "--preset", "seed", "--iterations", "40", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
     index = served.ctx.settings.browser_dir / INDEX
     page, held = open_generate(browser, served)
     wait_for(lambda: json.loads(index.read_text()).get("fresh-run", {}).get("copy"), what="the run's browser copy")
