@@ -63,7 +63,7 @@ def head_script(settings) -> str:
     """The <script> the page loads once: where the copies are, the worker's source and the kernel's bytes."""
     config = {"folder": f"/gradio_api/file={settings.browser_dir}/", "index": webcopy.INDEX,
               "maxPrime": settings.max_prime,
-              "wasm": base64.b64encode(wasm.matvec_module()).decode(),
+              "wasm": base64.b64encode(wasm.matvec_module()).decode(), "rows": wasm.ROWS,
               "worker": "\n".join((STATIC / f).read_text() for f in RUNTIME_FILES)}
     page = (STATIC / PAGE_FILE).read_text()
     # </ never appears inside a JSON string we emit, so the script element cannot be closed early

@@ -25,7 +25,7 @@ window.charrnn = (() => {
         else { pending.delete(msg.job); p.resolve(msg); }
       };
       worker.onerror = () => resolve(false);
-      worker.postMessage({type: "init", wasm: cfg.wasm});
+      worker.postMessage({type: "init", wasm: cfg.wasm, rows: cfg.rows});
     });
     return ready;
   }
@@ -72,8 +72,11 @@ window.charrnn = (() => {
     return [undefined, undefined];
   }
   const round = (p) => Number(p.toPrecision(3));
+  // What the server draws the colours from; the prime's end only, so the request stays under the app's
+  // event-size cap (Settings.max_event_body) even for a 10,000-character prime and a 5,000-character text.
   function record(msg, j) {
-    return JSON.stringify({text: msg.prime + msg.text, start: msg.prime.length, probs: msg.probs.map(round),
+    const prime = msg.prime.slice(-1000);
+    return JSON.stringify({text: prime + msg.text, start: prime.length, probs: msg.probs.map(round),
                            temperature: j.temperature, top_k: j.topK || null});
   }
   const rate = (msg) => msg.seconds > 0 ? `, ${Math.round(msg.stepped / msg.seconds).toLocaleString("en")} chars/s` : "";

@@ -6,7 +6,7 @@
 // Messages out: {type: "text", job, text}, {type: "done", job, ...}, {type: "error", job, message}.
 "use strict";
 
-const ROWS = 4;                 // rows per block of the WebAssembly kernel (webui/wasm.py ROWS)
+let ROWS = 4;                   // rows per block of the WebAssembly kernel: webui/wasm.py ROWS, sent with "init"
 const SNAPSHOT = 32;            // the state is kept every this many characters, for re-sampling
 const pad4 = (n) => (n + 3) & ~3;
 const padRows = (n) => Math.ceil(n / ROWS) * ROWS;
@@ -295,6 +295,7 @@ onmessage = async (e) => {
     try {
       const bytes = Uint8Array.from(atob(msg.wasm), (c) => c.charCodeAt(0));
       wasmModule = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+      ROWS = msg.rows;
     } catch (err) { wasmModule = null; }
     return postMessage({type: "ready", wasm: Boolean(wasmModule)});
   }
