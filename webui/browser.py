@@ -20,6 +20,8 @@ from .models import list_checkpoints
 STATIC = Path(__file__).resolve().parent / "static"
 RUNTIME_FILES = ("runtime.js",)           # the worker's source
 PAGE_FILE = "page.js"                     # the page's side: the worker, the Generate button, the slider
+# the server button and the record box the page's script clicks and fills: in the page, never shown
+CSS = ".charrnn-hidden { display: none !important; }"
 
 
 def sync_copies(settings, known: dict) -> dict:

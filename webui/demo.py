@@ -17,7 +17,7 @@ from .models import checkpoint_signature, list_checkpoints, picked_checkpoint
 from .owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from .settings import Settings
 
-CSS_MODULES = (style, train_style)                 # modules whose CSS string the page loads (see page_css)
+CSS_MODULES = (style, train_style, browser)                 # modules whose CSS string the page loads (see page_css)
 TITLE = "charrnn: watch an LSTM learn to write"
 INTRO = ("# Watch an LSTM learn to write\nTrain a character-level LSTM on a text of your choice and watch "
          "its loss fall and its samples turn from gibberish into words; then generate text from it and "

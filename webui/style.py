@@ -33,7 +33,6 @@ CSS = f"""
   .charrnn-view div.charrnn-columns {{ grid-template-columns: minmax(0, 1fr); }}
 }}
 .charrnn-view p.charrnn-note {{ font-style: italic; }}
-.charrnn-hidden {{ display: none !important; }}
 .charrnn-view div.charrnn-diff {{
   font-family: ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap; overflow-wrap: anywhere;
   max-height: 12em; overflow-y: auto; padding: 8px; border-radius: 6px; border: 1px solid #d4d4d8;
