@@ -89,7 +89,7 @@ window.charrnn = (() => {
     prime = typeof prime === "string" ? prime : "";
     if (prime.length > cfg.maxPrime) return server("the prime is too long");
     const j = {type: "generate", url: copy.url, kernel: "wasm", prime, length: Math.max(1, Math.round(length) || 1),
-               temperature: Math.max(0, Number(temperature) || 0), topK: Math.round(topK) || 0,
+               temperature: Math.max(0, Number(temperature) || 0), topK: Math.max(0, Math.round(topK) || 0),
                seed: Math.round(seed) || 1 + Math.floor(Math.random() * 2147483646)};
     busy = true;
     const msg = await ask(j, (text) => show(j.prime + text));
