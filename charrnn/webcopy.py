@@ -66,9 +66,17 @@ def write_copy(checkpoint: Path, folder: Path, digest: str | None = None) -> str
 
 
 def write_index(folder: Path, copies: dict) -> None:
-    """``index.json``: {model key: {"copy": digest, ...}} for the copies in use; other copies are removed."""
+    """``index.json``: {model key: {"copy": digest, ...}} for the copies in use (rewritten only when it changes);
+    other copies are removed."""
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / INDEX, lambda tmp: Path(tmp).write_text(json.dumps(copies, sort_keys=True)))
+    text = json.dumps(copies, sort_keys=True)
+    try:
+        unchanged = (folder / INDEX).read_text() == text
+    except OSError:
+        unchanged = False
+    if unchanged:                   # every visitor's first poll syncs: most find nothing new to write
+        return
+    atomic_write(folder / INDEX, lambda tmp: Path(tmp).write_text(text))
     used = {c["copy"] for c in copies.values() if c.get("copy")}
     for f in folder.iterdir():
         if f.suffix in (".bin", ".json") and f.name != INDEX and f.stem not in used and not f.name.startswith("."):

@@ -62,3 +62,14 @@ def test_a_gru_copy_keeps_torch_order_of_gates(tmp_path):
     assert d["shape"] == [36, 12] and info["layers"] == 2
     assert torch.equal(torch.from_numpy(floats[d["offset"]:d["offset"] + 36 * 12].reshape(36, 12).copy()),
                        model.rnn.weight_hh_l1.detach())
+
+
+def test_an_unchanged_index_is_not_rewritten(tmp_path):
+    web = tmp_path / "web"
+    a = webcopy.write_copy(make_checkpoint(tmp_path / "a", corpus_text()), web)
+    webcopy.write_index(web, {"a": {"copy": a}})
+    before = (web / webcopy.INDEX).stat().st_ino
+    webcopy.write_index(web, {"a": {"copy": a}})
+    assert (web / webcopy.INDEX).stat().st_ino == before           # an atomic rewrite would be a new file
+    webcopy.write_index(web, {"a": {"copy": a}, "b": {"copy": None, "why": "training"}})
+    assert json.loads((web / webcopy.INDEX).read_text())["b"]["why"] == "training"
