@@ -24,6 +24,7 @@ import torch
 from bench.common import ROOT, machine_line
 from charrnn.data import read_text
 from charrnn.model import CharRNN
+from charrnn.options import parse_bool
 from charrnn.presets import preset_configs, preset_vocab_kind
 from charrnn.runner import build_corpus
 from charrnn.train import Trainer
@@ -32,7 +33,8 @@ from charrnn.train import Trainer
 REFERENCES = {95: [("small transformer recipe", 1.89), ("untuned LSTM", 1.60)]}
 TARGETS = {95: 1.50, 600: 1.45}         # raised in 2026-12 (any 2-core x86 CPU)
 MODEL_KEYS = ("embed", "hidden", "layers", "dropout")
-TRAIN_KEYS = ("batch_size", "seq_len", "lr", "warmup", "min_lr_ratio", "weight_decay", "grad_clip", "threads")
+TRAIN_KEYS = ("batch_size", "seq_len", "lr", "warmup", "min_lr_ratio", "weight_decay", "grad_clip", "threads",
+              "carry_state")
 
 
 def train_for(preset: str, text: str, seconds: float, model_over: dict, train_over: dict,
@@ -106,7 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=ROOT / "data" / "tinyshakespeare.txt", help="corpus")
     # sweep knobs: override one preset value
     for key in MODEL_KEYS + TRAIN_KEYS:
-        kind = float if key in ("dropout", "lr", "min_lr_ratio", "weight_decay", "grad_clip") else int
+        kind = float if key in ("dropout", "lr", "min_lr_ratio", "weight_decay", "grad_clip") else \
+            parse_bool if key == "carry_state" else int
         p.add_argument("--" + key.replace("_", "-"), type=kind, help=f"override the preset's {key}")
     return p.parse_args(argv)
 

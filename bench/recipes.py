@@ -4,8 +4,10 @@ Each run is the CLI as a user starts it (``python -m charrnn train --preset P --
 model it keeps (the best validation loss it saw) is then evaluated on the whole held-out last 10%
 of its text. Texts: slices of the bundled Tiny Shakespeare (80 KB, 300 KB, the whole 1.1 MB), a text of
 another kind made from what every Python install has (200 KB of the standard library's own source: code,
-with its comments and docstrings; nothing is downloaded), and any --text files given. --only picks texts
-by name.
+with its comments and docstrings; nothing is downloaded), where Debian's FAQ packages are installed
+(``apt-get install debian-faq debian-faq-de``) an English FAQ cut to 85 KB (curly quotes and all, like the
+FAQ issue 11 is checked on) and its German translation (200 KB, umlauts and ß), and any --text files
+given. --only picks texts by name.
 
     python -m bench.recipes
     python -m bench.recipes --seconds 120 --presets auto default --text my-faq.txt
@@ -25,6 +27,8 @@ from bench.common import ROOT, machine_line
 
 SLICES = (80_000, 300_000, None)      # characters of Tiny Shakespeare; None = all of it
 CODE_CHARS = 200_000                  # characters of Python source
+FAQ_DIR = Path("/usr/share/doc/debian/FAQ")   # Debian's packages debian-faq and debian-faq-de (not shipped here)
+FAQS = {"debian-faq-en-85k.txt": ("debian-faq.en.txt.gz", 85_000), "debian-faq-de.txt": ("debian-faq.de.txt.gz", None)}
 CODE_MODULES = ("argparse", "dataclasses", "fractions", "heapq", "json/decoder", "json/encoder", "shlex",
                 "statistics", "string", "textwrap", "typing", "zipfile/__init__")   # as ordered here, then cut
 
@@ -62,7 +66,23 @@ def texts(tmp: Path, extra: list[Path]) -> list[Path]:
         path = tmp / (f"shakespeare-{chars // 1000}k.txt" if chars else "shakespeare-all.txt")
         path.write_text(whole[:chars] if chars else whole, encoding="utf-8")
         made.append(path)
-    return made + [python_source(tmp / f"python-stdlib-{CODE_CHARS // 1000}k.txt")] + extra
+    return made + [python_source(tmp / f"python-stdlib-{CODE_CHARS // 1000}k.txt")] + debian_faqs(tmp) + extra
+
+
+def debian_faqs(tmp: Path) -> list[Path]:
+    """The FAQS texts made from Debian's installed FAQ packages (non-breaking spaces as spaces); none where the
+    packages are not installed (it says so)."""
+    import gzip
+
+    made = []
+    for name, (source, chars) in FAQS.items():
+        if not (FAQ_DIR / source).is_file():
+            print(f"skipping {name}: {FAQ_DIR / source} is missing (apt-get install debian-faq debian-faq-de)")
+            continue
+        text = gzip.decompress((FAQ_DIR / source).read_bytes()).decode("utf-8").replace("\xa0", " ")
+        (tmp / name).write_text(text[:chars] if chars else text, encoding="utf-8")
+        made.append(tmp / name)
+    return made
 
 
 def python_source(path: Path) -> Path:

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     for title, cls in (("model", ModelConfig), ("training", TrainConfig)):
         group = t.add_argument_group(title)
         for opt in options(cls):
-            group.add_argument(opt.flag, dest=opt.name, type=opt.type, choices=opt.choices, help=opt.help)
+            group.add_argument(opt.flag, dest=opt.name, type=opt.parse, choices=opt.choices, help=opt.help)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     g = sub.add_parser("generate", help="generate text from a checkpoint")

@@ -103,6 +103,29 @@ class Corpus:
         chunk = data[starts[:, None] + offsets].long()   # (B, T+1)
         return chunk[:, :-1], chunk[:, 1:]
 
+    def stream_batch(self, positions: torch.Tensor | None, batch: int, seq_len: int,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x, y, next positions, restarted) for B streams read on through the training split.
+
+        Stream b reads the T+1 characters from ``positions[b]`` and moves T on, so its next portion
+        continues this one and the recurrent state can be carried across steps (truncated
+        backpropagation through time). A stream that would run off the end, or every stream when
+        ``positions`` is None, restarts at a random place and is marked in ``restarted`` (B bools).
+        """
+        data = self.train
+        if len(data) < seq_len + 1:
+            raise CorpusError(f"the train split has {len(data)} characters; seq_len+1 = {seq_len + 1} needed")
+        last_start = len(data) - seq_len - 1
+        if positions is None or len(positions) != batch:
+            positions = torch.full((batch,), last_start + 1, dtype=torch.long)
+        restarted = positions > last_start
+        if restarted.any():
+            fresh = torch.randint(0, last_start + 1, (int(restarted.sum()),), generator=generator)
+            positions = positions.clone()
+            positions[restarted] = fresh
+        chunk = data[positions[:, None] + torch.arange(seq_len + 1)].long()   # (B, T+1)
+        return chunk[:, :-1], chunk[:, 1:], positions + seq_len, restarted
+
 
 def min_corpus_chars(seq_len: int, val_fraction: float) -> int:
     """Smallest text that leaves one training portion and a validation split with one prediction."""

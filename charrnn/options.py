@@ -28,6 +28,11 @@ class Option:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def parse(self):
+        """The flag's value parser: the field's type, except that a bool reads true/false (not bool('False'))."""
+        return parse_bool if self.type is bool else self.type
+
 
 def options(cls) -> list[Option]:
     """The fields of config dataclass ``cls`` declared with ``option``, in declaration order."""
@@ -43,6 +48,18 @@ def option_named(cls, name: str) -> Option:
 def config_argv(cfg, skip: tuple[str, ...] = ()) -> list[str]:
     """``--flag=value`` for every option of ``cfg`` (``=`` so a value starting with '-' stays a value)."""
     return [f"{o.flag}={format_value(getattr(cfg, o.name))}" for o in options(type(cfg)) if o.name not in skip]
+
+
+def parse_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"not true or false: {text!r}")
+
+
+parse_bool.__name__ = "true or false"      # argparse names the type in its error: "invalid true or false value"
 
 
 def format_value(value) -> str:

@@ -37,6 +37,9 @@ class TrainConfig:
                         choices=("cosine", "linear", "none"))
     min_lr_ratio: float = option(0.1, "the decayed learning rate's floor, as a fraction of the peak")
     grad_clip: float = option(1.0, "gradient norm clip (0 = off)")
+    carry_state: bool = option(False, "read the text as continuing streams and carry the recurrent state from "
+                               "one step to the next (as validation reads it), instead of random portions "
+                               "that each start from zero")
     eval_every: int = option(200, "steps between validation passes")
     eval_chars: int = option(200_000, "validation characters per evaluation (0 = all)")
     patience: int = option(0, "evaluations without a better validation loss before the run ends (0 = off)")
@@ -77,6 +80,8 @@ class TrainConfig:
         if not DEVICE.match(str(self.device)):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         check_range("patience", self.patience, 0, 1_000_000)
+        if not isinstance(self.carry_state, bool):
+            raise ValueError(f"carry_state must be true or false, got {self.carry_state!r}")
         for opt in options(TrainConfig):
             if opt.choices and getattr(self, opt.name) not in opt.choices:
                 raise ValueError(f"{opt.name} must be one of {opt.choices}, got {getattr(self, opt.name)!r}")
@@ -162,6 +167,22 @@ def dist_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+def as_tuple(state) -> tuple:
+    """A recurrent state as a tuple of tensors: (h, c) for an LSTM, (h,) for a GRU or RNN."""
+    return tuple(state) if isinstance(state, (tuple, list)) else (state,)
+
+
+def restart_streams(state, restarted: torch.Tensor):
+    """``state`` with the streams marked in ``restarted`` (B bools) set back to zero; None stays None."""
+    if state is None or not restarted.any():
+        return state
+    if restarted.all():
+        return None
+    keep = (~restarted).to(as_tuple(state)[0].dtype)[None, :, None]          # (1, B, 1)
+    zeroed = tuple(t * keep for t in as_tuple(state))
+    return zeroed if isinstance(state, tuple) else zeroed[0]
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became non-finite or exploded."""
 
@@ -187,12 +208,18 @@ class Trainer:
         self.best_val = math.inf
         self.last_val = math.nan
         self.chars_seen = 0
+        self.stream_pos: torch.Tensor | None = None      # carry_state: where each stream reads next
+        self.stream_state = None                          # carry_state: the state each stream ended in (detached)
 
     # --- resume ----------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "step": self.step, "elapsed": self.elapsed, "best_val": self.best_val,
-                "last_val": self.last_val, "chars_seen": self.chars_seen}
+        state = {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                 "step": self.step, "elapsed": self.elapsed, "best_val": self.best_val,
+                 "last_val": self.last_val, "chars_seen": self.chars_seen}
+        if self.stream_pos is not None:
+            state["stream_pos"] = self.stream_pos.clone()
+            state["stream_state"] = [t.detach().cpu().clone() for t in as_tuple(self.stream_state)]
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -201,6 +228,11 @@ class Trainer:
             self.generator.manual_seed(self.cfg.seed + self.rank + 7919 * state["step"])
         for key in ("step", "elapsed", "best_val", "last_val", "chars_seen"):
             setattr(self, key, state[key])
+        # streams carried across steps continue where they were (a state saved without them starts fresh ones)
+        if self.cfg.carry_state and not self.rank and "stream_pos" in state:
+            self.stream_pos = state["stream_pos"].clone()
+            saved = [t.to(self.device) for t in state["stream_state"]]
+            self.stream_state = tuple(saved) if self.model.config.cell == "lstm" else saved[0]
 
     # --- schedule ---------------------------------------------------------------
     def progress(self) -> float:
@@ -223,12 +255,22 @@ class Trainer:
     # --- one step ---------------------------------------------------------------
     def train_step(self) -> float:
         cfg = self.cfg
-        x, y = self.corpus.get_batch(cfg.batch_size, cfg.seq_len, self.generator)   # (B, T)
+        state = None
+        if cfg.carry_state:
+            x, y, self.stream_pos, restarted = self.corpus.stream_batch(
+                self.stream_pos, cfg.batch_size, cfg.seq_len, self.generator)
+            state = restart_streams(self.stream_state, restarted.to(self.device))
+        else:
+            x, y = self.corpus.get_batch(cfg.batch_size, cfg.seq_len, self.generator)   # (B, T)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         self.net.train()
         # bf16 where it measured faster (choose_precision); the loss is float32
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            _, loss, _ = self.net(x, y)
+            _, loss, state = self.net(x, y, state)
+        if cfg.carry_state:   # the gradient stops at the step's first character; the state goes on
+            self.stream_state = tuple(t.detach().float() for t in as_tuple(state))
+            if self.model.config.cell != "lstm":
+                self.stream_state = self.stream_state[0]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

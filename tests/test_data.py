@@ -175,3 +175,42 @@ def test_nul_characters_in_text_are_refused_whatever_the_encoding():
 def test_a_folder_given_as_the_corpus_is_named_as_a_folder(tmp_path):
     with pytest.raises(CorpusError, match="is a folder"):
         read_text(tmp_path)
+
+
+# --- streams carried across steps ------------------------------------------------
+def test_streams_continue_where_the_last_portion_ended():
+    corpus = counting_corpus(10_000)
+    g = torch.Generator().manual_seed(3)
+    x1, y1, pos, restarted = corpus.stream_batch(None, 6, 16, g)
+    assert restarted.all()                                       # the first step starts every stream
+    assert torch.equal(x1, x1[:, :1] + torch.arange(16)) and torch.equal(y1, x1 + 1)
+    x2, y2, pos2, restarted2 = corpus.stream_batch(pos, 6, 16, g)
+    assert not restarted2.any()
+    assert torch.equal(x2[:, 0], y1[:, -1])                      # each stream reads on, no gap, no overlap
+    assert torch.equal(x2, x1 + 16) and torch.equal(pos2, pos + 16)
+
+
+def test_a_stream_at_the_end_restarts_at_a_random_place_and_is_marked():
+    seq_len, n = 10, 40
+    corpus = counting_corpus(n)
+    g = torch.Generator().manual_seed(0)
+    pos, seen_restart = None, 0
+    for _ in range(50):
+        x, y, pos, restarted = corpus.stream_batch(pos, 8, seq_len, g)
+        assert int(x.min()) >= 0 and int(y.max()) <= n - 1   # never past the split's end
+        assert torch.equal(y, x + 1) and torch.equal(x, x[:, :1] + torch.arange(seq_len))
+        seen_restart += int(restarted.sum())
+        assert bool(((x[:, 0] + seq_len + 1 > n) & ~restarted).any()) is False
+    assert seen_restart > 8                                      # streams run off the end and start again
+
+
+def test_stream_batches_are_repeatable_with_the_same_seed():
+    corpus = counting_corpus(1000)
+
+    def run(seed):
+        g, pos, out = torch.Generator().manual_seed(seed), None, []
+        for _ in range(100):
+            x, _, pos, _ = corpus.stream_batch(pos, 4, 8, g)
+            out.append(x)
+        return torch.stack(out)
+    assert torch.equal(run(5), run(5)) and not torch.equal(run(5), run(6))

@@ -24,7 +24,7 @@ def test_every_option_is_a_flag_of_train_with_its_type_and_choices():
         for opt in options(cls):
             action = actions[opt.name]
             assert opt.flag in action.option_strings
-            assert action.type is opt.type and action.help == opt.help
+            assert action.type is opt.parse and action.help == opt.help
             assert (tuple(action.choices) if action.choices else None) == opt.choices
 
 
@@ -39,9 +39,21 @@ def parsed_configs(argv: list[str]) -> tuple[ModelConfig, TrainConfig]:
 def test_config_argv_rebuilds_the_exact_configs_through_the_cli_parser():
     model_cfg = ModelConfig(vocab_size=7, embed=12, hidden=48, layers=2, dropout=0.25, cell="gru")
     train_cfg = TrainConfig(batch_size=3, seq_len=17, iterations=0, minutes=1.5, lr=0.0123, optimizer="adam",
-                            sample_prime="-dash first", autocast="bf16", vocab="printable", unknown="fold")
+                            sample_prime="-dash first", autocast="bf16", vocab="printable", unknown="fold",
+                            carry_state=True)
     got_model, got_train = parsed_configs(["--preset", "quick", *config_argv(model_cfg), *config_argv(train_cfg)])
     assert got_model == model_cfg and got_train == train_cfg
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("False", False), ("1", True), ("off", False)])
+def test_a_true_or_false_flag_reads_its_word_not_python_truthiness(text, value):
+    _, train = parsed_configs(["--carry-state", text])
+    assert train.carry_state is value
+
+
+def test_a_true_or_false_flag_refuses_other_words():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--carry-state", "maybe"])
 
 
 def test_config_argv_can_leave_fields_to_the_receiver():

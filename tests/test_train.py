@@ -117,8 +117,8 @@ def test_train_config_round_trips_and_ignores_unknown_keys():
 
 
 # --- runs: checkpoints, stop, resume, divergence ----------------------------------------------
-def run_config(iterations: int) -> tuple[ModelConfig, TrainConfig]:
-    return ModelConfig(embed=8, hidden=16), TrainConfig(**{**TINY, "iterations": iterations})
+def run_config(iterations: int, **train) -> tuple[ModelConfig, TrainConfig]:
+    return ModelConfig(embed=8, hidden=16), TrainConfig(**{**TINY, "iterations": iterations, **train})
 
 
 def test_a_run_writes_its_checkpoint_metrics_plot_and_status(tmp_path, corpus_file):
@@ -147,12 +147,13 @@ def test_stop_on_request_writes_a_final_checkpoint(tmp_path, corpus_file):
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), run.trainer.model.parameters(), strict=True))
 
 
-def test_a_resumed_run_equals_one_straight_run(tmp_path, corpus_file):
+@pytest.mark.parametrize("carry_state", [False, True])
+def test_a_resumed_run_equals_one_straight_run(tmp_path, corpus_file, carry_state):
     n = 20
-    straight = Run.create(tmp_path / "straight", corpus_file, *run_config(2 * n))
+    straight = Run.create(tmp_path / "straight", corpus_file, *run_config(2 * n, carry_state=carry_state))
     list(straight.train())
 
-    first = Run.create(tmp_path / "split", corpus_file, *run_config(2 * n))
+    first = Run.create(tmp_path / "split", corpus_file, *run_config(2 * n, carry_state=carry_state))
     list(first.train(lambda: first.trainer.step >= n))
     optimizer_at_stop = first.trainer.optimizer.state_dict()
     resumed = Run.resume(tmp_path / "split")
@@ -229,3 +230,52 @@ def test_patience_is_a_whole_number_of_evaluations_zero_meaning_off():
     for bad in (-1, 2.5, "3", 10**7):
         with pytest.raises(ValueError, match="patience"):
             TrainConfig(patience=bad)
+
+
+# --- state carried across steps --------------------------------------------------------
+def states_passed(trainer: Trainer, steps: int) -> list:
+    """The recurrent state each training step's forward received, and the state it returned."""
+    seen, forward = [], trainer.model.forward
+
+    def spy(idx, targets=None, state=None):
+        logits, loss, out = forward(idx, targets, state)
+        seen.append((state, out))
+        return logits, loss, out
+    trainer.model.forward = spy
+    for _ in range(steps):
+        trainer.train_step()
+    return seen
+
+
+def test_carry_state_hands_each_step_the_state_the_last_one_ended_in(text):
+    seen = states_passed(tiny_trainer(text, carry_state=True), 3)
+    assert seen[0][0] is None                                     # streams start from zero
+    for (_, ended), (given, _) in zip(seen[:-1], seen[1:], strict=True):
+        for a, b in zip(ended, given, strict=True):
+            assert not b.requires_grad                            # the gradient stops at the step's start
+            torch.testing.assert_close(a.detach(), b)
+
+
+def test_without_carry_state_every_step_starts_from_zero(text):
+    assert all(given is None for given, _ in states_passed(tiny_trainer(text), 3))
+
+
+def test_a_restarted_stream_starts_from_zero_and_the_others_keep_their_state():
+    from charrnn.train import restart_streams
+    h, c = torch.randn(2, 3, 5), torch.randn(2, 3, 5)
+    h2, c2 = restart_streams((h, c), torch.tensor([False, True, False]))
+    assert torch.equal(h2[:, 1], torch.zeros(2, 5)) and torch.equal(c2[:, 1], torch.zeros(2, 5))
+    assert torch.equal(h2[:, [0, 2]], h[:, [0, 2]]) and torch.equal(c2[:, [0, 2]], c[:, [0, 2]])
+    g = restart_streams(h, torch.tensor([True, False, False]))    # a GRU's state is one tensor
+    assert torch.equal(g[:, 0], torch.zeros(2, 5)) and torch.equal(g[:, 1:], h[:, 1:])
+    assert restart_streams((h, c), torch.tensor([True, True, True])) is None
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_carry_state_trains_every_cell(text, cell):
+    corpus = Corpus.from_text(text)
+    model = CharRNN(ModelConfig(vocab_size=len(corpus.vocab), embed=8, hidden=16, cell=cell, layers=2))
+    trainer = Trainer(model, corpus, TrainConfig(**{**TINY, "iterations": 4, "carry_state": True}))
+    records = list(trainer.fit())
+    assert records[-1]["end"] == "finished" and math.isfinite(records[-1]["val_loss"])
+    assert trainer.stream_state.shape == (2, TINY["batch_size"], 16)
