@@ -6,7 +6,7 @@ with charrnn.train.evaluate. Side by side in the same run, at the same budget:
 the lecture's untuned LSTM (the ``seed`` preset: hidden 128, batch 1 x 200, Adam
 0.005). Reference figures on 2 CPU cores are printed for comparison.
 
-    python -m bench.quality                       # default preset vs seed, 95 s each
+    python -m bench.quality                       # auto preset (the app's and the CLI's) vs seed, 95 s each
     python -m bench.quality --minutes 10 --no-baseline
     python -m bench.quality --preset quick --seconds 30 --hidden 384   # sweep one knob
 """
@@ -46,7 +46,7 @@ def train_for(preset: str, text: str, seconds: float, model_over: dict, train_ov
                   "sample_every": 10**7, "log_every": 10**7, "eval_chars": 0, "sample_length": 300}
     if bf16 is not None:
         train_over = {**train_over, "autocast": "bf16" if bf16 else "none"}
-    model_cfg, train_cfg = preset_configs(preset, vocab_size, model_over, train_over)
+    model_cfg, train_cfg = preset_configs(preset, vocab_size, model_over, train_over, corpus_chars=len(text))
     corpus = build_corpus(text, train_cfg)
     model_cfg.vocab_size = len(corpus.vocab)
     torch.manual_seed(train_cfg.seed)
@@ -98,7 +98,8 @@ def report(results: list[dict], seconds: float, command: str, load_before: float
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="default", help="preset to measure")
+    p.add_argument("--preset", default="auto", help="preset to measure (auto: what the app and the CLI train by "
+                   "default, with its values for a text of this size)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--seconds", type=float, help="training budget in seconds (default 95)")
     budget.add_argument("--minutes", type=float, help="training budget in minutes")

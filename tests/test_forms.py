@@ -130,11 +130,11 @@ def test_the_form_stops_early_by_default_when_a_time_budget_ends_the_run():
 
 
 def test_the_auto_presets_hidden_size_follows_the_text_and_the_minutes():
-    assert preset_values("auto", 6000)["hidden"] == fitted_hidden("auto", 6000, 2.0) == 512
+    assert preset_values("auto", 6000)["hidden"] == fitted_hidden("auto", 6000, 2.0) == 384
     assert fitted_hidden("auto", 6000, 0.5) == 256                     # under a minute: the smaller, faster model
-    assert fitted_hidden("auto", None, 0.5) == 512                     # no text yet: the preset's own
+    assert fitted_hidden("auto", None, 0.5) == 384                     # no text yet: the preset's own
     assert fitted_hidden("quick", 6000, 0.2) == PRESETS["quick"][0]["hidden"]       # the others do not move
-    assert fitted_hidden("auto", 6000, -1) == 512 and fitted_hidden("auto", 6000, "x") == 512   # not a budget
+    assert fitted_hidden("auto", 6000, -1) == 384 and fitted_hidden("auto", 6000, "x") == 384   # not a budget
     assert fitted_hidden("huge", 6000, 2.0) is None
 
 

@@ -14,7 +14,7 @@ def test_auto_is_the_default_and_stops_early():
 @pytest.mark.parametrize("chars, dropout", [(85_000, 0.5), (300_000, 0.35), (1_100_000, 0.2), (20_000_000, 0.1)])
 def test_the_smaller_the_text_the_stronger_the_dropout(chars, dropout):
     model, _ = preset_configs("auto", 60, corpus_chars=chars)
-    assert model.dropout == dropout and model.hidden == 512
+    assert model.dropout == dropout and model.hidden == 384
 
 
 def test_a_budget_under_a_minute_trains_a_smaller_model():
