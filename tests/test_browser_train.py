@@ -111,7 +111,7 @@ def test_a_newcomer_is_told_what_each_field_preset_and_loss_means(browser, serve
     expect(page.locator("#hidden input")).to_have_value("256")
     expect(page.locator("#model-info")).to_contain_text("LSTM 1 x 256")
     page.locator("#minutes input").fill("3")
-    expect(page.locator("#hidden input")).to_have_value("512")
+    expect(page.locator("#hidden input")).to_have_value("384")
     page.close()
 
 
