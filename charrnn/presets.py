@@ -53,8 +53,9 @@ def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     text, the stronger the dropout; a budget under a minute trains a smaller model, which learns
     faster. Early stopping (patience 5 evaluations) and keeping the best model catch the rest.
     """
-    dropout = 0.5 if corpus_chars < 200_000 else 0.35 if corpus_chars < 600_000 else \
-        0.2 if corpus_chars < 3_000_000 else 0.1
+    # 0.35 for 200k-600k characters was dropped on 2026-12-02 (bench.recipes, 120 s, AVX2 EPYC): on 207 KB of
+    # German 0.35 gave 1.372 and 0.2 1.342; on 200 KB of Python source 0.35 lost to 0.2 as well
+    dropout = 0.5 if corpus_chars < 200_000 else 0.2 if corpus_chars < 3_000_000 else 0.1
     hidden = 256 if 0 < minutes < 1 else 384
     return {"hidden": hidden, "dropout": dropout}, {}
 

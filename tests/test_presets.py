@@ -11,7 +11,7 @@ def test_auto_is_the_default_and_stops_early():
     assert train.patience > 0 and train.minutes > 0 and train.iterations == 0
 
 
-@pytest.mark.parametrize("chars, dropout", [(85_000, 0.5), (300_000, 0.35), (1_100_000, 0.2), (20_000_000, 0.1)])
+@pytest.mark.parametrize("chars, dropout", [(85_000, 0.5), (300_000, 0.2), (1_100_000, 0.2), (20_000_000, 0.1)])
 def test_the_smaller_the_text_the_stronger_the_dropout(chars, dropout):
     model, _ = preset_configs("auto", 60, corpus_chars=chars)
     assert model.dropout == dropout and model.hidden == 384
