@@ -23,11 +23,11 @@ import torch
 
 from bench.common import ROOT, machine_line
 from charrnn.data import read_text
-from charrnn.model import CharRNN
-from charrnn.options import parse_bool
+from charrnn.model import CharRNN, ModelConfig
+from charrnn.options import option_named
 from charrnn.presets import preset_configs, preset_vocab_kind
 from charrnn.runner import build_corpus
-from charrnn.train import Trainer
+from charrnn.train import TrainConfig, Trainer
 
 # not measured in the run: figures an earlier session measured at ~95 s on a 2-vCPU AMD EPYC (2026-11)
 REFERENCES = {95: [("small transformer recipe", 1.89), ("untuned LSTM", 1.60)]}
@@ -109,9 +109,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=ROOT / "data" / "tinyshakespeare.txt", help="corpus")
     # sweep knobs: override one preset value
     for key in MODEL_KEYS + TRAIN_KEYS:
-        kind = float if key in ("dropout", "lr", "min_lr_ratio", "weight_decay", "grad_clip") else \
-            parse_bool if key == "carry_state" else int
-        p.add_argument("--" + key.replace("_", "-"), type=kind, help=f"override the preset's {key}")
+        opt = option_named(ModelConfig if key in MODEL_KEYS else TrainConfig, key)
+        p.add_argument(opt.flag, type=opt.parse, help=f"override the preset's {key}")
     return p.parse_args(argv)
 
 
