@@ -34,7 +34,8 @@ DEFAULT_PATIENCE = 5                          # the form's early stopping for a 
 FIELD_HINTS = {
     "hidden": "How much the model can hold in mind: bigger learns more but trains slower.",
     "layers": "LSTMs stacked on each other; 1 is plenty for a run of minutes.",
-    "seq_len": "How many characters in a row it learns from at a time.",
+    "seq_len": "Characters in a row each training step reads; auto carries what it read into the next step, "
+               "so short steps still see the past.",
     "batch_size": "Pieces of text per training step: more is steadier but slower.",
     "lr": "How big each learning step is: too high and the loss jumps, too low and it crawls.",
     "iterations": "Training steps to run (0 = no limit: the minutes end it).",
