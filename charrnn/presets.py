@@ -32,12 +32,12 @@ PRESETS: dict[str, tuple[dict, dict]] = {
              eval_every=500, eval_chars=50_000, sample_every=500, checkpoint_every=500),
     ),
     # Fitted to the text by auto_recipe (below): these are its values for a text of unknown size.
-    # 32 streams read on through the text, 16 characters a step, the state carried from step to step
-    # (bench/quality.py at 95 s on an AVX2-only 2-vCPU EPYC, 2026-12-02: 1.555 nats/char vs 1.622 with
-    # the same sizes but random portions from zero state, and vs 1.624 for `default`; H512 1.576, slower).
+    # 64 streams read on through the text, 16 characters a step, the state carried from step to step.
+    # bench/quality.py at 95 s on a 2-vCPU Intel Xeon with AMX (2026-12-03, one run each): H384 32 x 16 1.501
+    # (bf16) / 1.503 (float32); 64 x 16 1.472 / 1.482; H512 64 x 16 1.451 / 1.492; 128 streams lost (1.477).
     "auto": (
         dict(embed=64, hidden=384, layers=1, dropout=0.2, cell="lstm"),
-        dict(batch_size=32, seq_len=16, carry_state=True, iterations=0, minutes=2.0, lr=4e-3, warmup=50,
+        dict(batch_size=64, seq_len=16, carry_state=True, iterations=0, minutes=2.0, lr=4e-3, warmup=50,
              autocast="auto", eval_every=200, eval_chars=50_000, sample_every=400, checkpoint_every=400,
              patience=5),
     ),
@@ -45,19 +45,30 @@ PRESETS: dict[str, tuple[dict, dict]] = {
 DEFAULT_PRESET = "auto"
 
 
+SMALL_TEXT = 200_000       # characters: below this, a budget of minutes reads the text many times over
+AUTO_MAX_EPOCHS = 20.0     # passes over the text after which auto's schedule ends, if the minutes have not
+
+
 def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     """Model and train settings of the ``auto`` preset for a text of ``corpus_chars`` and a time budget.
 
-    The rule (measured with ``python -m bench.recipes``, table in the README): at a budget of
-    minutes on 2 cores the model sees a small text many times over, so it overfits: the smaller the
-    text, the stronger the dropout; a budget under a minute trains a smaller model, which learns
-    faster. Early stopping (patience 5 evaluations) and keeping the best model catch the rest.
+    The rule (measured with ``python -m bench.recipes`` and ``bench.quality``, tables in the README): at a
+    budget of minutes on 2 cores the model sees a small text many times over, so it overfits. A small text
+    gets a larger model held back by strong dropout, validation every 100 steps (it overfits within a few
+    hundred), and every run's learning-rate schedule ends after AUTO_MAX_EPOCHS passes over its text if the
+    minutes have not ended it first, so the rate is low while the model is still learning rather than once it
+    has learnt the text by heart. A budget under a minute trains a smaller model, which learns faster.
+    Early stopping (patience 5 evaluations) and keeping the best model catch the rest.
     """
-    # 0.35 for 200k-600k characters was dropped on 2026-12-02 (bench.recipes, 120 s, AVX2 EPYC): on 207 KB of
-    # German 0.35 gave 1.372 and 0.2 1.342; on 200 KB of Python source 0.35 lost to 0.2 as well
-    dropout = 0.5 if corpus_chars < 200_000 else 0.2 if corpus_chars < 3_000_000 else 0.1
-    hidden = 256 if 0 < minutes < 1 else 384
-    return {"hidden": hidden, "dropout": dropout}, {}
+    # 2026-12-03, 2-vCPU Xeon with AMX, 120 s on 85 KB of Debian's English FAQ (kept model, held-out 10%): H384 d0.5
+    # 1.322, H512 d0.5 1.309, H512 d0.6 1.305, and with the schedule ending after 20 passes H512 d0.5 1.302, d0.6
+    # 1.294, d0.7 1.283, H768 d0.6 1.283 (at 0.43x H512's speed); `default` 1.328. 0.35 for 200k-600k characters was
+    # dropped on 2026-12-02 (German, Python source).
+    small = corpus_chars < SMALL_TEXT
+    dropout = 0.7 if small else 0.2 if corpus_chars < 3_000_000 else 0.1
+    hidden = 256 if 0 < minutes < 1 else 512 if small else 384
+    train = {"max_epochs": AUTO_MAX_EPOCHS, **({"eval_every": 100} if small else {})}
+    return {"hidden": hidden, "dropout": dropout}, train
 
 
 def preset_configs(name: str, vocab_size: int, model_overrides: dict | None = None,

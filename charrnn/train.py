@@ -29,6 +29,8 @@ class TrainConfig:
     seq_len: int = option(128, "characters per portion: how far back the gradient reaches", label="Sequence length")
     iterations: int = option(2000, "training steps (0 = no step limit: the time budget ends the run)")
     minutes: float = option(0.0, "wall-clock budget in minutes (0 = no time limit)")
+    max_epochs: float = option(0.0, "passes over the training text after which the run ends, its learning rate "
+                               "decayed, when that comes before the iterations or the minutes (0 = no limit)")
     optimizer: str = option("adamw", "optimizer", choices=("adam", "adamw"))
     lr: float = option(3e-3, "peak learning rate: how big each step is", label="Learning rate")
     weight_decay: float = option(0.0, "AdamW weight decay")
@@ -67,8 +69,9 @@ class TrainConfig:
         check_range("seq_len", self.seq_len, 1, 4096)
         check_range("iterations", self.iterations, 0, 10_000_000)
         check_range("minutes", self.minutes, 0.0, 60.0 * 24 * 7)
-        if self.iterations == 0 and self.minutes == 0:
-            raise ValueError("give iterations > 0 or minutes > 0, or the run would never end")
+        check_range("max_epochs", self.max_epochs, 0.0, 1e6)
+        if self.iterations == 0 and self.minutes == 0 and self.max_epochs == 0:
+            raise ValueError("give iterations > 0, minutes > 0 or max_epochs > 0, or the run would never end")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
             raise ValueError(f"lr={self.lr!r} is out of range; allowed greater than 0 up to 1")
         check_range("grad_clip", self.grad_clip, 0, 1e6)
@@ -241,6 +244,8 @@ class Trainer:
             parts.append(self.step / self.cfg.iterations)
         if self.cfg.minutes:
             parts.append(self.elapsed / (60 * self.cfg.minutes))
+        if self.cfg.max_epochs:     # a small text on a fast machine: the schedule ends after these passes over it
+            parts.append(self.chars_seen / (self.cfg.max_epochs * len(self.corpus.train)))
         return max(parts)
 
     def done(self) -> bool:

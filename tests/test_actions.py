@@ -121,7 +121,7 @@ def test_describing_an_invalid_model_is_refused_naming_the_value(settings):
     (dict(layers=9), "allowed 1 to 8"),
     (dict(lr=5.0), "lr=5.0 is out of range"),
     (dict(seq_len=-3), "seq_len=-3 is out of range"),
-    (dict(iterations=0, minutes=0), "iterations > 0 or minutes > 0"),
+    (dict(iterations=0, minutes=0), "iterations > 0, minutes > 0"),
     (dict(preset="huge"), "Unknown preset"),
     (dict(batch_size=4096, seq_len=4096), "characters per batch"),
     (dict(hidden=4096, layers=8), "at most 20,000,000"),

@@ -130,11 +130,12 @@ def test_the_form_stops_early_by_default_when_a_time_budget_ends_the_run():
 
 
 def test_the_auto_presets_hidden_size_follows_the_text_and_the_minutes():
-    assert preset_values("auto", 6000)["hidden"] == fitted_hidden("auto", 6000, 2.0) == 384
+    assert preset_values("auto", 6000)["hidden"] == fitted_hidden("auto", 6000, 2.0) == 512      # a small text
+    assert fitted_hidden("auto", 1_100_000, 2.0) == 384
     assert fitted_hidden("auto", 6000, 0.5) == 256                     # under a minute: the smaller, faster model
     assert fitted_hidden("auto", None, 0.5) == 384                     # no text yet: the preset's own
     assert fitted_hidden("quick", 6000, 0.2) == PRESETS["quick"][0]["hidden"]       # the others do not move
-    assert fitted_hidden("auto", 6000, -1) == 384 and fitted_hidden("auto", 6000, "x") == 384   # not a budget
+    assert fitted_hidden("auto", 6000, -1) == 512 and fitted_hidden("auto", 6000, "x") == 512   # not a budget
     assert fitted_hidden("huge", 6000, 2.0) is None
 
 
@@ -168,7 +169,7 @@ def test_build_configs_gives_the_trainers_configs_from_the_preset_and_the_form(s
     (dict(layers=9), "allowed 1 to 8"),
     (dict(lr=5.0), "lr=5.0 is out of range"),
     (dict(seq_len=-3), "seq_len=-3 is out of range"),
-    (dict(iterations=0, minutes=0), "iterations > 0 or minutes > 0"),
+    (dict(iterations=0, minutes=0), "iterations > 0, minutes > 0"),
     (dict(batch_size=4096, seq_len=4096), "characters per batch"),
 ])
 def test_out_of_range_settings_are_refused_naming_the_value(settings, changes, message):

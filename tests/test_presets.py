@@ -2,7 +2,7 @@
 for a budget under a minute, the user's own values always winning."""
 import pytest
 
-from charrnn.presets import DEFAULT_PRESET, PRESETS, auto_recipe, preset_configs
+from charrnn.presets import AUTO_MAX_EPOCHS, DEFAULT_PRESET, PRESETS, SMALL_TEXT, auto_recipe, preset_configs
 
 
 def test_auto_is_the_default_and_stops_early():
@@ -11,10 +11,20 @@ def test_auto_is_the_default_and_stops_early():
     assert train.patience > 0 and train.minutes > 0 and train.iterations == 0
 
 
-@pytest.mark.parametrize("chars, dropout", [(85_000, 0.5), (300_000, 0.2), (1_100_000, 0.2), (20_000_000, 0.1)])
-def test_the_smaller_the_text_the_stronger_the_dropout(chars, dropout):
+@pytest.mark.parametrize("chars, dropout, hidden", [(85_000, 0.7, 512), (300_000, 0.2, 384), (1_100_000, 0.2, 384),
+                                                   (20_000_000, 0.1, 384)])
+def test_a_small_text_gets_a_larger_model_held_back_by_stronger_dropout(chars, dropout, hidden):
     model, _ = preset_configs("auto", 60, corpus_chars=chars)
-    assert model.dropout == dropout and model.hidden == 384
+    assert (model.dropout, model.hidden) == (dropout, hidden)
+
+
+def test_autos_schedule_ends_after_its_passes_over_the_text_and_a_small_text_is_checked_more_often():
+    _, small = preset_configs("auto", 60, corpus_chars=SMALL_TEXT - 1)
+    _, large = preset_configs("auto", 60, corpus_chars=SMALL_TEXT)
+    assert small.max_epochs == large.max_epochs == AUTO_MAX_EPOCHS > 0
+    assert small.eval_every < large.eval_every == PRESETS["auto"][1]["eval_every"]
+    assert preset_configs("default", 60, corpus_chars=85_000)[1].max_epochs == 0      # the fixed presets do not
+    assert preset_configs("auto", 60, None, {"max_epochs": 0}, 85_000)[1].max_epochs == 0   # the user's value wins
 
 
 def test_a_budget_under_a_minute_trains_a_smaller_model():

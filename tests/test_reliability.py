@@ -335,7 +335,7 @@ def test_top_k_zero_means_off_and_top_k_of_the_whole_vocabulary_is_accepted(clie
     (dict(seq_len=0), "seq_len=0 is out of range; allowed 1 to 4096"),
     (dict(iterations=-5), "iterations=-5 is out of range"),
     (dict(minutes=-1), "minutes=-1 is out of range"),
-    (dict(iterations=0, minutes=0), "iterations > 0 or minutes > 0"),
+    (dict(iterations=0, minutes=0), "iterations > 0, minutes > 0"),
 ], ids=lambda v: str(v)[:30])
 def test_out_of_range_hyperparameters_are_refused_with_the_allowed_range(client, served, root, changes, message):
     before = served.ctx.jobs.proc

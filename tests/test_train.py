@@ -93,6 +93,23 @@ def test_exploding_loss_raises_training_diverged(text, monkeypatch):
 
 
 # --- schedule and config ------------------------------------------------------------------
+def test_max_epochs_ends_the_run_after_that_many_passes_with_its_learning_rate_decayed(text):
+    trainer = tiny_trainer(text, iterations=10_000, max_epochs=2.0, min_lr_ratio=0.1)
+    records = list(trainer.fit())
+    passes = trainer.chars_seen / len(trainer.corpus.train)
+    assert records[-1]["end"] == "finished" and records[-1]["progress"] == 1.0
+    assert 2.0 <= passes < 2.0 + TINY["batch_size"] * TINY["seq_len"] / len(trainer.corpus.train) + 1e-9
+    assert trainer.step < 10_000 and records[-1]["lr"] == pytest.approx(trainer.cfg.lr * 0.1, rel=0.05)
+
+
+def test_max_epochs_alone_is_a_limit_and_zero_is_none():
+    assert TrainConfig(iterations=0, minutes=0, max_epochs=3).max_epochs == 3
+    with pytest.raises(ValueError, match="max_epochs > 0"):
+        TrainConfig(iterations=0, minutes=0, max_epochs=0)
+    with pytest.raises(ValueError, match="max_epochs"):
+        TrainConfig(max_epochs=-1)
+
+
 def test_lr_warms_up_linearly_then_decays_to_the_floor():
     cfg = TrainConfig(iterations=100, warmup=10, decay="cosine", min_lr_ratio=0.1)
     assert lr_factor(0.0, 0, cfg) == pytest.approx(0.1)

@@ -283,9 +283,9 @@ def test_the_form_opens_on_the_auto_preset_with_patience_and_says_what_each_fiel
 def test_the_hidden_size_follows_the_minutes_unless_it_was_changed_by_hand():
     stats = {"chars": 6000, "distinct": 20}
     assert refit("auto", stats, 0.5, 384, 384) == (256, 256)        # under a minute: auto's smaller model
-    assert refit("auto", stats, 3, 256, 256) == (384, 384)
+    assert refit("auto", stats, 3, 256, 256) == (512, 512)          # a small text: the larger model
     assert refit("auto", stats, 0.5, 300, 384) == (gr.skip(), gr.skip())        # typed by hand: left alone
-    assert refit("auto", stats, 2, 384, 384) == (gr.skip(), gr.skip())          # nothing to change
+    assert refit("auto", stats, 2, 512, 512) == (gr.skip(), gr.skip())          # nothing to change
     assert refit("auto", None, 0.5, 384, 384) == (gr.skip(), gr.skip())         # no text yet: nothing fitted
     assert refit("quick", stats, 0.2, 256, 256) == (gr.skip(), gr.skip())
 
