@@ -149,6 +149,8 @@ def test_model_line_gives_parameters_shape_budget_and_the_limit():
     fitted = model_line(ModelConfig(vocab_size=30, dropout=0.5), TrainConfig(iterations=0, minutes=2, patience=5),
                         10, 20, vocab_known=True)
     assert "vocabulary, dropout 0.5; training for 2 min, stopping early after 5 checks without a better" in fitted
+    both = model_line(model_cfg, TrainConfig(iterations=0, minutes=2, max_epochs=20), 30, 20_000_000, True)
+    assert "training for 2 min or 20 passes over the text, whichever comes first." in both
     over = model_line(model_cfg, TrainConfig(iterations=0, minutes=1.5), 30, 20, vocab_known=False)
     assert "over the app's limit of 20" in over and "vocabulary of the corpus" in over and "1.5 min" in over
 

@@ -42,8 +42,11 @@ def corpus_line(choice: CorpusChoice, stats: dict) -> str:
 def model_line(model_cfg: ModelConfig, train_cfg: TrainConfig, params: int, max_params: int, vocab_known: bool) -> str:
     """The parameter count of the configured model, its shape and its budget."""
     vocab = f"{model_cfg.vocab_size}-character vocabulary" if vocab_known else "vocabulary of the corpus"
-    budget = " and ".join(filter(None, [f"{train_cfg.iterations:,} steps" if train_cfg.iterations else "",
-                                        f"{train_cfg.minutes:g} min" if train_cfg.minutes else ""]))
+    limits = [f"{train_cfg.iterations:,} steps" if train_cfg.iterations else "",
+              f"{train_cfg.minutes:g} min" if train_cfg.minutes else "",
+              f"{train_cfg.max_epochs:g} passes over the text" if train_cfg.max_epochs else ""]
+    limits = [limit for limit in limits if limit]
+    budget = " or ".join(limits) + (", whichever comes first" if len(limits) > 1 else "")
     warn = f" ⚠️ over the app's limit of {max_params:,}" if params > max_params else ""
     dropout = f", dropout {model_cfg.dropout:g}" if model_cfg.dropout else ""
     patience = (f", stopping early after {train_cfg.patience} checks without a better validation loss"
