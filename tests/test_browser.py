@@ -11,6 +11,8 @@ from app_fixtures import TINY_TRAINING, corpus_text, launched
 from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
 from playwright.sync_api import expect
 
+from charrnn.presets import PRESETS
+from webui.forms import PRESET_PURPOSES
 from webui.generation import SIDE_TEMPERATURES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -99,6 +101,9 @@ def test_train_tab_shows_a_run_learning_survives_a_reload_and_stops(page, url):
     page.get_by_text("Paste text", exact=True).click()
     page.locator("#pasted textarea").fill(corpus_text())
     expect(page.locator("#corpus-info")).to_contain_text("pasted text")
+    page.locator("#preset input").click()        # quick: no limit of passes over the text, so it trains until Stop
+    page.get_by_role("option", name=f"quick: {PRESET_PURPOSES['quick']}", exact=True).click()
+    expect(page.locator("#hidden input")).to_have_value(str(PRESETS["quick"][0]["hidden"]))
     for field, value in (("hidden", t["hidden"]), ("seq-len", t["seq_len"]), ("batch-size", t["batch_size"]),
                          ("lr", t["lr"]), ("minutes", t["minutes"]), ("patience", 0)):   # runs until Stop
         page.locator(f"#{field} input").fill(str(value))
