@@ -229,6 +229,8 @@ class Run:
             rec.update(self.best.fields())
         if rec.get("end") == "stopped" and self.best.exhausted():
             rec["end"], rec["reason"] = "finished", self.best.reason()
+        elif rec.get("end") == "finished" and self.trainer.passes_done():
+            rec["reason"] = f"it had read its text {self.trainer.cfg.max_epochs:g} times, its limit of passes"
         return improved
 
 

@@ -251,6 +251,10 @@ class Trainer:
     def done(self) -> bool:
         return self.progress() >= 1.0
 
+    def passes_done(self) -> bool:
+        """Whether the run has read its text cfg.max_epochs times (False when there is no such limit)."""
+        return bool(self.cfg.max_epochs) and self.chars_seen >= self.cfg.max_epochs * len(self.corpus.train)
+
     def set_lr(self) -> float:
         lr = self.cfg.lr * lr_factor(self.progress(), self.step, self.cfg)
         for group in self.optimizer.param_groups:

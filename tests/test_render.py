@@ -119,6 +119,10 @@ def test_a_run_ended_by_early_stopping_says_so_and_which_model_it_kept():
                            "early stopping (patience) ended it.")
     assert status_line("tiny", {"state": "finished", "step": 10}) == ("**Finished**: tiny at step 10. Generate from "
                                                                       "it in the Generate tab.")
+    passes = status_line("tiny", {"state": "finished", "step": 879, "reason": "it had read its text 20 times, its "
+                                  "limit of passes"})
+    assert passes == ("**Finished**: tiny at step 879: it had read its text 20 times, its limit of passes. Generate "
+                      "from it in the Generate tab.")
 
 
 def test_status_line_says_what_the_run_does_and_shows_the_log_when_it_went_wrong():

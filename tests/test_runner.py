@@ -155,6 +155,15 @@ def test_without_patience_the_run_uses_its_whole_budget(tmp_path, corpus_file):
     assert ck.read_header(tmp_path / "r")["step"] == 20
 
 
+def test_a_run_ended_by_its_limit_of_passes_says_so(tmp_path, corpus_file):
+    run = Run.create(tmp_path / "r", corpus_file, *configs(10_000, max_epochs=2.0))
+    records = list(run.train())
+    assert run.trainer.step < 10_000 and run.trainer.passes_done()
+    assert records[-1]["end"] == "finished"
+    assert records[-1]["reason"] == ck.read_status(tmp_path / "r")["reason"] == (
+        "it had read its text 2 times, its limit of passes")
+
+
 def test_a_run_stopped_and_resumed_stops_early_where_a_straight_run_does(tmp_path, corpus_file):
     straight = Run.create(tmp_path / "straight", corpus_file, *configs(200, patience=3))
     script_validation(straight, best_at_20)

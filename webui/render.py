@@ -332,8 +332,9 @@ def status_line(run: str | None, status: dict, log: str = "") -> str:
         "running": f"**Training** {run} (pid {status.get('pid')}).",
         "stopping": f"**Stopping** {run}: finishing the step and saving a final checkpoint…",
         "finished": f"**Finished** early: {run}{at}: {reason}, so early stopping (patience) ended it. The kept "
-                    "model is that best step's: generate from it in the Generate tab." if reason else
-                    f"**Finished**: {run}{at}. Generate from it in the Generate tab.",
+                    "model is that best step's: generate from it in the Generate tab."
+                    if reason.startswith("validation stopped improving") else
+                    f"**Finished**: {run}{at}{': ' + reason if reason else ''}. Generate from it in the Generate tab.",
         "stopped": f"**Stopped**: {run}{at}, with a final checkpoint. Resume it below, or generate from it.",
         "failed": f"**Failed**: {run}{at}: {reason or 'see the log'}",
         "interrupted": f"**Interrupted**: {run}{at} ({reason}). {resume}",
