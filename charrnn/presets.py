@@ -54,8 +54,8 @@ def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
 
     The rule (measured with ``python -m bench.recipes`` and ``bench.quality``, tables in the README): at a
     budget of minutes on 2 cores the model sees a small text many times over, so it overfits. A small text
-    gets a larger model held back by strong dropout, validation every 100 steps (it overfits within a few
-    hundred), and every run's learning-rate schedule ends after AUTO_MAX_EPOCHS passes over its text if the
+    gets a larger model held back by strong dropout, validation and a sample every 100 steps (it overfits
+    within a few hundred), and every run's learning-rate schedule ends after AUTO_MAX_EPOCHS passes over its text if the
     minutes have not ended it first, so the rate is low while the model is still learning rather than once it
     has learnt the text by heart. A budget under a minute trains a smaller model, which learns faster.
     Early stopping (patience 5 evaluations) and keeping the best model catch the rest.
@@ -67,7 +67,8 @@ def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     small = corpus_chars < SMALL_TEXT
     dropout = 0.7 if small else 0.2 if corpus_chars < 3_000_000 else 0.1
     hidden = 256 if 0 < minutes < 1 else 512 if small else 384
-    train = {"max_epochs": AUTO_MAX_EPOCHS, **({"eval_every": 100} if small else {})}
+    # a small text's run is over in a few hundred steps: check and sample it often enough to see it learn
+    train = {"max_epochs": AUTO_MAX_EPOCHS, **({"eval_every": 100, "sample_every": 100} if small else {})}
     return {"hidden": hidden, "dropout": dropout}, train
 
 

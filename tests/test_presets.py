@@ -23,6 +23,7 @@ def test_autos_schedule_ends_after_its_passes_over_the_text_and_a_small_text_is_
     _, large = preset_configs("auto", 60, corpus_chars=SMALL_TEXT)
     assert small.max_epochs == large.max_epochs == AUTO_MAX_EPOCHS > 0
     assert small.eval_every < large.eval_every == PRESETS["auto"][1]["eval_every"]
+    assert small.sample_every < large.sample_every == PRESETS["auto"][1]["sample_every"]
     assert preset_configs("default", 60, corpus_chars=85_000)[1].max_epochs == 0      # the fixed presets do not
     assert preset_configs("auto", 60, None, {"max_epochs": 0}, 85_000)[1].max_epochs == 0   # the user's value wins
 
