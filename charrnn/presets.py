@@ -46,7 +46,7 @@ DEFAULT_PRESET = "auto"
 
 
 SMALL_TEXT = 200_000       # characters: below this, a budget of minutes reads the text many times over
-AUTO_MAX_EPOCHS = 20.0     # passes over the text after which auto's schedule ends, if the minutes have not
+AUTO_MAX_EPOCHS = 20.0     # passes over the text after which auto's schedule ends, unless the minutes end it first
 
 
 def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
