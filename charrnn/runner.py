@@ -37,6 +37,9 @@ def build_corpus(text: str, cfg: TrainConfig, vocab: Vocab | None = None) -> Cor
                             unknown=cfg.unknown if vocab is not None else "error")
 
 
+PATIENCE_REASON = "validation stopped improving at step"     # how a run that patience ended says why, then the step
+
+
 class BestSoFar:
     """The kept model's step and validation loss (inf: not evaluated yet), and the early-stopping count:
     evaluations since it.
@@ -66,7 +69,7 @@ class BestSoFar:
         return self.patience > 0 and self.stale >= self.patience
 
     def reason(self) -> str:
-        return f"validation stopped improving at step {self.step}"
+        return f"{PATIENCE_REASON} {self.step}"
 
     def fields(self) -> dict:
         """best_step / best_val_loss for headers, records and status (the loss is None before an evaluation)."""
@@ -229,7 +232,7 @@ class Run:
             rec.update(self.best.fields())
         if rec.get("end") == "stopped" and self.best.exhausted():
             rec["end"], rec["reason"] = "finished", self.best.reason()
-        elif rec.get("end") == "finished" and self.trainer.passes_done():
+        elif rec.get("end") == "finished" and self.trainer.passes_progress() >= 1.0:
             rec["reason"] = f"it had read its text {self.trainer.cfg.max_epochs:g} times, its limit of passes"
         return improved
 

@@ -245,15 +245,15 @@ class Trainer:
         if self.cfg.minutes:
             parts.append(self.elapsed / (60 * self.cfg.minutes))
         if self.cfg.max_epochs:     # a small text on a fast machine: the schedule ends after these passes over it
-            parts.append(self.chars_seen / (self.cfg.max_epochs * len(self.corpus.train)))
+            parts.append(self.passes_progress())
         return max(parts)
+
+    def passes_progress(self) -> float:
+        """The fraction of cfg.max_epochs passes over the training text read so far (0 when there is no such limit)."""
+        return self.chars_seen / (self.cfg.max_epochs * len(self.corpus.train)) if self.cfg.max_epochs else 0.0
 
     def done(self) -> bool:
         return self.progress() >= 1.0
-
-    def passes_done(self) -> bool:
-        """Whether the run has read its text cfg.max_epochs times (False when there is no such limit)."""
-        return bool(self.cfg.max_epochs) and self.chars_seen >= self.cfg.max_epochs * len(self.corpus.train)
 
     def set_lr(self) -> float:
         lr = self.cfg.lr * lr_factor(self.progress(), self.step, self.cfg)

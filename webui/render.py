@@ -11,6 +11,7 @@ import pandas as pd
 
 from charrnn.memory import human as human_bytes
 from charrnn.model import ModelConfig
+from charrnn.runner import PATIENCE_REASON
 from charrnn.train import TrainConfig
 
 from .errors import esc
@@ -333,7 +334,7 @@ def status_line(run: str | None, status: dict, log: str = "") -> str:
         "stopping": f"**Stopping** {run}: finishing the step and saving a final checkpoint…",
         "finished": f"**Finished** early: {run}{at}: {reason}, so early stopping (patience) ended it. The kept "
                     "model is that best step's: generate from it in the Generate tab."
-                    if reason.startswith("validation stopped improving") else
+                    if reason.startswith(PATIENCE_REASON) else
                     f"**Finished**: {run}{at}{': ' + reason if reason else ''}. Generate from it in the Generate tab.",
         "stopped": f"**Stopped**: {run}{at}, with a final checkpoint. Resume it below, or generate from it.",
         "failed": f"**Failed**: {run}{at}: {reason or 'see the log'}",
