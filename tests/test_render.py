@@ -257,6 +257,10 @@ def test_overfitting_is_validation_rising_while_training_falls():
     assert "overfitting" in note and "1.700 → 1.850" in note and "1.300 → 0.900" in note
     assert "the kept model is step 600's, the best one" in note
     assert "more text" in note and "more dropout" in note and "smaller model" in note
+    strong = overfit_note(rising, dropout=0.7)                 # auto's small-text run: more dropout is no advice
+    assert "already trained with dropout 0.7" in strong and "more dropout" not in strong
+    assert "more text" in strong and "smaller model" in strong
+    assert "more dropout" in overfit_note(rising, dropout=0.2)
 
 
 @pytest.mark.parametrize("pairs", [

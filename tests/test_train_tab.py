@@ -29,8 +29,10 @@ from app_fixtures import (
 from charrnn import checkpoint as ck
 from charrnn.data import CorpusError
 from charrnn.jobs import Job
+from charrnn.model import ModelConfig
 from charrnn.presets import PRESETS
 from charrnn.runner import build_corpus
+from charrnn.vocab import Vocab
 from webui import actions, glue
 from webui.context import AppContext
 from webui.demo import checkpoint_updates, create_demo, poll
@@ -487,3 +489,20 @@ def test_checkpoint_updates_offer_the_runs_the_resumable_ones_and_keep_the_revie
     assert reviewed["value"] == "older" and reviewed["choices"] == picker["choices"]
     _, _, resume, reviewed, _ = checkpoint_updates(ctx, "newer", keys, "gone")
     assert reviewed["value"] == "newer"
+
+
+@pytest.mark.parametrize("dropout, advice", [(0.7, "It already trained with dropout 0.7, so next time give it more "
+                                                    "text or a smaller model"),
+                                             (0.0, "Next time, give it more text, more dropout")])
+def test_the_overfitting_advice_reads_the_runs_dropout(settings, ctx, dropout, advice):
+    """A run that already trained with strong dropout (auto's on a small text) is not told to add more."""
+    directory = settings.root / "memorised"
+    text = corpus_text()
+    config = ModelConfig(vocab_size=len(Vocab.from_text(text)), embed=8, hidden=16, dropout=dropout).to_dict()
+    make_checkpoint(directory, text, step=600, model_config=config)
+    records = [{"step": 200 * (i + 1), "train_loss": train, "val_loss": val, "elapsed": float(i + 1)}
+               for i, (train, val) in enumerate([(2.0, 2.1), (1.6, 1.8), (1.3, 1.7), (1.1, 1.75), (0.9, 1.85)])]
+    (directory / ck.METRICS).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    ck.write_status(directory, "finished", step=1000, best_step=600, best_val_loss=1.7)
+    progress = training_view(ctx, "memorised")[VIEW.index("progress")]
+    assert "learn the text by heart (overfitting)" in progress and advice in progress

@@ -273,17 +273,28 @@ def train_loss_at(records: list[dict], step: int) -> float | None:
                 None)
 
 
-def overfit_note(records: list[dict]) -> str:
-    """Overfitting said in plain words: what it is, that nothing is lost, what to change next time."""
+STRONG_DROPOUT = 0.5       # at or above this, "more dropout" is no longer the advice
+
+
+def overfit_note(records: list[dict], dropout: float | None = None) -> str:
+    """Overfitting said in plain words: what it is, that nothing is lost, what to change next time.
+
+    ``dropout`` is the run's (None when unknown): a run that already trained with strong dropout is not told
+    to add more."""
     o = overfitting(records)
     if o is None:
         return ""
+    if finite(dropout) and dropout >= STRONG_DROPOUT:
+        advice = (f"It already trained with dropout {dropout:g}, so next time give it more text or a smaller model "
+                  "(a lower hidden size)")
+    else:
+        advice = ("Next time, give it more text, more dropout (the auto preset raises it for small texts; "
+                  "`--dropout` on the command line), or a smaller model (a lower hidden size)")
     return (f"**It has started to learn the text by heart (overfitting).** Since step {o['best_step']:,} the "
             f"validation loss has risen ({o['best_val']:.3f} → {o['val']:.3f}) while the training loss kept falling "
             f"({o['train_then']:.3f} → {o['train_now']:.3f}): it is memorising passages of this text rather than "
             f"learning how such text is written. Nothing is lost: the kept model is step {o['best_step']:,}'s, the "
-            "best one. Next time, give it more text, more dropout (the auto preset raises it for small texts), or a "
-            "smaller model (a lower hidden size); early stopping (patience) ends such a run by itself.")
+            f"best one. {advice}; early stopping (patience) ends such a run by itself.")
 
 
 def run_settings(header: dict) -> str:

@@ -34,6 +34,7 @@ from .render import (
     latest_sample,
     loss_guide,
     overfit_note,
+    overfitting,
     plot_value,
     precision_line,
     progress_line,
@@ -341,11 +342,21 @@ def training_view(ctx: AppContext, run: str | None) -> tuple:
     records = ctx.jobs.records(run)       # read from where the last view stopped: a bounded digest of the metrics
     status = ctx.jobs.state(run)
     text, label = latest_sample(records)
-    notes = [progress_line(records, status), kept_line(records, status), overfit_note(records),
+    dropout = run_dropout(directory) if overfitting(records) else None
+    notes = [progress_line(records, status), kept_line(records, status), overfit_note(records, dropout),
              precision_line(records)]
     return (plot_value(records, settings.plot_points), gr.update(value=text, label=label),
             samples_html(records, settings.earlier_samples), "\n\n".join(filter(None, notes)),
             status_line(run, status, log_tail(directory)) + settings_note(directory, status))
+
+
+def run_dropout(directory) -> float | None:
+    """The dropout the run's newest checkpoint records (None before its first or when unreadable)."""
+    try:
+        dropout = ck.latest_header(directory)["model_config"]["dropout"]
+    except (ck.CheckpointError, OSError, KeyError, TypeError):
+        return None
+    return dropout if isinstance(dropout, (int, float)) and not isinstance(dropout, bool) else None
 
 
 def settings_note(directory, status: dict) -> str:
