@@ -32,7 +32,7 @@ from charrnn.train import TrainConfig, Trainer
 # not measured in the run: figures an earlier session measured at ~95 s on a 2-vCPU AMD EPYC (2026-11)
 REFERENCES = {95: [("small transformer recipe", 1.89), ("untuned LSTM", 1.60)]}
 TARGETS = {95: 1.50, 600: 1.45}         # raised in 2026-12 (any 2-core x86 CPU)
-MODEL_KEYS = ("embed", "hidden", "layers", "dropout")
+MODEL_KEYS = ("embed", "hidden", "layers", "dropout", "input_dropout")
 TRAIN_KEYS = ("batch_size", "seq_len", "lr", "warmup", "min_lr_ratio", "weight_decay", "grad_clip", "threads",
               "carry_state", "max_epochs")
 
@@ -63,8 +63,8 @@ def train_for(preset: str, text: str, seconds: float, model_over: dict, train_ov
 
 def describe(r: dict) -> str:
     m, t = r["model"], r["train"]
-    return (f"{r['preset']}: {m.cell} E{m.embed} H{m.hidden} L{m.layers} drop {m.dropout} | B{t.batch_size} "
-            f"T{t.seq_len} lr {t.lr} warmup {t.warmup} {t.decay} | {r['params']:,} params")
+    return (f"{r['preset']}: {m.cell} E{m.embed} H{m.hidden} L{m.layers} drop {m.dropout} in {m.input_dropout} | "
+            f"B{t.batch_size} T{t.seq_len} lr {t.lr} warmup {t.warmup} {t.decay} | {r['params']:,} params")
 
 
 def report(results: list[dict], seconds: float, command: str, load_before: float) -> None:

@@ -25,6 +25,8 @@ class ModelConfig:
                          label="Hidden size")
     layers: int = option(1, "recurrent layers stacked on each other")
     dropout: float = option(0.0, "fraction of units dropped in training, against overfitting (0 = off)")
+    input_dropout: float = option(0.0, "fraction of the embedding's numbers dropped in training before the "
+                                  "recurrent layer reads them, against overfitting (0 = off)")
     cell: str = option("lstm", "recurrent cell", choices=("lstm", "gru", "rnn"))
 
     def __post_init__(self):
@@ -33,6 +35,7 @@ class ModelConfig:
         check_range("hidden", self.hidden, 1, 4096)
         check_range("layers", self.layers, 1, 8)
         check_range("dropout", self.dropout, 0.0, 0.9)
+        check_range("input_dropout", self.input_dropout, 0.0, 0.9)
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
 
@@ -63,10 +66,11 @@ class CharRNN(nn.Module):
             dropout=config.dropout if config.layers > 1 else 0.0,
         )
         self.drop = nn.Dropout(config.dropout)
+        self.drop_in = nn.Dropout(config.input_dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)
 
     def forward(self, idx, targets=None, state=None):
-        x = self.embed(idx.long())                        # (B, T, E)
+        x = self.drop_in(self.embed(idx.long()))          # (B, T, E)
         out, state = self.rnn(x, state)                   # (B, T, H)
         logits = self.head(self.drop(out))                # (B, T, V)
         loss = None

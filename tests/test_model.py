@@ -75,7 +75,7 @@ def test_num_params_counts_every_weight():
 
 
 @pytest.mark.parametrize("bad", [
-    dict(hidden=0), dict(hidden=-5), dict(embed=2.5), dict(layers=9), dict(dropout=1.0),
+    dict(hidden=0), dict(hidden=-5), dict(embed=2.5), dict(layers=9), dict(dropout=1.0), dict(input_dropout=0.95),
     dict(vocab_size=0), dict(cell="transformer"), dict(hidden=True), dict(hidden="128"),
 ])
 def test_config_refuses_values_out_of_range(bad):
@@ -91,3 +91,28 @@ def test_config_error_names_the_field_and_the_allowed_range():
 def test_config_round_trips_through_a_dict():
     cfg = ModelConfig(vocab_size=33, embed=7, hidden=9, layers=2, dropout=0.1, cell="gru")
     assert ModelConfig(**cfg.to_dict()) == cfg
+
+
+def test_input_dropout_drops_embedding_numbers_in_training_only():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=20, embed=16, hidden=8, input_dropout=0.5))
+    idx = torch.randint(0, 20, (4, 12))
+    seen = []
+    model.drop_in.register_forward_hook(lambda mod, inp, out: seen.append((inp[0], out)))
+    model.train()
+    model(idx)
+    embedded, dropped = seen[-1]
+    zeroed = (dropped == 0) & (embedded != 0)
+    assert 0.3 < zeroed.float().mean().item() < 0.7                     # about half dropped
+    kept = dropped != 0
+    assert torch.allclose(dropped[kept], embedded[kept] * 2)           # the rest scaled by 1 / (1 - p)
+    model.eval()
+    first, _, _ = model(idx)
+    again, _, _ = model(idx)
+    assert torch.equal(first, again) and torch.equal(seen[-1][0], seen[-1][1])   # evaluation drops nothing
+
+
+def test_a_config_without_input_dropout_loads_as_none():
+    """Checkpoints written before input_dropout existed name no such field: they load with it off."""
+    old = {k: v for k, v in ModelConfig(vocab_size=9, dropout=0.3).to_dict().items() if k != "input_dropout"}
+    assert ModelConfig(**old).input_dropout == 0.0
