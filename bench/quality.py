@@ -34,7 +34,7 @@ REFERENCES = {95: [("small transformer recipe", 1.89), ("untuned LSTM", 1.60)]}
 TARGETS = {95: 1.50, 600: 1.45}         # raised in 2026-12 (any 2-core x86 CPU)
 MODEL_KEYS = ("embed", "hidden", "layers", "dropout", "input_dropout")
 TRAIN_KEYS = ("batch_size", "seq_len", "lr", "warmup", "min_lr_ratio", "weight_decay", "grad_clip", "threads",
-              "carry_state", "max_epochs")
+              "carry_state", "max_epochs", "seed")
 
 
 def train_for(preset: str, text: str, seconds: float, model_over: dict, train_over: dict,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -49,10 +50,10 @@ def kept_val_loss(run: Path) -> tuple[float, dict]:
     return evaluate(model, corpus.val, cfg.seq_len, cfg.batch_size), header
 
 
-def train(root: Path, text: Path, preset: str, seconds: float) -> Path:
+def train(root: Path, text: Path, preset: str, seconds: float, extra: list[str]) -> Path:
     name = f"{text.stem}-{preset}"
     subprocess.run([sys.executable, "-m", "charrnn", "--checkpoints", str(root), "train", "--data", str(text),
-                    "--preset", preset, "--minutes", str(seconds / 60), "--name", name, "--quiet"],
+                    "--preset", preset, "--minutes", str(seconds / 60), "--name", name, "--quiet", *extra],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return root / name
 
@@ -111,6 +112,8 @@ def main(argv=None) -> None:
     p.add_argument("--presets", nargs="+", default=["auto", "default"], help="presets compared")
     p.add_argument("--text", type=Path, action="append", default=[], help="another text to compare on")
     p.add_argument("--only", nargs="+", help="compare on these texts only (by file name)")
+    p.add_argument("--train-args", default="", help='more `charrnn train` flags for every run, for sweeps, e.g. '
+                   '--train-args="--input-dropout 0.2"')
     args = p.parse_args(argv)
     load_before = os.getloadavg()[0]
     rows = []
@@ -118,18 +121,22 @@ def main(argv=None) -> None:
         tmp = Path(tmp)
         for text in [t for t in texts(tmp, args.text) if not args.only or t.name in args.only]:
             for preset in args.presets:
-                loss, header = kept_val_loss(train(tmp / "runs", text, preset, args.seconds))
+                loss, header = kept_val_loss(train(tmp / "runs", text, preset, args.seconds,
+                                                   shlex.split(args.train_args)))
                 cfg = header["model_config"]
-                rows.append((text.name, text.stat().st_size, preset, loss, cfg["hidden"], cfg["dropout"],
-                             header.get("best_step"), header.get("step")))
+                model = f"H{cfg['hidden']} d{cfg['dropout']:g}" + (f" in{cfg['input_dropout']:g}"
+                                                                   if cfg.get("input_dropout") else "")
+                rows.append((text.name, text.stat().st_size, preset, loss, model, header.get("best_step"),
+                             header.get("step")))
     print(f"# recipes per text: the kept model's loss on the whole held-out 10%, {args.seconds:.0f} s each")
     print(machine_line())
     print(f"command: python {' '.join(['-m', 'bench.recipes', *sys.argv[1:]])}")
     print(f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}\n")
-    print(f"{'text':<24}{'bytes':>11}{'preset':>9}{'val nats/char':>15}{'bits/char':>11}{'model':>14}{'kept step':>11}")
-    for name, size, preset, loss, hidden, dropout, best, _ in rows:
-        print(f"{name:<24}{size:>11,}{preset:>9}{loss:>15.4f}{loss / math.log(2):>11.3f}"
-              f"{f'H{hidden} d{dropout:g}':>14}{best if best is not None else '-':>11}")
+    print(f"{'text':<24}{'bytes':>11}{'preset':>9}{'val nats/char':>15}{'bits/char':>11}{'model':>20}"
+          f"{'kept step':>11}{'steps':>8}")
+    for name, size, preset, loss, model, best, steps in rows:
+        print(f"{name:<24}{size:>11,}{preset:>9}{loss:>15.4f}{loss / math.log(2):>11.3f}{model:>20}"
+              f"{best if best is not None else '-':>11}{steps if steps is not None else '-':>8}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ PRESETS: dict[str, tuple[dict, dict]] = {
     # bench/quality.py at 95 s on a 2-vCPU Intel Xeon with AMX (2026-12-03, one run each): H384 32 x 16 1.501
     # (bf16) / 1.503 (float32); 64 x 16 1.472 / 1.482; H512 64 x 16 1.451 / 1.492; 128 streams lost (1.477).
     "auto": (
-        dict(embed=64, hidden=384, layers=1, dropout=0.2, cell="lstm"),
+        dict(embed=64, hidden=384, layers=1, dropout=0.2, input_dropout=0.1, cell="lstm"),
         dict(batch_size=64, seq_len=16, carry_state=True, iterations=0, minutes=2.0, lr=4e-3, warmup=50,
              autocast="auto", eval_every=200, eval_chars=50_000, sample_every=400, checkpoint_every=400,
              patience=5),
@@ -46,30 +46,40 @@ DEFAULT_PRESET = "auto"
 
 
 SMALL_TEXT = 200_000       # characters: below this, a budget of minutes reads the text many times over
-AUTO_MAX_EPOCHS = 20.0     # passes over the text after which auto's schedule ends, unless the minutes end it first
+SMALL_MAX_EPOCHS = 20.0    # passes over a small text after which auto's schedule ends, unless the minutes end it first
+AUTO_MAX_EPOCHS = 8.0      # the same for any larger text
+LONG_BUDGET = 5.0          # minutes: from here a larger text trains hidden 512 (with dropout 0.25)
+INPUT_DROPOUT = 0.1        # every auto run drops this fraction of its input characters' embedding numbers
 
 
 def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     """Model and train settings of the ``auto`` preset for a text of ``corpus_chars`` and a time budget.
 
     The rule (measured with ``python -m bench.recipes`` and ``bench.quality``, tables in the README): at a
-    budget of minutes on 2 cores the model sees a small text many times over, so it overfits. A small text
-    gets a larger model held back by strong dropout, validation and a sample every 100 steps (it overfits
-    within a few hundred), and every run's learning-rate schedule ends after AUTO_MAX_EPOCHS passes over its text if the
-    minutes have not ended it first, so the rate is low while the model is still learning rather than once it
-    has learnt the text by heart. A budget under a minute trains a smaller model, which learns faster.
-    Early stopping (patience 5 evaluations) and keeping the best model catch the rest.
+    budget of minutes on 2 cores the model sees its text many times over, so it overfits. Every run's
+    learning-rate schedule ends after AUTO_MAX_EPOCHS passes over its text if the minutes have not ended it first,
+    so the rate is low while the model is still learning rather than once it has learnt the text by heart, and every
+    run drops INPUT_DROPOUT of the embedding's numbers. A small text gets a larger model held back by strong dropout,
+    SMALL_MAX_EPOCHS passes, and validation and a sample every 100 steps (its run is short). A larger text over a
+    long budget (LONG_BUDGET minutes or more) gets hidden 512; a budget under a minute a smaller model, which learns
+    faster. Early stopping (patience 5 evaluations) and keeping the best model catch the rest.
     """
     # 2026-12-03, 2-vCPU Xeon with AMX, 120 s on 85 KB of Debian's English FAQ (kept model, held-out 10%): H384 d0.5
     # 1.322, H512 d0.5 1.309, H512 d0.6 1.305, and with the schedule ending after 20 passes H512 d0.5 1.302, d0.6
     # 1.294, d0.7 1.283, H768 d0.6 1.283 (at 0.43x H512's speed); `default` 1.328. 0.35 for 200k-600k characters was
-    # dropped on 2026-12-02 (German, Python source).
+    # dropped on 2026-12-02 (German, Python source). A later session the same day, same machine (README, "Presets"):
+    # input dropout 0.1 / 0.2 took that FAQ from 1.284 to 1.277 / 1.283 and 80 KB of Shakespeare from 1.571 to
+    # 1.550 / 1.543; 300 KB of Shakespeare at 2 min ended after 8 passes 1.380, after 20 (patience) 1.399, and at
+    # 10 min with H512 d0.25 1.370 / 1.404; Tiny Shakespeare at 10 min with H512 d0.25, input dropout 0.1, 8 passes
+    # 1.435 / 1.464 / 1.461 (seeds 1337 / 7 / 42).
     small = corpus_chars < SMALL_TEXT
-    dropout = 0.7 if small else 0.2 if corpus_chars < 3_000_000 else 0.1
-    hidden = 256 if 0 < minutes < 1 else 512 if small else 384
+    long_budget = not small and minutes >= LONG_BUDGET
+    dropout = 0.7 if small else 0.1 if corpus_chars >= 3_000_000 else 0.25 if long_budget else 0.2
+    hidden = 256 if 0 < minutes < 1 else 512 if small or long_budget else 384
     # a small text's run is over in a few hundred steps: check and sample it often enough to see it learn
-    train = {"max_epochs": AUTO_MAX_EPOCHS, **({"eval_every": 100, "sample_every": 100} if small else {})}
-    return {"hidden": hidden, "dropout": dropout}, train
+    train = {"max_epochs": SMALL_MAX_EPOCHS, "eval_every": 100, "sample_every": 100} if small else {
+        "max_epochs": AUTO_MAX_EPOCHS}
+    return {"hidden": hidden, "dropout": dropout, "input_dropout": INPUT_DROPOUT}, train
 
 
 def preset_configs(name: str, vocab_size: int, model_overrides: dict | None = None,

@@ -153,6 +153,9 @@ def test_model_line_gives_parameters_shape_budget_and_the_limit():
     fitted = model_line(ModelConfig(vocab_size=30, dropout=0.5), TrainConfig(iterations=0, minutes=2, patience=5),
                         10, 20, vocab_known=True)
     assert "vocabulary, dropout 0.5; training for 2 min, stopping early after 5 checks without a better" in fitted
+    inputs = model_line(ModelConfig(vocab_size=30, dropout=0.7, input_dropout=0.1), TrainConfig(minutes=2), 10, 20,
+                        vocab_known=True)
+    assert "vocabulary, dropout 0.7, input dropout 0.1; training for" in inputs
     both = model_line(model_cfg, TrainConfig(iterations=0, minutes=2, max_epochs=20), 30, 20_000_000, True)
     assert "training for 2 min or 20 passes over the text, whichever comes first." in both
     over = model_line(model_cfg, TrainConfig(iterations=0, minutes=1.5), 30, 20, vocab_known=False)
@@ -288,6 +291,8 @@ def test_the_banner_names_the_run_in_progress_and_the_status_its_settings():
                                "patience": 5}, "data": {"name": "<t>.txt", "chars": 6150}}
     assert run_settings(header) == ("on &lt;t&gt;.txt (6,150 characters) · LSTM 1 x 32, dropout 0.5 · batch 8 x 32, "
                                     "learning rate 0.01 · 2 min · patience 5")
+    header["model_config"]["input_dropout"] = 0.1
+    assert "LSTM 1 x 32, dropout 0.5, input dropout 0.1 · batch" in run_settings(header)
     assert run_settings({"model_config": "x", "train_config": {"lr": "fast"}, "data": []}) == ""
     banner = active_banner("tiny", {"state": "running"})
     assert banner.startswith("**Training now: tiny**. Section 3 below follows this run")

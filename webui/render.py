@@ -49,7 +49,8 @@ def model_line(model_cfg: ModelConfig, train_cfg: TrainConfig, params: int, max_
     limits = [limit for limit in limits if limit]
     budget = " or ".join(limits) + (", whichever comes first" if len(limits) > 1 else "")
     warn = f" ⚠️ over the app's limit of {max_params:,}" if params > max_params else ""
-    dropout = f", dropout {model_cfg.dropout:g}" if model_cfg.dropout else ""
+    dropout = (f", dropout {model_cfg.dropout:g}" if model_cfg.dropout else "") + (
+        f", input dropout {model_cfg.input_dropout:g}" if model_cfg.input_dropout else "")
     patience = (f", stopping early after {train_cfg.patience} checks without a better validation loss"
                 if train_cfg.patience else "")
     return (f"**{params:,} parameters**{warn}: {model_cfg.cell.upper()} {model_cfg.layers} x {model_cfg.hidden}, "
@@ -303,7 +304,8 @@ def run_settings(header: dict) -> str:
     parts = [f"on {esc(str(d['name']))} ({d['chars']:,} characters)" if whole(d.get("chars")) is not None
              and "name" in d else ""]
     if whole(m.get("hidden")) is not None and whole(m.get("layers")) is not None:
-        dropout = f", dropout {m['dropout']:g}" if finite(m.get("dropout")) and m["dropout"] > 0 else ""
+        dropout = "".join(f", {words} {m[key]:g}" for key, words in (("dropout", "dropout"),
+                          ("input_dropout", "input dropout")) if finite(m.get(key)) and m[key] > 0)
         parts.append(f"{esc(str(m.get('cell', 'lstm'))).upper()} {m['layers']} x {m['hidden']}{dropout}")
     if whole(t.get("batch_size")) is not None and whole(t.get("seq_len")) is not None and finite(t.get("lr")):
         parts.append(f"batch {t['batch_size']} x {t['seq_len']}, learning rate {t['lr']:g}")
