@@ -7,10 +7,12 @@ embedding 100, one LSTM layer of 128) on Tiny Shakespeare:
   character from a fresh zero state, the loss summed over the characters
   (reported divided by chunk_len), Adam lr 0.005;
 * ours: charrnn's Trainer.train_step (one fused nn.LSTM call over a (B, T) batch)
-  at the ``default`` preset's batch and sequence length.
+  as the ``auto`` preset (what the app and the CLI train by default) trains: its
+  batch and sequence length, the state carried from step to step, no dropout (the
+  lecture's model has none).
 
 It also measures this machine's float32 matmul rate with a large torch.mm and
-reports the fraction of it that training the ``default`` model reaches.
+reports the fraction of it that training the ``auto`` preset's own model reaches.
 FLOPs per character = 6 x (matmul weights touched per character)
   = 6 x (sum over layers of 4H(in + H)  +  H V)      [the embedding is a lookup, not a matmul]
 (2 FLOPs per multiply-add, forward once, backward twice: gradients of inputs and of weights).
@@ -38,7 +40,8 @@ from charrnn.train import Trainer
 from charrnn.vocab import Vocab
 
 TARGET_RATIO = 40.0
-LECTURE = dict(embed=100, hidden=128, layers=1)
+LECTURE = dict(embed=100, hidden=128, layers=1, dropout=0.0, input_dropout=0.0)
+PRESET = "auto"             # the preset the app and the CLI train by default
 CHUNK_LEN = 200
 
 
@@ -92,7 +95,7 @@ def lecture_step(text: str, chars: str):
 
 # --- ours ---------------------------------------------------------------------------------
 def trainer_for(text: str, model_kw: dict, train_kw: dict) -> Trainer:
-    model_cfg, train_cfg = preset_configs("default", 100, model_kw,
+    model_cfg, train_cfg = preset_configs(PRESET, 100, model_kw,
                                           {**train_kw, "vocab": "printable", "unknown": "fold"})
     torch.manual_seed(0)
     return Trainer(CharRNN(model_cfg), build_corpus(text, train_cfg), train_cfg)
@@ -144,42 +147,44 @@ def main(argv=None) -> None:
     text = read_text(args.data)
     chars = "".join(Vocab.printable().chars)
 
-    ours_trainer, default_trainer = trainer_for(text, LECTURE, {}), trainer_for(text, {}, {})
+    ours_trainer, preset_trainer = trainer_for(text, LECTURE, {}), trainer_for(text, {}, {})
     # the presets train under bf16 autocast where the CPU has native bf16 ("auto"); float32 for comparison
     patched = trainer_for(text, LECTURE, {"autocast": "none"})
-    default_patched = trainer_for(text, {}, {"autocast": "none"})
-    cfg, dcfg = ours_trainer.cfg, default_trainer.cfg
+    preset_patched = trainer_for(text, {}, {"autocast": "none"})
+    cfg, dcfg = ours_trainer.cfg, preset_trainer.cfg
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     steps = {"lecture": lecture_step(text, chars), "ours": ours_trainer.train_step, "patched": patched.train_step,
-             "default": default_trainer.train_step, "default_patched": default_patched.train_step,
+             "preset": preset_trainer.train_step, "preset_patched": preset_patched.train_step,
              "mm": lambda: (a @ b, 0.0)[1]}
     sizes = {"lecture": CHUNK_LEN, "ours": cfg.batch_size * cfg.seq_len, "patched": cfg.batch_size * cfg.seq_len,
-             "default": dcfg.batch_size * dcfg.seq_len, "default_patched": dcfg.batch_size * dcfg.seq_len,
+             "preset": dcfg.batch_size * dcfg.seq_len, "preset_patched": dcfg.batch_size * dcfg.seq_len,
              "mm": 2 * 2048 ** 3}
     rates = best_of_rounds(steps, sizes, args.seconds, args.rounds)
-    lecture, ours, default_rate, peak = rates["lecture"], rates["ours"], rates["default"], rates["mm"]
-    fpc = flops_per_char(default_trainer.model.config)
+    lecture, ours, preset_rate, peak = rates["lecture"], rates["ours"], rates["preset"], rates["mm"]
+    fpc = flops_per_char(preset_trainer.model.config)
 
     print(f"# training throughput, lecture model size (V100 E100 H128 L1), {torch.get_num_threads()} threads")
     print(machine_line())
     print(f"command: python {' '.join(['-m', 'bench.train_speed', *sys.argv[1:]])}\n")
-    print(f"{'path':<58}{'chars/s':>10}{'ratio':>8}")
-    print(f"{'lecture loop (LSTMCell per char, batch 1 x 200, Adam)':<58}{lecture:>10,.0f}{'1.0x':>8}")
+    print(f"{'path':<66}{'chars/s':>10}{'ratio':>8}")
+    print(f"{'lecture loop (LSTMCell per char, batch 1 x 200, Adam)':<66}{lecture:>10,.0f}{'1.0x':>8}")
     mode = "bf16 autocast" if ours_trainer.bf16 else "float32"
-    print(f"{f'ours: Trainer.train_step, batch {cfg.batch_size} x seq {cfg.seq_len}, {mode}':<58}{ours:>10,.0f}"
+    carried = " carried" if cfg.carry_state else ""
+    label = f"ours: Trainer.train_step, batch {cfg.batch_size} x seq {cfg.seq_len}{carried}, {mode}"
+    print(f"{label:<66}{ours:>10,.0f}"
           f"{ours / lecture:>7.1f}x")
-    print(f"{'ours forced to float32 (autocast none)':<58}{rates['patched']:>10,.0f}"
+    print(f"{'ours forced to float32 (autocast none)':<66}{rates['patched']:>10,.0f}"
           f"{rates['patched'] / lecture:>7.1f}x")
     verdict = "MET" if ours / lecture >= TARGET_RATIO else "NOT MET"
     print(f"target >= {TARGET_RATIO:.0f}x: {ours / lecture:.1f}x {verdict} "
           f"({rates['patched'] / lecture:.1f}x in float32)\n")
-    m = default_trainer.model.config
-    print(f"default preset model (E{m.embed} H{m.hidden} L{m.layers} V100, batch {dcfg.batch_size} x seq "
-          f"{dcfg.seq_len}, {mode}): {default_rate:,.0f} chars/s; float32 {rates['default_patched']:,.0f} chars/s "
-          f"({default_rate / rates['default_patched']:.2f}x: {why_precision(default_trainer.precision)})")
-    print(f"FLOPs/char = 6 x (sum_layers 4H(in+H) + H V) = {fpc:,} -> {default_rate * fpc / 1e9:.1f} GFLOP/s")
+    m = preset_trainer.model.config
+    print(f"{PRESET} preset model (E{m.embed} H{m.hidden} L{m.layers} V100, batch {dcfg.batch_size} x seq "
+          f"{dcfg.seq_len}, {mode}): {preset_rate:,.0f} chars/s; float32 {rates['preset_patched']:,.0f} chars/s "
+          f"({preset_rate / rates['preset_patched']:.2f}x: {why_precision(preset_trainer.precision)})")
+    print(f"FLOPs/char = 6 x (sum_layers 4H(in+H) + H V) = {fpc:,} -> {preset_rate * fpc / 1e9:.1f} GFLOP/s")
     print(f"float32 torch.mm 2048^3 on this machine: {peak / 1e9:.1f} GFLOP/s -> training reaches "
-          f"{default_rate * fpc / peak:.0%} of it")
+          f"{preset_rate * fpc / peak:.0%} of it")
 
 
 def why_precision(precision: dict) -> str:
