@@ -107,3 +107,26 @@ def test_app_py_is_a_thin_entry_point_exposing_a_module_level_demo(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "demo: Blocks" in done.stdout
     assert list(root.iterdir()) == []                   # importing wrote nothing into the checkpoints folder
+
+
+def test_the_launched_queue_polls_gently_when_idle(tmp_path):
+    """Gradio's queue looks for events every 1 ms by default: 5-6% of a core taken from the trainer on an idle
+    2-vCPU Space. As launched, it looks every QUEUE_IDLE_POLL_S and still serves a request."""
+    from app_fixtures import free_port
+
+    from webui.context import AppContext
+    from webui.demo import QUEUE_IDLE_POLL_S, QUEUE_PROGRESS_POLL_S, create_demo, launch
+
+    ctx = AppContext(Settings(root=tmp_path))
+    demo = create_demo(ctx.settings, ctx)
+    port = free_port()
+    launch(demo, ctx.settings, prevent_thread_lock=True, server_port=port, quiet=True)
+    try:
+        assert demo._queue.sleep_when_free >= QUEUE_IDLE_POLL_S > 0.001
+        assert demo._queue.progress_update_sleep_when_free >= QUEUE_PROGRESS_POLL_S > 0.01
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+        text = client.predict(BUNDLED_KEY, "ROMEO:", 0.8, 40, 0, 1, api_name="/generate")
+        client.close()
+        assert isinstance(text, str) and text.startswith("ROMEO:") and len(text) > len("ROMEO:")
+    finally:
+        demo.close()

@@ -18,6 +18,11 @@ from .owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from .settings import Settings
 
 CSS_MODULES = (style, train_style, browser)                 # modules whose CSS string the page loads (see page_css)
+# Gradio's queue looks for new events every 1 ms and for progress to send every 10 ms while idle: 5-6% of a core
+# here with nobody on the page (2026-12-03, 2-vCPU Xeon), taken from the trainer beside it. 10 ms and 50 ms cost
+# an event at most 10 ms before it starts.
+QUEUE_IDLE_POLL_S = 0.01
+QUEUE_PROGRESS_POLL_S = 0.05
 TITLE = "charrnn: watch an LSTM learn to write"
 INTRO = ("# Watch an LSTM learn to write\nTrain a character-level LSTM on a text of your choice and watch "
          "its loss fall and its samples turn from gibberish into words; then generate text from it and "
@@ -65,14 +70,19 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, settings: Settings, **options) -> None:
     """Serve ``demo`` as the Space does (``options`` add to it): a bounded queue, uploads capped by the server,
-    and ``webui.fair.VisitorLimit`` in front, so no visitor can hold more than a few events or send huge bodies."""
+    and ``webui.fair.VisitorLimit`` in front, so no visitor can hold more than a few events or send huge bodies; the
+    queue polls less often when idle (QUEUE_IDLE_POLL_S), so an idle app leaves the cores to the trainer."""
     fair = Middleware(VisitorLimit, pending=lambda visitor: pending_events(demo, visitor), most=settings.max_pending,
                       takes_text=lambda fn_index: fn_index in demo.text_events, small_body=settings.max_event_body,
                       max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
                       max_upload=settings.max_corpus_bytes + (1 << 20))
     browser.sync_copies(settings, demo.ctx.copies)     # before the first page asks (each poll keeps them in step)
-    demo.queue(max_size=64).launch(max_file_size=settings.max_upload, app_kwargs={"middleware": [fair]},
-                                   css=page_css(), head=browser.head_script(settings), **options)
+    demo.queue(max_size=64)
+    demo._queue.sleep_when_free = max(demo._queue.sleep_when_free, QUEUE_IDLE_POLL_S)
+    demo._queue.progress_update_sleep_when_free = max(demo._queue.progress_update_sleep_when_free,
+                                                      QUEUE_PROGRESS_POLL_S)
+    demo.launch(max_file_size=settings.max_upload, app_kwargs={"middleware": [fair]}, css=page_css(),
+                head=browser.head_script(settings), **options)
 
 
 def pending_events(demo: gr.Blocks, visitor: str) -> int:
