@@ -34,14 +34,12 @@ DEFAULT_PATIENCE = 5                          # the form's early stopping for a 
 FIELD_HINTS = {
     "hidden": "How much the model can hold in mind: bigger learns more but trains slower.",
     "layers": "LSTMs stacked on each other; 1 is plenty for a run of minutes.",
-    "seq_len": "Characters in a row each training step reads; auto carries what it read into the next step, "
-               "so short steps still see the past.",
+    "seq_len": "Characters in a row per step; auto carries what it read on into the next.",
     "batch_size": "Pieces of text per training step: more is steadier but slower.",
     "lr": "How big each learning step is: too high and the loss jumps, too low and it crawls.",
     "iterations": "Training steps to run (0 = no limit: the minutes end it).",
     "minutes": "How long to train (0 = no time limit: the steps end it).",
-    "patience": "Stop after this many checks without a better validation loss (0 = never); the best model is kept "
-                "either way.",
+    "patience": "Checks without a better validation loss before it stops (0 = never).",
 }
 # Each preset by purpose and time, as the form's dropdown offers it.
 PRESET_PURPOSES = {
