@@ -26,6 +26,12 @@ CSS = """
   stroke-width: 2.5px;
 }
 
+/* The form's number boxes: a hint a line shorter than its neighbours' must not lift its box out of line, so
+   each box sits at the bottom of its field, level with the others in the row. */
+.charrnn-field { display: flex !important; flex-direction: column; }
+.charrnn-field > label { display: flex; flex-direction: column; flex: 1 1 auto; }
+.charrnn-field > label > input { margin-top: auto; }
+
 /* The banner naming the run in progress: the form below it is for the next run. */
 #run-banner {
   border-left: 4px solid #2ca02c;

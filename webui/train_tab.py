@@ -55,13 +55,17 @@ PLOT_HELP = ("**Reading the plot.** The loss is the model's surprise at each nex
              "**◇** marks the kept model, the step with the best validation loss: the one the Generate tab uses.")
 
 
+FIELD_CLASS = "charrnn-field"       # the form's number boxes (train_style lines their inputs up across a row)
+
+
 def form_field(name: str, value) -> gr.components.Component:
     """The input of config field ``name``: a whole-number box for an int field, else a number box."""
     opt = form_option(name)
     elem_id = name.replace("_", "-")
-    if opt.type is int:
-        return WholeNumber(value, precision=0, label=opt.label, info=FIELD_HINTS.get(name), elem_id=elem_id)
-    return gr.Number(value, label=opt.label, info=FIELD_HINTS.get(name), elem_id=elem_id)
+    kind = WholeNumber if opt.type is int else gr.Number
+    extra = {"precision": 0} if opt.type is int else {}
+    return kind(value, label=opt.label, info=FIELD_HINTS.get(name), elem_id=elem_id, elem_classes=[FIELD_CLASS],
+                **extra)
 
 
 def intro(ctx: AppContext) -> str:
