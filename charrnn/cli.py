@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import checkpoint as ck
-from .data import CorpusError
+from .data import CorpusError, read_text
 from .jobs import JobError, stop_run
 from .model import ModelConfig
 from .options import options
@@ -97,7 +97,7 @@ def train_run(args, root: Path) -> int:
         if args.data is None:
             raise ValueError("--data FILE is required (or --resume RUN)")
         vocab_size = 100 if preset_vocab_kind(args.preset, overrides_t) == "printable" else 1
-        size = args.data.stat().st_size if args.data.is_file() else None     # bytes: about the characters
+        size = len(read_text(args.data)) if args.data.is_file() else None   # characters, as the app counts them
         model_cfg, train_cfg = preset_configs(args.preset, vocab_size, overrides_m, overrides_t, size)
         name = args.name or shared_name(
             ck.safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))

@@ -48,7 +48,7 @@ DEFAULT_PRESET = "auto"
 SMALL_TEXT = 200_000       # characters: below this, a budget of minutes reads the text many times over
 SMALL_MAX_EPOCHS = 20.0    # passes over a small text after which auto's schedule ends, unless the minutes end it first
 AUTO_MAX_EPOCHS = 8.0      # the same for any larger text
-LONG_BUDGET = 5.0          # minutes: from here a larger text trains hidden 512 (with dropout 0.25)
+LONG_BUDGET = 5.0          # minutes: from here a larger text trains hidden 512 (dropout 0.25; 0.1 from 3M characters)
 INPUT_DROPOUT = 0.1        # every auto run drops this fraction of its input characters' embedding numbers
 
 
@@ -56,8 +56,8 @@ def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     """Model and train settings of the ``auto`` preset for a text of ``corpus_chars`` and a time budget.
 
     The rule (measured with ``python -m bench.recipes`` and ``bench.quality``, tables in the README): at a
-    budget of minutes on 2 cores the model sees its text many times over, so it overfits. Every run's
-    learning-rate schedule ends after AUTO_MAX_EPOCHS passes over its text if the minutes have not ended it first,
+    budget of minutes on 2 cores the model sees its text many times over, so it overfits. A larger text's
+    learning-rate schedule ends after AUTO_MAX_EPOCHS passes over it if the minutes have not ended it first,
     so the rate is low while the model is still learning rather than once it has learnt the text by heart, and every
     run drops INPUT_DROPOUT of the embedding's numbers. A small text gets a larger model held back by strong dropout,
     SMALL_MAX_EPOCHS passes, and validation and a sample every 100 steps (its run is short). A larger text over a

@@ -99,7 +99,7 @@ def test_a_newcomer_is_told_what_each_field_preset_and_loss_means(browser, serve
     expect(page.locator("#train-intro")).to_contain_text("The Generate tab already works")
     for name in (*FORM_FIELDS, *PAGE_FIELDS):
         expect(page.locator(f"#{name.replace('_', '-')}")).to_contain_text(FIELD_HINTS[name])
-    expect(page.locator("#preset input")).to_have_value(re.compile(r"^auto: fits your text, 2 min"))
+    expect(page.locator("#preset input")).to_have_value(re.compile(r"^auto: fits your text, up to 2 min"))
     expect(page.locator("#patience input")).to_have_value("5")                        # early stopping is on
     expect(page.locator("#corpus-info")).to_contain_text("A good loss for this text")
     expect(page.locator("#corpus-info")).to_contain_text("ln 65 = 4.17")

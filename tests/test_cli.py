@@ -242,3 +242,23 @@ def test_runs_and_info_show_a_damaged_run_as_damaged_with_the_reason_and_never_a
     assert "metrics:    1 records; 3 damaged lines skipped (line 2 holds a list, not an object)" in info.stdout.decode()
     text = charrnn_cmd(tmp_path, root, "generate", "--checkpoint", "list-status", "--prime", "the", "--length", "5")
     assert text.returncode == 0 and len(text.stdout.decode()) == 3 + 5 + 1     # its model still generates
+
+
+def test_auto_fits_its_recipe_to_the_characters_of_the_file_not_its_bytes(tmp_path):
+    """150,000 Cyrillic characters are 300,000 bytes: a small text for auto, as the app counts it (len(text))."""
+    import random
+
+    from charrnn.presets import SMALL_MAX_EPOCHS, SMALL_TEXT, preset_configs
+
+    rng = random.Random(0)
+    text = "".join(rng.choice("абвгдежзийклмноп \n") for _ in range(150_000))
+    assert len(text) < SMALL_TEXT <= len(text.encode("utf-8"))
+    (tmp_path / "cyrillic.txt").write_text(text, encoding="utf-8")
+    root = tmp_path / "ck"
+    proc = charrnn_cmd(tmp_path, root, "train", "--data", "cyrillic.txt", "--name", "small", "--hidden", "16",
+                       "--embed", "8", "--iterations", "2", "--eval-chars", "2000", "--quiet")
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    header = ck.read_header(root / "small")
+    small_model, _ = preset_configs("auto", 1, corpus_chars=len(text))
+    assert header["model_config"]["dropout"] == small_model.dropout == 0.7
+    assert header["train_config"]["max_epochs"] == SMALL_MAX_EPOCHS

@@ -112,7 +112,12 @@ def test_input_dropout_drops_embedding_numbers_in_training_only():
     assert torch.equal(first, again) and torch.equal(seen[-1][0], seen[-1][1])   # evaluation drops nothing
 
 
-def test_a_config_without_input_dropout_loads_as_none():
-    """Checkpoints written before input_dropout existed name no such field: they load with it off."""
+def test_a_checkpoint_from_before_input_dropout_loads_with_it_off():
+    """The bundled checkpoint was written before input_dropout existed: its header names no such field."""
+    from charrnn import checkpoint as ck
+
+    bundled = ck.PROJECT_DIR / "checkpoints" / "shakespeare"
+    model, _, header = ck.load_checkpoint(bundled)
+    assert "input_dropout" not in header["model_config"] and model.config.input_dropout == 0.0
     old = {k: v for k, v in ModelConfig(vocab_size=9, dropout=0.3).to_dict().items() if k != "input_dropout"}
     assert ModelConfig(**old).input_dropout == 0.0

@@ -1,5 +1,6 @@
-"""The presets, and the auto recipe fitted to the text: stronger dropout for smaller texts, a smaller model
-for a budget under a minute, the user's own values always winning."""
+"""The presets, and the auto recipe fitted to the text and the budget: stronger dropout and more passes for smaller
+texts, a larger model for a larger text over a long budget, a smaller one for a budget under a minute, input dropout
+on every run, the user's own values always winning."""
 import pytest
 
 from charrnn.presets import (
@@ -45,6 +46,7 @@ def test_a_long_budget_trains_a_larger_text_on_a_larger_model(chars, dropout, hi
     assert (model.dropout, model.hidden) == (dropout, hidden)
     shorter, short_train = preset_configs("auto", 60, None, {"minutes": LONG_BUDGET - 1}, chars)
     assert shorter.hidden == (512 if chars < SMALL_TEXT else 384)
+    assert shorter.dropout == (0.7 if chars < SMALL_TEXT else 0.2 if chars < 3_000_000 else 0.1)
     assert train.max_epochs == short_train.max_epochs            # the passes depend on the text, not the budget
 
 

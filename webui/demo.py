@@ -18,9 +18,9 @@ from .owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from .settings import Settings
 
 CSS_MODULES = (style, train_style, browser)                 # modules whose CSS string the page loads (see page_css)
-# Gradio's queue looks for new events every 1 ms and for progress to send every 10 ms while idle: 5-6% of a core
-# here with nobody on the page (2026-12-03, 2-vCPU Xeon), taken from the trainer beside it. 10 ms and 50 ms cost
-# an event at most 10 ms before it starts.
+# Gradio's queue looks for new events every 1 ms while idle and for progress to send every 10 ms: 5-6% of a core
+# here with nobody on the page (2026-12-03, 2-vCPU Xeon), taken from the trainer beside it. Every 10 ms costs an
+# event at most 10 ms before it starts; progress (which the app hides) then goes out at most every 50 ms.
 QUEUE_IDLE_POLL_S = 0.01
 QUEUE_PROGRESS_POLL_S = 0.05
 TITLE = "charrnn: watch an LSTM learn to write"

@@ -43,7 +43,7 @@ FIELD_HINTS = {
 }
 # Each preset by purpose and time, as the form's dropdown offers it.
 PRESET_PURPOSES = {
-    "auto": "fits your text, 2 min, stops when it stops improving",
+    "auto": "fits your text, up to 2 min, stops when it stops improving",
     "quick": "a first look, 30 s",
     "default": "the bundled model's recipe, 5 min",
     "seed": "the lecture's exact model, a few min",
