@@ -112,12 +112,16 @@ def test_input_dropout_drops_embedding_numbers_in_training_only():
     assert torch.equal(first, again) and torch.equal(seen[-1][0], seen[-1][1])   # evaluation drops nothing
 
 
-def test_a_checkpoint_from_before_input_dropout_loads_with_it_off():
-    """The bundled checkpoint was written before input_dropout existed: its header names no such field."""
+def test_a_checkpoint_from_before_input_dropout_loads_with_it_off(tmp_path):
+    """A checkpoint written before input_dropout existed names no such field in its header: it loads with it off."""
     from charrnn import checkpoint as ck
+    from charrnn.vocab import Vocab
 
-    bundled = ck.PROJECT_DIR / "checkpoints" / "shakespeare"
-    model, _, header = ck.load_checkpoint(bundled)
-    assert "input_dropout" not in header["model_config"] and model.config.input_dropout == 0.0
-    old = {k: v for k, v in ModelConfig(vocab_size=9, dropout=0.3).to_dict().items() if k != "input_dropout"}
-    assert ModelConfig(**old).input_dropout == 0.0
+    vocab = Vocab.from_text("abc def\n")
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=4, hidden=8, dropout=0.3))
+    old = {k: v for k, v in model.config.to_dict().items() if k != "input_dropout"}
+    ck.save_checkpoint(tmp_path, model, vocab, {"model_config": old, "step": 1})
+    loaded, _, header = ck.load_checkpoint(tmp_path)
+    assert "input_dropout" not in header["model_config"]
+    assert loaded.config.input_dropout == 0.0 and loaded.config.dropout == 0.3
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True))
