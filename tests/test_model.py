@@ -124,4 +124,5 @@ def test_a_checkpoint_from_before_input_dropout_loads_with_it_off(tmp_path):
     loaded, _, header = ck.load_checkpoint(tmp_path)
     assert "input_dropout" not in header["model_config"]
     assert loaded.config.input_dropout == 0.0 and loaded.config.dropout == 0.3
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True))
+    pairs = zip(loaded.state_dict().values(), model.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
