@@ -64,7 +64,7 @@ def loss_guide(stats: dict | None) -> str:
     distinct = stats["distinct"]
     blind = math.log(distinct)
     ladder = (" On English text, about 3.3 means it knows only which letters are common, below 2 words appear, "
-              "and about 1.5 is good (the bundled Shakespeare model: 1.47)." if blind > 3 else "")
+              "and about 1.5 is good (the bundled Shakespeare model: 1.44)." if blind > 3 else "")
     small = (f" With {stats['chars']:,} characters the model soon knows the text by heart: the validation curve, "
              "on text it never trains on, is the honest score." if stats["chars"] < 200_000 else "")
     return (f"**A good loss for this text**: the loss is the model's surprise at each next character, in nats "
