@@ -11,6 +11,7 @@ import pandas as pd
 
 from charrnn.memory import human as human_bytes
 from charrnn.model import ModelConfig
+from charrnn.presets import SMALL_TEXT
 from charrnn.runner import PATIENCE_REASON
 from charrnn.train import TrainConfig
 
@@ -66,7 +67,7 @@ def loss_guide(stats: dict | None) -> str:
     ladder = (" On English text, about 3.3 means it knows only which letters are common, below 2 words appear, "
               "and about 1.5 is good (the bundled Shakespeare model: 1.44)." if blind > 3 else "")
     small = (f" With {stats['chars']:,} characters the model soon knows the text by heart: the validation curve, "
-             "on text it never trains on, is the honest score." if stats["chars"] < 200_000 else "")
+             "on text it never trains on, is the honest score." if stats["chars"] < SMALL_TEXT else "")
     return (f"**A good loss for this text**: the loss is the model's surprise at each next character, in nats "
             f"(lower is better). Guessing blindly among its {distinct} characters scores ln {distinct} = "
             f"{blind:.2f}.{ladder}{small}")
