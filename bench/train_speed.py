@@ -151,13 +151,13 @@ def main(argv=None) -> None:
     # the presets train under bf16 autocast where the CPU has native bf16 ("auto"); float32 for comparison
     patched = trainer_for(text, LECTURE, {"autocast": "none"})
     preset_patched = trainer_for(text, {}, {"autocast": "none"})
-    cfg, dcfg = ours_trainer.cfg, preset_trainer.cfg
+    cfg, pcfg = ours_trainer.cfg, preset_trainer.cfg
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     steps = {"lecture": lecture_step(text, chars), "ours": ours_trainer.train_step, "patched": patched.train_step,
              "preset": preset_trainer.train_step, "preset_patched": preset_patched.train_step,
              "mm": lambda: (a @ b, 0.0)[1]}
     sizes = {"lecture": CHUNK_LEN, "ours": cfg.batch_size * cfg.seq_len, "patched": cfg.batch_size * cfg.seq_len,
-             "preset": dcfg.batch_size * dcfg.seq_len, "preset_patched": dcfg.batch_size * dcfg.seq_len,
+             "preset": pcfg.batch_size * pcfg.seq_len, "preset_patched": pcfg.batch_size * pcfg.seq_len,
              "mm": 2 * 2048 ** 3}
     rates = best_of_rounds(steps, sizes, args.seconds, args.rounds)
     lecture, ours, preset_rate, peak = rates["lecture"], rates["ours"], rates["preset"], rates["mm"]
@@ -179,8 +179,8 @@ def main(argv=None) -> None:
     print(f"target >= {TARGET_RATIO:.0f}x: {ours / lecture:.1f}x {verdict} "
           f"({rates['patched'] / lecture:.1f}x in float32)\n")
     m = preset_trainer.model.config
-    print(f"{PRESET} preset model (E{m.embed} H{m.hidden} L{m.layers} V100, batch {dcfg.batch_size} x seq "
-          f"{dcfg.seq_len}, {mode}): {preset_rate:,.0f} chars/s; float32 {rates['preset_patched']:,.0f} chars/s "
+    print(f"{PRESET} preset model (E{m.embed} H{m.hidden} L{m.layers} V100, batch {pcfg.batch_size} x seq "
+          f"{pcfg.seq_len}, {mode}): {preset_rate:,.0f} chars/s; float32 {rates['preset_patched']:,.0f} chars/s "
           f"({preset_rate / rates['preset_patched']:.2f}x: {why_precision(preset_trainer.precision)})")
     print(f"FLOPs/char = 6 x (sum_layers 4H(in+H) + H V) = {fpc:,} -> {preset_rate * fpc / 1e9:.1f} GFLOP/s")
     print(f"float32 torch.mm 2048^3 on this machine: {peak / 1e9:.1f} GFLOP/s -> training reaches "

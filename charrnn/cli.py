@@ -97,11 +97,13 @@ def train_run(args, root: Path) -> int:
         if args.data is None:
             raise ValueError("--data FILE is required (or --resume RUN)")
         vocab_size = 100 if preset_vocab_kind(args.preset, overrides_t) == "printable" else 1
-        size = len(read_text(args.data)) if args.data.is_file() else None   # characters, as the app counts them
+        text = read_text(args.data) if args.data.is_file() else None       # read once: sized here, trained on below
+        size = len(text) if text is not None else None                      # characters, as the app counts them
         model_cfg, train_cfg = preset_configs(args.preset, vocab_size, overrides_m, overrides_t, size)
         name = args.name or shared_name(
             ck.safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
-        run = Run.create(ck.run_dir(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name)
+        run = Run.create(ck.run_dir(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name,
+                         text=text)
     if run.trainer.cfg.threads:
         import torch
         torch.set_num_threads(run.trainer.cfg.threads)

@@ -102,8 +102,9 @@ class Run:
 
     @classmethod
     def create(cls, directory: Path, data_path: str | Path, model_cfg: ModelConfig,
-               train_cfg: TrainConfig, data_name: str | None = None) -> Run:
-        text = read_text(data_path)
+               train_cfg: TrainConfig, data_name: str | None = None, text: str | None = None) -> Run:
+        """A new run on ``data_path`` (``text``: its contents, when the caller has read them already)."""
+        text = read_text(data_path) if text is None else text
         corpus = build_corpus(text, train_cfg)
         model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
         device = pick_device(train_cfg.device, local_rank())        # refuse a missing device before writing

@@ -354,13 +354,13 @@ def training_view(ctx: AppContext, run: str | None) -> tuple:
             status_line(run, status, log_tail(directory)) + settings_note(directory, status))
 
 
-def run_dropout(directory) -> float | None:
-    """The dropout the run's newest checkpoint records (None before its first or when unreadable)."""
+def run_dropout(directory):
+    """The dropout the run's newest checkpoint records, unchecked (overfit_note takes only a finite number); None
+    before its first checkpoint or when unreadable."""
     try:
-        dropout = ck.latest_header(directory)["model_config"]["dropout"]
+        return ck.latest_header(directory)["model_config"]["dropout"]
     except (ck.CheckpointError, OSError, KeyError, TypeError):
         return None
-    return dropout if isinstance(dropout, (int, float)) and not isinstance(dropout, bool) else None
 
 
 def settings_note(directory, status: dict) -> str:
