@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from bench.common import machine_line
-from charrnn import checkpoint as ck
-from charrnn import webcopy
+from charrnn.runs.store import load_checkpoint
 from charrnn.sample import generate, one_blas_thread
-from webui.browser import head_script
+from webui.generate import webcopy
+from webui.generate.browser import head_script
 from webui.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,7 +73,7 @@ def page_rates(url: str, folder: Path, chars: int, repeats: int) -> dict:
 
 
 def server_rate(model_dir: Path, chars: int, repeats: int) -> float:
-    model, vocab, _ = ck.load_checkpoint(model_dir)
+    model, vocab, _ = load_checkpoint(model_dir)
     one_blas_thread()
     rates = []
     for r in range(repeats):

@@ -69,10 +69,10 @@ def child_load(path: str) -> dict:
 def child_train(path: str, steps: int) -> dict:
     import torch
 
+    from charrnn.config import preset_configs
     from charrnn.data import read_text
     from charrnn.model import CharRNN
-    from charrnn.presets import preset_configs
-    from charrnn.runner import build_corpus
+    from charrnn.runs.runner import build_corpus
     from charrnn.train import Trainer
 
     text = read_text(path)

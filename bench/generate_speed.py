@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 
 from bench.common import add_threads_flag, apply_threads, machine_line
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.presets import preset_configs
+from charrnn.config import ModelConfig, preset_configs
+from charrnn.model import CharRNN
 from charrnn.sample import generate
 from charrnn.vocab import Vocab
 

@@ -1,4 +1,4 @@
-"""Training memory: the estimate the app refuses runs by (charrnn.memory) vs the measured peak, per config.
+"""Training memory: the estimate the app refuses runs by (charrnn.runs.memory) vs the measured peak, per config.
 
 Each config trains 3 steps in its own process on random text; the peak is that process's resident
 high-water mark (VmHWM). The estimate must bound every peak (ratio >= 1) without being loose (<= 1.5).
@@ -29,10 +29,11 @@ def child(hidden: int, layers: int, batch: int, seq_len: int, vocab_size: int, e
     """Train 3 float32 steps of this config; return the estimate and the measured peak (bytes)."""
     import torch
 
+    from charrnn.config import ModelConfig, TrainConfig
     from charrnn.data import Corpus
-    from charrnn.memory import estimate_peak_bytes
-    from charrnn.model import CharRNN, ModelConfig
-    from charrnn.train import TrainConfig, Trainer
+    from charrnn.model import CharRNN
+    from charrnn.runs.memory import estimate_peak_bytes
+    from charrnn.train import Trainer
     from charrnn.vocab import Vocab
 
     rng = random.Random(0)

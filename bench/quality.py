@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 
 from bench.common import ROOT, machine_line
+from charrnn.config import ModelConfig, TrainConfig, option_named, preset_configs, preset_vocab_kind
 from charrnn.data import read_text
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.options import option_named
-from charrnn.presets import preset_configs, preset_vocab_kind
-from charrnn.runner import build_corpus
-from charrnn.train import TrainConfig, Trainer
+from charrnn.model import CharRNN
+from charrnn.runs.runner import build_corpus
+from charrnn.train import Trainer
 
 # not measured in the run: figures an earlier session measured at ~95 s on a 2-vCPU AMD EPYC (2026-11)
 REFERENCES = {95: [("small transformer recipe", 1.89), ("untuned LSTM", 1.60)]}

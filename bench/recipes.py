@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import ROOT, machine_line
+from charrnn.runs.store import corpus_path, load_checkpoint
 
 SLICES = (80_000, 300_000, None)      # characters of Tiny Shakespeare; None = all of it
 CODE_CHARS = 200_000                  # characters of Python source
@@ -38,14 +39,14 @@ def kept_val_loss(run: Path) -> tuple[float, dict]:
     """The kept model's loss on the whole validation split of its text, and its header."""
     import torch
 
-    from charrnn import checkpoint as ck
+    from charrnn.config import TrainConfig
     from charrnn.data import read_text
-    from charrnn.runner import build_corpus
-    from charrnn.train import TrainConfig, evaluate
+    from charrnn.runs.runner import build_corpus
+    from charrnn.train import evaluate
 
-    model, vocab, header = ck.load_checkpoint(run)
+    model, vocab, header = load_checkpoint(run)
     cfg = TrainConfig.from_dict(header["train_config"])
-    corpus = build_corpus(read_text(ck.corpus_path(run)), cfg, vocab)
+    corpus = build_corpus(read_text(corpus_path(run)), cfg, vocab)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     return evaluate(model, corpus.val, cfg.seq_len, cfg.batch_size), header
 

@@ -32,10 +32,10 @@ import torch
 import torch.nn as nn
 
 from bench.common import ROOT, add_threads_flag, apply_threads, machine_line
+from charrnn.config import ModelConfig, preset_configs
 from charrnn.data import read_text
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.presets import preset_configs
-from charrnn.runner import build_corpus
+from charrnn.model import CharRNN
+from charrnn.runs.runner import build_corpus
 from charrnn.train import Trainer
 from charrnn.vocab import Vocab
 

@@ -12,18 +12,38 @@ import sys
 import time
 from pathlib import Path
 
-from . import checkpoint as ck
-from .data import CorpusError, read_text
-from .jobs import JobError, stop_run
-from .model import ModelConfig
-from .options import options
-from .presets import DEFAULT_PRESET, PRESETS, preset_configs, preset_vocab_kind
-from .runner import Run, init_distributed, is_writer, shared_name, stop_on_signals
-from .sample import generate
-from .train import TrainConfig, TrainingDiverged, pick_device
-from .vocab import UnknownCharacterError
+from charrnn.config import (
+    DEFAULT_PRESET,
+    PRESETS,
+    ModelConfig,
+    TrainConfig,
+    options,
+    preset_configs,
+    preset_vocab_kind,
+)
+from charrnn.data import CorpusError, read_text
+from charrnn.runs.jobs import JobError, stop_run
+from charrnn.runs.runner import Run, stop_on_signals
+from charrnn.runs.store import (
+    LATEST,
+    WEIGHTS,
+    checkpoint_file,
+    default_root,
+    latest_checkpoint,
+    list_runs,
+    load_checkpoint,
+    metrics_of,
+    read_header,
+    read_status,
+    run_dir,
+    safe_run_name,
+)
+from charrnn.runs.weights import CheckpointError
+from charrnn.sample import generate
+from charrnn.train import TrainingDiverged, init_distributed, is_writer, pick_device, shared_name
+from charrnn.vocab import UnknownCharacterError
 
-USER_ERRORS = (CorpusError, ck.CheckpointError, JobError, UnknownCharacterError, ValueError, OSError)
+USER_ERRORS = (CorpusError, CheckpointError, JobError, UnknownCharacterError, ValueError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,13 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_checkpoint(root: Path, spec: str | None) -> Path:
     """A run name, a path, or None (the latest checkpoint) -> a weights file."""
     if spec is None:
-        latest = ck.latest_checkpoint(root)
+        latest = latest_checkpoint(root)
         if latest is None:
-            raise ck.CheckpointError(f"no checkpoints in {root}; train one first")
+            raise CheckpointError(f"no checkpoints in {root}; train one first")
         return latest
     if Path(spec).exists():
-        return ck.checkpoint_file(spec)
-    return ck.checkpoint_file(ck.run_dir(root, spec))
+        return checkpoint_file(spec)
+    return checkpoint_file(run_dir(root, spec))
 
 
 def cmd_train(args, root: Path) -> int:
@@ -92,7 +112,7 @@ def train_run(args, root: Path) -> int:
     overrides_m = {o.name: getattr(args, o.name) for o in options(ModelConfig)}
     overrides_t = {o.name: getattr(args, o.name) for o in options(TrainConfig) if getattr(args, o.name) is not None}
     if args.resume:
-        run = Run.resume(ck.run_dir(root, args.resume), overrides_t, args.data)
+        run = Run.resume(run_dir(root, args.resume), overrides_t, args.data)
     else:
         if args.data is None:
             raise ValueError("--data FILE is required (or --resume RUN)")
@@ -101,8 +121,8 @@ def train_run(args, root: Path) -> int:
         size = len(text) if text is not None else None                      # characters, as the app counts them
         model_cfg, train_cfg = preset_configs(args.preset, vocab_size, overrides_m, overrides_t, size)
         name = args.name or shared_name(
-            ck.safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
-        run = Run.create(ck.run_dir(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name,
+            safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        run = Run.create(run_dir(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name,
                          text=text)
     if run.trainer.cfg.threads:
         import torch
@@ -138,7 +158,7 @@ def report_training(run: Run, stop, quiet: bool) -> int:
     bar.close()
     why = f" ({rec['reason']})" if "reason" in rec else ""
     say(f"{rec['end']} at step {t.step}{why}; validation loss {t.last_val:.4f} nats/char; "
-        f"kept model: {kept_line(rec.get('best_step'), rec.get('best_val_loss'))}, {run.directory / ck.WEIGHTS}",
+        f"kept model: {kept_line(rec.get('best_step'), rec.get('best_val_loss'))}, {run.directory / WEIGHTS}",
         file=sys.stderr)
     return 0
 
@@ -152,7 +172,7 @@ def kept_line(step, val_loss) -> str:
 
 def cmd_generate(args, root: Path) -> int:
     path = resolve_checkpoint(root, args.checkpoint)
-    model, vocab, _ = ck.load_checkpoint(path, device=pick_device("auto"))
+    model, vocab, _ = load_checkpoint(path, device=pick_device("auto"))
     try:
         prime = vocab.clean(args.prime, args.unknown)
     except UnknownCharacterError as e:
@@ -167,9 +187,9 @@ def cmd_generate(args, root: Path) -> int:
 
 def cmd_info(args, root: Path) -> int:
     path = resolve_checkpoint(root, args.run)
-    header = ck.read_header(path)
-    model, vocab, _ = ck.load_checkpoint(path)
-    status = ck.read_status(path.parent)
+    header = read_header(path)
+    model, vocab, _ = load_checkpoint(path)
+    status = read_status(path.parent)
     state = status["state"] + (f" ({status['reason']})" if status.get("reason") else "")
     lines = [f"checkpoint: {path}", f"status:     {state}", *metrics_lines(path.parent),
              f"model:      {header['model_config']}", f"parameters: {model.num_params():,}",
@@ -183,28 +203,28 @@ def cmd_info(args, root: Path) -> int:
 
 def step_lines(path: Path, header: dict) -> list[str]:
     """The kept model's step and validation loss, and the latest weights' step where it differs."""
-    if path.name == ck.LATEST:                       # asked about the latest weights themselves
+    if path.name == LATEST:                       # asked about the latest weights themselves
         lines = [f"this file:  {kept_line(header.get('step'), header.get('val_loss'))} (the latest weights)"]
         if header.get("best_step") is not None:
-            lines.append(f"kept:       {kept_line(header['best_step'], header.get('best_val_loss'))} ({ck.WEIGHTS})")
+            lines.append(f"kept:       {kept_line(header['best_step'], header.get('best_val_loss'))} ({WEIGHTS})")
         return lines
     best = ", the best validation loss of the run" \
         if header.get("best_step") == header.get("step") and header.get("val_loss") is not None else ""
     lines = [f"kept:       {kept_line(header.get('step'), header.get('val_loss'))}{best}"]
-    latest = path.parent / ck.LATEST
+    latest = path.parent / LATEST
     if latest.is_file():
         try:
-            step = ck.read_header(latest).get("step")
-        except ck.CheckpointError as e:
+            step = read_header(latest).get("step")
+        except CheckpointError as e:
             return [*lines, f"latest:     damaged ({str(e).rsplit(': ', 1)[-1]})"]
         if step != header.get("step"):
-            lines.append(f"latest:     step {step} ({ck.LATEST}: where a resume continues)")
+            lines.append(f"latest:     step {step} ({LATEST}: where a resume continues)")
     return lines
 
 
 def metrics_lines(directory: Path) -> list[str]:
     """The run's metrics.jsonl in a line: how many records, and what is damaged (nothing when there is none)."""
-    records, damaged, first = ck.metrics_of(directory)
+    records, damaged, first = metrics_of(directory)
     if not records and not damaged:
         return []
     skipped = f"; {damaged:,} damaged lines skipped ({first})" if damaged else ""
@@ -212,7 +232,7 @@ def metrics_lines(directory: Path) -> list[str]:
 
 
 def cmd_runs(args, root: Path) -> int:
-    for r in ck.list_runs(root):
+    for r in list_runs(root):
         h, latest = r["header"], r["latest"] or {}
         val = h.get("val_loss")
         val = f"{val:.3f}" if isinstance(val, (int, float)) else "-"
@@ -230,7 +250,7 @@ def cmd_stop(args, root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    root = args.checkpoints or ck.default_root(os.environ)
+    root = args.checkpoints or default_root(os.environ)
     commands = {"train": cmd_train, "generate": cmd_generate, "info": cmd_info, "runs": cmd_runs, "stop": cmd_stop}
     try:
         return commands[args.command](args, root)

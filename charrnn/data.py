@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .vocab import Vocab
+from charrnn.vocab import Vocab
 
 MAX_CORPUS_BYTES = 200 * 1024 * 1024
 

@@ -11,9 +11,9 @@ import unicodedata
 
 import torch
 
-from .model import CharRNN
-from .sample import Stepper, default_start, generate_with_probs, next_distribution
-from .vocab import Vocab
+from charrnn.model import CharRNN
+from charrnn.sample import Stepper, default_start, generate_with_probs, next_distribution
+from charrnn.vocab import Vocab
 
 READABLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
 INVISIBLE = {"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"}   # other spaces, controls, formats: shown by code

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.distributed as dist
 
-from .data import Corpus
-from .model import CharRNN
+from charrnn.data import Corpus
+from charrnn.model import CharRNN
 
 if TYPE_CHECKING:
-    from .train import TrainConfig
+    from charrnn.config import TrainConfig
 
 PRECISIONS = ("float32", "bf16")
 

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from threadpoolctl import ThreadpoolController
 
-from .model import CharRNN
-from .vocab import Vocab
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
 
 DEFAULT_STARTS = ("\n", " ")
 MAX_LENGTH = 1_000_000

@@ -8,97 +8,18 @@ what to save and show. Everything needed to continue a run exactly is in
 from __future__ import annotations
 
 import math
-import re
+import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.distributed as dist
 
-from .data import Corpus
-from .model import CharRNN, check_range
-from .options import option, options
-from .precision import choose_precision
-from .sample import generate
-
-
-@dataclass
-class TrainConfig:
-    batch_size: int = option(64, "text portions trained on at once in each step")
-    seq_len: int = option(128, "characters per portion: how far back the gradient reaches", label="Sequence length")
-    iterations: int = option(2000, "training steps (0 = no step limit: the time budget ends the run)")
-    minutes: float = option(0.0, "wall-clock budget in minutes (0 = no time limit)")
-    max_epochs: float = option(0.0, "passes over the training text after which the run ends, its learning rate "
-                               "decayed, when that comes before the iterations or the minutes (0 = no limit)")
-    optimizer: str = option("adamw", "optimizer", choices=("adam", "adamw"))
-    lr: float = option(3e-3, "peak learning rate: how big each step is", label="Learning rate")
-    weight_decay: float = option(0.0, "AdamW weight decay")
-    warmup: int = option(50, "steps of linear learning-rate warm-up")
-    decay: str = option("cosine", "learning-rate decay over the iterations or the time budget",
-                        choices=("cosine", "linear", "none"))
-    min_lr_ratio: float = option(0.1, "the decayed learning rate's floor, as a fraction of the peak")
-    grad_clip: float = option(1.0, "gradient norm clip (0 = off)")
-    carry_state: bool = option(False, "read the text as continuing streams and carry the recurrent state from "
-                               "one step to the next (as validation reads it), instead of random portions "
-                               "that each start from zero")
-    eval_every: int = option(200, "steps between validation passes")
-    eval_chars: int = option(200_000, "validation characters per evaluation (0 = all)")
-    patience: int = option(0, "evaluations without a better validation loss before the run ends (0 = off)")
-    sample_every: int = option(200, "steps between samples")
-    sample_prime: str = option("", "text the samples start from (default: a new line)")
-    sample_temperature: float = option(0.8, "temperature of the samples")
-    sample_length: int = option(200, "characters per sample")
-    checkpoint_every: int = option(500, "steps between checkpoints")
-    log_every: int = option(10, "steps between progress records")
-    seed: int = option(1337, "random seed")
-    device: str = option("auto", "auto | cpu | cuda | mps")
-    threads: int = option(0, "torch intra-op threads (0 = torch's default)")
-    # bf16 autocast of the training forward (weights, optimizer and validation stay float32)
-    autocast: str = option("none", "bf16 autocast of the training forward (auto: time a few steps of each "
-                           "precision at the start and keep the faster)", choices=("none", "bf16", "auto"))
-    val_fraction: float = option(0.1, "fraction of the text held out for validation (its end)")
-    vocab: str = option("corpus", "vocabulary: the corpus's characters or string.printable",
-                        choices=("corpus", "printable"))
-    unknown: str = option("error", "characters outside a printable vocabulary: refuse, drop or transliterate",
-                          choices=("error", "drop", "fold"))
-    max_loss_factor: float = option(3.0, "a loss above this many times ln(vocabulary) counts as exploding")
-
-    def __post_init__(self):
-        check_range("batch_size", self.batch_size, 1, 4096)
-        check_range("seq_len", self.seq_len, 1, 4096)
-        check_range("iterations", self.iterations, 0, 10_000_000)
-        check_range("minutes", self.minutes, 0.0, 60.0 * 24 * 7)
-        check_range("max_epochs", self.max_epochs, 0.0, 1e6)
-        if self.iterations == 0 and self.minutes == 0 and self.max_epochs == 0:
-            raise ValueError("give iterations > 0, minutes > 0 or max_epochs > 0, or the run would never end")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
-            raise ValueError(f"lr={self.lr!r} is out of range; allowed greater than 0 up to 1")
-        check_range("grad_clip", self.grad_clip, 0, 1e6)
-        check_range("val_fraction", self.val_fraction, 0.01, 0.5)
-        for name in ("eval_every", "sample_every", "checkpoint_every", "log_every"):
-            check_range(name, getattr(self, name), 1, 10_000_000)
-        check_range("warmup", self.warmup, 0, 10_000_000)
-        check_range("threads", self.threads, 0, 1024)
-        if not DEVICE.match(str(self.device)):
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        check_range("patience", self.patience, 0, 1_000_000)
-        if not isinstance(self.carry_state, bool):
-            raise ValueError(f"carry_state must be true or false, got {self.carry_state!r}")
-        for opt in options(TrainConfig):
-            if opt.choices and getattr(self, opt.name) not in opt.choices:
-                raise ValueError(f"{opt.name} must be one of {opt.choices}, got {getattr(self, opt.name)!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-
-DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)\Z")
+from charrnn.config import TrainConfig
+from charrnn.data import Corpus
+from charrnn.model import CharRNN
+from charrnn.precision import choose_precision
+from charrnn.sample import generate
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -380,3 +301,30 @@ class Trainer:
         if with_sample and self.rank == 0:
             rec["sample"] = self.sample()
         return rec
+
+
+def is_writer() -> bool:
+    """Rank 0 (or a plain single-process run) owns the run directory."""
+    return int(os.environ.get("RANK", "0")) == 0
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+def init_distributed() -> bool:
+    """Join the torchrun process group when launched by torchrun; gloo on CPU, nccl on GPU."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend)
+    return True
+def shared_name(name: str) -> str:
+    """Rank 0's choice of run name, so every rank writes to the same run."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return name
+    box = [name]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
-from charrnn import checkpoint as ck
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.config import ModelConfig
+from charrnn.model import CharRNN
+from charrnn.runs.schema import trainer_alive
+from charrnn.runs.store import WEIGHTS, read_metrics, read_status, save_checkpoint, write_status
 from charrnn.vocab import Vocab
 
 PHRASES = ("the cat sat on the mat", "a dog ran to the sun", "we sing of the sea", "you and me")
@@ -43,8 +45,8 @@ def make_checkpoint(directory: Path, text: str, step: int = 10, seed: int = 0, *
     header = {"run": directory.name, "step": step, "elapsed": 1.0, "best_val_loss": 2.5, "val_loss": 2.5,
             "params": model.num_params(), "data": {"name": "tiny.txt", "chars": len(text), "path": ""},
             "train_config": {"iterations": step, "minutes": 0.0}, **meta}
-    ck.save_checkpoint(directory, model, vocab, header)
-    return directory / ck.WEIGHTS
+    save_checkpoint(directory, model, vocab, header)
+    return directory / WEIGHTS
 
 
 def free_port() -> int:
@@ -73,7 +75,7 @@ def kill_trainers(root: Path, slot=None) -> None:
     if slot is not None and slot.proc is not None:
         pids.add(slot.proc.pid)
     for d in Path(root).glob("*"):
-        pid = ck.read_status(d).get("pid") if d.is_dir() else None
+        pid = read_status(d).get("pid") if d.is_dir() else None
         if is_charrnn_process(pid):
             pids.add(pid)
     for pid in pids:
@@ -86,9 +88,9 @@ def kill_trainers(root: Path, slot=None) -> None:
 
 
 def is_charrnn_process(pid) -> bool:
-    """A live trainer, as ``ck.trainer_alive`` tells one (charrnn as an argument, not anywhere in a path); where /proc
+    """A live trainer, as ``trainer_alive`` tells one (charrnn as an argument, not anywhere in a path); where /proc
     cannot tell, not one: a recorded pid may be this test run's own."""
-    return isinstance(pid, int) and Path(f"/proc/{pid}/cmdline").is_file() and ck.trainer_alive(pid)
+    return isinstance(pid, int) and Path(f"/proc/{pid}/cmdline").is_file() and trainer_alive(pid)
 
 
 @contextmanager
@@ -98,7 +100,7 @@ def fake_trainer_running(root: Path, run: str = "busy"):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "charrnn"], start_new_session=True)
     try:
         (Path(root) / run).mkdir(parents=True)
-        ck.write_status(Path(root) / run, "running", pid=proc.pid, iterations=100, minutes=0)
+        write_status(Path(root) / run, "running", pid=proc.pid, iterations=100, minutes=0)
         yield proc
     finally:
         proc.kill()
@@ -106,11 +108,11 @@ def fake_trainer_running(root: Path, run: str = "busy"):
 
 
 def status_of(root: Path, run: str) -> str:
-    return ck.read_status(Path(root) / run).get("state")
+    return read_status(Path(root) / run).get("state")
 
 
 def last_step(root: Path, run: str) -> int:
-    records = ck.read_metrics(Path(root) / run)
+    records = read_metrics(Path(root) / run)
     return records[-1]["step"] if records else -1
 
 

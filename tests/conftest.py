@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.config import ModelConfig
+from charrnn.model import CharRNN
 from charrnn.vocab import Vocab
 
 WORDS = ("the cat sat", "on the mat", "a dog ran", "to the sun")

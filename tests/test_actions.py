@@ -19,16 +19,18 @@ from app_fixtures import (
     wait_for,
 )
 
-import charrnn.jobs
-from charrnn import checkpoint as ck
+import charrnn.runs.jobs
+from charrnn.config import PRESETS, ModelConfig
 from charrnn.data import min_corpus_chars
-from charrnn.jobs import Job
-from charrnn.model import CharRNN, ModelConfig, count_params
-from charrnn.presets import PRESETS
-from webui import actions, owners
+from charrnn.model import CharRNN, count_params
+from charrnn.runs.jobs import Job
+from charrnn.runs.store import save_train_state
+from charrnn.runs.weights import read_json
+from webui import owners
 from webui.errors import UserError
-from webui.forms import FORM_FIELDS
 from webui.settings import Settings
+from webui.train import actions
+from webui.train.forms import FORM_FIELDS
 
 TINY_VALUES = {k: v for k, v in TINY_TRAINING.items() if k != "preset"}
 assert tuple(TINY_VALUES) == FORM_FIELDS
@@ -205,7 +207,7 @@ def test_stop_says_so_when_the_trainer_had_ended_meanwhile(ctx, fake_trainer, mo
             raise ProcessLookupError(pid)
         kill(pid, sig)
 
-    monkeypatch.setattr(charrnn.jobs.os, "kill", gone)
+    monkeypatch.setattr(charrnn.runs.jobs.os, "kill", gone)
     assert "Run **busy** had already ended." in actions.stop_training(ctx, None)
 
 
@@ -235,7 +237,7 @@ def test_only_runs_with_their_optimizer_state_can_be_resumed(settings, ctx):
 def test_resume_refusals_of_the_budget_are_user_errors(settings, ctx, spawned):
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "spent", corpus_text(), data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(settings.root / "spent", 10, {})
+    save_train_state(settings.root / "spent", 10, {})
     with pytest.raises(UserError, match="whole budget"):
         actions.resume_training(ctx, None, "spent", 0, 0)
     with pytest.raises(UserError, match="more iterations must be"):
@@ -246,7 +248,7 @@ def test_resume_refusals_of_the_budget_are_user_errors(settings, ctx, spawned):
 def test_resume_names_the_run_and_the_step_it_continues_from(settings, ctx, spawned):
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(settings.root / "ok", 1500, {})
+    save_train_state(settings.root / "ok", 1500, {})
     message = actions.resume_training(ctx, None, "ok", 100, 0)
     assert "Resumed **ok** (pid 4242) from step 1,500." in message
     # no password: the resumed part may train the visitor's cap past the minute the run has done
@@ -286,7 +288,7 @@ def test_with_a_password_there_is_no_visitor_cap(settings, make_ctx, monkeypatch
     assert float(flag(calls[0], "minutes")) == 600.0 and "at most" not in message
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(settings.root / "ok", 1500, {})
+    save_train_state(settings.root / "ok", 1500, {})
     actions.resume_training(ctx, "pw", "ok", 0, 600)
     assert float(flag(calls[1], "minutes")) == 1.0 / 60 + 600
 
@@ -298,7 +300,7 @@ def test_with_no_password_a_resumed_part_trains_at_most_the_visitor_minutes(sett
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "ok", corpus_text(), step=1500, elapsed=120.0,
                     data={"name": "tiny.txt", "path": str(data)}, train_config={"iterations": 0, "minutes": 0})
-    ck.save_train_state(settings.root / "ok", 1500, {})
+    save_train_state(settings.root / "ok", 1500, {})
     message = actions.resume_training(ctx, None, "ok", more_iterations, more_minutes)
     assert float(flag(spawned[0][1], "minutes")) == pytest.approx(2.0 + expected)    # 2 minutes done + this part
     assert "at most 30 more minutes" in message
@@ -326,11 +328,11 @@ def test_a_new_run_is_refused_while_the_saved_runs_are_over_the_cap(settings, ma
 # --- who may stop, resume and delete a run (webui.owners) -----------------------------------
 def test_with_no_password_only_the_browser_that_started_a_run_can_stop_it(settings, ctx, spawned, monkeypatch):
     assert "Started run **tiny**" in start(ctx, key="browser-a-key")
-    assert ck.read_json(settings.root / "tiny" / "owner.json") == {"key_sha256": owners.digest("browser-a-key")}
+    assert read_json(settings.root / "tiny" / "owner.json") == {"key_sha256": owners.digest("browser-a-key")}
     assert "browser-a-key" not in (settings.root / "tiny" / "owner.json").read_text()   # only its digest is kept
     monkeypatch.setattr(ctx.jobs, "active", lambda: Job("tiny", 4242))
     sent = []
-    monkeypatch.setattr(charrnn.jobs.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(charrnn.runs.jobs.os, "kill", lambda pid, sig: sent.append((pid, sig)))
     for other in ("browser-b-key", None, "", 12345):
         with pytest.raises(UserError, match=r"Only the browser that started or added \*\*tiny\*\* can stop it"):
             actions.stop_training(ctx, None, other)
@@ -342,7 +344,7 @@ def test_with_no_password_only_the_browser_that_started_a_run_can_stop_it(settin
 def test_with_no_password_only_the_browser_that_started_a_run_can_resume_it(settings, ctx, spawned):
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(settings.root / "ok", 1500, {})
+    save_train_state(settings.root / "ok", 1500, {})
     owners.record_owner(settings.root / "ok", "browser-a-key")
     with pytest.raises(UserError, match="can resume it"):
         actions.resume_training(ctx, None, "ok", 100, 0, "browser-b-key")
@@ -356,7 +358,7 @@ def test_the_password_holder_controls_every_run_and_a_run_without_an_owner_is_an
     (guarded.settings.root / "busy").mkdir(parents=True)
     owners.record_owner(guarded.settings.root / "busy", "browser-a-key")
     monkeypatch.setattr(guarded.jobs, "active", lambda: Job("busy", 4242))
-    monkeypatch.setattr(charrnn.jobs.os, "kill", lambda pid, sig: None)
+    monkeypatch.setattr(charrnn.runs.jobs.os, "kill", lambda pid, sig: None)
     assert "Stopping **busy**" in actions.stop_training(guarded, "pw", "browser-b-key")
     open_ctx = make_ctx(app_settings(tmp_path / "open", corpus=True))
     (open_ctx.settings.root / "cli-run").mkdir(parents=True)

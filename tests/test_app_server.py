@@ -11,8 +11,7 @@ from app_fixtures import TINY_TRAINING, corpus_text, is_prefix_chain, last_step,
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from charrnn import checkpoint as ck
-from charrnn.checkpoint import PROJECT_DIR
+from charrnn.runs.store import PROJECT_DIR, WEIGHTS, read_header
 from webui.models import BUNDLED_KEY
 from webui.settings import Settings
 
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.slow
 def served(tmp_path_factory):
     """The app served with an empty checkpoints folder of its own (the bundled model stays offered)."""
     root = tmp_path_factory.mktemp("checkpoints")
-    bundled = Settings(root=root).bundled / ck.WEIGHTS
+    bundled = Settings(root=root).bundled / WEIGHTS
     if not bundled.is_file():
         pytest.fail(f"the bundled checkpoint {bundled} is missing; the app must open ready")
     with launched(root) as served:
@@ -72,7 +71,7 @@ def test_a_run_is_started_followed_refused_twice_stopped_resumed_and_generated_f
     assert "Stopping **tiny**" in client.predict(None, api_name="/stop_training")
     wait_for(lambda: status_of(root, "tiny") == "stopped", what="the run to stop")
     wait_for(lambda: served.ctx.jobs.proc.poll() is not None, what="the trainer to exit")
-    stopped_at = ck.read_header(root / "tiny")["step"]
+    stopped_at = read_header(root / "tiny")["step"]
     assert stopped_at == last_step(root, "tiny") > 0                 # the final checkpoint is the last step
 
     text = client.predict("tiny", "the ", 0.5, 60, 0, 1, api_name="/generate")
@@ -80,7 +79,7 @@ def test_a_run_is_started_followed_refused_twice_stopped_resumed_and_generated_f
 
     assert "Resumed **tiny**" in client.predict(None, "tiny", 20, 0, api_name="/resume_training")
     wait_for(lambda: status_of(root, "tiny") == "finished", what="the resumed run to finish")
-    assert ck.read_header(root / "tiny")["step"] == stopped_at + 20
+    assert read_header(root / "tiny")["step"] == stopped_at + 20
 
 
 IMPORT_APP = """

@@ -11,9 +11,9 @@ from app_fixtures import TINY_TRAINING, corpus_text, launched
 from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
 from playwright.sync_api import expect
 
-from charrnn.presets import PRESETS
-from webui.forms import PRESET_PURPOSES
-from webui.generation import SIDE_TEMPERATURES
+from charrnn.config import PRESETS
+from webui.generate.generation import SIDE_TEMPERATURES
+from webui.train.forms import PRESET_PURPOSES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

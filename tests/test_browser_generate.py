@@ -14,8 +14,8 @@ from app_fixtures import corpus_text, launched, make_checkpoint, wait_for
 from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
 from playwright.sync_api import expect
 
-from charrnn.checkpoint import PROJECT_DIR
-from charrnn.webcopy import INDEX
+from charrnn.runs.store import PROJECT_DIR
+from webui.generate.webcopy import INDEX
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -13,12 +13,13 @@ import torch
 from app_fixtures import corpus_text
 from browser_fixtures import chromium
 
-from charrnn import checkpoint as ck
-from charrnn import webcopy
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.config import ModelConfig
+from charrnn.model import CharRNN
+from charrnn.runs.store import save_checkpoint
 from charrnn.sample import generate
 from charrnn.vocab import Vocab
-from webui.browser import head_script
+from webui.generate import webcopy
+from webui.generate.browser import head_script
 from webui.settings import Settings
 
 PRIME = "the cat sat"
@@ -34,7 +35,7 @@ def build(root, cell, layers, sharpen=1.0, seed=0):
         model.head.weight.mul_(sharpen)
     run = root / f"{cell}{layers}-{sharpen:g}"
     run.mkdir()
-    ck.save_checkpoint(run, model, vocab, {"run": run.name, "step": 1})
+    save_checkpoint(run, model, vocab, {"run": run.name, "step": 1})
     return model, vocab, webcopy.write_copy(run, root / "web")
 
 

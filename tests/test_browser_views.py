@@ -13,8 +13,9 @@ from app_fixtures import corpus_text, launched, make_checkpoint
 from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
 from playwright.sync_api import expect
 
-from webui.generation import DEFAULT_PRIME, SIDE_TEMPERATURES
-from webui.units import model_passage, model_prime
+from webui.generate.generation import SIDE_TEMPERATURES
+from webui.passages import model_passage, model_prime
+from webui.prime import DEFAULT_PRIME
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -14,7 +14,19 @@ import pytest
 import torch
 
 import charrnn
-import charrnn.checkpoint as ck
+from charrnn.runs.store import (
+    LATEST,
+    META,
+    METRICS,
+    STATUS,
+    WEIGHTS,
+    latest_header,
+    load_checkpoint,
+    read_header,
+    read_metrics,
+    read_status,
+    write_status,
+)
 
 REPO = Path(charrnn.__file__).resolve().parent.parent
 RUN = "tiny"
@@ -86,12 +98,12 @@ def stdout_of(proc: subprocess.CompletedProcess) -> str:
 # --- train ----------------------------------------------------------------------------------
 def test_train_writes_a_complete_run(workdir):
     run = workdir / "ck" / RUN
-    for name in (ck.WEIGHTS, ck.META, ck.METRICS, ck.STATUS, "loss.png", "train_state-60.pt"):
+    for name in (WEIGHTS, META, METRICS, STATUS, "loss.png", "train_state-60.pt"):
         assert (run / name).is_file(), name
-    header = ck.read_header(run)
+    header = read_header(run)
     assert header["step"] == 60 and header["model_config"]["hidden"] == 128
     assert header["vocab"] == string.printable                      # the seed preset is the lecture's vocabulary
-    assert ck.read_status(run)["state"] == "finished"
+    assert read_status(run)["state"] == "finished"
 
 
 # --- generate -------------------------------------------------------------------------------
@@ -113,8 +125,8 @@ def test_generate_without_checkpoint_or_prime_uses_the_latest_run_and_default_st
 # --- info ----------------------------------------------------------------------------
 def test_info_prints_parameters_and_steps(workdir, results):
     out = stdout_of(results["info"])
-    model, _, _ = ck.load_checkpoint(workdir / "ck" / RUN)
-    header = ck.read_header(workdir / "ck" / RUN)
+    model, _, _ = load_checkpoint(workdir / "ck" / RUN)
+    header = read_header(workdir / "ck" / RUN)
     assert f"parameters: {model.num_params():,}" in out
     assert f"kept:       step 60, validation loss {header['val_loss']:.4f} nats/char" in out
     assert "the best validation loss of the run" in out
@@ -133,9 +145,9 @@ def test_patience_ends_a_run_early_and_info_and_runs_show_the_kept_and_the_lates
                        "--warmup", "0", "--iterations", "2000", "--eval-every", "10", "--eval-chars", "0",
                        "--patience", "3", "--quiet")
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    status = ck.read_status(root / "over")
-    kept, latest = ck.read_header(root / "over"), ck.latest_header(root / "over")
-    vals = {r["step"]: r["val_loss"] for r in ck.read_metrics(root / "over") if "val_loss" in r}
+    status = read_status(root / "over")
+    kept, latest = read_header(root / "over"), latest_header(root / "over")
+    vals = {r["step"]: r["val_loss"] for r in read_metrics(root / "over") if "val_loss" in r}
     assert status["state"] == "finished" and latest["step"] == status["step"] < 2000
     assert kept["step"] == min(vals, key=vals.get) < latest["step"] and kept["val_loss"] == min(vals.values())
     reason = f"validation stopped improving at step {kept['step']}"
@@ -148,7 +160,7 @@ def test_patience_ends_a_run_early_and_info_and_runs_show_the_kept_and_the_lates
     assert f"latest:     step {latest['step']} (latest.safetensors" in info
     runs = stdout_of(charrnn_cmd(tmp_path, root, "runs"))
     assert f"step {kept['step']:>7} val {kept['val_loss']:.3f} (latest step {latest['step']})" in runs
-    latest_info = stdout_of(charrnn_cmd(tmp_path, root, "info", str(root / "over" / ck.LATEST)))
+    latest_info = stdout_of(charrnn_cmd(tmp_path, root, "info", str(root / "over" / LATEST)))
     assert f"this file:  step {latest['step']}" in latest_info and f"kept:       step {kept['step']}" in latest_info
 
 
@@ -179,17 +191,17 @@ def test_stop_ends_a_training_run_with_a_final_checkpoint(tmp_path, make_text):
                                 "--minutes", "5", "--quiet"], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: ck.read_status(root / "long").get("state") == "running" and ck.read_metrics(root / "long"))
+        wait_until(lambda: read_status(root / "long").get("state") == "running" and read_metrics(root / "long"))
         proc = charrnn_cmd(tmp_path, root, "stop", "long")
         assert proc.returncode == 0, proc.stderr.decode()
         assert "stopping long" in proc.stderr.decode()
         assert trainer.wait(timeout=120) == 0
     finally:
         trainer.kill()
-    status = ck.read_status(root / "long")
+    status = read_status(root / "long")
     assert status["state"] == "stopped"
-    assert ck.latest_header(root / "long")["step"] == status["step"]
-    assert ck.read_header(root / "long")["step"] == status["best_step"] <= status["step"]
+    assert latest_header(root / "long")["step"] == status["step"]
+    assert read_header(root / "long")["step"] == status["best_step"] <= status["step"]
 
 
 def wait_until(predicate, timeout: float = 120.0):
@@ -216,11 +228,11 @@ def test_runs_and_info_show_a_damaged_run_as_damaged_with_the_reason_and_never_a
     root = tmp_path / "ck"
     for name in ("good", "list-status", "huge-pid", "bad-meta", "bad-metrics"):
         make_checkpoint(root / name, corpus_text())
-        ck.write_status(root / name, "finished", step=10)
-    (root / "list-status" / ck.STATUS).write_text("[1, 2, 3]", encoding="utf-8")
-    (root / "huge-pid" / ck.STATUS).write_text('{"state": "running", "pid": 123456789012345678901}', encoding="utf-8")
-    (root / "bad-meta" / ck.META).write_text("null", encoding="utf-8")
-    (root / "bad-metrics" / ck.METRICS).write_text('{"step": 10, "train_loss": 2.0}\n[1,2]\nnull\n{"step":"x"}\n',
+        write_status(root / name, "finished", step=10)
+    (root / "list-status" / STATUS).write_text("[1, 2, 3]", encoding="utf-8")
+    (root / "huge-pid" / STATUS).write_text('{"state": "running", "pid": 123456789012345678901}', encoding="utf-8")
+    (root / "bad-meta" / META).write_text("null", encoding="utf-8")
+    (root / "bad-metrics" / METRICS).write_text('{"step": 10, "train_loss": 2.0}\n[1,2]\nnull\n{"step":"x"}\n',
                                                    encoding="utf-8")
     make_checkpoint(tmp_path / "outside", corpus_text())
     (root / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
@@ -248,7 +260,7 @@ def test_auto_fits_its_recipe_to_the_characters_of_the_file_not_its_bytes(tmp_pa
     """150,000 Cyrillic characters are 300,000 bytes: a small text for auto, as the app counts it (len(text))."""
     import random
 
-    from charrnn.presets import SMALL_MAX_EPOCHS, SMALL_TEXT, preset_configs
+    from charrnn.config import SMALL_MAX_EPOCHS, SMALL_TEXT, preset_configs
 
     rng = random.Random(0)
     text = "".join(rng.choice("абвгдежзийклмноп \n") for _ in range(150_000))
@@ -258,7 +270,7 @@ def test_auto_fits_its_recipe_to_the_characters_of_the_file_not_its_bytes(tmp_pa
     proc = charrnn_cmd(tmp_path, root, "train", "--data", "cyrillic.txt", "--name", "small", "--hidden", "16",
                        "--embed", "8", "--iterations", "2", "--eval-chars", "2000", "--quiet")
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    header = ck.read_header(root / "small")
+    header = read_header(root / "small")
     small_model, _ = preset_configs("auto", 1, corpus_chars=len(text))
     assert header["model_config"]["dropout"] == small_model.dropout == 0.7
     assert header["train_config"]["max_epochs"] == SMALL_MAX_EPOCHS

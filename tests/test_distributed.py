@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from charrnn import checkpoint as ck
+from charrnn.runs.store import load_checkpoint, read_metrics
 
 
 def patterned_text(n_lines: int = 400) -> str:
@@ -32,12 +32,12 @@ def test_two_gloo_ranks_write_one_complete_run_and_loss_falls(tmp_path):
                  "status.json", "train_state-120.pt"):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in root.iterdir()) == ["ddp"]      # rank 1 wrote no run of its own
-    records = ck.read_metrics(run)
+    records = read_metrics(run)
     steps = [r["step"] for r in records]
     assert steps == sorted(set(steps))                             # one writer: no duplicated records
     losses = [r["train_loss"] for r in records if "train_loss" in r]
     assert losses[-1] < losses[0] - 0.5
     assert json.loads((run / "status.json").read_text())["state"] == "finished"
-    model, vocab, header = ck.load_checkpoint(run)
+    model, vocab, header = load_checkpoint(run)
     assert header["step"] == 120
     assert header["val_loss"] < 3.0

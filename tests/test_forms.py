@@ -6,9 +6,11 @@ import math
 import pytest
 from app_fixtures import TINY_TRAINING, app_settings, corpus_text
 
-from charrnn.presets import PRESETS
+from charrnn.config import PRESETS
+from webui.checks import check_generation_args, finite, whole_number
 from webui.errors import UserError
-from webui.forms import (
+from webui.settings import Settings
+from webui.train.forms import (
     DEFAULT_PATIENCE,
     FIELD_HINTS,
     FORM_FIELDS,
@@ -18,17 +20,13 @@ from webui.forms import (
     CorpusChoice,
     build_configs,
     bundled_corpora,
-    check_generation_args,
-    finite,
     fitted_hidden,
     preset_values,
     read_corpus,
     read_pasted,
     read_upload,
     text_stats,
-    whole_number,
 )
-from webui.settings import Settings
 
 TINY = {k: v for k, v in TINY_TRAINING.items() if k != "preset"}
 

@@ -13,13 +13,14 @@ import pytest
 from app_fixtures import corpus_text, is_prefix_chain, make_checkpoint, model_of, tiny_context, wired
 from html_reading import columns
 
-from charrnn import checkpoint as ck
+from charrnn.runs.store import WEIGHTS, write_status
 from charrnn.sample import generate_with_probs
-from webui import generate_tab
-from webui.generation import DEFAULT_PRIME, SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
+from webui.generate import tab as generate_tab
+from webui.generate.generation import SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
+from webui.generate.view import confidence_html
 from webui.models import BUNDLED_KEY
-from webui.render_inside import confidence_html
-from webui.units import model_prime
+from webui.passages import model_prime
+from webui.prime import DEFAULT_PRIME
 
 
 @pytest.fixture
@@ -198,7 +199,7 @@ def test_checkpoint_is_described_from_its_header(ctx):
 
 def test_a_missing_or_broken_checkpoint_is_described_as_a_warning(ctx):
     (ctx.settings.root / "broken").mkdir(parents=True)
-    (ctx.settings.root / "broken" / ck.WEIGHTS).write_bytes(b"not a safetensors file")
+    (ctx.settings.root / "broken" / WEIGHTS).write_bytes(b"not a safetensors file")
     broken = generate_tab.describe_checkpoint(ctx, "broken")
     assert broken.startswith("⚠️") and "not a readable safetensors file" in broken
     assert generate_tab.describe_checkpoint(ctx, "../etc").startswith("⚠️")
@@ -271,7 +272,7 @@ def test_delete_asks_for_a_chosen_run():
 def test_a_record_from_the_page_is_checked_before_it_is_drawn():
     import json
 
-    from webui.generate_tab import browser_record
+    from webui.generate.tab import browser_record
     good = {"text": "ab cd", "start": 2, "probs": [0.5, 0.25, 1], "temperature": 0.8, "top_k": None}
     assert browser_record(json.dumps(good))["probs"] == [0.5, 0.25, 1.0]
     for bad in ({**good, "probs": [0.5]}, {**good, "start": 9}, {**good, "probs": [0.5, 2, 0.1]},
@@ -285,12 +286,12 @@ def test_every_complete_checkpoint_gets_a_copy_and_a_training_or_too_big_one_say
 
     from app_fixtures import fake_trainer_running
 
-    from webui.browser import sync_copies
+    from webui.generate.browser import sync_copies
     from webui.settings import Settings
     make_checkpoint(tmp_path / "done", corpus_text())
     with fake_trainer_running(tmp_path, "busy") as proc:
         make_checkpoint(tmp_path / "busy", corpus_text(), seed=1)
-        ck.write_status(tmp_path / "busy", "running", pid=proc.pid)
+        write_status(tmp_path / "busy", "running", pid=proc.pid)
         index = sync_copies(Settings(root=tmp_path), {})
     assert index["done"]["copy"] and (tmp_path / ".browser" / f"{index['done']['copy']}.bin").is_file()
     assert index["busy"]["copy"] is None and "training" in index["busy"]["why"]

@@ -17,7 +17,17 @@ from app_fixtures import TINY_TRAINING, corpus_text, kill_trainers, last_step, l
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from charrnn import checkpoint as ck
+from charrnn.runs.store import (
+    METRICS,
+    STATUS,
+    append_metrics,
+    latest_header,
+    read_header,
+    read_status,
+    save_train_state,
+    write_status,
+)
+from charrnn.runs.weights import CheckpointError
 from webui.demo import poll
 
 pytestmark = pytest.mark.slow
@@ -75,15 +85,15 @@ def resumable(root, name: str, step: int = 40) -> None:
     make_checkpoint(root / name, corpus_text(), step=step, data={"name": "corpus.txt", "path": str(data)},
                     train_config={"iterations": step + 1000, "minutes": 0.0})
     data.write_text(corpus_text(), encoding="utf-8")
-    ck.save_train_state(root / name, step, {})
-    ck.write_status(root / name, "stopped", step=step)
+    save_train_state(root / name, step, {})
+    write_status(root / name, "stopped", step=step)
 
 
 def checkpoint_step(root, run: str) -> int:
     """The step of the run's latest weights (where a resume starts), 0 before its first checkpoint."""
     try:
-        return ck.latest_header(root / run)["step"]
-    except ck.CheckpointError:
+        return latest_header(root / run)["step"]
+    except CheckpointError:
         return 0
 
 
@@ -92,7 +102,7 @@ def slug(kind: str) -> str:
 
 
 def status_file(root, run: str) -> str:
-    return ck.read_status(root / run)["state"]
+    return read_status(root / run)["state"]
 
 
 def follow(served, run: str) -> tuple:
@@ -107,7 +117,7 @@ def test_a_status_file_of_the_wrong_shape_marks_its_run_damaged_and_the_train_ta
     bad, good = f"bad-{slug(kind)}", f"good-{slug(kind)}"
     resumable(root, bad)
     resumable(root, good)
-    (root / bad / ck.STATUS).write_text(BAD_STATUS[kind], encoding="utf-8")
+    (root / bad / STATUS).write_text(BAD_STATUS[kind], encoding="utf-8")
 
     view = poll(served.ctx, {}, None, None)                           # every visitor's refresh
     assert {bad, good} <= {key for _, key in view[5]["choices"]}
@@ -127,13 +137,13 @@ def test_a_status_file_of_the_wrong_shape_marks_its_run_damaged_and_the_train_ta
 def test_a_metrics_line_of_the_wrong_shape_is_skipped_and_said_while_the_run_is_drawn(served, root, kind):
     run = f"lines-{slug(kind)}"
     make_checkpoint(root / run, corpus_text())
-    ck.write_status(root / run, "stopped", step=20)
+    write_status(root / run, "stopped", step=20)
     for step in (10, 20):
-        ck.append_metrics(root / run, {"step": step, "train_loss": 2.0, "chars_per_s": 100.0, "elapsed": 1.0,
+        append_metrics(root / run, {"step": step, "train_loss": 2.0, "chars_per_s": 100.0, "elapsed": 1.0,
                                        "sample": f"sample at {step}"})
-    with open(root / run / ck.METRICS, "a", encoding="utf-8") as f:
+    with open(root / run / METRICS, "a", encoding="utf-8") as f:
         f.write(BAD_LINES[kind] + "\n")
-    ck.append_metrics(root / run, {"step": 30, "train_loss": 1.5, "chars_per_s": 100.0, "elapsed": 2.0,
+    append_metrics(root / run, {"step": 30, "train_loss": 1.5, "chars_per_s": 100.0, "elapsed": 2.0,
                                    "sample": "sample at 30"})
     plot, sample, earlier, progress, status = follow(served, run)[:5]
     assert list(plot[plot.split == "train"].step) == [10, 20, 30]
@@ -161,7 +171,7 @@ def test_a_run_killed_before_its_first_checkpoint_offers_no_resume(served, clien
     (root / "no-checkpoint").mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    ck.write_status(root / "no-checkpoint", "running", pid=dead.pid, step=0)
+    write_status(root / "no-checkpoint", "running", pid=dead.pid, step=0)
     status = follow(served, "no-checkpoint")[4]
     assert status.startswith("**Interrupted**: no-checkpoint (the training process is gone")
     assert "No checkpoint was saved, so there is nothing to resume: start it again." in status
@@ -175,7 +185,7 @@ def test_resume_right_after_a_run_finished_is_accepted_every_time(served, client
     assert "Started run **again**" in client.predict(*start_args("again", iterations=30, minutes=0),
                                                      api_name="/start_training")
     for target in (30, 60, 90):
-        wait_for(lambda target=target: ck.read_status(root / "again") == {**ck.read_status(root / "again"),
+        wait_for(lambda target=target: read_status(root / "again") == {**read_status(root / "again"),
                                                                            "state": "finished", "step": target},
                  what=f"the run to finish at step {target}", interval=0.01)
         message = client.predict(None, "again", 30, 0, api_name="/resume_training")    # at once
@@ -195,4 +205,4 @@ def test_a_visitors_run_is_capped_and_the_page_says_so(served, client, root):
     message = client.predict(*start_args("capped", iterations=30, minutes=0), api_name="/start_training")
     assert "Runs here train at most 30 minutes (no training password is set)." in message
     wait_for(lambda: status_file(root, "capped") == "finished", what="the run to finish")
-    assert ck.read_header(root / "capped")["train_config"]["minutes"] == 30.0     # a step-only run gets the cap
+    assert read_header(root / "capped")["train_config"]["minutes"] == 30.0     # a step-only run gets the cap

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from charrnn.config import ModelConfig
 from charrnn.inside import (
     activations,
     correlations,
@@ -16,7 +17,7 @@ from charrnn.inside import (
     text_features,
     top_distribution,
 )
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.model import CharRNN
 from charrnn.sample import Stepper, generate_with_probs
 from charrnn.vocab import Vocab
 

@@ -1,4 +1,4 @@
-"""charrnn.jobs, the one training job of a checkpoints folder: starting, following, stopping and resuming a trainer.
+"""charrnn.runs.jobs, the one training job of a checkpoints folder: starting, following, stopping, resuming.
 
 Engine only: neither gradio nor the webui package is imported here (app_fixtures imports neither at import; its
 helpers used here do not import webui when called).
@@ -14,9 +14,9 @@ import time
 import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, fake_trainer_running, kill_trainers, make_checkpoint, wait_for
 
-from charrnn import checkpoint as ck
-from charrnn import writes
-from charrnn.jobs import (
+from charrnn.config import ModelConfig, preset_configs
+from charrnn.runs import writes
+from charrnn.runs.jobs import (
     Job,
     JobError,
     Supervisor,
@@ -31,9 +31,17 @@ from charrnn.jobs import (
     running_job,
     stop_run,
 )
-from charrnn.model import ModelConfig
-from charrnn.presets import preset_configs
-from charrnn.runner import build_corpus
+from charrnn.runs.runner import build_corpus
+from charrnn.runs.store import (
+    STATUS,
+    latest_header,
+    load_checkpoint,
+    read_metrics,
+    save_latest,
+    save_train_state,
+    write_corpus_record,
+    write_status,
+)
 
 TINY_MODEL = {k: TINY_TRAINING[k] for k in ("hidden", "layers")}
 TINY_TRAIN = {k: v for k, v in TINY_TRAINING.items() if k not in ("preset", *TINY_MODEL)}
@@ -84,7 +92,7 @@ def test_a_second_start_is_refused_while_a_trainer_runs(root, jobs, fake_trainer
     data = tmp_path / "tiny.txt"
     data.write_text(text, encoding="utf-8")
     make_checkpoint(root / "done", text, data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(root / "done", 10, {})
+    save_train_state(root / "done", 10, {})
     with pytest.raises(JobError, match="in progress: busy"):
         jobs.resume("done", 5, 0)
     assert jobs.proc is None
@@ -95,7 +103,7 @@ def test_stale_running_status_or_a_reused_pid_does_not_block(root, jobs):
     try:
         for name, pid in (("dead", 2**22 + 12345), ("reused", other.pid)):
             (root / name).mkdir(parents=True)
-            ck.write_status(root / name, "running", pid=pid)
+            write_status(root / name, "running", pid=pid)
         assert jobs.active() is None and running_job(root) is None
         jobs.refuse_if_busy()                                           # does not raise
         assert jobs.state("reused")["state"] == "interrupted"
@@ -127,7 +135,7 @@ def test_stop_run_sigterms_the_named_runs_trainer_and_refuses_one_not_training(r
     assert stop_run(root, "busy") == Job("busy", fake_trainer.pid)
     assert fake_trainer.wait(timeout=30) == -signal.SIGTERM
     make_checkpoint(root / "idle", corpus_text())
-    ck.write_status(root / "idle", "finished", step=10)
+    write_status(root / "idle", "finished", step=10)
     with pytest.raises(JobError, match="not training"):
         stop_run(root, "idle")
     with pytest.raises(JobError, match="not training"):
@@ -161,12 +169,12 @@ def test_a_started_trainer_runs_stops_with_a_checkpoint_and_resumes_with_more_st
     with pytest.raises(JobError, match="in progress: tiny"):
         jobs.start("second", text, None, "pasted text", "quick", *tiny_configs(text))
     assert not (root / "second").exists()
-    wait_for(lambda: ck.read_metrics(root / "tiny"), what="a first metrics record")
+    wait_for(lambda: read_metrics(root / "tiny"), what="a first metrics record")
     stopped_job, signalled = jobs.stop()
     assert stopped_job == job and signalled
     assert jobs.proc.wait(timeout=120) == 0
     assert state_of(jobs, "tiny") == "stopped" and jobs.active() is None
-    header = ck.latest_header(root / "tiny")                        # where training is: the resume starts there
+    header = latest_header(root / "tiny")                        # where training is: the resume starts there
     assert [r["name"] for r in resumable_runs(root)] == ["tiny"]
     assert jobs.files_signature("tiny")[0] == "tiny"
     before = jobs.files_signature("tiny")
@@ -175,7 +183,7 @@ def test_a_started_trainer_runs_stops_with_a_checkpoint_and_resumes_with_more_st
     assert step == header["step"] and resumed == Job("tiny", jobs.proc.pid)
     assert jobs.proc.wait(timeout=120) == 0
     assert state_of(jobs, "tiny") == "finished"
-    assert ck.read_metrics(root / "tiny")[-1]["step"] == step + 5
+    assert read_metrics(root / "tiny")[-1]["step"] == step + 5
     assert jobs.files_signature("tiny") != before
     assert recent_run(root) == "tiny" and jobs.last_run() == "tiny"
 
@@ -272,11 +280,11 @@ def test_only_runs_with_their_optimizer_state_can_be_resumed(root, jobs, tmp_pat
     data = tmp_path / "tiny.txt"
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / "old-state", corpus_text(), step=20, data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(root / "old-state", 10, {})                   # not the state of its step
+    save_train_state(root / "old-state", 10, {})                   # not the state of its step
     make_checkpoint(root / "ok", corpus_text(), step=20, data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(root / "ok", 20, {})
+    save_train_state(root / "ok", 20, {})
     assert [r["name"] for r in resumable_runs(root)] == ["ok"]
-    ck.write_status(root / "ok", "running", pid=os.getpid())           # a live process, but not a trainer
+    write_status(root / "ok", "running", pid=os.getpid())           # a live process, but not a trainer
     assert [r["name"] for r in resumable_runs(root)] == ["ok"]
     assert jobs.proc is None
 
@@ -284,13 +292,13 @@ def test_only_runs_with_their_optimizer_state_can_be_resumed(root, jobs, tmp_pat
 def test_resume_refuses_a_run_whose_corpus_is_gone_or_whose_budget_is_spent(root, jobs, tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "spawn", lambda name, args: pytest.fail(f"spawned {args}"))
     make_checkpoint(root / "gone", corpus_text(), data={"name": "x.txt", "path": str(tmp_path / "x.txt")})
-    ck.save_train_state(root / "gone", 10, {})
+    save_train_state(root / "gone", 10, {})
     with pytest.raises(JobError, match="is gone"):
         jobs.resume("gone", 5, 0)
     data = tmp_path / "tiny.txt"
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / "spent", corpus_text(), data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(root / "spent", 10, {})
+    save_train_state(root / "spent", 10, {})
     with pytest.raises(JobError, match="whole budget"):
         jobs.resume("spent", 0, 0)
 
@@ -305,13 +313,13 @@ def test_resume_counts_from_the_latest_weights_and_finds_the_corpus_through_the_
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / "split", corpus_text(), step=40, best_step=40,
                     data={"name": "tiny.txt", "chars": len(corpus_text())}, train_config={"iterations": 100})
-    model, vocab, _ = ck.load_checkpoint(root / "split")
-    ck.save_latest(root / "split", model, vocab, {"step": 90, "best_step": 40, "elapsed": 9.0,
+    model, vocab, _ = load_checkpoint(root / "split")
+    save_latest(root / "split", model, vocab, {"step": 90, "best_step": 40, "elapsed": 9.0,
                                                   "train_config": {"iterations": 100, "minutes": 0.0}}, {})
     assert [r["name"] for r in resumable_runs(root)] == ["split"]       # save_latest wrote train_state-90.pt
     with pytest.raises(JobError, match="does not record where its corpus is"):
         jobs.resume("split", 5, 0)
-    ck.write_corpus_record(root / "split", data)
+    write_corpus_record(root / "split", data)
     assert jobs.resume("split", 5, 0) == (Job("split", 1), 90)
     assert spawned == [("split", ["--resume", "split", "--iterations", "95", "--minutes", "0"])]
     assert jobs.resume("split", 0, 0) == (Job("split", 1), 90)           # 90 of 100 steps done: not spent
@@ -325,7 +333,7 @@ def test_resume_spawns_with_the_extended_budget(root, jobs, tmp_path, monkeypatc
     data = tmp_path / "tiny.txt"
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / "ok", corpus_text(), step=40, data={"name": "tiny.txt", "path": str(data)})
-    ck.save_train_state(root / "ok", 40, {})
+    save_train_state(root / "ok", 40, {})
     assert jobs.resume("ok", 60, 0) == (Job("ok", 1), 40)
     assert spawned == [("ok", ["--resume", "ok", "--iterations", "100", "--minutes", "0"])]
 
@@ -337,13 +345,13 @@ def resumable_run(root, name, tmp_path, step=1000) -> None:
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / name, corpus_text(), step=step, data={"name": data.name, "path": str(data)},
                     train_config={"iterations": step + 500, "minutes": 0.0})
-    ck.save_train_state(root / name, step, {})
+    save_train_state(root / name, step, {})
 
 
 def test_a_trainer_that_wrote_its_final_status_is_not_in_progress_while_it_exits(root, jobs, tmp_path, monkeypatch):
     resumable_run(root, "done", tmp_path)
     jobs.proc, jobs.run = sleeper("charrnn"), "done"                 # still exiting...
-    ck.write_status(root / "done", "finished", step=1000, pid=jobs.proc.pid)   # ...after its final status
+    write_status(root / "done", "finished", step=1000, pid=jobs.proc.pid)   # ...after its final status
     assert jobs.active() is None
     spawned = []
     monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append(name) or Job(name, 1))
@@ -353,7 +361,7 @@ def test_a_trainer_that_wrote_its_final_status_is_not_in_progress_while_it_exits
 
 def test_a_status_left_by_an_earlier_trainer_does_not_end_our_starting_child(root, jobs, tmp_path):
     resumable_run(root, "again", tmp_path)
-    ck.write_status(root / "again", "stopped", step=1000, pid=2**22 + 7)    # the trainer before
+    write_status(root / "again", "stopped", step=1000, pid=2**22 + 7)    # the trainer before
     jobs.proc, jobs.run, jobs.spawned_ns = sleeper("charrnn"), "again", time.time_ns()
     assert jobs.active() == Job("again", jobs.proc.pid)
     assert jobs.state("again") == {"state": "starting"}
@@ -374,7 +382,7 @@ def test_spawning_keeps_an_exiting_child_to_reap(root, jobs, tmp_path, monkeypat
 def kill_child_at(root, jobs, name, step_in_status=0) -> None:
     """Our child running run ``name`` (its status says so), then SIGKILLed as the system's OOM killer does."""
     jobs.proc, jobs.run = sleeper("charrnn"), name
-    ck.write_status(root / name, "running", pid=jobs.proc.pid, step=step_in_status)
+    write_status(root / name, "running", pid=jobs.proc.pid, step=step_in_status)
     os.kill(jobs.proc.pid, signal.SIGKILL)
     jobs.proc.wait()
 
@@ -409,7 +417,7 @@ def test_a_symlinked_run_folder_is_no_run(root, jobs, tmp_path):
 def test_a_run_with_a_damaged_status_is_listed_damaged_not_resumed_and_breaks_nothing(root, jobs, tmp_path, content):
     resumable_run(root, "bad", tmp_path)
     resumable_run(root, "good", tmp_path)
-    (root / "bad" / ck.STATUS).write_text(content, encoding="utf-8")
+    (root / "bad" / STATUS).write_text(content, encoding="utf-8")
     assert jobs.active() is None and running_job(root) is None
     assert jobs.state("bad")["state"] == "damaged"
     assert [r["name"] for r in resumable_runs(root)] == ["good"]
@@ -423,19 +431,6 @@ def test_resume_is_refused_while_the_disk_has_no_room_for_a_checkpoint(root, job
     monkeypatch.setattr(writes, "free_bytes", lambda directory: 4096)
     with pytest.raises(JobError, match=r"Run full cannot be resumed: disk full: 4.0 KiB free in full"):
         jobs.resume("full", 10, 0)
-
-
-def test_the_supervisor_follows_a_runs_metrics_incrementally_and_says_what_is_damaged(root, jobs):
-    (root / "r").mkdir(parents=True)
-    ck.append_metrics(root / "r", {"step": 10, "train_loss": 2.0})
-    assert [r["step"] for r in jobs.records("r")] == [10]
-    assert jobs.metrics("r") is jobs.metrics("r")                      # one reader per run, kept
-    with open(root / "r" / ck.METRICS, "a", encoding="utf-8") as f:
-        f.write('{"step": 999, "val_loss": "x"}\n')
-    ck.append_metrics(root / "r", {"step": 20, "train_loss": 1.5})
-    assert [r["step"] for r in jobs.records("r")] == [10, 20]
-    assert jobs.state("r")["metrics_damage"] == ("metrics.jsonl: 1 damaged line skipped "
-                                                 "(line 2: val_loss is text, not a number)")
 
 
 def test_a_visitor_cap_bounds_the_time_of_a_resumed_part():

@@ -1,7 +1,7 @@
 """The one bounded, thread-safe LRU store behind the app's model cache and its memos."""
 import threading
 
-from charrnn.lru import LRU
+from webui.lru import LRU
 
 
 def test_a_stored_value_is_not_computed_again():

@@ -3,10 +3,9 @@ import json
 import subprocess
 import sys
 
-from charrnn.checkpoint import PROJECT_DIR
-from charrnn.memory import estimate_peak_bytes, machine_memory, memory_limit
-from charrnn.model import ModelConfig
-from charrnn.train import TrainConfig
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.runs.memory import estimate_peak_bytes, machine_memory, memory_limit
+from charrnn.runs.store import PROJECT_DIR
 
 
 def configs(hidden=256, layers=1, batch=16, seq_len=64):

@@ -6,7 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.config import ModelConfig
+from charrnn.model import CharRNN
+from charrnn.runs.store import load_checkpoint, save_checkpoint
 
 
 def test_fused_lstm_equals_the_lecture_lstmcell_loop():
@@ -114,14 +116,13 @@ def test_input_dropout_drops_embedding_numbers_in_training_only():
 
 def test_a_checkpoint_from_before_input_dropout_loads_with_it_off(tmp_path):
     """A checkpoint written before input_dropout existed names no such field in its header: it loads with it off."""
-    from charrnn import checkpoint as ck
     from charrnn.vocab import Vocab
 
     vocab = Vocab.from_text("abc def\n")
     model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=4, hidden=8, dropout=0.3))
     old = {k: v for k, v in model.config.to_dict().items() if k != "input_dropout"}
-    ck.save_checkpoint(tmp_path, model, vocab, {"model_config": old, "step": 1})
-    loaded, _, header = ck.load_checkpoint(tmp_path)
+    save_checkpoint(tmp_path, model, vocab, {"model_config": old, "step": 1})
+    loaded, _, header = load_checkpoint(tmp_path)
     assert "input_dropout" not in header["model_config"]
     assert loaded.config.input_dropout == 0.0 and loaded.config.dropout == 0.3
     pairs = zip(loaded.state_dict().values(), model.state_dict().values(), strict=True)

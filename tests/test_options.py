@@ -4,10 +4,7 @@ import dataclasses
 import pytest
 
 from charrnn.cli import build_parser
-from charrnn.model import ModelConfig
-from charrnn.options import config_argv, option_named, options
-from charrnn.presets import preset_configs
-from charrnn.train import TrainConfig
+from charrnn.config import ModelConfig, TrainConfig, config_argv, option_named, options, preset_configs
 
 
 def test_every_config_field_but_the_vocabulary_size_is_an_option_with_help():

@@ -3,9 +3,11 @@ import pytest
 import torch
 
 from charrnn import precision
+from charrnn.config import TrainConfig
 from charrnn.data import Corpus
 from charrnn.precision import choose_precision, probe_rates
-from charrnn.train import TrainConfig, Trainer
+from charrnn.runs.store import read_header
+from charrnn.train import Trainer
 
 
 @pytest.fixture
@@ -106,13 +108,12 @@ def test_the_first_record_says_which_precision_and_why(model, corpus):
 
 
 def test_the_run_header_records_the_precision_and_its_rates(tmp_path, corpus_file):
-    from charrnn import checkpoint as ck
-    from charrnn.model import ModelConfig
-    from charrnn.runner import Run
+    from charrnn.config import ModelConfig
+    from charrnn.runs.runner import Run
 
     run = Run.create(tmp_path / "run", corpus_file, ModelConfig(embed=8, hidden=16), config(autocast="auto"))
     list(run.train(lambda: False))
-    header = ck.read_header(tmp_path / "run")
+    header = read_header(tmp_path / "run")
     assert header["precision"] == run.trainer.precision and header["precision"]["how"] == "measured"
     assert set(header["precision"]["rates"]) | set(header["precision"].get("unavailable", {})) == {"float32", "bf16"}
 

@@ -14,8 +14,7 @@ import pytest
 from app_fixtures import corpus_text, launched, make_checkpoint
 from gradio_client import Client
 
-from charrnn import checkpoint as ck
-from charrnn.checkpoint import PROJECT_DIR
+from charrnn.runs.store import META, METRICS, PROJECT_DIR, WEIGHTS, read_header
 from webui.models import BUNDLED_KEY
 
 pytestmark = pytest.mark.slow
@@ -57,8 +56,8 @@ def test_the_readme_python_example_runs_unchanged_against_a_launched_app(tmp_pat
         assert "Deleted **my-cats**" in out and "Deleted **my-cats-again**" in out
         assert not (served.root / "my-cats").exists() and not (served.root / "my-cats-again").exists()
     with zipfile.ZipFile(work / "my-cats.zip") as z:                                 # what the script took away
-        assert {ck.WEIGHTS, ck.META, ck.METRICS, "loss.png"} <= {Path(n).name for n in z.namelist()}
-    assert ck.read_header(work / "my-cats.safetensors")["run"] == "my-cats"
+        assert {WEIGHTS, META, METRICS, "loss.png"} <= {Path(n).name for n in z.namelist()}
+    assert read_header(work / "my-cats.safetensors")["run"] == "my-cats"
 
 
 def test_generate_with_only_a_prime_uses_the_latest_checkpoint(tmp_path):

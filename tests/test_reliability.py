@@ -39,17 +39,18 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from safetensors.torch import load_file, save_file
 
-from charrnn import checkpoint as ck
 from charrnn.data import min_corpus_chars
-from charrnn.jobs import Supervisor, resumable_runs
-from charrnn.runner import build_corpus
-from webui import actions
+from charrnn.runs.jobs import Supervisor, resumable_runs
+from charrnn.runs.runner import build_corpus
+from charrnn.runs.store import PROJECT_DIR, WEIGHTS, read_header, read_metrics, write_status
+from charrnn.runs.weights import CheckpointError
 from webui.context import AppContext
 from webui.demo import checkpoint_updates, poll
 from webui.errors import UserError
-from webui.forms import FORM_FIELDS, build_configs, read_corpus
 from webui.models import BUNDLED_KEY, list_checkpoints
 from webui.settings import Settings, settings_from_env
+from webui.train import actions
+from webui.train.forms import FORM_FIELDS, build_configs, read_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +58,8 @@ GENERIC = "has not enabled verbose error reporting"  # Gradio's text for an exce
 START_FIELDS = ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers", "seq_len",
                 "batch_size", "lr", "iterations", "minutes", "run_name", "key")
 GENERATE_FIELDS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
-BUNDLED = Settings(root=ck.PROJECT_DIR).bundled          # the pretrained run shipped with the app
-APP_PY = ck.PROJECT_DIR / "app.py"                       # a server file no request may read
+BUNDLED = Settings(root=PROJECT_DIR).bundled          # the pretrained run shipped with the app
+APP_PY = PROJECT_DIR / "app.py"                       # a server file no request may read
 TINY_PRESET = TINY_TRAINING["preset"]
 TINY_VALUES = {k: TINY_TRAINING[k] for k in FORM_FIELDS}
 
@@ -86,8 +87,8 @@ def client_of(url: str):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app over a fresh checkpoints folder, two levels below a folder of this module's own (see ESCAPES)."""
-    if not (BUNDLED / ck.WEIGHTS).is_file():
-        pytest.fail(f"the bundled checkpoint {BUNDLED / ck.WEIGHTS} is missing")
+    if not (BUNDLED / WEIGHTS).is_file():
+        pytest.fail(f"the bundled checkpoint {BUNDLED / WEIGHTS} is missing")
     root = tmp_path_factory.mktemp("reliability") / "served" / "checkpoints"
     root.mkdir(parents=True)
     with launched(root) as served:
@@ -265,8 +266,8 @@ def test_empty_prime_generates_from_the_default_start(client, prime):
 
 
 def bundled_vocab_size() -> int:
-    weights = BUNDLED / ck.WEIGHTS
-    return len(ck.read_header(weights)["vocab"]) if weights.is_file() else 0
+    weights = BUNDLED / WEIGHTS
+    return len(read_header(weights)["vocab"]) if weights.is_file() else 0
 
 
 BUNDLED_VOCAB = bundled_vocab_size()
@@ -386,7 +387,7 @@ def test_bad_checkpoint_is_refused_naming_the_file_and_the_others_still_generate
     damage(make_checkpoint(root / bad, corpus_text()), kind)
 
     message = refusal(lambda: client.predict(*generate_args(checkpoint=bad, prime="the "), api_name="/generate"))
-    assert f"{bad}/{ck.WEIGHTS}" in message
+    assert f"{bad}/{WEIGHTS}" in message
     keys = [r["key"] for r in list_checkpoints(served.settings)]
     assert good in keys and BUNDLED_KEY in keys
     if kind not in ("unexpected keys", "missing keys"):      # the picker reads headers only: a bad one is left out
@@ -400,7 +401,7 @@ def test_checkpoint_with_odd_header_values_does_not_break_the_picker(client, ser
     """A header of the right format whose fields have the wrong types: one bad file must not take the page down."""
     make_checkpoint(root / "fine", corpus_text())
     path = make_checkpoint(root / "odd", corpus_text())
-    header = ck.read_header(path)
+    header = read_header(path)
     save_file(load_file(str(path)), str(path), metadata={"charrnn": json.dumps({**header, "data": "corpus.txt",
                                                                                 "step": "ten"})})
     view = poll(served.ctx, {}, "odd", None)                          # every visitor's timer runs this
@@ -424,7 +425,7 @@ def test_run_names_with_dots_slashes_or_odd_characters_are_refused_and_nothing_i
     assert Path("/etc/passwd").read_bytes() == passwd and served.ctx.jobs.proc is before
 
 
-@pytest.mark.parametrize("key", [*ESCAPES, "x\n", str(BUNDLED), str(BUNDLED / ck.WEIGHTS), "shakespeare", 123])
+@pytest.mark.parametrize("key", [*ESCAPES, "x\n", str(BUNDLED), str(BUNDLED / WEIGHTS), "shakespeare", 123])
 def test_checkpoint_argument_outside_the_checkpoints_folder_is_refused(client, root, key):
     message = refusal(lambda: client.predict(*generate_args(checkpoint=key), api_name="/generate"))
     assert "invalid run name" in message or "no such checkpoint" in message
@@ -470,8 +471,8 @@ def test_user_text_in_messages_is_shown_as_text_not_markup(client, root):
 # --- faults ----------------------------------------------------------------------------------
 def checkpoint_step(root: Path, run: str) -> int:
     try:
-        return ck.read_header(root / run)["step"]
-    except ck.CheckpointError:
+        return read_header(root / run)["step"]
+    except CheckpointError:
         return 0
 
 
@@ -493,7 +494,7 @@ def test_sigkilled_trainer_leaves_the_app_serving_and_the_run_interrupted_genera
     assert "Resumed **killed**" in client.predict(None, "killed", 20, 0, api_name="/resume_training")
     wait_for(lambda: status_of(root, "killed") == "finished", what="the resumed run to finish")
     assert checkpoint_step(root, "killed") == saved + 20
-    steps = [r["step"] for r in ck.read_metrics(root / "killed")]
+    steps = [r["step"] for r in read_metrics(root / "killed")]
     assert steps == sorted(set(steps))                          # the killed run's extra records were dropped
 
 
@@ -539,7 +540,7 @@ def test_a_run_whose_trainer_pid_was_reused_is_shown_interrupted_and_offered_for
     torch.save({"step": 10}, settings.root / "orphan" / "train_state-10.pt")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        ck.write_status(settings.root / "orphan", "running", pid=other.pid)
+        write_status(settings.root / "orphan", "running", pid=other.pid)
         assert Supervisor(settings.root).state("orphan")["state"] == "interrupted"
         assert Supervisor(settings.root).active() is None
         labels = [label for label, _ in checkpoint_updates(AppContext(settings), None, [])[0]["choices"]]
@@ -611,7 +612,7 @@ def test_stop_pressed_twice_stops_the_one_run_once(client, served, root):
     assert GENERIC not in second and ("stop2" in second or "No training run is in progress" in second)
     wait_for(lambda: status_of(root, "stop2") == "stopped", what="the run to stop")
     assert trainer.wait(timeout=30) == 0 and served.ctx.jobs.proc is trainer
-    assert ck.read_header(root / "stop2")["step"] == last_step(root, "stop2")
+    assert read_header(root / "stop2")["step"] == last_step(root, "stop2")
 
 
 def test_with_no_password_only_the_caller_that_started_a_run_can_stop_or_delete_it(client, served, root):
@@ -633,7 +634,7 @@ def test_with_no_password_only_the_caller_that_started_a_run_can_stop_or_delete_
 def test_planted_pickle_checkpoint_is_refused_without_running_code(client, served, root, tmp_path):
     marker = tmp_path / "EXECUTED"
     (root / "planted").mkdir()
-    torch.save({"weights": PlantedPickle(marker)}, root / "planted" / ck.WEIGHTS)
+    torch.save({"weights": PlantedPickle(marker)}, root / "planted" / WEIGHTS)
     (root / "pickled").mkdir()                                   # a folder holding only a pickle is no checkpoint
     torch.save({"weights": PlantedPickle(marker)}, root / "pickled" / "model.pt")
     for key in ("planted", "pickled"):
@@ -648,7 +649,7 @@ def test_planted_pickle_optimizer_state_is_refused_on_resume_without_running_cod
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(corpus_text(), encoding="utf-8")
     path = make_checkpoint(root / "trap", corpus_text(), step=10)
-    header = ck.read_header(path)
+    header = read_header(path)
     header["data"] = {"name": "corpus.txt", "chars": len(corpus_text()), "path": str(corpus)}
     save_file(load_file(str(path)), str(path), metadata={"charrnn": json.dumps(header)})
     torch.save({"optimizer": PlantedPickle(marker)}, root / "trap" / "train_state-10.pt")
@@ -665,8 +666,8 @@ def test_gradio_serves_no_file_outside_what_the_app_intends(url, root):
     (root / "served" / "corpus.txt").write_text("a stranger's pasted text", encoding="utf-8")
     targets = {
         f"gradio_api/file={APP_PY}": b"create_demo",
-        f"gradio_api/file={BUNDLED / ck.WEIGHTS}": b"charrnn",
-        f"gradio_api/file={root / 'served' / ck.WEIGHTS}": b"charrnn",
+        f"gradio_api/file={BUNDLED / WEIGHTS}": b"charrnn",
+        f"gradio_api/file={root / 'served' / WEIGHTS}": b"charrnn",
         f"gradio_api/file={root / 'served' / 'corpus.txt'}": b"stranger",
         "gradio_api/file=app.py": b"create_demo",
         "gradio_api/file=checkpoints/shakespeare/model.safetensors": b"charrnn",

@@ -5,14 +5,14 @@ import math
 
 import pytest
 
-from charrnn.model import ModelConfig
-from charrnn.train import TrainConfig
-from webui.forms import CorpusChoice
-from webui.render import (
+from charrnn.config import ModelConfig, TrainConfig
+from webui.models import checkpoint_line
+from webui.settings import Settings
+from webui.train.forms import CorpusChoice
+from webui.train.render import (
     KEPT,
     SPLITS,
     active_banner,
-    checkpoint_line,
     clock,
     corpus_line,
     human_bytes,
@@ -33,7 +33,6 @@ from webui.render import (
     status_line,
     thin,
 )
-from webui.settings import Settings
 
 POINTS = Settings(root=".").plot_points
 EARLIER = Settings(root=".").earlier_samples

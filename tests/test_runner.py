@@ -1,4 +1,4 @@
-"""charrnn.runner: the kept model is the best one, patience ends a run, exact resume, old run directories.
+"""charrnn.runs.runner: the kept model is the best one, patience ends a run, exact resume, old run directories.
 
 Most tests script the validation loss by step (``script_validation``) so which step is best is known; the
 torchrun test overfits for real, on random letters, where the validation loss can only rise after a while.
@@ -12,12 +12,27 @@ import sys
 import pytest
 import torch
 
-import charrnn.checkpoint as ck
+from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import CorpusError
-from charrnn.jobs import budget_args, resumable_runs
-from charrnn.model import ModelConfig
-from charrnn.runner import BestSoFar, Run
-from charrnn.train import TrainConfig
+from charrnn.runs.jobs import budget_args, resumable_runs
+from charrnn.runs.runner import BestSoFar, Run
+from charrnn.runs.store import (
+    CORPUS_RECORD,
+    LATEST,
+    META,
+    WEIGHTS,
+    corpus_path,
+    latest_file,
+    latest_header,
+    load_checkpoint,
+    load_train_state,
+    read_header,
+    read_metrics,
+    read_status,
+    save_checkpoint,
+    train_state_steps,
+)
+from charrnn.runs.weights import read_json
 
 TINY = dict(batch_size=4, seq_len=16, warmup=5, eval_every=10, sample_every=1000, checkpoint_every=1000,
             log_every=5, sample_length=20, eval_chars=2000, device="cpu")
@@ -96,23 +111,23 @@ def test_the_kept_model_is_the_best_validation_loss_and_the_latest_is_where_trai
     records = list(run.train())
     directory = tmp_path / "r"
 
-    model, _, kept = ck.load_checkpoint(directory)
+    model, _, kept = load_checkpoint(directory)
     assert (kept["step"], kept["val_loss"], kept["best_step"], kept["best_val_loss"]) == (40, 1.5, 40, 1.5)
     assert same_weights(weights_of(model), snapshots[40])
-    assert ck.read_json(directory / ck.META) == kept
+    assert read_json(directory / META) == kept
 
-    latest_model, _, latest = ck.load_checkpoint(directory / ck.LATEST)
+    latest_model, _, latest = load_checkpoint(directory / LATEST)
     assert (latest["step"], latest["val_loss"], latest["best_step"], latest["best_val_loss"]) == (60, 2.4, 40, 1.5)
     assert same_weights(weights_of(latest_model), weights_of(run.trainer.model))
-    assert ck.latest_header(directory) == latest and max(ck.train_state_steps(directory)) == 60
+    assert latest_header(directory) == latest and max(train_state_steps(directory)) == 60
 
-    status = ck.read_status(directory)
+    status = read_status(directory)
     assert (status["state"], status["step"], status["best_step"], status["best_val_loss"]) == ("finished", 60, 40, 1.5)
     assert "reason" not in status
     assert records[-1]["best_step"] == 40 and records[-1]["best_val_loss"] == 1.5
     assert [(r["step"], r["best_step"]) for r in records if "val_loss" in r] == [
         (10, 10), (20, 20), (30, 20), (40, 40), (50, 40), (60, 40)]
-    assert ck.read_metrics(directory) == records
+    assert read_metrics(directory) == records
 
 
 def test_a_checkpoint_before_any_evaluation_is_kept_until_one_is_better(tmp_path, corpus_file):
@@ -121,11 +136,11 @@ def test_a_checkpoint_before_any_evaluation_is_kept_until_one_is_better(tmp_path
     seen = []
     for rec in run.train():
         if rec["step"] in (5, 15):              # saved at step 5: no evaluation yet, still generate-able
-            seen.append((ck.read_header(tmp_path / "r"), ck.latest_header(tmp_path / "r")))
+            seen.append((read_header(tmp_path / "r"), latest_header(tmp_path / "r")))
     (kept, _), (still_kept, latest) = seen
     assert kept["step"] == kept["best_step"] == 5 and kept["val_loss"] is kept["best_val_loss"] is None
     assert still_kept == kept and (latest["step"], latest["best_step"]) == (15, 5)
-    assert ck.read_header(tmp_path / "r")["step"] == 20                 # the first evaluation replaced it
+    assert read_header(tmp_path / "r")["step"] == 20                 # the first evaluation replaced it
 
 
 # --- early stopping ---------------------------------------------------------------------------
@@ -138,12 +153,12 @@ def test_patience_ends_the_run_as_finished_with_the_reason(tmp_path, corpus_file
     assert run.trainer.step == 50                                      # evaluations at 30, 40, 50 were worse
     assert records[-1]["end"] == "finished"
     assert records[-1]["reason"] == "validation stopped improving at step 20"
-    status = ck.read_status(directory)
+    status = read_status(directory)
     assert status["state"] == "finished" and status["reason"] == "validation stopped improving at step 20"
     assert status["step"] == 50 and status["best_step"] == 20 and status["best_val_loss"] == 2.0
-    assert ck.read_header(directory)["step"] == 20 and ck.latest_header(directory)["step"] == 50
-    assert same_weights(weights_of(ck.load_checkpoint(directory)[0]), snapshots[20])
-    steps = [r["step"] for r in ck.read_metrics(directory)]
+    assert read_header(directory)["step"] == 20 and latest_header(directory)["step"] == 50
+    assert same_weights(weights_of(load_checkpoint(directory)[0]), snapshots[20])
+    steps = [r["step"] for r in read_metrics(directory)]
     assert steps == sorted(set(steps)) and steps[-1] == 50
 
 
@@ -152,7 +167,7 @@ def test_without_patience_the_run_uses_its_whole_budget(tmp_path, corpus_file):
     script_validation(run, best_at_20)
     records = list(run.train())
     assert run.trainer.step == 80 and records[-1]["end"] == "finished" and "reason" not in records[-1]
-    assert ck.read_header(tmp_path / "r")["step"] == 20
+    assert read_header(tmp_path / "r")["step"] == 20
 
 
 def test_a_run_ended_by_its_limit_of_passes_says_so(tmp_path, corpus_file):
@@ -160,7 +175,7 @@ def test_a_run_ended_by_its_limit_of_passes_says_so(tmp_path, corpus_file):
     records = list(run.train())
     assert run.trainer.step < 10_000 and run.trainer.passes_progress() >= 1.0
     assert records[-1]["end"] == "finished"
-    assert records[-1]["reason"] == ck.read_status(tmp_path / "r")["reason"] == (
+    assert records[-1]["reason"] == read_status(tmp_path / "r")["reason"] == (
         "it had read its text 2 times, its limit of passes")
 
 
@@ -172,7 +187,7 @@ def test_a_run_stopped_and_resumed_stops_early_where_a_straight_run_does(tmp_pat
     first = Run.create(tmp_path / "split", corpus_file, *configs(200, patience=3))
     script_validation(first, best_at_20)
     assert list(first.train(lambda: first.trainer.step >= 35))[-1]["end"] == "stopped"
-    assert ck.read_status(tmp_path / "split")["state"] == "stopped"
+    assert read_status(tmp_path / "split")["state"] == "stopped"
     resumed = Run.resume(tmp_path / "split")
     assert resumed.trainer.step == 35 and resumed.best.step == 20
     script_validation(resumed, best_at_20)
@@ -180,9 +195,9 @@ def test_a_run_stopped_and_resumed_stops_early_where_a_straight_run_does(tmp_pat
 
     assert resumed.trainer.step == straight.trainer.step == 50          # the stop's extra evaluation used no patience
     assert records[-1]["reason"] == "validation stopped improving at step 20"
-    for name in (ck.WEIGHTS, ck.LATEST):
-        a, _, header_a = ck.load_checkpoint(tmp_path / "straight" / name)
-        b, _, header_b = ck.load_checkpoint(tmp_path / "split" / name)
+    for name in (WEIGHTS, LATEST):
+        a, _, header_a = load_checkpoint(tmp_path / "straight" / name)
+        b, _, header_b = load_checkpoint(tmp_path / "split" / name)
         assert header_a["step"] == header_b["step"]
         for (key, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
             torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=f"{name} {key}")
@@ -197,7 +212,7 @@ def test_resuming_a_run_that_patience_ended_trains_a_fresh_window(tmp_path, corp
     script_validation(resumed, best_at_20)
     records = list(resumed.train())
     assert resumed.trainer.step == 60 and records[-1]["reason"] == "validation stopped improving at step 20"
-    assert ck.read_header(tmp_path / "r")["step"] == 20
+    assert read_header(tmp_path / "r")["step"] == 20
 
 
 def test_patience_can_be_changed_on_resume(tmp_path, corpus_file):
@@ -214,11 +229,11 @@ def test_headers_name_the_corpus_by_name_and_size_and_carry_no_local_path(tmp_pa
     run = Run.create(tmp_path / "r", corpus_file, *configs(20, checkpoint_every=10), data_name="my text")
     list(run.train())
     directory = tmp_path / "r"
-    for header in (ck.read_header(directory), ck.latest_header(directory), ck.read_json(directory / ck.META)):
+    for header in (read_header(directory), latest_header(directory), read_json(directory / META)):
         assert header["data"] == {"name": "my text", "chars": len(text), "bytes": corpus_file.stat().st_size}
         assert str(tmp_path) not in json.dumps(header)
-    assert ck.read_json(directory / ck.CORPUS_RECORD) == {"path": str(corpus_file.resolve())}
-    assert ck.corpus_path(directory) == corpus_file.resolve()
+    assert read_json(directory / CORPUS_RECORD) == {"path": str(corpus_file.resolve())}
+    assert corpus_path(directory) == corpus_file.resolve()
 
 
 def test_a_run_whose_corpus_lies_inside_it_resumes_after_the_folder_moved(tmp_path, text):
@@ -227,7 +242,7 @@ def test_a_run_whose_corpus_lies_inside_it_resumes_after_the_folder_moved(tmp_pa
     (directory / "corpus.txt").write_text(text, encoding="utf-8")       # as the app writes pasted text
     first = Run.create(directory, directory / "corpus.txt", *configs(30))
     list(first.train(lambda: first.trainer.step >= 15))
-    assert ck.read_json(directory / ck.CORPUS_RECORD) == {"path": "corpus.txt"}
+    assert read_json(directory / CORPUS_RECORD) == {"path": "corpus.txt"}
     os.rename(tmp_path / "ck", tmp_path / "moved")
     resumed = Run.resume(tmp_path / "moved" / "r")
     assert list(resumed.train())[-1]["end"] == "finished" and resumed.trainer.step == 30
@@ -236,12 +251,12 @@ def test_a_run_whose_corpus_lies_inside_it_resumes_after_the_folder_moved(tmp_pa
 def test_resume_without_a_record_of_the_corpus_asks_for_data_and_records_what_it_is_given(tmp_path, corpus_file):
     first = Run.create(tmp_path / "r", corpus_file, *configs(30))
     list(first.train(lambda: first.trainer.step >= 15))
-    (tmp_path / "r" / ck.CORPUS_RECORD).unlink()
+    (tmp_path / "r" / CORPUS_RECORD).unlink()
     with pytest.raises(CorpusError, match="does not record where its corpus is; pass --data"):
         Run.resume(tmp_path / "r")
     moved = corpus_file.rename(tmp_path / "elsewhere.txt")
     resumed = Run.resume(tmp_path / "r", data_path=moved)
-    assert ck.corpus_path(tmp_path / "r") == moved.resolve()
+    assert corpus_path(tmp_path / "r") == moved.resolve()
     assert list(resumed.train())[-1]["end"] == "finished"
 
 
@@ -249,15 +264,15 @@ def test_resume_without_a_record_of_the_corpus_asks_for_data_and_records_what_it
 def make_legacy(directory, corpus_file) -> int:
     """Rewrite a run as the trainer wrote it before this change: one model.safetensors (the last weights) whose
     header has the corpus path and no best_step, optimizer state without the patience count, no other file."""
-    model, vocab, header = ck.load_checkpoint(ck.latest_file(directory))
+    model, vocab, header = load_checkpoint(latest_file(directory))
     header = {k: v for k, v in header.items() if k not in ("format", "model_config", "vocab", "best_step")}
     header["data"] = {"path": str(corpus_file.resolve()), "name": header["data"]["name"],
                       "chars": header["data"]["chars"]}
-    ck.save_checkpoint(directory, model, vocab, header)
-    state = ck.load_train_state(directory, header["step"])
+    save_checkpoint(directory, model, vocab, header)
+    state = load_train_state(directory, header["step"])
     state.pop("best")
     torch.save(state, directory / f"train_state-{header['step']}.pt")
-    for name in (ck.LATEST, ck.CORPUS_RECORD):
+    for name in (LATEST, CORPUS_RECORD):
         (directory / name).unlink()
     return header["step"]
 
@@ -277,18 +292,18 @@ def test_a_run_from_before_the_split_lists_resumes_exactly_and_gains_a_latest_fi
     listed = {r["name"]: r for r in resumable_runs(tmp_path)}
     assert listed["old"]["latest"] == listed["old"]["header"] and listed["old"]["latest"]["step"] == 20
     assert budget_args(listed["old"]["latest"], 10, 0) == ["--iterations", "30", "--minutes", "0"]
-    assert ck.latest_file(tmp_path / "old") == tmp_path / "old" / ck.WEIGHTS
+    assert latest_file(tmp_path / "old") == tmp_path / "old" / WEIGHTS
 
     resumed = Run.resume(tmp_path / "old")
     assert resumed.trainer.step == 20 and (resumed.best.step, resumed.best.val_loss) == (20, falling(20))
     script_validation(resumed, falling)
     list(resumed.train())
-    assert ck.latest_header(tmp_path / "old")["step"] == ck.read_header(tmp_path / "old")["step"] == 40
-    assert "path" not in ck.read_header(tmp_path / "old")["data"]
-    assert "path" not in ck.latest_header(tmp_path / "old")["data"]
-    assert ck.corpus_path(tmp_path / "old") == corpus_file.resolve()
-    a = ck.load_checkpoint(tmp_path / "straight" / ck.LATEST)[0]
-    b = ck.load_checkpoint(tmp_path / "old" / ck.LATEST)[0]
+    assert latest_header(tmp_path / "old")["step"] == read_header(tmp_path / "old")["step"] == 40
+    assert "path" not in read_header(tmp_path / "old")["data"]
+    assert "path" not in latest_header(tmp_path / "old")["data"]
+    assert corpus_path(tmp_path / "old") == corpus_file.resolve()
+    a = load_checkpoint(tmp_path / "straight" / LATEST)[0]
+    b = load_checkpoint(tmp_path / "old" / LATEST)[0]
     for (key, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=key)
 
@@ -309,13 +324,13 @@ def test_two_gloo_ranks_stop_together_when_validation_stops_improving(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     run = root / "ddp"
-    status = ck.read_status(run)
-    records = ck.read_metrics(run)
+    status = read_status(run)
+    records = read_metrics(run)
     vals = {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
     best = min(vals, key=vals.get)
     assert status["state"] == "finished" and status["reason"] == f"validation stopped improving at step {best}"
     assert status["step"] < 2000 and status["step"] == records[-1]["step"]
     assert sorted(vals)[-3:] == [status["step"] - 20, status["step"] - 10, status["step"]]
-    assert ck.read_header(run)["step"] == best and ck.read_header(run)["val_loss"] == vals[best]
-    assert ck.latest_header(run)["step"] == status["step"]
+    assert read_header(run)["step"] == best and read_header(run)["val_loss"] == vals[best]
+    assert latest_header(run)["step"] == status["step"]
     assert sorted(p.name for p in root.iterdir()) == ["ddp"]

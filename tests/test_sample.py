@@ -5,14 +5,9 @@ import re
 import pytest
 import torch
 
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.sample import (
-    Stepper,
-    default_start,
-    generate,
-    generate_with_probs,
-    next_distribution,
-)
+from charrnn.config import ModelConfig
+from charrnn.model import CharRNN
+from charrnn.sample import Stepper, default_start, generate, generate_with_probs, next_distribution
 from charrnn.vocab import UnknownCharacterError, Vocab
 
 

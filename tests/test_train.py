@@ -6,11 +6,26 @@ import sys
 import pytest
 import torch
 
-import charrnn.checkpoint as ck
+from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Corpus
-from charrnn.model import CharRNN, ModelConfig
-from charrnn.runner import Run
-from charrnn.train import TrainConfig, Trainer, TrainingDiverged, lr_factor
+from charrnn.model import CharRNN
+from charrnn.runs.runner import Run
+from charrnn.runs.store import (
+    CORPUS_RECORD,
+    LATEST,
+    META,
+    METRICS,
+    STATUS,
+    WEIGHTS,
+    latest_header,
+    load_checkpoint,
+    read_header,
+    read_metrics,
+    read_status,
+    write_status,
+)
+from charrnn.runs.weights import CheckpointError
+from charrnn.train import Trainer, TrainingDiverged, lr_factor
 
 TINY = dict(batch_size=4, seq_len=16, warmup=5, eval_every=10, sample_every=20, checkpoint_every=10,
             log_every=5, sample_length=20, eval_chars=2000, device="cpu")
@@ -142,25 +157,25 @@ def test_a_run_writes_its_checkpoint_metrics_plot_and_status(tmp_path, corpus_fi
     run = Run.create(tmp_path / "r", corpus_file, *run_config(20))
     records = list(run.train())
     assert records[-1]["end"] == "finished"
-    for name in (ck.WEIGHTS, ck.META, ck.LATEST, ck.CORPUS_RECORD, ck.METRICS, ck.STATUS, "loss.png", "loss.pdf",
+    for name in (WEIGHTS, META, LATEST, CORPUS_RECORD, METRICS, STATUS, "loss.png", "loss.pdf",
                  "train_state-20.pt"):
         assert (tmp_path / "r" / name).is_file(), name
-    assert ck.read_status(tmp_path / "r")["state"] == "finished"
-    assert ck.latest_header(tmp_path / "r")["step"] == 20
+    assert read_status(tmp_path / "r")["state"] == "finished"
+    assert latest_header(tmp_path / "r")["step"] == 20
     vals = {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
-    kept = ck.read_header(tmp_path / "r")
+    kept = read_header(tmp_path / "r")
     assert kept["val_loss"] == min(vals.values()) == vals[kept["step"]]    # the kept model is the best one
-    assert ck.read_metrics(tmp_path / "r") == records
+    assert read_metrics(tmp_path / "r") == records
 
 
 def test_stop_on_request_writes_a_final_checkpoint(tmp_path, corpus_file):
     run = Run.create(tmp_path / "r", corpus_file, *run_config(100))
     records = list(run.train(lambda: run.trainer.step >= 13))
     assert records[-1]["end"] == "stopped"
-    assert ck.latest_header(tmp_path / "r")["step"] == 13
+    assert latest_header(tmp_path / "r")["step"] == 13
     assert (tmp_path / "r" / "train_state-13.pt").is_file()
-    assert ck.read_status(tmp_path / "r")["state"] == "stopped"
-    model, _, _ = ck.load_checkpoint(tmp_path / "r" / ck.LATEST)
+    assert read_status(tmp_path / "r")["state"] == "stopped"
+    model, _, _ = load_checkpoint(tmp_path / "r" / LATEST)
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), run.trainer.model.parameters(), strict=True))
 
 
@@ -181,17 +196,17 @@ def test_a_resumed_run_equals_one_straight_run(tmp_path, corpus_file, carry_stat
     records = list(resumed.train())
     assert records[0]["step"] > n and records[-1]["end"] == "finished"
 
-    a, _, header_a = ck.load_checkpoint(tmp_path / "straight" / ck.LATEST)
-    b, _, header_b = ck.load_checkpoint(tmp_path / "split" / ck.LATEST)
+    a, _, header_a = load_checkpoint(tmp_path / "straight" / LATEST)
+    b, _, header_b = load_checkpoint(tmp_path / "split" / LATEST)
     assert header_a["step"] == header_b["step"] == 2 * n
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
     assert header_b["val_loss"] == pytest.approx(header_a["val_loss"], rel=1e-5)
-    kept_a, kept_b = ck.read_header(tmp_path / "straight"), ck.read_header(tmp_path / "split")
+    kept_a, kept_b = read_header(tmp_path / "straight"), read_header(tmp_path / "split")
     assert kept_a["step"] == kept_b["step"] and kept_b["val_loss"] == pytest.approx(kept_a["val_loss"], rel=1e-5)
 
-    steps_a = [r["step"] for r in ck.read_metrics(tmp_path / "straight")]
-    steps_b = [r["step"] for r in ck.read_metrics(tmp_path / "split")]
+    steps_a = [r["step"] for r in read_metrics(tmp_path / "straight")]
+    steps_b = [r["step"] for r in read_metrics(tmp_path / "split")]
     assert steps_b == steps_a                                # same steps, none duplicated by the stop
 
 
@@ -199,7 +214,7 @@ def test_resume_after_stopping_mid_interval_continues_without_duplicate_metrics(
     first = Run.create(tmp_path / "r", corpus_file, *run_config(30))
     list(first.train(lambda: first.trainer.step >= 13))
     list(Run.resume(tmp_path / "r").train())
-    steps = [r["step"] for r in ck.read_metrics(tmp_path / "r")]
+    steps = [r["step"] for r in read_metrics(tmp_path / "r")]
     assert steps == sorted(set(steps)) and steps[-1] == 30 and 13 in steps
 
 
@@ -209,8 +224,8 @@ def test_resume_refuses_a_run_that_is_still_training(tmp_path, corpus_file):
     # a live process that looks like a trainer (its command line names charrnn)
     trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
     try:
-        ck.write_status(tmp_path / "r", "running", pid=trainer.pid)
-        with pytest.raises(ck.CheckpointError, match="still training"):
+        write_status(tmp_path / "r", "running", pid=trainer.pid)
+        with pytest.raises(CheckpointError, match="still training"):
             Run.resume(tmp_path / "r")
     finally:
         trainer.kill()
@@ -220,7 +235,7 @@ def test_resume_refuses_a_run_that_is_still_training(tmp_path, corpus_file):
 def test_create_refuses_to_overwrite_an_existing_run(tmp_path, corpus_file):
     run = Run.create(tmp_path / "r", corpus_file, *run_config(5))
     list(run.train())
-    with pytest.raises(ck.CheckpointError, match="already exists"):
+    with pytest.raises(CheckpointError, match="already exists"):
         Run.create(tmp_path / "r", corpus_file, *run_config(5))
 
 
@@ -231,11 +246,11 @@ def test_diverging_run_fails_with_reason_and_keeps_the_last_good_checkpoint(tmp_
                         lambda v: math.nan if run.trainer.step >= 25 else real(v))
     with pytest.raises(TrainingDiverged):
         list(run.train())
-    status = ck.read_status(tmp_path / "r")
+    status = read_status(tmp_path / "r")
     assert status["state"] == "failed"
     assert "loss became nan at step 26" in status["reason"]
-    assert ck.latest_header(tmp_path / "r")["step"] == 20     # the last checkpoint before the bad step
-    model, _, header = ck.load_checkpoint(tmp_path / "r")
+    assert latest_header(tmp_path / "r")["step"] == 20     # the last checkpoint before the bad step
+    model, _, header = load_checkpoint(tmp_path / "r")
     assert header["step"] <= 20 and status["best_step"] == header["step"]
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert (tmp_path / "r" / "train_state-20.pt").is_file()

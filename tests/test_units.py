@@ -8,28 +8,19 @@ import torch
 from app_fixtures import app_settings, corpus_text, make_checkpoint, model_of, tiny_context
 from html_reading import Spans, box_text
 
-from charrnn import checkpoint as ck
-from charrnn.checkpoint import PROJECT_DIR
+from charrnn.config import ModelConfig
 from charrnn.inside import activations, suggest_units
-from charrnn.model import CharRNN, ModelConfig
+from charrnn.model import CharRNN
+from charrnn.runs.store import PROJECT_DIR, save_checkpoint
 from charrnn.vocab import Vocab
-from webui import units
+from webui.colours import activation_colour, ink_for
 from webui.errors import UserError
-from webui.generation import DEFAULT_PRIME
+from webui.inside import units
+from webui.inside.units import inside_text, suggestions, unit_args, unit_view
 from webui.models import BUNDLED_KEY
-from webui.render_inside import activation_colour, ink_for
+from webui.passages import PASSAGE, corpus_passage, line_start, model_passage, model_prime
+from webui.prime import DEFAULT_PRIME
 from webui.settings import Settings
-from webui.units import (
-    PASSAGE,
-    corpus_passage,
-    inside_text,
-    line_start,
-    model_passage,
-    model_prime,
-    suggestions,
-    unit_args,
-    unit_view,
-)
 
 TEXT = "the cat\nsat on"
 
@@ -73,7 +64,7 @@ def make_deep_checkpoint(directory, text):
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=16, layers=2))
     directory.mkdir(parents=True)
-    ck.save_checkpoint(directory, model, vocab, {"run": directory.name, "step": 1, "params": model.num_params()})
+    save_checkpoint(directory, model, vocab, {"run": directory.name, "step": 1, "params": model.num_params()})
 
 
 def test_the_layer_asked_for_is_the_one_shown(ctx):

@@ -7,15 +7,16 @@ import pytest
 import torch
 from app_fixtures import corpus_text, make_checkpoint
 
-from charrnn import checkpoint as ck
-from charrnn import webcopy
+from charrnn.runs.store import load_checkpoint, save_checkpoint
+from charrnn.runs.weights import CheckpointError
+from webui.generate import webcopy
 
 
 def test_a_copy_holds_every_tensor_of_the_checkpoint_as_float32_at_its_offset(tmp_path):
     weights = make_checkpoint(tmp_path / "run", corpus_text())
     digest = webcopy.write_copy(weights, tmp_path / "web")
     info, floats = webcopy.read_copy(tmp_path / "web", digest)
-    model, vocab, _ = ck.load_checkpoint(weights)
+    model, vocab, _ = load_checkpoint(weights)
     assert info["cell"] == "lstm" and info["hidden"] == 16 and info["vocab"] == list(vocab.chars)
     for name, t in model.state_dict().items():
         d = info["tensors"][name]
@@ -46,17 +47,18 @@ def test_a_copy_whose_floats_are_cut_short_is_refused(tmp_path):
     digest = webcopy.write_copy(make_checkpoint(tmp_path / "run", corpus_text()), web)
     data = (web / f"{digest}.bin").read_bytes()
     (web / f"{digest}.bin").write_bytes(data[:-8])
-    with pytest.raises(ck.CheckpointError, match="not a complete browser copy"):
+    with pytest.raises(CheckpointError, match="not a complete browser copy"):
         webcopy.read_copy(web, digest)
 
 
 def test_a_gru_copy_keeps_torch_order_of_gates(tmp_path):
-    from charrnn.model import CharRNN, ModelConfig
+    from charrnn.config import ModelConfig
+    from charrnn.model import CharRNN
     from charrnn.vocab import Vocab
     vocab = Vocab.from_text(corpus_text())
     model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=12, layers=2, cell="gru"))
     (tmp_path / "g").mkdir()
-    ck.save_checkpoint(tmp_path / "g", model, vocab, {"run": "g", "step": 1})
+    save_checkpoint(tmp_path / "g", model, vocab, {"run": "g", "step": 1})
     info, floats = webcopy.read_copy(tmp_path / "web", webcopy.write_copy(tmp_path / "g", tmp_path / "web"))
     d = info["tensors"]["rnn.weight_hh_l1"]
     assert d["shape"] == [36, 12] and info["layers"] == 2

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from charrnn.jobs import Supervisor
-from charrnn.lru import LRU
-
-from .models import ModelCache
-from .settings import Settings
+from charrnn.runs.jobs import Supervisor
+from webui.lru import LRU
+from webui.models import ModelCache
+from webui.settings import Settings
 
 
 @dataclass
@@ -18,6 +17,7 @@ class AppContext:
     logits: LRU = field(default_factory=lambda: LRU(64))        # next-character logits per (checkpoint, text read)
     activations: LRU = field(default_factory=lambda: LRU(6))    # a layer's (T, H) values per (checkpoint, text)
     copies: dict = field(default_factory=dict)                  # (file, mtime, size) -> its browser copy's digest
+    readers: LRU = field(default_factory=lambda: LRU(8))        # run -> the reader following its metrics.jsonl
 
     def __post_init__(self):
         if self.jobs is None:

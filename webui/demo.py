@@ -6,16 +6,20 @@ import gradio as gr
 import torch
 from starlette.middleware import Middleware
 
-from charrnn.jobs import resumable_runs
-
-from . import browser, generate_tab, inside_tab, style, train_style, train_tab
-from .context import AppContext
-from .fair import VisitorLimit, visitor_of
-from .generate_tab import describe_checkpoint
-from .glue import QUIET
-from .models import checkpoint_signature, list_checkpoints, picked_checkpoint
-from .owners import STORAGE_KEY, STORAGE_SECRET, browser_key
-from .settings import Settings
+from charrnn.runs.jobs import resumable_runs
+from webui import style
+from webui.context import AppContext
+from webui.fair import VisitorLimit, visitor_of
+from webui.generate import browser
+from webui.generate import tab as generate_tab
+from webui.generate.tab import describe_checkpoint
+from webui.glue import QUIET
+from webui.inside import tab as inside_tab
+from webui.models import checkpoint_signature, list_checkpoints, picked_checkpoint
+from webui.owners import STORAGE_KEY, STORAGE_SECRET, browser_key
+from webui.settings import Settings
+from webui.train import style as train_style
+from webui.train import tab as train_tab
 
 CSS_MODULES = (style, train_style, browser)                 # modules whose CSS string the page loads (see page_css)
 # Gradio's queue looks for new events every 1 ms while idle and for progress to send every 10 ms: 5-6% of a core

@@ -9,11 +9,10 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from charrnn.checkpoint import CheckpointError
 from charrnn.data import CorpusError
-from charrnn.jobs import JobError
-
-from .errors import UserError, esc, no_markup
+from charrnn.runs.jobs import JobError
+from charrnn.runs.weights import CheckpointError
+from webui.errors import UserError, esc, no_markup
 
 QUIET = dict(api_visibility="private", show_progress="hidden")   # internal events: no API, no spinner
 

@@ -8,26 +8,27 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from charrnn import checkpoint as ck
-from charrnn.jobs import run_dirs
-from charrnn.lru import LRU
 from charrnn.model import CharRNN
+from charrnn.runs.jobs import run_dirs
+from charrnn.runs.store import WEIGHTS, checkpoint_file, list_runs, load_checkpoint, read_header, run_dir
+from charrnn.runs.weights import CheckpointError
 from charrnn.vocab import Vocab
-
-from .errors import UserError, esc, no_markup
-from .settings import Settings
+from webui.checks import as_dict, finite, whole
+from webui.errors import UserError, esc, no_markup
+from webui.lru import LRU
+from webui.settings import Settings
 
 BUNDLED_KEY = "bundled/shakespeare"      # picker value of the shipped model ('/' is never in a run name)
 
 
 def list_checkpoints(settings: Settings) -> list[dict]:
     """Runs with a checkpoint, newest first, plus the bundled model when the checkpoints folder is elsewhere."""
-    found = [{**r, "key": r["name"], "label": r["name"]} for r in ck.list_runs(settings.root)]
-    bundled = settings.bundled / ck.WEIGHTS
+    found = [{**r, "key": r["name"], "label": r["name"]} for r in list_runs(settings.root)]
+    bundled = settings.bundled / WEIGHTS
     if settings.bundled.parent.resolve() != settings.root and bundled.is_file():
         try:
-            header = ck.read_header(bundled)
-        except ck.CheckpointError:
+            header = read_header(bundled)
+        except CheckpointError:
             header = None
         if header is not None:
             found.append({"name": settings.bundled.name, "path": settings.bundled, "header": header,
@@ -63,7 +64,7 @@ def summary(r: dict, default: bool) -> dict:
     header, cfg, data = r["header"], r["header"].get("model_config", {}), r["header"].get("data", {})
     val = header.get("best_val_loss")
     try:
-        size = (r["path"] / ck.WEIGHTS).stat().st_size
+        size = (r["path"] / WEIGHTS).stat().st_size
     except OSError:
         size = None
     return {"key": r["key"], "label": r["label"], "corpus": str(data.get("name", "")),
@@ -79,7 +80,7 @@ def checkpoint_signature(settings: Settings) -> tuple:
     sig = []
     for d in run_dirs(settings.root):
         try:
-            sig.append((d.name, (d / ck.WEIGHTS).stat().st_mtime_ns))
+            sig.append((d.name, (d / WEIGHTS).stat().st_mtime_ns))
         except OSError:
             continue
     return tuple(sorted(sig))
@@ -90,8 +91,8 @@ def run_directory(settings: Settings, key) -> Path:
     if key == BUNDLED_KEY:
         return settings.bundled
     try:
-        return ck.run_dir(settings.root, key)
-    except ck.CheckpointError as e:
+        return run_dir(settings.root, key)
+    except CheckpointError as e:
         raise UserError(no_markup(e)) from None
 
 
@@ -100,8 +101,8 @@ def resolve_checkpoint(settings: Settings, key) -> Path:
     if not key:
         raise UserError("No checkpoint chosen. Train one in the Train tab, or pick one from the list.")
     try:
-        return ck.checkpoint_file(run_directory(settings, key))
-    except ck.CheckpointError as e:
+        return checkpoint_file(run_directory(settings, key))
+    except CheckpointError as e:
         raise UserError(no_markup(e)) from None
 
 
@@ -138,8 +139,8 @@ def file_key(path: Path) -> tuple[str, int]:
 
 def load(path: Path):
     try:
-        return ck.load_checkpoint(path)
-    except ck.CheckpointError as e:
+        return load_checkpoint(path)
+    except CheckpointError as e:
         raise UserError(no_markup(e)) from None
 
 
@@ -149,3 +150,20 @@ def load_model(settings: Settings, cache: ModelCache, key) -> tuple[CharRNN, Voc
     version = file_key(path)        # before loading: a rewrite in between only wastes a memo
     model, vocab, _ = cache.get(path)
     return model, vocab, version
+
+
+def checkpoint_line(header: dict) -> str:
+    """One line on a checkpoint: corpus, size, the kept model's step and validation loss."""
+    cfg, data = as_dict(header.get("model_config")), as_dict(header.get("data"))
+    val, step = header.get("best_val_loss"), whole(header.get("step")) or 0
+    val_text = f"validation loss {val:.3f} nats/char ({val / math.log(2):.2f} bits/char)" \
+        if finite(val) else "no validation loss yet"
+    if whole(header.get("best_step")) is not None and finite(val):       # a run that keeps its best model
+        kept = f"kept model from {step:,} steps of training: the run's best {val_text}"
+    else:
+        kept = f"{step:,} steps · {val_text}"
+    params = f"{header['params']:,} parameters, " if whole(header.get("params")) is not None else ""
+    chars = whole(data.get("chars")) or 0
+    return (f"Trained on **{esc(str(data.get('name', '?')))}** ({chars:,} chars) · "
+            f"{esc(str(cfg.get('cell', 'lstm'))).upper()} {esc(str(cfg.get('layers')))} x "
+            f"{esc(str(cfg.get('hidden')))}, {params}{len(str(header.get('vocab', '')))}-character vocabulary · {kept}")

@@ -15,10 +15,11 @@ import hmac
 import secrets
 from pathlib import Path
 
-from charrnn import checkpoint as ck
-
-from .errors import UserError, esc
-from .settings import Settings
+from charrnn.runs.store import run_dir
+from charrnn.runs.weights import CheckpointError, read_json
+from charrnn.runs.writes import write_json
+from webui.errors import UserError, esc
+from webui.settings import Settings
 
 OWNER = "owner.json"
 # Gradio encrypts a BrowserState with a secret, by default a new one per start, which would lose every browser's
@@ -49,7 +50,7 @@ def digest(key: str) -> str:
 def record_owner(directory: Path, key) -> None:
     """Write down who owns the new run in ``directory`` (nothing when there is no usable key)."""
     if usable_key(key):
-        ck.write_json(Path(directory) / OWNER, {"key_sha256": digest(key)})
+        write_json(Path(directory) / OWNER, {"key_sha256": digest(key)})
 
 
 def owner_digest(directory: Path) -> str | None:
@@ -59,7 +60,7 @@ def owner_digest(directory: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        value = ck.read_json(path).get("key_sha256")
+        value = read_json(path).get("key_sha256")
     except (OSError, ValueError, AttributeError):
         return ""
     return value if isinstance(value, str) else ""
@@ -89,7 +90,12 @@ def check_run_owner(settings: Settings, name, key, doing: str) -> None:
     """``check_owner`` for run ``name`` under the checkpoints folder (a name that is no run's passes: what
     follows refuses it with its own message)."""
     try:
-        directory = ck.run_dir(settings.root, name)
-    except ck.CheckpointError:
+        directory = run_dir(settings.root, name)
+    except CheckpointError:
         return
     check_owner(settings, directory, key, doing)
+
+
+def check_password(settings: Settings, password: str | None) -> None:
+    if settings.password and not hmac.compare_digest((password or "").encode(), settings.password.encode()):
+        raise UserError("Training controls need the password (set by CHARRNN_TRAIN_PASSWORD on this server).")

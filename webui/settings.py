@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn.checkpoint import PROJECT_DIR, default_root
+from charrnn.runs.store import PROJECT_DIR, default_root
 
 
 @dataclass(frozen=True)

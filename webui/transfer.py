@@ -21,17 +21,26 @@ import time
 import zipfile
 from pathlib import Path
 
-from charrnn import checkpoint as ck
+from charrnn.runs.store import (
+    META,
+    METRICS,
+    WEIGHTS,
+    load_checkpoint,
+    read_status,
+    run_dir,
+    safe_run_name,
+    write_status,
+)
+from charrnn.runs.weights import CheckpointError
+from charrnn.runs.writes import atomic_write, write_json
+from charrnn.runs.writes import human as human_bytes
+from webui.context import AppContext
+from webui.errors import UserError, esc, no_markup
+from webui.models import BUNDLED_KEY, checkpoint_line, resolve_checkpoint, run_directory
+from webui.owners import check_owner, check_password, record_owner
+from webui.settings import Settings
 
-from .actions import check_password, folder_bytes, stamp
-from .context import AppContext
-from .errors import UserError, esc, no_markup
-from .models import BUNDLED_KEY, resolve_checkpoint, run_directory
-from .owners import check_owner, record_owner
-from .render import checkpoint_line, human_bytes
-from .settings import Settings
-
-TRAVELS = (ck.WEIGHTS, ck.META, ck.METRICS, "loss.png", "loss.pdf")   # what a download holds, when present
+TRAVELS = (WEIGHTS, META, METRICS, "loss.png", "loss.pdf")   # what a download holds, when present
 STORED = {".safetensors", ".png", ".pdf"}          # already dense: zipped without compression
 HEADER_ROOM = 1 << 20                              # a checkpoint's JSON header, beyond its float32 weights
 MAX_SAFETENSORS_HEADER = 8 << 20
@@ -48,7 +57,7 @@ def training_state(ctx: AppContext, directory: Path) -> str | None:
     'running' only while a trainer is alive, 'stopping' after Stop); the bundled run's from its status file."""
     if directory.parent == ctx.settings.root:
         return ctx.jobs.state(directory.name).get("state")
-    return ck.read_status(directory).get("state")
+    return read_status(directory).get("state")
 
 
 def trainer_attached(ctx: AppContext, directory: Path, exit_wait_s: float = 5.0) -> bool:
@@ -113,8 +122,8 @@ def build_download(ctx: AppContext, key, folder: Path) -> list[Path]:
     archive, model = folder / f"{name}.zip", folder / f"{name}.safetensors"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        ck.atomic_write(archive, lambda tmp: write_zip(Path(tmp), name, files))
-        ck.atomic_write(model, lambda tmp: shutil.copyfile(directory / ck.WEIGHTS, tmp))
+        atomic_write(archive, lambda tmp: write_zip(Path(tmp), name, files))
+        atomic_write(model, lambda tmp: shutil.copyfile(directory / WEIGHTS, tmp))
     except OSError as e:
         raise UserError(f"Cannot prepare the download of {esc(name)}: {esc(e.strerror or e)}") from None
     return [archive, model]
@@ -145,8 +154,8 @@ def check_model_file(path: Path, max_bytes: int) -> dict:
         raise UserError(f"{shown} is {human_bytes(size)}; the app takes models up to {human_bytes(max_bytes)}.")
     check_layout(path, size, shown)
     try:
-        _, _, header = ck.load_checkpoint(path)
-    except ck.CheckpointError as e:
+        _, _, header = load_checkpoint(path)
+    except CheckpointError as e:
         reason = str(e).removeprefix(f"{path}: ")
         raise UserError(f"{shown} cannot be used: {no_markup(reason)}.") from None
     return header
@@ -189,22 +198,22 @@ def new_run_dir(root: Path, wanted, stem: str) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         if isinstance(wanted, str) and wanted.strip():
-            directory = ck.run_dir(root, wanted.strip())
+            directory = run_dir(root, wanted.strip())
             try:
                 directory.mkdir()
             except FileExistsError:
                 raise UserError(f"A run named {esc(directory.name)} already exists; pick another name "
                                 "(nothing was overwritten).") from None
             return directory
-        base = ck.safe_run_name(stem)[:70]
+        base = safe_run_name(stem)[:70]
         for i in range(1, 1000):
-            directory = ck.run_dir(root, base if i == 1 else f"{base}-{i}")
+            directory = run_dir(root, base if i == 1 else f"{base}-{i}")
             try:
                 directory.mkdir()
                 return directory
             except FileExistsError:
                 continue
-    except ck.CheckpointError as e:
+    except CheckpointError as e:
         raise UserError(no_markup(e)) from None
     except OSError as e:
         raise UserError(f"Cannot write to the checkpoints folder: {esc(e.strerror or e)}") from None
@@ -228,10 +237,10 @@ def add_model(ctx: AppContext, password, upload, run_name=None, owner_key=None) 
                         f"{human_bytes(settings.max_checkpoints_bytes)}: delete a run you no longer need, then add it.")
     directory = new_run_dir(settings.root, run_name, path.stem)
     try:
-        ck.write_json(directory / ck.META, header)
+        write_json(directory / META, header)
         record_owner(directory, owner_key)
-        ck.write_status(directory, "uploaded", file=path.name, added=time.time())
-        ck.atomic_write(directory / ck.WEIGHTS, lambda tmp: shutil.copyfile(path, tmp))   # last: then it is listed
+        write_status(directory, "uploaded", file=path.name, added=time.time())
+        atomic_write(directory / WEIGHTS, lambda tmp: shutil.copyfile(path, tmp))   # last: then it is listed
     except OSError as e:
         shutil.rmtree(directory, ignore_errors=True)
         raise UserError(f"Cannot write to the checkpoints folder: {esc(e.strerror or e)}. Nothing was added.") from None
@@ -264,3 +273,15 @@ def delete_run(ctx: AppContext, password, key, owner_key=None) -> str:
             raise UserError(f"Cannot delete {esc(directory.name)}: {esc(e.strerror or e)}") from None
     shutil.rmtree(trash, ignore_errors=True)
     return stamp(f"Deleted **{directory.name}**.")
+
+
+def stamp(message: str) -> str:
+    return f"{time.strftime('%H:%M:%S')} · {message}"
+def folder_bytes(root: Path) -> int:
+    total = 0
+    for path in root.rglob("*") if root.is_dir() else []:
+        try:
+            total += path.stat().st_size if path.is_file() and not path.is_symlink() else 0
+        except OSError:
+            continue
+    return total

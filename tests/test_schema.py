@@ -1,13 +1,16 @@
-"""charrnn.runfiles: the schemas run files are read through, and the incremental reader of metrics.jsonl."""
+"""charrnn.runs.schema: the schemas run files are read through; webui.train.metrics: the incremental reader of
+metrics.jsonl."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from charrnn import checkpoint as ck
-from charrnn import runfiles
-from charrnn.runfiles import Damaged, MetricsReader, Thinned
+from charrnn.runs import schema as runfiles
+from charrnn.runs.schema import Damaged
+from charrnn.runs.store import METRICS, append_metrics, metrics_of, read_metrics, truncate_metrics
+from charrnn.runs.weights import FORMAT
+from webui.train.metrics import MetricsReader, Thinned
 
 
 def record(step: int, **more) -> dict:
@@ -56,16 +59,16 @@ def test_a_metrics_line_of_the_wrong_shape_is_damaged_naming_the_line_and_field(
 
 
 def test_read_metrics_skips_damaged_lines_and_says_which(tmp_path):
-    write_lines(tmp_path / ck.METRICS, [json.dumps(record(10)), "[1,2]", "null", '{"step":"x"}',
+    write_lines(tmp_path / METRICS, [json.dumps(record(10)), "[1,2]", "null", '{"step":"x"}',
                                         '{"step":999,"val_loss":"x"}', json.dumps(record(20))])
-    assert [r["step"] for r in ck.read_metrics(tmp_path)] == [10, 20]
-    records, damaged, first = ck.metrics_of(tmp_path)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [10, 20]
+    records, damaged, first = metrics_of(tmp_path)
     assert len(records) == 2 and damaged == 4 and first == "line 2 holds a list, not an object"
 
 
 # --- the incremental reader --------------------------------------------------------------------
 def test_the_reader_reads_only_what_was_appended_since_its_last_read(tmp_path):
-    path = tmp_path / ck.METRICS
+    path = tmp_path / METRICS
     write_lines(path, [json.dumps(record(s)) for s in (10, 20)])
     reader = MetricsReader(path)
     assert [r["step"] for r in reader.records()] == [10, 20]
@@ -77,7 +80,7 @@ def test_the_reader_reads_only_what_was_appended_since_its_last_read(tmp_path):
 
 
 def test_the_reader_waits_for_a_line_still_being_written(tmp_path):
-    path = tmp_path / ck.METRICS
+    path = tmp_path / METRICS
     write_lines(path, [json.dumps(record(10))])
     with open(path, "a", encoding="utf-8") as f:
         f.write('{"step": 20, "train_lo')
@@ -89,13 +92,13 @@ def test_the_reader_waits_for_a_line_still_being_written(tmp_path):
 
 
 def test_the_reader_starts_again_when_the_file_is_rewritten(tmp_path):
-    path = tmp_path / ck.METRICS
+    path = tmp_path / METRICS
     for step in (10, 20, 30):
-        ck.append_metrics(tmp_path, record(step))
+        append_metrics(tmp_path, record(step))
     reader = MetricsReader(path)
     assert len(reader.records()) == 3
-    ck.truncate_metrics(tmp_path, 10)                      # a resume from step 10: a new file
-    ck.append_metrics(tmp_path, record(15))
+    truncate_metrics(tmp_path, 10)                      # a resume from step 10: a new file
+    append_metrics(tmp_path, record(15))
     assert [r["step"] for r in reader.records()] == [10, 15]
     path.unlink()
     assert reader.records() == []
@@ -103,7 +106,7 @@ def test_the_reader_starts_again_when_the_file_is_rewritten(tmp_path):
 
 def test_the_reader_counts_damaged_lines_and_skips_a_runaway_line(tmp_path, monkeypatch):
     monkeypatch.setattr(runfiles, "MAX_LINE_BYTES", 1000)
-    path = tmp_path / ck.METRICS
+    path = tmp_path / METRICS
     write_lines(path, [json.dumps(record(10)), '{"step":"x"}'])
     reader = MetricsReader(path)
     reader.records()
@@ -118,7 +121,7 @@ def test_the_reader_counts_damaged_lines_and_skips_a_runaway_line(tmp_path, monk
 
 
 def test_the_readers_digest_is_bounded_and_keeps_what_the_view_draws(tmp_path):
-    path = tmp_path / ck.METRICS
+    path = tmp_path / METRICS
     lines = []
     for i in range(1, 20_001):
         extra = {"val_loss": 2.0 - i / 1e5, "sample": f"sample {i}"} if i % 20 == 0 else {}
@@ -126,7 +129,7 @@ def test_the_readers_digest_is_bounded_and_keeps_what_the_view_draws(tmp_path):
     lines.append(json.dumps(record(200_005, end="stopped")))
     write_lines(path, lines)
     digest = MetricsReader(path, keep=50).records()
-    everything = ck.read_metrics(tmp_path)
+    everything = read_metrics(tmp_path)
     assert len(digest) <= 3 * 100 + 4 < len(everything)
     assert [r["step"] for r in digest] == sorted(r["step"] for r in digest)     # in file order
     assert digest[0] == everything[0] and digest[-1] == everything[-1]
@@ -154,7 +157,7 @@ def test_thinned_keeps_between_keep_and_twice_keep_evenly_spaced_items_from_the_
     ({"best_step": "x"}, "best_step is text"), ({"elapsed": -1}, "elapsed is -1"),
 ])
 def test_a_header_of_the_wrong_shape_is_damaged_naming_the_field(changes, says):
-    header = {"format": ck.FORMAT, "model_config": {}, "vocab": "ab", "step": 10, "data": {"chars": 5},
+    header = {"format": FORMAT, "model_config": {}, "vocab": "ab", "step": 10, "data": {"chars": 5},
               "train_config": {"iterations": 10, "minutes": 0.0}, "val_loss": None}
     assert runfiles.header_of(header, "header") is header
     with pytest.raises(Damaged, match=says):

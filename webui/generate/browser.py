@@ -11,11 +11,10 @@ import base64
 import json
 from pathlib import Path
 
-from charrnn import checkpoint as ck
-from charrnn import webcopy
-
-from . import wasm
-from .models import list_checkpoints
+from charrnn.runs.store import WEIGHTS
+from charrnn.runs.weights import CheckpointError
+from webui.generate import wasm, webcopy
+from webui.models import list_checkpoints
 
 STATIC = Path(__file__).resolve().parent / "static"
 RUNTIME_FILES = ("runtime.js",)           # the worker's source
@@ -43,7 +42,7 @@ def sync_copies(settings, known: dict) -> dict:
 def copy_entry(settings, r: dict, known: dict) -> dict:
     if r["status"].get("state") == "running":
         return {"copy": None, "why": "it is still training, so its weights change: generated on the server"}
-    path = r["path"] / ck.WEIGHTS
+    path = r["path"] / WEIGHTS
     try:
         stat = path.stat()
     except OSError:
@@ -55,7 +54,7 @@ def copy_entry(settings, r: dict, known: dict) -> dict:
     try:
         digest = known.get(sig) or webcopy.file_digest(path)
         webcopy.write_copy(path, settings.browser_dir, digest)
-    except (OSError, ck.CheckpointError) as e:
+    except (OSError, CheckpointError) as e:
         return {"copy": None, "why": f"no browser copy could be made ({str(e).splitlines()[0][:120]})"}
     known[sig] = digest
     return {"copy": digest}

@@ -4,38 +4,29 @@ No gradio: refusals are ``UserError``; each action returns the message the page 
 """
 from __future__ import annotations
 
-import hmac
 import time
 from pathlib import Path
 
-from charrnn import checkpoint as ck
+from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import CorpusError
-from charrnn.jobs import JobError, capped_config
-from charrnn.memory import estimate_peak_bytes, human, memory_limit
-from charrnn.model import ModelConfig, count_params
-from charrnn.runner import build_corpus
-from charrnn.train import TrainConfig
-
-from .context import AppContext
-from .errors import UserError, esc, no_markup
-from .forms import CorpusChoice, build_configs, read_corpus, text_stats, vocab_size_for
-from .owners import check_run_owner, record_owner
-from .render import corpus_line, model_line
-from .settings import Settings
-
-
-def stamp(message: str) -> str:
-    return f"{time.strftime('%H:%M:%S')} · {message}"
-
-
-def check_password(settings: Settings, password: str | None) -> None:
-    if settings.password and not hmac.compare_digest((password or "").encode(), settings.password.encode()):
-        raise UserError("Training controls need the password (set by CHARRNN_TRAIN_PASSWORD on this server).")
+from charrnn.model import count_params
+from charrnn.runs.jobs import JobError, capped_config
+from charrnn.runs.memory import estimate_peak_bytes, memory_limit
+from charrnn.runs.runner import build_corpus
+from charrnn.runs.store import safe_run_name
+from charrnn.runs.writes import human
+from webui.context import AppContext
+from webui.errors import UserError, esc, no_markup
+from webui.owners import check_password, check_run_owner, record_owner
+from webui.settings import Settings
+from webui.train.forms import CorpusChoice, build_configs, read_corpus, text_stats, vocab_size_for
+from webui.train.render import corpus_line, model_line
+from webui.transfer import folder_bytes, stamp
 
 
 def default_run_name(choice: CorpusChoice, preset: str) -> str:
     stem = Path(choice.name).stem if choice.path or choice.name.endswith(".txt") else "pasted"
-    return ck.safe_run_name(f"{stem}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return safe_run_name(f"{stem}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def start_training(ctx: AppContext, password, source, bundled_name, upload, pasted, preset, values: dict,
@@ -85,16 +76,6 @@ def check_disk(settings: Settings) -> None:
     if used > settings.max_checkpoints_bytes:
         raise UserError(f"The saved runs take {human(used)}, over this server's {human(settings.max_checkpoints_bytes)}"
                         ": delete a run you no longer need, then start again.")
-
-
-def folder_bytes(root: Path) -> int:
-    total = 0
-    for path in root.rglob("*") if root.is_dir() else []:
-        try:
-            total += path.stat().st_size if path.is_file() and not path.is_symlink() else 0
-        except OSError:
-            continue
-    return total
 
 
 def stop_training(ctx: AppContext, password, key=None) -> str:

@@ -11,9 +11,11 @@ import re
 import pytest
 from html_reading import Spans, box_text, columns, drawn_text, entropy_in
 
+from charrnn.config import ModelConfig
 from charrnn.inside import readable
-from charrnn.model import ModelConfig
-from webui import render_inside as ri
+from webui import colours as ri
+from webui.generate import view as gview
+from webui.inside import view as iview
 from webui.style import CSS, NARROW
 
 
@@ -40,7 +42,7 @@ def record_of(text="the cat\nsat", start=4, probs=(0.9, 0.05, 0.5, 0.01, 1.0, 0.
 
 def test_each_character_after_the_prime_is_coloured_by_its_probability_with_a_summary_and_legend():
     record = record_of()
-    markup = ri.confidence_html(record)
+    markup = gview.confidence_html(record)
     (spans,) = Spans(markup).boxes
     assert len(spans) == len(record["probs"])
     for (shown, style, title), ch, p in zip(spans, record["text"][4:], record["probs"], strict=True):
@@ -53,18 +55,18 @@ def test_each_character_after_the_prime_is_coloured_by_its_probability_with_a_su
 
 
 def test_the_summary_names_top_k_and_a_greedy_generation_says_so():
-    assert "temperature 1.2, top-k 5:" in ri.confidence_html(record_of(temperature=1.2, top_k=5))
-    greedy = ri.confidence_html(record_of(probs=[1.0] * 7, temperature=0))
+    assert "temperature 1.2, top-k 5:" in gview.confidence_html(record_of(temperature=1.2, top_k=5))
+    greedy = gview.confidence_html(record_of(probs=[1.0] * 7, temperature=0))
     assert "greedily" in greedy and "every character was the likeliest" in greedy and "surprises" not in greedy
 
 
 def test_no_record_asks_for_a_generation():
-    assert "Generate some text" in ri.confidence_html(None) and not Spans(ri.confidence_html(None)).boxes
+    assert "Generate some text" in gview.confidence_html(None) and not Spans(gview.confidence_html(None)).boxes
 
 
 def test_text_and_prime_are_escaped():
     record = record_of(text="<b>x & <i>\n", start=3, probs=[0.5] * 8)
-    markup = ri.confidence_html(record)
+    markup = gview.confidence_html(record)
     assert "&lt;b&gt;" in markup and "<b>" not in markup and "<i>" not in markup
     assert box_text(markup) == "x & <i>\n"
 
@@ -98,7 +100,7 @@ def test_legend_swatches_carry_their_own_ink():
 # --- temperatures side by side ----------------------------------------------------------
 def test_temperature_columns_show_each_temperature_coloured_and_the_seed():
     runs = {0.2: [("a", 0.9), ("b", 0.8)], 1.6: [("\n", 0.1), ("<", 0.04)]}
-    markup = ri.temperature_columns("pr<", runs, 42)
+    markup = gview.temperature_columns("pr<", runs, 42)
     assert columns(markup) == {"0.2": "ab", "1.6": "\n<"}
     assert "T = 0.2" in markup and "T = 1.6" in markup and "average p 0.85" in markup and "average p 0.07" in markup
     assert "seed (42)" in markup and "--charrnn-columns:2" in markup and "pr&lt;" in markup
@@ -119,7 +121,7 @@ LSTM = ModelConfig(vocab_size=10, embed=4, hidden=16, layers=2)
 
 def test_a_hidden_unit_colours_each_character_on_a_fixed_scale():
     text, values = "ab\nc", [0.5, -0.25, 0.0, 0.9]
-    markup = ri.unit_html(text, values, "hidden", 2, 7, LSTM, " A note.")
+    markup = iview.unit_html(text, values, "hidden", 2, 7, LSTM, " A note.")
     (spans,) = Spans(markup).boxes
     assert "".join(drawn_text(s) for s, _, _ in spans) == text
     for (_, style, title), ch, v in zip(spans, text, values, strict=True):
@@ -129,51 +131,51 @@ def test_a_hidden_unit_colours_each_character_on_a_fixed_scale():
 
 def test_cell_values_are_scaled_to_what_they_reach():
     values = [0.5, -3.0, 1.5]
-    markup = ri.unit_html("abc", values, "cell", 1, 0, LSTM)
+    markup = iview.unit_html("abc", values, "cell", 1, 0, LSTM)
     styles = [style for _, style, _ in Spans(markup).boxes[0]]
     assert styles == [painted(ri.activation_colour(v, 3.0)) for v in values]
     assert ">-3</span>" in markup and ">+1.5</span>" in markup and ">+3</span>" in markup   # legend: the range reached
-    small = ri.unit_html("ab", [0.2, -0.1], "cell", 1, 0, LSTM)                  # but never less than +-1
+    small = iview.unit_html("ab", [0.2, -0.1], "cell", 1, 0, LSTM)                  # but never less than +-1
     assert [s for _, s, _ in Spans(small).boxes[0]] == [painted(ri.activation_colour(v, 1.0)) for v in (0.2, -0.1)]
 
 
 def test_a_cell_without_a_cell_state_says_it_shows_the_hidden_state():
     gru = ModelConfig(vocab_size=10, embed=4, hidden=8, cell="gru")
-    assert "hidden (a GRU has no cell state) unit 1</strong>" in ri.unit_html("ab", [0.1, 0.2], "cell", 1, 1, gru)
-    assert "<strong>hidden unit 1</strong>" in ri.unit_html("ab", [0.1, 0.2], "hidden", 1, 1, gru)
+    assert "hidden (a GRU has no cell state) unit 1</strong>" in iview.unit_html("ab", [0.1, 0.2], "cell", 1, 1, gru)
+    assert "<strong>hidden unit 1</strong>" in iview.unit_html("ab", [0.1, 0.2], "hidden", 1, 1, gru)
 
 
 # --- the next character: bars and their line ------------------------------------------
 def test_the_bars_are_the_likeliest_characters_readable_and_typed():
-    frame = ri.distribution_frame([(" ", 0.5), ("\n", 0.3), ("a", 0.15), ("b", 0.05)], 3)
+    frame = gview.distribution_frame([(" ", 0.5), ("\n", 0.3), ("a", 0.15), ("b", 0.05)], 3)
     assert list(frame.char) == ["␣", "⏎", "a"] and list(frame.probability) == [0.5, 0.3, 0.15]
     assert str(frame.dtypes["probability"]) == "float64" and str(frame.dtypes["char"]) in ("str", "object")
 
 
 def test_the_line_names_what_was_read_the_temperature_the_entropy_and_what_came_next():
-    line = ri.distribution_line("the cat", "\n", {"\n": 0.25, "a": 0.75}, 1.234, 0.7, 16)
+    line = gview.distribution_line("the cat", "\n", {"\n": 0.25, "a": 0.75}, 1.234, 0.7, 16)
     assert "After <code>the␣cat</code> (7 characters read)" in line and "temperature 0.7" in line
     assert entropy_in(line) == 1.23 and "4.00 = all 16 characters equally likely" in line
     assert "how unsure the model is" in line                                     # entropy, in plain words
     assert "goes on with <code>⏎</code>, which has p = 0.250 here." in line
-    start = ri.distribution_line("", "t", {"t": 0.5}, 0.0, 0, 16)
+    start = gview.distribution_line("", "t", {"t": 0.5}, 0.0, 0, 16)
     assert "At the very start" in start and "greedy" in start and "0.00 bits" in start
     assert "goes on with <code>t</code>" in start
-    assert "goes on" not in ri.distribution_line("ab", None, {}, 1.0, 1.0, 4)
+    assert "goes on" not in gview.distribution_line("ab", None, {}, 1.0, 1.0, 4)
 
 
 def test_the_line_says_when_the_next_character_is_unknown_and_escapes_the_text():
-    line = ri.distribution_line("<b>", "é", {"a": 1.0}, 0.0, 1.0, 4)
+    line = gview.distribution_line("<b>", "é", {"a": 1.0}, 0.0, 1.0, 4)
     assert "<code>&lt;b&gt;</code>" in line and "<b>" not in line
     assert "goes on with <code>é</code>, a character this model does not know." in line
 
 
-@pytest.mark.parametrize("length", [ri.CONTEXT_SHOWN, ri.CONTEXT_SHOWN + 1, 5000])
+@pytest.mark.parametrize("length", [gview.CONTEXT_SHOWN, gview.CONTEXT_SHOWN + 1, 5000])
 def test_the_line_shows_only_the_end_of_a_long_text(length):
     read = ("abcdefghij" * 600)[:length]
-    line = ri.distribution_line(read, None, {}, 1.0, 1.0, 10)
+    line = gview.distribution_line(read, None, {}, 1.0, 1.0, 10)
     shown = re.search(r"<code>(.*?)</code>", line).group(1)
-    assert shown == ("…" if length > ri.CONTEXT_SHOWN else "") + read[-ri.CONTEXT_SHOWN:]
+    assert shown == ("…" if length > gview.CONTEXT_SHOWN else "") + read[-gview.CONTEXT_SHOWN:]
     assert f"({length:,} characters read)" in line
     assert f"{math.log2(10):.2f} = all 10" in line
 

@@ -17,20 +17,34 @@ import subprocess
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import checkpoint as ck
-from .model import ModelConfig
-from .options import config_argv
-from .runfiles import MetricsReader
-from .train import TrainConfig
+from charrnn.config import ModelConfig, TrainConfig, config_argv
+from charrnn.runs.schema import trainer_alive
+from charrnn.runs.store import (
+    FINAL_STATES,
+    METRICS,
+    PROJECT_DIR,
+    STATUS,
+    WEIGHTS,
+    check_room,
+    corpus_path,
+    interrupted,
+    is_run_dir,
+    list_runs,
+    read_status,
+    read_status_file,
+    run_dir,
+    train_state_steps,
+    write_final_status,
+)
+from charrnn.runs.weights import CheckpointError
+from charrnn.runs.writes import atomic_write
 
 MAX_MORE_ITERATIONS = 10_000_000
 MAX_MORE_MINUTES = 10_080          # a week, as TrainConfig allows
-MAX_READERS = 8                    # runs whose metrics a supervisor follows at once
 
 
 class JobError(ValueError):
@@ -46,20 +60,20 @@ class Job:
 # --- run directories --------------------------------------------------------------
 def run_dirs(root: Path) -> list[Path]:
     """The run folders of ``root``: real folders with a run's name (a symlinked one is no run)."""
-    return [d for d in root.iterdir() if ck.is_run_dir(d)] if root.is_dir() else []
+    return [d for d in root.iterdir() if is_run_dir(d)] if root.is_dir() else []
 
 
 def recent_run(root: Path) -> str | None:
     """The run with the newest metrics."""
-    stamped = [((d / ck.METRICS).stat().st_mtime, d.name) for d in run_dirs(root) if (d / ck.METRICS).is_file()]
+    stamped = [((d / METRICS).stat().st_mtime, d.name) for d in run_dirs(root) if (d / METRICS).is_file()]
     return max(stamped)[1] if stamped else None
 
 
 def running_job(root: Path) -> Job | None:
     """A run whose status says running, with a live trainer behind it."""
     for d in run_dirs(root):
-        status = ck.read_status_file(d)
-        if status["state"] == "running" and ck.trainer_alive(status.get("pid")):
+        status = read_status_file(d)
+        if status["state"] == "running" and trainer_alive(status.get("pid")):
             return Job(d.name, status["pid"])
     return None
 
@@ -69,9 +83,9 @@ def resumable_runs(root: Path) -> list[dict]:
     of a damaged status (it cannot say whether a trainer still writes there).
 
     Each run's ``latest`` header (where training is) says its step; ``header`` is the kept model's."""
-    return [r for r in ck.list_runs(root)
+    return [r for r in list_runs(root)
             if r["status"]["state"] not in ("running", "damaged") and r["latest"] is not None
-            and r["latest"].get("step") in ck.train_state_steps(r["path"])]
+            and r["latest"].get("step") in train_state_steps(r["path"])]
 
 
 def log_tail(directory: Path, lines: int = 12) -> str:
@@ -90,17 +104,17 @@ def prepare_run_dir(root: Path, name: str, text: str, path: Path | None) -> Path
 
     Returns the file the trainer reads (its --data)."""
     try:
-        directory = ck.run_dir(root, name)
-    except ck.CheckpointError as e:
+        directory = run_dir(root, name)
+    except CheckpointError as e:
         raise JobError(str(e)) from None
-    if (directory / ck.WEIGHTS).exists():
+    if (directory / WEIGHTS).exists():
         raise JobError(f"A run named {name} already exists; resume it or pick another name.")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         if path is not None:
             return path
         corpus = directory / "corpus.txt"
-        ck.atomic_write(corpus, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        atomic_write(corpus, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         return corpus
     except OSError as e:
         raise JobError(f"Cannot write to {root}: {e.strerror or e}") from None
@@ -109,7 +123,7 @@ def prepare_run_dir(root: Path, name: str, text: str, path: Path | None) -> Path
 def budget_args(header: dict, more_iterations=0, more_minutes=0.0, cap_minutes: float = 0) -> list[str]:
     """CLI overrides that extend a run's budget: totals count from the start, so add to what it has done.
 
-    ``header`` is the latest weights' header (``ck.latest_header``): its step and elapsed are what was done.
+    ``header`` is the latest weights' header (``latest_header``): its step and elapsed are what was done.
     ``cap_minutes`` > 0 bounds the time this resumed part may train (a visitor's cap), whatever the budget."""
     more_iterations, more_minutes = more_iterations or 0, more_minutes or 0
     for name, value, high in (("more iterations", more_iterations, MAX_MORE_ITERATIONS),
@@ -143,10 +157,10 @@ def capped_config(train_cfg: TrainConfig, cap_minutes: float) -> TrainConfig:
 def stop_run(root: Path, name: str) -> Job:
     """SIGTERM the trainer of run ``name``: it finishes its step, saves a final checkpoint and says 'stopped'."""
     try:
-        status = ck.read_status(ck.run_dir(root, name))
-    except ck.CheckpointError as e:
+        status = read_status(run_dir(root, name))
+    except CheckpointError as e:
         raise JobError(str(e)) from None
-    if status.get("state") != "running" or not ck.trainer_alive(status.get("pid")):
+    if status.get("state") != "running" or not trainer_alive(status.get("pid")):
         raise JobError(f"Run {name} is not training (its status is {status.get('state')}).")
     try:
         os.kill(status["pid"], signal.SIGTERM)
@@ -170,16 +184,14 @@ class Supervisor:
         self.stopping: set[str] = set()
         self.spawned_ns = 0                             # when our child was started (its status is newer)
         self.exiting: list[subprocess.Popen] = []      # earlier children, done with their runs, not yet reaped
-        self.readers: OrderedDict[str, MetricsReader] = OrderedDict()   # per run, shared by every visitor
-        self.readers_lock = threading.Lock()
 
     def child_alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def child_done(self) -> bool:
         """Our child wrote its final status (finished, stopped, failed, with its pid) and is only exiting."""
-        status = ck.read_status_file(self.root / self.run)
-        return status["state"] in ck.FINAL_STATES and status.get("pid") == self.proc.pid
+        status = read_status_file(self.root / self.run)
+        return status["state"] in FINAL_STATES and status.get("pid") == self.proc.pid
 
     def active(self) -> Job | None:
         """The run in progress: our child (covering the second before it writes its status, not the second after
@@ -205,7 +217,7 @@ class Supervisor:
             self.refuse_if_busy()
             data = prepare_run_dir(self.root, name, text, path)
             if on_created is not None:
-                on_created(ck.run_dir(self.root, name))
+                on_created(run_dir(self.root, name))
             return self.spawn(name, ["--data", str(data), *args])
 
     def resume(self, name: str, more_iterations=0, more_minutes=0.0, cap_minutes: float = 0) -> tuple[Job, int]:
@@ -216,13 +228,13 @@ class Supervisor:
             raise JobError(self.not_resumable(name))
         header = runs[name]["latest"]
         args = ["--resume", name, *budget_args(header, more_iterations, more_minutes, cap_minutes)]
-        data = ck.corpus_path(runs[name]["path"], header)
+        data = corpus_path(runs[name]["path"], header)
         if data is None:
             raise JobError(f"Run {name} does not record where its corpus is; it cannot be resumed here.")
         if not data.is_file():
             raise JobError(f"The corpus of {name} ({data}) is gone; it cannot be resumed here.")
         try:
-            ck.check_room(runs[name]["path"])
+            check_room(runs[name]["path"])
         except OSError as e:
             raise JobError(f"Run {name} cannot be resumed: {e}.") from None
         with self.lock:
@@ -232,8 +244,8 @@ class Supervisor:
     def not_resumable(self, name) -> str:
         """Why run ``name`` is not offered for resume."""
         try:
-            status = ck.read_status_file(ck.run_dir(self.root, name))
-        except ck.CheckpointError:
+            status = read_status_file(run_dir(self.root, name))
+        except CheckpointError:
             status = {}
         if status.get("state") == "damaged":
             return (f"Run {name} cannot be resumed here: {status['reason']}. Its kept model still generates; "
@@ -264,9 +276,9 @@ class Supervisor:
         if self.child_alive():                 # done with its run (see active), still exiting: reap it later
             self.exiting.append(self.proc)
         self.exiting = [p for p in self.exiting if p.poll() is None]
-        with open(ck.run_dir(self.root, name) / "train.log", "ab") as log:
+        with open(run_dir(self.root, name) / "train.log", "ab") as log:
             self.spawned_ns = time.time_ns()
-            self.proc = subprocess.Popen(cmd, cwd=ck.PROJECT_DIR, stdin=subprocess.DEVNULL, stdout=log,
+            self.proc = subprocess.Popen(cmd, cwd=PROJECT_DIR, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.run = name
@@ -284,7 +296,7 @@ class Supervisor:
         own, 'stopping' once Stop was pressed, and how our child died when it was killed mid-run (written down, so
         the run says so after a restart too); ``metrics_damage`` when its metrics have damaged lines."""
         directory = self.root / name
-        status = ck.read_status(directory)
+        status = read_status(directory)
         if self.run == name and self.proc is not None and not self.wrote_status(directory):
             if self.child_alive():
                 status = {"state": "starting"}                    # what is there is an earlier trainer's
@@ -296,15 +308,14 @@ class Supervisor:
             status = self.record_death(directory, status, self.proc.returncode)
         if status["state"] == "running" and name in self.stopping:
             status = {**status, "state": "stopping"}
-        note = self.metrics_note(name)
-        return {**status, "metrics_damage": note} if note else status
+        return status
 
     def wrote_status(self, directory: Path) -> bool:
         """Our child has written the run's status.json: it names the child's pid, or is newer than the child."""
-        if ck.read_status_file(directory).get("pid") == self.proc.pid:
+        if read_status_file(directory).get("pid") == self.proc.pid:
             return True
         try:
-            return (directory / ck.STATUS).stat().st_mtime_ns >= self.spawned_ns
+            return (directory / STATUS).stat().st_mtime_ns >= self.spawned_ns
         except OSError:
             return False
 
@@ -315,28 +326,9 @@ class Supervisor:
     def record_death(self, directory: Path, status: dict, code: int) -> dict:
         """The 'interrupted' status of a trainer of ours that died without a final status, saying how, written
         over its 'running' one (best effort: the reason is shown either way)."""
-        status = {**ck.interrupted(directory, status, death_reason(code)), "code": code}
-        ck.write_final_status(directory, "interrupted", **{k: v for k, v in status.items() if k != "state"})
+        status = {**interrupted(directory, status, death_reason(code)), "code": code}
+        write_final_status(directory, "interrupted", **{k: v for k, v in status.items() if k != "state"})
         return status
-
-    def metrics(self, name: str) -> MetricsReader:
-        """The reader that follows run ``name``'s metrics.jsonl (one per run, kept for the last few runs)."""
-        with self.readers_lock:
-            reader = self.readers.pop(name, None) or MetricsReader(self.root / name / ck.METRICS)
-            self.readers[name] = reader
-            while len(self.readers) > MAX_READERS:
-                self.readers.popitem(last=False)
-            return reader
-
-    def metrics_note(self, name: str) -> str | None:
-        """What the reader of run ``name`` found damaged in its metrics (None: nothing, or not read here)."""
-        with self.readers_lock:
-            reader = self.readers.get(name)
-        return reader.damage_note() if reader is not None else None
-
-    def records(self, name: str) -> list[dict]:
-        """What the training view draws of run ``name``: a bounded digest of its metrics, read incrementally."""
-        return self.metrics(name).records()
 
     def last_run(self) -> str | None:
         """What to show while nothing trains: the run started here last, else the newest on disk."""
@@ -349,7 +341,7 @@ class Supervisor:
         if name is None:
             return (None,)
         stamps = []
-        for file in (ck.METRICS, ck.STATUS, "train.log"):
+        for file in (METRICS, STATUS, "train.log"):
             try:
                 st = (self.root / name / file).stat()
                 stamps.append((st.st_size, st.st_mtime_ns))

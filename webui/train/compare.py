@@ -8,13 +8,13 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from charrnn import checkpoint as ck
-
-from .errors import UserError, esc
-from .forms import finite
-from .models import BUNDLED_KEY, run_directory
-from .render import thin
-from .settings import Settings
+from charrnn.runs.store import read_header, read_metrics
+from charrnn.runs.weights import CheckpointError
+from webui.checks import finite
+from webui.errors import UserError, esc
+from webui.models import BUNDLED_KEY, run_directory
+from webui.settings import Settings
+from webui.train.render import thin
 
 X_AXES = {"step": "step", "chars": "characters seen"}     # x column -> axis title
 MOST_RUNS = 8
@@ -27,12 +27,12 @@ class Compared:
     def __init__(self, key: str, directory: Path):
         self.name = directory.name + (" (bundled)" if key == BUNDLED_KEY else "")
         try:
-            self.header = ck.read_header(directory)
-        except ck.CheckpointError:
+            self.header = read_header(directory)
+        except CheckpointError:
             self.header = None
         per_step = chars_per_step(self.header)
         self.points = [(r["step"], r.get("chars_seen", r["step"] * per_step if per_step else math.nan), r["val_loss"])
-                       for r in ck.read_metrics(directory)
+                       for r in read_metrics(directory)
                        if isinstance(r.get("step"), int) and finite(r.get("val_loss"))]
 
 

@@ -10,8 +10,40 @@ from pathlib import Path
 import pytest
 import torch
 
-import charrnn.checkpoint as ck
-import charrnn.writes as writes
+import charrnn.runs.weights as weights_module
+import charrnn.runs.writes as writes
+from charrnn.runs.store import (
+    CORPUS_RECORD,
+    LATEST,
+    META,
+    METRICS,
+    STATUS,
+    WEIGHTS,
+    append_metrics,
+    check_room,
+    corpus_path,
+    latest_checkpoint,
+    latest_file,
+    latest_header,
+    list_runs,
+    load_checkpoint,
+    load_train_state,
+    read_header,
+    read_metrics,
+    read_status,
+    run_dir,
+    safe_run_name,
+    save_checkpoint,
+    save_latest,
+    save_train_state,
+    train_state_steps,
+    truncate_metrics,
+    write_corpus_record,
+    write_final_status,
+    write_status,
+)
+from charrnn.runs.weights import FORMAT, CheckpointError, read_json
+from charrnn.runs.writes import LOW_ROOM, WriteFailed, atomic_write, write_json
 from charrnn.vocab import Vocab
 
 
@@ -28,7 +60,7 @@ class PlantedPickle:
 def saved_run(directory, make_model, vocab, seed=0, step=10, **config):
     model = make_model(vocab, seed=seed, **config)
     directory.mkdir(parents=True, exist_ok=True)
-    ck.save_checkpoint(directory, model, vocab, {"step": step, "note": "test"})
+    save_checkpoint(directory, model, vocab, {"step": step, "note": "test"})
     return model
 
 
@@ -40,31 +72,31 @@ def logits_of(model, vocab, text="the cat sat"):
 @pytest.mark.parametrize("config", [dict(), dict(layers=2, cell="gru", dropout=0.1)])
 def test_checkpoint_round_trip_gives_identical_logits_and_vocab(tmp_path, make_model, vocab, config):
     model = saved_run(tmp_path / "run", make_model, vocab, **config)
-    loaded, loaded_vocab, header = ck.load_checkpoint(tmp_path / "run")
+    loaded, loaded_vocab, header = load_checkpoint(tmp_path / "run")
     assert loaded_vocab == vocab
     assert loaded.config == model.config
     assert torch.equal(logits_of(loaded, vocab), logits_of(model, vocab))
-    assert header["step"] == 10 and header["note"] == "test" and header["format"] == ck.FORMAT
+    assert header["step"] == 10 and header["note"] == "test" and header["format"] == FORMAT
     assert not loaded.training
 
 
 def test_checkpoint_loads_from_the_weights_file_too(tmp_path, make_model, vocab):
     model = saved_run(tmp_path / "run", make_model, vocab)
-    loaded, _, _ = ck.load_checkpoint(tmp_path / "run" / ck.WEIGHTS)
+    loaded, _, _ = load_checkpoint(tmp_path / "run" / WEIGHTS)
     assert torch.equal(logits_of(loaded, vocab), logits_of(model, vocab))
 
 
 def test_checkpoint_keeps_a_unicode_vocabulary(tmp_path, make_model):
     vocab = Vocab.from_text("床前明月光 où forêt 🙂\n")
     saved_run(tmp_path / "run", make_model, vocab)
-    assert ck.load_checkpoint(tmp_path / "run")[1] == vocab
+    assert load_checkpoint(tmp_path / "run")[1] == vocab
 
 
 def test_header_is_readable_without_loading_weights_and_matches_the_json(tmp_path, make_model, vocab):
     saved_run(tmp_path / "run", make_model, vocab)
-    header = ck.read_header(tmp_path / "run")
+    header = read_header(tmp_path / "run")
     assert header["vocab"] == "".join(vocab.chars)
-    assert json.loads((tmp_path / "run" / ck.META).read_text(encoding="utf-8")) == header
+    assert json.loads((tmp_path / "run" / META).read_text(encoding="utf-8")) == header
 
 
 # --- atomic writes -------------------------------------------------------------------
@@ -72,26 +104,26 @@ def test_a_save_that_fails_midway_keeps_the_previous_checkpoint_and_no_temp_file
                                                                                  monkeypatch):
     run = tmp_path / "run"
     old = saved_run(run, make_model, vocab, seed=0)
-    before = (run / ck.WEIGHTS).read_bytes()
+    before = (run / WEIGHTS).read_bytes()
 
     def half_write_then_fail(tensors, path, metadata=None):
         with open(path, "wb") as f:
             f.write(before[:100])
         raise OSError("disk full")
 
-    monkeypatch.setattr(ck, "save_file", half_write_then_fail)
+    monkeypatch.setattr(weights_module, "save_file", half_write_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        ck.save_checkpoint(run, make_model(vocab, seed=1), vocab, {"step": 20})
-    assert (run / ck.WEIGHTS).read_bytes() == before
-    assert torch.equal(logits_of(ck.load_checkpoint(run)[0], vocab), logits_of(old, vocab))
-    assert sorted(p.name for p in run.iterdir()) == sorted([ck.WEIGHTS, ck.META])
+        save_checkpoint(run, make_model(vocab, seed=1), vocab, {"step": 20})
+    assert (run / WEIGHTS).read_bytes() == before
+    assert torch.equal(logits_of(load_checkpoint(run)[0], vocab), logits_of(old, vocab))
+    assert sorted(p.name for p in run.iterdir()) == sorted([WEIGHTS, META])
 
 
 def test_atomic_write_replaces_the_file_in_one_step(tmp_path):
     path = tmp_path / "f.json"
-    ck.write_json(path, {"a": 1})
-    ck.write_json(path, {"a": 2})
-    assert ck.read_json(path) == {"a": 2}
+    write_json(path, {"a": 1})
+    write_json(path, {"a": 2})
+    assert read_json(path) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
 
@@ -99,17 +131,17 @@ def test_atomic_write_replaces_the_file_in_one_step(tmp_path):
 @pytest.mark.parametrize("damage", ["truncated", "cut_short", "empty", "garbage"])
 def test_corrupt_checkpoint_raises_checkpoint_error_naming_the_file(tmp_path, make_model, vocab, damage):
     saved_run(tmp_path / "run", make_model, vocab)
-    path = tmp_path / "run" / ck.WEIGHTS
+    path = tmp_path / "run" / WEIGHTS
     raw = path.read_bytes()
     path.write_bytes({"truncated": raw[:len(raw) // 2], "cut_short": raw[:-1], "empty": b"",
                       "garbage": bytes(range(256)) * 4}[damage])
-    with pytest.raises(ck.CheckpointError, match=re.escape(str(path))):
-        ck.load_checkpoint(tmp_path / "run")
+    with pytest.raises(CheckpointError, match=re.escape(str(path))):
+        load_checkpoint(tmp_path / "run")
 
 
 def test_missing_checkpoint_raises_checkpoint_error(tmp_path):
-    with pytest.raises(ck.CheckpointError, match="no such checkpoint"):
-        ck.load_checkpoint(tmp_path / "nothing-here")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nothing-here")
 
 
 def test_safetensors_without_a_charrnn_header_is_refused(tmp_path):
@@ -117,16 +149,16 @@ def test_safetensors_without_a_charrnn_header_is_refused(tmp_path):
 
     path = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
-    with pytest.raises(ck.CheckpointError, match="not a charrnn checkpoint"):
-        ck.load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="not a charrnn checkpoint"):
+        load_checkpoint(path)
 
 
 def test_checkpoint_whose_vocab_does_not_fit_the_model_is_refused(tmp_path, make_model, vocab):
     saved_run(tmp_path / "run", make_model, vocab)
-    model, _, header = ck.load_checkpoint(tmp_path / "run")
-    ck.save_checkpoint(tmp_path / "run", model, Vocab("ab"), {"step": header["step"]})
-    with pytest.raises(ck.CheckpointError, match="vocabulary"):
-        ck.load_checkpoint(tmp_path / "run")
+    model, _, header = load_checkpoint(tmp_path / "run")
+    save_checkpoint(tmp_path / "run", model, Vocab("ab"), {"step": header["step"]})
+    with pytest.raises(CheckpointError, match="vocabulary"):
+        load_checkpoint(tmp_path / "run")
 
 
 @pytest.mark.parametrize("dumps", [pickle.dumps, "torch.save"])
@@ -137,8 +169,8 @@ def test_a_pickle_renamed_to_safetensors_is_refused_without_executing(tmp_path, 
         torch.save({"weights": PlantedPickle(marker)}, path)
     else:
         path.write_bytes(pickle.dumps(PlantedPickle(marker)))
-    with pytest.raises(ck.CheckpointError, match="model.safetensors"):
-        ck.load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_checkpoint(path)
     assert not marker.exists()
 
 
@@ -146,69 +178,69 @@ def test_a_pt_checkpoint_is_refused_without_opening(tmp_path):
     marker = tmp_path / "EXECUTED"
     path = tmp_path / "model.pt"
     torch.save({"weights": PlantedPickle(marker)}, path)
-    with pytest.raises(ck.CheckpointError, match="only .safetensors"):
-        ck.load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="only .safetensors"):
+        load_checkpoint(path)
     assert not marker.exists()
 
 
 def test_resume_state_is_loaded_without_unpickling_code(tmp_path):
     marker = tmp_path / "EXECUTED"
     torch.save({"optimizer": PlantedPickle(marker)}, tmp_path / "train_state-5.pt")
-    with pytest.raises(ck.CheckpointError, match="train_state-5.pt"):
-        ck.load_train_state(tmp_path, 5)
+    with pytest.raises(CheckpointError, match="train_state-5.pt"):
+        load_train_state(tmp_path, 5)
     assert not marker.exists()
 
 
 def test_resume_state_keeps_only_the_newest_files(tmp_path):
     for step in (10, 20, 30):
-        ck.save_train_state(tmp_path, step, {"step": step, "t": torch.ones(2) * step})
-    assert sorted(ck.train_state_steps(tmp_path)) == [20, 30]
-    assert torch.equal(ck.load_train_state(tmp_path, 30)["t"], torch.full((2,), 30.0))
+        save_train_state(tmp_path, step, {"step": step, "t": torch.ones(2) * step})
+    assert sorted(train_state_steps(tmp_path)) == [20, 30]
+    assert torch.equal(load_train_state(tmp_path, 30)["t"], torch.full((2,), 30.0))
 
 
 # --- kept model and latest weights ----------------------------------------------------------
 def test_save_latest_writes_the_state_of_its_step_and_leaves_the_kept_model_alone(tmp_path, make_model, vocab):
     kept = saved_run(tmp_path, make_model, vocab, seed=0, step=10)
     newer = make_model(vocab, seed=1)
-    header = ck.save_latest(tmp_path, newer, vocab, {"step": 30, "best_step": 10}, {"step": 30})
-    assert ck.latest_file(tmp_path) == tmp_path / ck.LATEST and ck.latest_header(tmp_path) == header
-    assert header["step"] == 30 and ck.load_train_state(tmp_path, 30) == {"step": 30}
-    assert torch.equal(logits_of(ck.load_checkpoint(tmp_path / ck.LATEST)[0], vocab), logits_of(newer, vocab))
-    assert torch.equal(logits_of(ck.load_checkpoint(tmp_path)[0], vocab), logits_of(kept, vocab))
-    assert ck.read_header(tmp_path)["step"] == 10
+    header = save_latest(tmp_path, newer, vocab, {"step": 30, "best_step": 10}, {"step": 30})
+    assert latest_file(tmp_path) == tmp_path / LATEST and latest_header(tmp_path) == header
+    assert header["step"] == 30 and load_train_state(tmp_path, 30) == {"step": 30}
+    assert torch.equal(logits_of(load_checkpoint(tmp_path / LATEST)[0], vocab), logits_of(newer, vocab))
+    assert torch.equal(logits_of(load_checkpoint(tmp_path)[0], vocab), logits_of(kept, vocab))
+    assert read_header(tmp_path)["step"] == 10
 
 
 def test_a_latest_save_that_fails_leaves_the_previous_latest_naming_a_step_whose_state_exists(tmp_path, make_model,
                                                                                               vocab, monkeypatch):
     model = saved_run(tmp_path, make_model, vocab)
-    ck.save_latest(tmp_path, model, vocab, {"step": 10}, {"step": 10})
-    monkeypatch.setattr(ck, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    save_latest(tmp_path, model, vocab, {"step": 10}, {"step": 10})
+    monkeypatch.setattr(weights_module, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
-        ck.save_latest(tmp_path, model, vocab, {"step": 20}, {"step": 20})
-    step = ck.latest_header(tmp_path)["step"]
-    assert step == 10 and ck.load_train_state(tmp_path, step) == {"step": 10}
+        save_latest(tmp_path, model, vocab, {"step": 20}, {"step": 20})
+    step = latest_header(tmp_path)["step"]
+    assert step == 10 and load_train_state(tmp_path, step) == {"step": 10}
     assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_a_run_from_before_the_split_has_its_kept_model_as_latest(tmp_path, make_model, vocab):
     saved_run(tmp_path / "old", make_model, vocab, step=40)
-    assert ck.latest_file(tmp_path / "old") == tmp_path / "old" / ck.WEIGHTS
-    assert ck.latest_header(tmp_path / "old") == ck.read_header(tmp_path / "old")
-    (run,) = ck.list_runs(tmp_path)
+    assert latest_file(tmp_path / "old") == tmp_path / "old" / WEIGHTS
+    assert latest_header(tmp_path / "old") == read_header(tmp_path / "old")
+    (run,) = list_runs(tmp_path)
     assert run["latest"] == run["header"] and run["latest"]["step"] == 40
-    with pytest.raises(ck.CheckpointError, match="no such checkpoint"):
-        ck.latest_file(tmp_path / "absent")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        latest_file(tmp_path / "absent")
 
 
 def test_list_runs_gives_the_latest_header_and_the_newer_files_time(tmp_path, make_model, vocab):
     model = saved_run(tmp_path / "r", make_model, vocab, step=10)
-    ck.save_latest(tmp_path / "r", model, vocab, {"step": 50}, {})
-    os.utime(tmp_path / "r" / ck.WEIGHTS, (1_000_000, 1_000_000))
-    os.utime(tmp_path / "r" / ck.LATEST, (2_000_000, 2_000_000))
-    (run,) = ck.list_runs(tmp_path)
+    save_latest(tmp_path / "r", model, vocab, {"step": 50}, {})
+    os.utime(tmp_path / "r" / WEIGHTS, (1_000_000, 1_000_000))
+    os.utime(tmp_path / "r" / LATEST, (2_000_000, 2_000_000))
+    (run,) = list_runs(tmp_path)
     assert run["header"]["step"] == 10 and run["latest"]["step"] == 50 and run["mtime"] == 2_000_000
-    (tmp_path / "r" / ck.LATEST).write_bytes(b"garbage")
-    (run,) = ck.list_runs(tmp_path)
+    (tmp_path / "r" / LATEST).write_bytes(b"garbage")
+    (run,) = list_runs(tmp_path)
     assert run["header"]["step"] == 10 and run["latest"] is None          # still generates; not resumable
 
 
@@ -217,79 +249,79 @@ def test_the_corpus_record_is_relative_inside_the_run_and_absolute_outside(tmp_p
     run = tmp_path / "run"
     run.mkdir()
     (run / "corpus.txt").write_text("x")
-    ck.write_corpus_record(run, run / "corpus.txt")
-    assert ck.read_json(run / ck.CORPUS_RECORD) == {"path": "corpus.txt"}
-    assert ck.corpus_path(run) == run / "corpus.txt"
-    ck.write_corpus_record(run, tmp_path / "book.txt")
-    assert ck.read_json(run / ck.CORPUS_RECORD) == {"path": str((tmp_path / "book.txt").resolve())}
-    assert ck.corpus_path(run) == (tmp_path / "book.txt").resolve()
+    write_corpus_record(run, run / "corpus.txt")
+    assert read_json(run / CORPUS_RECORD) == {"path": "corpus.txt"}
+    assert corpus_path(run) == run / "corpus.txt"
+    write_corpus_record(run, tmp_path / "book.txt")
+    assert read_json(run / CORPUS_RECORD) == {"path": str((tmp_path / "book.txt").resolve())}
+    assert corpus_path(run) == (tmp_path / "book.txt").resolve()
 
 
 def test_corpus_path_falls_back_to_an_old_headers_path_else_none(tmp_path):
     old = {"data": {"name": "a.txt", "chars": 3, "path": "/data/a.txt"}}
-    assert ck.corpus_path(tmp_path, old) == Path("/data/a.txt")
-    assert ck.corpus_path(tmp_path, {"data": {"name": "a.txt", "chars": 3}}) is None
-    assert ck.corpus_path(tmp_path) is None
-    (tmp_path / ck.CORPUS_RECORD).write_text("{broken", encoding="utf-8")
-    assert ck.corpus_path(tmp_path, old) == Path("/data/a.txt")
-    ck.write_json(tmp_path / ck.CORPUS_RECORD, {"path": "/elsewhere/b.txt"})
-    assert ck.corpus_path(tmp_path, old) == Path("/elsewhere/b.txt")     # the record wins over the header
+    assert corpus_path(tmp_path, old) == Path("/data/a.txt")
+    assert corpus_path(tmp_path, {"data": {"name": "a.txt", "chars": 3}}) is None
+    assert corpus_path(tmp_path) is None
+    (tmp_path / CORPUS_RECORD).write_text("{broken", encoding="utf-8")
+    assert corpus_path(tmp_path, old) == Path("/data/a.txt")
+    write_json(tmp_path / CORPUS_RECORD, {"path": "/elsewhere/b.txt"})
+    assert corpus_path(tmp_path, old) == Path("/elsewhere/b.txt")     # the record wins over the header
 
 
 # --- run names --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["..", ".", "../evil", "a/../../b", "a/b", "/etc", "a\\b", "a..b", "", "-x",
                                   ".hidden", "with space", "é", "a\x00b", "run\n", "tab\t", "x" * 81, None])
 def test_run_dir_refuses_names_that_could_escape_or_are_odd(tmp_path, name):
-    with pytest.raises(ck.CheckpointError, match="run name"):
-        ck.run_dir(tmp_path, name)
+    with pytest.raises(CheckpointError, match="run name"):
+        run_dir(tmp_path, name)
 
 
 @pytest.mark.parametrize("name", ["shakespeare", "run-1.v2_a", "A", "x" * 80])
 def test_run_dir_accepts_plain_names_inside_the_root(tmp_path, name):
-    assert ck.run_dir(tmp_path, name) == tmp_path.resolve() / name
+    assert run_dir(tmp_path, name) == tmp_path.resolve() / name
 
 
 def test_safe_run_name_turns_any_text_into_a_valid_name(tmp_path):
     for text in ("../my corpus (v2).txt", "床前明月光", "...", "a" * 200):
-        ck.run_dir(tmp_path, ck.safe_run_name(text))
+        run_dir(tmp_path, safe_run_name(text))
 
 
 # --- finding the latest checkpoint -----------------------------------------------------------
 def test_latest_checkpoint_is_the_newest_complete_one_skipping_corrupt(tmp_path, make_model, vocab):
     for i, name in enumerate(["old", "new", "broken"]):
         saved_run(tmp_path / name, make_model, vocab)
-        os.utime(tmp_path / name / ck.WEIGHTS, (1_000_000 + i, 1_000_000 + i))
-    broken = tmp_path / "broken" / ck.WEIGHTS
+        os.utime(tmp_path / name / WEIGHTS, (1_000_000 + i, 1_000_000 + i))
+    broken = tmp_path / "broken" / WEIGHTS
     broken.write_bytes(broken.read_bytes()[:50])
     os.utime(broken, (2_000_000, 2_000_000))
     (tmp_path / "no-weights").mkdir()
-    assert ck.latest_checkpoint(tmp_path) == tmp_path / "new" / ck.WEIGHTS
-    assert [r["name"] for r in ck.list_runs(tmp_path)] == ["new", "old"]
+    assert latest_checkpoint(tmp_path) == tmp_path / "new" / WEIGHTS
+    assert [r["name"] for r in list_runs(tmp_path)] == ["new", "old"]
 
 
 def test_latest_checkpoint_of_an_empty_or_missing_root_is_none(tmp_path):
-    assert ck.latest_checkpoint(tmp_path) is None
-    assert ck.latest_checkpoint(tmp_path / "absent") is None
+    assert latest_checkpoint(tmp_path) is None
+    assert latest_checkpoint(tmp_path / "absent") is None
 
 
 # --- metrics and status -----------------------------------------------------------------------
 def test_read_metrics_skips_a_half_written_last_line(tmp_path):
-    ck.append_metrics(tmp_path, {"step": 10, "train_loss": 2.0})
-    ck.append_metrics(tmp_path, {"step": 20, "train_loss": 1.5})
-    with open(tmp_path / ck.METRICS, "a", encoding="utf-8") as f:
+    append_metrics(tmp_path, {"step": 10, "train_loss": 2.0})
+    append_metrics(tmp_path, {"step": 20, "train_loss": 1.5})
+    with open(tmp_path / METRICS, "a", encoding="utf-8") as f:
         f.write('{"step": 30, "train_lo')
-    assert ck.read_metrics(tmp_path) == [{"step": 10, "train_loss": 2.0}, {"step": 20, "train_loss": 1.5}]
+    assert read_metrics(tmp_path) == [{"step": 10, "train_loss": 2.0}, {"step": 20, "train_loss": 1.5}]
 
 
 def test_read_metrics_of_a_new_run_is_empty(tmp_path):
-    assert ck.read_metrics(tmp_path) == []
+    assert read_metrics(tmp_path) == []
 
 
 def test_truncate_metrics_drops_records_after_the_step(tmp_path):
     for step in (10, 20, 30):
-        ck.append_metrics(tmp_path, {"step": step})
-    ck.truncate_metrics(tmp_path, 20)
-    assert [r["step"] for r in ck.read_metrics(tmp_path)] == [10, 20]
+        append_metrics(tmp_path, {"step": step})
+    truncate_metrics(tmp_path, 20)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [10, 20]
 
 
 def dead_pid() -> int:
@@ -301,42 +333,42 @@ def dead_pid() -> int:
 def test_read_status_reports_a_running_run_with_a_dead_pid_as_interrupted_at_its_last_checkpoint(tmp_path, make_model,
                                                                                                    vocab):
     model = saved_run(tmp_path, make_model, vocab, step=1000)
-    ck.save_latest(tmp_path, model, vocab, {"step": 1000}, {"step": 1000})
-    ck.write_status(tmp_path, "running", pid=dead_pid(), step=0)          # the step it started from
-    status = ck.read_status(tmp_path)
+    save_latest(tmp_path, model, vocab, {"step": 1000}, {"step": 1000})
+    write_status(tmp_path, "running", pid=dead_pid(), step=0)          # the step it started from
+    status = read_status(tmp_path)
     assert status["state"] == "interrupted" and "gone" in status["reason"]
     assert status["step"] == 1000 and status["checkpoint_step"] == 1000     # not "at step 0"
 
 
 def test_an_interrupted_run_without_a_checkpoint_says_there_is_none(tmp_path):
-    ck.write_status(tmp_path, "running", pid=dead_pid(), step=0)
-    status = ck.read_status(tmp_path)
+    write_status(tmp_path, "running", pid=dead_pid(), step=0)
+    status = read_status(tmp_path)
     assert status["state"] == "interrupted" and status["checkpoint_step"] is None and "step" not in status
 
 
 def test_read_status_keeps_a_running_run_whose_trainer_lives(tmp_path):
     trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
     try:
-        ck.write_status(tmp_path, "running", pid=trainer.pid)
-        assert ck.read_status(tmp_path)["state"] == "running"
+        write_status(tmp_path, "running", pid=trainer.pid)
+        assert read_status(tmp_path)["state"] == "running"
     finally:
         trainer.kill()
         trainer.wait()
 
 
 def test_read_status_reports_a_running_run_whose_pid_now_belongs_to_another_program_as_interrupted(tmp_path):
-    ck.write_status(tmp_path, "running", pid=os.getpid())       # pytest: alive, but no trainer
-    assert ck.read_status(tmp_path)["state"] == "interrupted"
+    write_status(tmp_path, "running", pid=os.getpid())       # pytest: alive, but no trainer
+    assert read_status(tmp_path)["state"] == "interrupted"
 
 
 def test_read_status_of_a_run_without_status_is_unknown(tmp_path):
-    assert ck.read_status(tmp_path) == {"state": "unknown"}
+    assert read_status(tmp_path) == {"state": "unknown"}
 
 
 def test_read_json_names_the_corrupt_file(tmp_path):
     (tmp_path / "status.json").write_text('{"state": "runn', encoding="utf-8")
-    with pytest.raises(ck.CheckpointError, match="status.json"):
-        ck.read_json(tmp_path / "status.json")
+    with pytest.raises(CheckpointError, match="status.json"):
+        read_json(tmp_path / "status.json")
 
 
 # --- run files of the wrong shape --------------------------------------------------------------------
@@ -347,18 +379,18 @@ def test_read_json_names_the_corrupt_file(tmp_path):
     ('{"state": "runn', "status.json is not valid JSON"), (b"\xff\xfe{}", "status.json is not valid JSON"),
 ])
 def test_a_status_file_of_the_wrong_shape_reads_as_damaged_with_the_reason(tmp_path, content, says):
-    (tmp_path / ck.STATUS).write_bytes(content if isinstance(content, bytes) else content.encode())
-    status = ck.read_status(tmp_path)
+    (tmp_path / STATUS).write_bytes(content if isinstance(content, bytes) else content.encode())
+    status = read_status(tmp_path)
     assert status["state"] == "damaged" and status["reason"].startswith(says)
 
 
 def test_list_runs_marks_a_damaged_run_with_the_reason_and_lists_the_others(tmp_path, make_model, vocab):
     for name in ("good", "bad-status", "bad-meta"):
         saved_run(tmp_path / name, make_model, vocab)
-    ck.write_status(tmp_path / "good", "finished", step=10)
-    (tmp_path / "bad-status" / ck.STATUS).write_text("[1, 2, 3]", encoding="utf-8")
-    (tmp_path / "bad-meta" / ck.META).write_text('{"format": "charrnn/1", "step": "ten"}', encoding="utf-8")
-    runs = {r["name"]: r for r in ck.list_runs(tmp_path)}
+    write_status(tmp_path / "good", "finished", step=10)
+    (tmp_path / "bad-status" / STATUS).write_text("[1, 2, 3]", encoding="utf-8")
+    (tmp_path / "bad-meta" / META).write_text('{"format": "charrnn/1", "step": "ten"}', encoding="utf-8")
+    runs = {r["name"]: r for r in list_runs(tmp_path)}
     assert set(runs) == {"good", "bad-status", "bad-meta"}
     assert runs["good"]["damaged"] is None and runs["good"]["status"]["state"] == "finished"
     assert runs["bad-status"]["status"]["state"] == "damaged"
@@ -372,24 +404,24 @@ def test_a_symlinked_run_folder_is_not_listed(tmp_path, make_model, vocab):
     saved_run(root / "mine", make_model, vocab)
     (root / "link").symlink_to(tmp_path / "elsewhere" / "real", target_is_directory=True)
     (root / "alias").symlink_to(root / "mine", target_is_directory=True)
-    assert [r["name"] for r in ck.list_runs(root)] == ["mine"]
-    with pytest.raises(ck.CheckpointError, match="points outside"):
-        ck.run_dir(root, "link")
-    with pytest.raises(ck.CheckpointError, match="is a link to another folder, not a run"):
-        ck.run_dir(root, "alias")                                      # nor picked, nor written into
+    assert [r["name"] for r in list_runs(root)] == ["mine"]
+    with pytest.raises(CheckpointError, match="points outside"):
+        run_dir(root, "link")
+    with pytest.raises(CheckpointError, match="is a link to another folder, not a run"):
+        run_dir(root, "alias")                                      # nor picked, nor written into
 
 
 def test_a_header_with_fields_of_the_wrong_type_is_refused_naming_the_field(tmp_path, make_model, vocab):
     saved_run(tmp_path, make_model, vocab)
-    model, _, _ = ck.load_checkpoint(tmp_path)
-    ck.save_checkpoint(tmp_path, model, vocab, {"step": 10, "train_config": {"iterations": "x"}})
-    with pytest.raises(ck.CheckpointError, match=r"malformed charrnn header \(train_config.iterations is text"):
-        ck.read_header(tmp_path)
+    model, _, _ = load_checkpoint(tmp_path)
+    save_checkpoint(tmp_path, model, vocab, {"step": 10, "train_config": {"iterations": "x"}})
+    with pytest.raises(CheckpointError, match=r"malformed charrnn header \(train_config.iterations is text"):
+        read_header(tmp_path)
 
 
 def test_a_corpus_record_of_the_wrong_shape_is_no_corpus(tmp_path):
-    (tmp_path / ck.CORPUS_RECORD).write_text("[1, 2]", encoding="utf-8")
-    assert ck.corpus_path(tmp_path, {"data": "corpus.txt"}) is None
+    (tmp_path / CORPUS_RECORD).write_text("[1, 2]", encoding="utf-8")
+    assert corpus_path(tmp_path, {"data": "corpus.txt"}) is None
 
 
 # --- failed writes -------------------------------------------------------------------------------------
@@ -404,8 +436,8 @@ def test_a_save_on_a_full_disk_says_disk_full_and_leaves_no_temp_file(tmp_path, 
     run.mkdir()
     monkeypatch.setattr(torch, "save", torch_short_write)
     monkeypatch.setattr(writes, "free_bytes", lambda directory: 300 * 1024)
-    with pytest.raises(ck.WriteFailed, match=r"^disk full: 300.0 KiB free in my-run$"):
-        ck.save_train_state(run, 10, {"step": 10})
+    with pytest.raises(WriteFailed, match=r"^disk full: 300.0 KiB free in my-run$"):
+        save_train_state(run, 10, {"step": 10})
     assert list(run.iterdir()) == []
 
 
@@ -422,8 +454,8 @@ def test_a_failed_write_says_why_in_the_runs_name(tmp_path, error, says):
     def fail(tmp):
         raise error
 
-    with pytest.raises(ck.WriteFailed) as caught:
-        ck.atomic_write(run / "f.json", fail)
+    with pytest.raises(WriteFailed) as caught:
+        atomic_write(run / "f.json", fail)
     assert str(caught.value).startswith(says) and str(tmp_path) not in str(caught.value)
     assert list(run.iterdir()) == []
 
@@ -433,13 +465,13 @@ def test_an_error_that_is_no_write_failure_stays_itself(tmp_path):
         raise TypeError("a bug")
 
     with pytest.raises(TypeError, match="a bug"):
-        ck.atomic_write(tmp_path / "f.json", bug)
+        atomic_write(tmp_path / "f.json", bug)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_metrics_append_that_fails_part_way_leaves_no_half_line(tmp_path, monkeypatch):
-    ck.append_metrics(tmp_path, {"step": 10, "train_loss": 2.0})
-    before = (tmp_path / ck.METRICS).read_bytes()
+    append_metrics(tmp_path, {"step": 10, "train_loss": 2.0})
+    before = (tmp_path / METRICS).read_bytes()
     real_write = os.write
 
     def half(fd, data):
@@ -448,11 +480,11 @@ def test_a_metrics_append_that_fails_part_way_leaves_no_half_line(tmp_path, monk
     monkeypatch.setattr(writes, "free_bytes", lambda directory: 0)
     with monkeypatch.context() as m:
         m.setattr(writes.os, "write", half)
-        with pytest.raises(ck.WriteFailed, match="disk full"):
-            ck.append_metrics(tmp_path, {"step": 20, "train_loss": 1.5})
-    assert (tmp_path / ck.METRICS).read_bytes() == before
-    ck.append_metrics(tmp_path, {"step": 30, "train_loss": 1.0})
-    assert [r["step"] for r in ck.read_metrics(tmp_path)] == [10, 30]
+        with pytest.raises(WriteFailed, match="disk full"):
+            append_metrics(tmp_path, {"step": 20, "train_loss": 1.5})
+    assert (tmp_path / METRICS).read_bytes() == before
+    append_metrics(tmp_path, {"step": 30, "train_loss": 1.0})
+    assert [r["step"] for r in read_metrics(tmp_path)] == [10, 30]
 
 
 def no_room(*args, **kwargs):
@@ -460,23 +492,23 @@ def no_room(*args, **kwargs):
 
 
 def test_a_final_status_on_a_full_disk_is_written_in_place_else_the_running_one_goes(tmp_path, monkeypatch):
-    ck.write_status(tmp_path, "running", pid=os.getpid(), step=0)
+    write_status(tmp_path, "running", pid=os.getpid(), step=0)
     monkeypatch.setattr(writes, "atomic_write", no_room)                 # no room for a new file
-    assert ck.write_final_status(tmp_path, "failed", reason="disk full: 0 bytes free in x")
-    assert ck.read_status(tmp_path) == {"state": "failed", "reason": "disk full: 0 bytes free in x"}
-    (tmp_path / ck.STATUS).write_text(json.dumps({"state": "running", "pid": os.getpid()}), encoding="utf-8")
+    assert write_final_status(tmp_path, "failed", reason="disk full: 0 bytes free in x")
+    assert read_status(tmp_path) == {"state": "failed", "reason": "disk full: 0 bytes free in x"}
+    (tmp_path / STATUS).write_text(json.dumps({"state": "running", "pid": os.getpid()}), encoding="utf-8")
     monkeypatch.setattr(writes, "overwrite_in_place", no_room)           # nor in place: a read-only folder
-    assert not ck.write_final_status(tmp_path, "failed", reason="x")
-    assert ck.read_status(tmp_path) == {"state": "unknown"}               # never a 'running' left behind
+    assert not write_final_status(tmp_path, "failed", reason="x")
+    assert read_status(tmp_path) == {"state": "unknown"}               # never a 'running' left behind
 
 
 def test_check_room_refuses_a_disk_without_room_for_one_more_checkpoint(tmp_path, make_model, vocab, monkeypatch):
     model = saved_run(tmp_path / "r", make_model, vocab)
-    ck.save_latest(tmp_path / "r", model, vocab, {"step": 10}, {"step": 10, "t": torch.zeros(100_000)})
+    save_latest(tmp_path / "r", model, vocab, {"step": 10}, {"step": 10, "t": torch.zeros(100_000)})
     run = tmp_path / "r"
-    need = (run / "train_state-10.pt").stat().st_size + max((run / n).stat().st_size for n in (ck.LATEST, ck.WEIGHTS))
+    need = (run / "train_state-10.pt").stat().st_size + max((run / n).stat().st_size for n in (LATEST, WEIGHTS))
     monkeypatch.setattr(writes, "free_bytes", lambda directory: need)
-    with pytest.raises(ck.WriteFailed, match=r"disk full: .* free in r, and a checkpoint of it needs about"):
-        ck.check_room(tmp_path / "r")
-    monkeypatch.setattr(writes, "free_bytes", lambda directory: need + ck.LOW_ROOM)
-    ck.check_room(tmp_path / "r")
+    with pytest.raises(WriteFailed, match=r"disk full: .* free in r, and a checkpoint of it needs about"):
+        check_room(tmp_path / "r")
+    monkeypatch.setattr(writes, "free_bytes", lambda directory: need + LOW_ROOM)
+    check_room(tmp_path / "r")

@@ -7,14 +7,17 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from charrnn import checkpoint as ck
-from charrnn.jobs import log_tail
-from charrnn.presets import DEFAULT_PRESET, PRESETS
-
-from . import actions
-from .compare import X_AXES, compare_runs, settings_table
-from .context import AppContext
-from .forms import (
+from charrnn.config import DEFAULT_PRESET, PRESETS
+from charrnn.runs.jobs import log_tail
+from charrnn.runs.store import METRICS, WEIGHTS, latest_header, read_metrics
+from charrnn.runs.weights import CheckpointError
+from webui.context import AppContext
+from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of
+from webui.models import run_directory
+from webui.owners import may_control
+from webui.train import actions
+from webui.train.compare import X_AXES, compare_runs, settings_table
+from webui.train.forms import (
     FIELD_HINTS,
     FORM_FIELDS,
     PAGE_FIELDS,
@@ -25,10 +28,8 @@ from .forms import (
     form_option,
     preset_values,
 )
-from .glue import ERRORS, QUIET, WholeNumber, handler, message_of
-from .models import run_directory
-from .owners import may_control
-from .render import (
+from webui.train.metrics import MetricsReader
+from webui.train.render import (
     active_banner,
     kept_line,
     latest_sample,
@@ -70,7 +71,7 @@ def form_field(name: str, value) -> gr.components.Component:
 
 def intro(ctx: AppContext) -> str:
     """What a newcomer landing on the tab needs first: that Generate already works, and the three steps here."""
-    bundled = (ctx.settings.bundled / ck.WEIGHTS).is_file()
+    bundled = (ctx.settings.bundled / WEIGHTS).is_file()
     ready = ("**New here?** The **Generate** tab already works: it comes with a model trained on Shakespeare, ready "
              "to write. " if bundled else "")
     return (f"{ready}Here you train a model of your own: pick a text (1), a recipe (2; *auto* fits itself to the "
@@ -330,7 +331,7 @@ def timeline_of(ctx: AppContext, key) -> str:
 
     def timeline(key):
         directory = run_directory(ctx.settings, key)
-        return run_timeline(directory.name, ck.read_metrics(directory), ctx.settings.timeline_samples)
+        return run_timeline(directory.name, read_metrics(directory), ctx.settings.timeline_samples)
 
     return handler(timeline, inline=lambda m: f"<p>⚠️ {m}</p>")(key)
 
@@ -343,8 +344,11 @@ def training_view(ctx: AppContext, run: str | None) -> tuple:
         return (None, gr.update(value="", label="Latest sample"), samples_html([], settings.earlier_samples), "",
                 status_line(None, {}))
     directory = settings.root / run
-    records = ctx.jobs.records(run)       # read from where the last view stopped: a bounded digest of the metrics
+    reader = ctx.readers.get(run, lambda: MetricsReader(directory / METRICS))    # one per run, shared by visitors
+    records = reader.records()            # read from where the last view stopped: a bounded digest of the metrics
     status = ctx.jobs.state(run)
+    if reader.damage_note():
+        status = {**status, "metrics_damage": reader.damage_note()}
     text, label = latest_sample(records)
     dropout = run_dropout(directory) if overfitting(records) else None
     notes = [progress_line(records, status), kept_line(records, status), overfit_note(records, dropout),
@@ -358,8 +362,8 @@ def run_dropout(directory):
     """The dropout the run's newest checkpoint records, unchecked (overfit_note takes only a finite number); None
     before its first checkpoint or when unreadable."""
     try:
-        return ck.latest_header(directory)["model_config"]["dropout"]
-    except (ck.CheckpointError, OSError, KeyError, TypeError):
+        return latest_header(directory)["model_config"]["dropout"]
+    except (CheckpointError, OSError, KeyError, TypeError):
         return None
 
 
@@ -368,7 +372,7 @@ def settings_note(directory, status: dict) -> str:
     if status.get("state") not in ("starting", "running", "stopping"):
         return ""
     try:
-        header = ck.latest_header(directory)
-    except (ck.CheckpointError, OSError):
+        header = latest_header(directory)
+    except (CheckpointError, OSError):
         return " Its settings show with its first checkpoint."
     return f" Its settings: {run_settings(header)}." if run_settings(header) else ""

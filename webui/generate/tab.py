@@ -8,13 +8,12 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from charrnn import checkpoint as ck
-
-from .context import AppContext
-from .errors import esc
-from .forms import finite
-from .generation import (
-    DEFAULT_PRIME,
+from charrnn.runs.store import read_header
+from webui.checks import finite
+from webui.colours import warning_html
+from webui.context import AppContext
+from webui.errors import esc
+from webui.generate.generation import (
     SIDE_LENGTH,
     SIDE_TEMPERATURES,
     TOP_CHARS,
@@ -22,12 +21,12 @@ from .generation import (
     generation_stream,
     next_char,
 )
-from .glue import ERRORS, QUIET, WholeNumber, handler, message_of, warn
-from .models import BUNDLED_KEY, checkpoint_summaries, default_checkpoint, resolve_checkpoint
-from .render import checkpoint_line
-from .render_inside import confidence_html, warning_html
-from .transfer import DownloadFolder, add_model, build_download, delete_run
-from .units import model_prime
+from webui.generate.view import confidence_html
+from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of, warn
+from webui.models import BUNDLED_KEY, checkpoint_line, checkpoint_summaries, default_checkpoint, resolve_checkpoint
+from webui.passages import model_prime
+from webui.prime import DEFAULT_PRIME
+from webui.transfer import DownloadFolder, add_model, build_download, delete_run
 
 GENERATE_INPUTS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
 VIEW = ["charrnn-view"]          # the class webui/style.py draws the coloured views under
@@ -271,7 +270,7 @@ def describe_checkpoint(ctx: AppContext, key) -> str:
     """One line on the chosen model: corpus, size, steps, validation loss (or what is wrong with it)."""
     if not key:
         return "No checkpoint yet: train one in the Train tab."
-    return handler(lambda: checkpoint_line(ck.read_header(resolve_checkpoint(ctx.settings, key))),
+    return handler(lambda: checkpoint_line(read_header(resolve_checkpoint(ctx.settings, key))),
                    inline=lambda m: f"⚠️ {m}")()
 
 

@@ -17,8 +17,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .memory import human
-
 
 class WriteFailed(OSError):
     """A run file could not be written (disk full, read-only folder); the message says which and how much room is
@@ -170,3 +168,11 @@ def write_anyway(path: Path, data: bytes) -> bool:
     except OSError:
         pass
     return False
+
+
+def human(n: int) -> str:
+    """A size in binary units, the way Gradio's file box and the limits count them (1 MiB = 1,048,576 bytes)."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"

@@ -3,7 +3,7 @@ texts, a larger model for a larger text over a long budget, a smaller one for a 
 on every run, the user's own values always winning."""
 import pytest
 
-from charrnn.presets import (
+from charrnn.config import (
     AUTO_MAX_EPOCHS,
     DEFAULT_PRESET,
     INPUT_DROPOUT,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint as ck
-from .writes import atomic_write
+from charrnn.runs.store import checkpoint_file, load_checkpoint
+from charrnn.runs.weights import CheckpointError
+from charrnn.runs.writes import atomic_write
 
 FORMAT = "charrnn-web/1"
 INDEX = "index.json"
@@ -47,12 +48,12 @@ def copy_header(model, vocab, header: dict) -> tuple[dict, list[np.ndarray]]:
 
 def write_copy(checkpoint: Path, folder: Path, digest: str | None = None) -> str:
     """Write the browser copy of ``checkpoint`` (a run directory or weights file) into ``folder``; its name."""
-    path = ck.checkpoint_file(checkpoint)
+    path = checkpoint_file(checkpoint)
     digest = digest or file_digest(path)
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / f"{digest}.json").is_file():
         return digest
-    model, vocab, header = ck.load_checkpoint(path)
+    model, vocab, header = load_checkpoint(path)
     info, arrays = copy_header(model, vocab, header)
 
     def write_bin(tmp):
@@ -88,5 +89,5 @@ def read_copy(folder: Path, digest: str) -> tuple[dict, np.ndarray]:
     info = json.loads((folder / f"{digest}.json").read_text())
     floats = np.fromfile(folder / f"{digest}.bin", dtype="<f4")
     if info.get("format") != FORMAT or floats.size != info["floats"]:
-        raise ck.CheckpointError(f"{folder / digest}: not a complete browser copy")
+        raise CheckpointError(f"{folder / digest}: not a complete browser copy")
     return info, floats

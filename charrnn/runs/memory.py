@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .model import ModelConfig, count_params
-from .train import TrainConfig
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.model import count_params
 
 PROCESS_BYTES = 360 * 2**20     # a trainer process before its first step (measured 310-330 MB; more in a fresh venv)
 WORKSPACE_BYTES = 64 * 2**20    # allocator and kernel workspace of the first step
@@ -57,9 +57,3 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def human(n: int) -> str:
-    """A size in binary units, the way Gradio's file box and the limits count them (1 MiB = 1,048,576 bytes)."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"

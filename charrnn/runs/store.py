@@ -27,44 +27,41 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from . import runfiles, writes
-from .memory import human
-from .model import CharRNN, ModelConfig
-from .runfiles import Damaged, pid_alive, trainer_alive
-from .vocab import Vocab
-from .writes import LOW_ROOM, NO_ROOM, WriteFailed, append_line, atomic_write, write_anyway, write_failure, write_json
+from charrnn.config import ModelConfig
+from charrnn.model import CharRNN
+from charrnn.runs import schema as runfiles
+from charrnn.runs import writes
+from charrnn.runs.schema import Damaged, pid_alive, trainer_alive
+from charrnn.runs.weights import FORMAT, CheckpointError, read_json, write_weights
+from charrnn.runs.writes import (
+    LOW_ROOM,
+    NO_ROOM,
+    WriteFailed,
+    append_line,
+    atomic_write,
+    human,
+    write_anyway,
+    write_failure,
+    write_json,
+)
+from charrnn.vocab import Vocab
 
 __all__ = ["LOW_ROOM", "NO_ROOM", "WriteFailed", "atomic_write", "pid_alive", "trainer_alive", "write_failure",
            "write_json"]                                                   # re-exported: callers use ck.<name>
 
-FORMAT = "charrnn/1"
 WEIGHTS = "model.safetensors"
 LATEST = "latest.safetensors"
 CORPUS_RECORD = "corpus.json"
 META = "checkpoint.json"
 METRICS = "metrics.jsonl"
 STATUS = "status.json"
-PROJECT_DIR = Path(__file__).resolve().parent.parent   # the checkout (or site-packages) holding charrnn/
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # the checkout (or site-packages) holding charrnn/
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")  # \Z: "$" would accept a trailing newline
 
 
 FINAL_STATES = ("finished", "stopped", "failed")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt or incompatible; the message names the file."""
-
-
-def read_json(path: Path):
-    """Any JSON file (its shape is the caller's to check, through ``charrnn.runfiles``)."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except (ValueError, RecursionError) as e:          # bad JSON or UTF-8, absurd nesting or numbers
-        raise CheckpointError(f"{path}: not valid JSON ({str(e).splitlines()[0][:80]})") from None
 
 
 # --- run names ------------------------------------------------------------------
@@ -109,15 +106,6 @@ def save_latest(directory: Path, model: CharRNN, vocab: Vocab, meta: dict, train
     In that order, so latest.safetensors always names a step whose state is on disk."""
     save_train_state(directory, meta["step"], train_state)
     return write_weights(Path(directory) / LATEST, model, vocab, meta)
-
-
-def write_weights(path: Path, model: CharRNN, vocab: Vocab, meta: dict) -> dict:
-    """One atomic safetensors file of the model's weights with the charrnn header in its metadata."""
-    header = {"format": FORMAT, "model_config": model.config.to_dict(), "vocab": "".join(vocab.chars),
-              **meta}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"charrnn": json.dumps(header)}))
-    return header
 
 
 def latest_file(directory: str | Path) -> Path:

@@ -5,11 +5,12 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from .context import AppContext
-from .glue import QUIET, WholeNumber, handler, warn
-from .models import BUNDLED_KEY, list_checkpoints
-from .render_inside import warning_html
-from .units import PASSAGE, UNIT_KINDS, corpus_passage, model_passage, suggestions, unit_view
+from webui.colours import warning_html
+from webui.context import AppContext
+from webui.glue import QUIET, WholeNumber, handler, warn
+from webui.inside.units import UNIT_KINDS, suggestions, unit_view
+from webui.models import BUNDLED_KEY, list_checkpoints
+from webui.passages import PASSAGE, corpus_passage, model_passage
 
 INTRO = ("Each character the LSTM reads updates its state: a few hundred numbers (units) per layer. Some "
          "units come to track something about the text: whether a line is a speaker's name, how far "

@@ -12,34 +12,16 @@ import pandas as pd
 
 from charrnn.inside import generate_at_temperatures, next_char_logits, top_distribution
 from charrnn.sample import generate_with_probs
-from charrnn.vocab import Vocab
+from webui.checks import check_generation_args, check_temperature, finite
+from webui.context import AppContext
+from webui.errors import UserError
+from webui.generate.view import distribution_frame, distribution_line, temperature_columns
+from webui.models import load_model
+from webui.prime import Warn, ignore, usable_prime
 
-from .context import AppContext
-from .errors import UserError, esc
-from .forms import check_generation_args, check_temperature, finite
-from .models import load_model
-from .render_inside import distribution_frame, distribution_line, temperature_columns
-
-DEFAULT_PRIME = "ROMEO:\n"                # after a speaker's name the first letter is open: broad bars
 TOP_CHARS = 15                            # bars in the next-character chart
 SIDE_TEMPERATURES = (0.2, 0.5, 0.8, 1.2, 1.6)
 SIDE_LENGTH = 200                         # characters per temperature, side by side
-
-Warn = Callable[[str], None]
-
-
-def ignore(message: str) -> None:
-    """A ``warn`` for callers that show no warnings."""
-
-
-def usable_prime(vocab: Vocab, prime: str, warn: Warn, what: str = "the prime") -> str:
-    """The prime with characters the model does not know transliterated to ASCII where it can, else dropped (warned)."""
-    missing = vocab.unknown_chars(prime)
-    if not missing:
-        return prime
-    shown = ", ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-    warn(f"The model does not know {esc(shown)}: transliterated to ASCII where possible, otherwise left out of {what}.")
-    return vocab.clean(prime, "fold")
 
 
 @dataclass

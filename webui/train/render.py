@@ -9,14 +9,12 @@ import math
 
 import pandas as pd
 
-from charrnn.memory import human as human_bytes
-from charrnn.model import ModelConfig
-from charrnn.presets import SMALL_TEXT
-from charrnn.runner import PATIENCE_REASON
-from charrnn.train import TrainConfig
-
-from .errors import esc
-from .forms import CorpusChoice, finite
+from charrnn.config import SMALL_TEXT, ModelConfig, TrainConfig
+from charrnn.runs.runner import PATIENCE_REASON
+from charrnn.runs.writes import human as human_bytes
+from webui.checks import as_dict, finite, whole
+from webui.errors import esc
+from webui.train.forms import CorpusChoice
 
 
 def clock(seconds: float) -> str:
@@ -71,32 +69,6 @@ def loss_guide(stats: dict | None) -> str:
     return (f"**A good loss for this text**: the loss is the model's surprise at each next character, in nats "
             f"(lower is better). Guessing blindly among its {distinct} characters scores ln {distinct} = "
             f"{blind:.2f}.{ladder}{small}")
-
-
-def checkpoint_line(header: dict) -> str:
-    """One line on a checkpoint: corpus, size, the kept model's step and validation loss."""
-    cfg, data = as_dict(header.get("model_config")), as_dict(header.get("data"))
-    val, step = header.get("best_val_loss"), whole(header.get("step")) or 0
-    val_text = f"validation loss {val:.3f} nats/char ({val / math.log(2):.2f} bits/char)" \
-        if finite(val) else "no validation loss yet"
-    if whole(header.get("best_step")) is not None and finite(val):       # a run that keeps its best model
-        kept = f"kept model from {step:,} steps of training: the run's best {val_text}"
-    else:
-        kept = f"{step:,} steps · {val_text}"
-    params = f"{header['params']:,} parameters, " if whole(header.get("params")) is not None else ""
-    chars = whole(data.get("chars")) or 0
-    return (f"Trained on **{esc(str(data.get('name', '?')))}** ({chars:,} chars) · "
-            f"{esc(str(cfg.get('cell', 'lstm'))).upper()} {esc(str(cfg.get('layers')))} x "
-            f"{esc(str(cfg.get('hidden')))}, {params}{len(str(header.get('vocab', '')))}-character vocabulary · {kept}")
-
-
-def as_dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def whole(value) -> int | None:
-    """``value`` when it is a whole number (not a bool), else None: headers and records are read, not trusted."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # --- following a run ----------------------------------------------------------------------

@@ -21,11 +21,37 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ck
-from .data import Corpus, CorpusError, min_corpus_chars, read_text
-from .model import CharRNN, ModelConfig
-from .train import TrainConfig, Trainer, TrainingDiverged, pick_device
-from .vocab import Vocab
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.data import Corpus, CorpusError, min_corpus_chars, read_text
+from charrnn.model import CharRNN
+from charrnn.runs.store import (
+    LATEST,
+    METRICS,
+    STATUS,
+    WEIGHTS,
+    append_metrics,
+    check_room,
+    corpus_path,
+    latest_file,
+    latest_header,
+    load_checkpoint,
+    load_train_state,
+    plot_losses,
+    read_header,
+    read_metrics,
+    read_status,
+    resume_step,
+    save_checkpoint,
+    save_latest,
+    truncate_metrics,
+    write_corpus_record,
+    write_final_status,
+    write_status,
+)
+from charrnn.runs.weights import CheckpointError
+from charrnn.runs.writes import NO_ROOM, WriteFailed, write_failure
+from charrnn.train import Trainer, TrainingDiverged, is_writer, local_rank, pick_device
+from charrnn.vocab import Vocab
 
 
 def build_corpus(text: str, cfg: TrainConfig, vocab: Vocab | None = None) -> Corpus:
@@ -108,14 +134,14 @@ class Run:
         corpus = build_corpus(text, train_cfg)
         model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
         device = pick_device(train_cfg.device, local_rank())        # refuse a missing device before writing
-        if (directory / ck.WEIGHTS).exists() or (directory / ck.LATEST).exists():
-            raise ck.CheckpointError(f"run {directory.name!r} already exists; resume it or pick another name")
+        if (directory / WEIGHTS).exists() or (directory / LATEST).exists():
+            raise CheckpointError(f"run {directory.name!r} already exists; resume it or pick another name")
         if is_writer():
             directory.mkdir(parents=True, exist_ok=True)
             check_writable(directory)
-            for stale in (ck.METRICS, ck.STATUS):
+            for stale in (METRICS, STATUS):
                 (directory / stale).unlink(missing_ok=True)
-            ck.write_corpus_record(directory, data_path)
+            write_corpus_record(directory, data_path)
         torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
         model = CharRNN(model_cfg).to(device)
         data_info = corpus_info(data_name or Path(data_path).name, data_path, corpus)
@@ -123,33 +149,33 @@ class Run:
 
     @classmethod
     def resume(cls, directory: Path, overrides: dict | None = None, data_path: str | Path | None = None) -> Run:
-        status = ck.read_status(directory)
+        status = read_status(directory)
         if status.get("state") == "running":
             pid = status.get("pid")
-            raise ck.CheckpointError(f"run {directory.name!r} is still training (pid {pid}); stop it first")
-        kept = ck.read_header(directory)
-        header = ck.latest_header(directory)          # the kept model's own header in a run from before the split
+            raise CheckpointError(f"run {directory.name!r} is still training (pid {pid}); stop it first")
+        kept = read_header(directory)
+        header = latest_header(directory)          # the kept model's own header in a run from before the split
         train_cfg = TrainConfig.from_dict({**header["train_config"], **(overrides or {})})
-        data_path = data_path or ck.corpus_path(directory, header)
+        data_path = data_path or corpus_path(directory, header)
         if data_path is None:
             raise CorpusError("cannot resume: the run does not record where its corpus is; pass --data FILE")
         try:
             text = read_text(data_path)
         except CorpusError as e:
             raise CorpusError(f"cannot resume: the run's corpus is unavailable ({e}); pass --data") from None
-        model, vocab, _ = ck.load_checkpoint(ck.latest_file(directory),
+        model, vocab, _ = load_checkpoint(latest_file(directory),
                                              device=pick_device(train_cfg.device, local_rank()))
         corpus = build_corpus(text, train_cfg, vocab)
         trainer = Trainer(model, corpus, train_cfg)
-        state = ck.load_train_state(directory, header["step"])
+        state = load_train_state(directory, header["step"])
         trainer.load_state_dict(state)
         if is_writer():
             check_writable(directory)
-            ck.check_room(directory)
-            ck.truncate_metrics(directory, header["step"])
+            check_room(directory)
+            truncate_metrics(directory, header["step"])
             for leftover in directory.glob(".*.tmp"):  # from a process killed mid-write
                 leftover.unlink(missing_ok=True)
-            ck.write_corpus_record(directory, data_path)
+            write_corpus_record(directory, data_path)
         data_info = corpus_info(header.get("data", {}).get("name") or Path(data_path).name, data_path, corpus)
         best = BestSoFar.resumed(train_cfg, kept, state.get("best"))
         return cls(directory, trainer, data_info, directory.name, best)
@@ -169,16 +195,16 @@ class Run:
 
         The latest is written first, so the kept model's step is never ahead of the step a resume starts at."""
         t = self.trainer
-        keep = improved or not (self.directory / ck.WEIGHTS).exists()
+        keep = improved or not (self.directory / WEIGHTS).exists()
         if keep and not improved:       # nothing evaluated yet: these weights are kept until an evaluation is better
             self.best.step = t.step
         meta = self.meta(records)
         state = {**t.state_dict(), "best": self.best.state_dict()}
-        ck.save_latest(self.directory, t.model, t.corpus.vocab, meta, state)
+        save_latest(self.directory, t.model, t.corpus.vocab, meta, state)
         if keep:
-            ck.save_checkpoint(self.directory, t.model, t.corpus.vocab, meta)
+            save_checkpoint(self.directory, t.model, t.corpus.vocab, meta)
         kept = (self.best.step, self.best.val_loss) if math.isfinite(self.best.val_loss) else None
-        ck.plot_losses(self.directory, records, kept)
+        plot_losses(self.directory, records, kept)
 
     def train(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict]:
         """Run the trainer, writing metrics, checkpoints and status; yield each record.
@@ -195,34 +221,34 @@ class Run:
                 yield rec
             return
         cfg = self.trainer.cfg
-        records = ck.read_metrics(self.directory)
-        ck.write_status(self.directory, "running", pid=os.getpid(), started=time.time(),
+        records = read_metrics(self.directory)
+        write_status(self.directory, "running", pid=os.getpid(), started=time.time(),
                         step=self.trainer.step, iterations=cfg.iterations, minutes=cfg.minutes)
         try:
             for rec in self.trainer.fit(stop):
                 if records and records[-1].get("step") == rec["step"]:
                     # stopped right after a logged step: the end record replaces that step's record
                     rec = {**records.pop(), **rec}
-                    ck.truncate_metrics(self.directory, rec["step"] - 1)
+                    truncate_metrics(self.directory, rec["step"] - 1)
                 improved = self.note(rec)
-                ck.append_metrics(self.directory, rec)
+                append_metrics(self.directory, rec)
                 records.append(rec)
                 if improved or "end" in rec or rec["step"] % cfg.checkpoint_every == 0:
                     self.save(records, improved)
                 yield rec
         except TrainingDiverged as e:
-            ck.write_final_status(self.directory, "failed", reason=str(e), step=self.trainer.step, pid=os.getpid(),
+            write_final_status(self.directory, "failed", reason=str(e), step=self.trainer.step, pid=os.getpid(),
                                   **self.best.fields())
             raise
         except BaseException as e:
             # a full disk may refuse this too: the status is then rewritten in place, or removed, never left running
-            ck.write_final_status(self.directory, "failed", reason=failure_reason(e, self.directory),
+            write_final_status(self.directory, "failed", reason=failure_reason(e, self.directory),
                                   step=self.trainer.step, pid=os.getpid(),
-                                  checkpoint_step=ck.resume_step(self.directory))
+                                  checkpoint_step=resume_step(self.directory))
             raise
         why = {"reason": rec["reason"]} if "reason" in rec else {}
         # the pid tells the supervisor that this process is only exiting now: its run may be resumed at once
-        ck.write_final_status(self.directory, rec["end"], step=self.trainer.step, finished=time.time(),
+        write_final_status(self.directory, rec["end"], step=self.trainer.step, finished=time.time(),
                               val_loss=self.trainer.last_val, pid=os.getpid(), **self.best.fields(), **why)
 
     def note(self, rec: dict) -> bool:
@@ -241,9 +267,9 @@ class Run:
 def failure_reason(e: BaseException, directory: Path) -> str:
     """What a failed run's status says: a failed write as itself ('disk full: 1.2 MiB free in my-run'), anything
     else with its type."""
-    if isinstance(e, OSError) and not isinstance(e, ck.WriteFailed) and e.errno in ck.NO_ROOM:
-        e = ck.write_failure(e, directory / ck.STATUS, None)
-    if isinstance(e, ck.WriteFailed):
+    if isinstance(e, OSError) and not isinstance(e, WriteFailed) and e.errno in NO_ROOM:
+        e = write_failure(e, directory / STATUS, None)
+    if isinstance(e, WriteFailed):
         return str(e)
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
@@ -251,15 +277,6 @@ def failure_reason(e: BaseException, directory: Path) -> str:
 def corpus_info(name: str, data_path: str | Path, corpus: Corpus) -> dict:
     """The corpus as headers record it: by name and size, never by a path on this machine."""
     return {"name": name, "chars": len(corpus.train) + len(corpus.val), "bytes": Path(data_path).stat().st_size}
-
-
-def is_writer() -> bool:
-    """Rank 0 (or a plain single-process run) owns the run directory."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def check_writable(directory: Path) -> None:
@@ -270,30 +287,6 @@ def check_writable(directory: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise OSError(f"cannot write to {directory}: {e.strerror or e}") from None
-
-
-def init_distributed() -> bool:
-    """Join the torchrun process group when launched by torchrun; gloo on CPU, nccl on GPU."""
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return False
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(local_rank())
-    dist.init_process_group(backend)
-    return True
-
-
-def shared_name(name: str) -> str:
-    """Rank 0's choice of run name, so every rank writes to the same run."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return name
-    box = [name]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def stop_on_signals() -> threading.Event:

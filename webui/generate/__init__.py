@@ -1,0 +1,1 @@
+"""The Generate tab, and the page's own generation."""

@@ -1,0 +1,1 @@
+"""The Inside tab: what a unit of the model reads."""
