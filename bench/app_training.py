@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, machine_line
-from charrnn.runs.store import read_metrics
+from charrnn.runs.store import RunDir
 from webui.settings import Settings
 
 QUICK = dict(preset="quick", hidden=256, layers=1, seq_len=64, batch_size=16, lr=0.004)
@@ -88,7 +88,7 @@ def app_run(root: Path, threads: int, seconds: float, repeats: int) -> dict:
         client.predict(None, "bundled", "tinyshakespeare.txt", None, None, QUICK["preset"], QUICK["hidden"],
                        QUICK["layers"], QUICK["seq_len"], QUICK["batch_size"], QUICK["lr"], 0, seconds / 60, name,
                        None, api_name="/start_training")
-        while not read_metrics(root / name):
+        while not RunDir(root / name).records():
             time.sleep(0.2)
         timings = generate_timings(client, BUNDLED_KEY, repeats) if repeats else []
         ctx.jobs.proc.wait(timeout=seconds * 4 + 120)

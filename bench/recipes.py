@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import ROOT, machine_line
-from charrnn.runs.store import corpus_path, load_checkpoint
+from charrnn.runs.store import RunDir, load_checkpoint
 
 SLICES = (80_000, 300_000, None)      # characters of Tiny Shakespeare; None = all of it
 CODE_CHARS = 200_000                  # characters of Python source
@@ -46,7 +46,7 @@ def kept_val_loss(run: Path) -> tuple[float, dict]:
 
     model, vocab, header = load_checkpoint(run)
     cfg = TrainConfig.from_dict(header["train_config"])
-    corpus = build_corpus(read_text(corpus_path(run)), cfg, vocab)
+    corpus = build_corpus(read_text(RunDir(run).corpus_path()), cfg, vocab)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     return evaluate(model, corpus.val, cfg.seq_len, cfg.batch_size), header
 

@@ -19,23 +19,18 @@ from charrnn.config import (
     TrainConfig,
     options,
     preset_configs,
-    preset_vocab_kind,
 )
 from charrnn.data import CorpusError, read_text
 from charrnn.runs.jobs import JobError, stop_run
 from charrnn.runs.runner import Run, stop_on_signals
 from charrnn.runs.store import (
-    LATEST,
-    WEIGHTS,
+    RunDir,
     checkpoint_file,
     default_root,
     latest_checkpoint,
     list_runs,
     load_checkpoint,
-    metrics_of,
     read_header,
-    read_status,
-    run_dir,
     safe_run_name,
 )
 from charrnn.runs.weights import CheckpointError
@@ -59,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipe to start from (auto: fitted to the size of the text and the budget)")
     t.add_argument("--name", help="run name (default: <corpus>-<preset>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its latest weights")
+    t.add_argument("--run", metavar="RUN", help="train the run whose configs are in RUN/run.json (how the app starts "
+                   "and resumes a run): started when it has no checkpoint yet, else continued")
     # every field of the model and train configs is a flag; unset flags keep the preset's value
     for title, cls in (("model", ModelConfig), ("training", TrainConfig)):
         group = t.add_argument_group(title)
@@ -94,7 +91,7 @@ def resolve_checkpoint(root: Path, spec: str | None) -> Path:
         return latest
     if Path(spec).exists():
         return checkpoint_file(spec)
-    return checkpoint_file(run_dir(root, spec))
+    return checkpoint_file(RunDir.of(root, spec).path)
 
 
 def cmd_train(args, root: Path) -> int:
@@ -111,19 +108,20 @@ def train_run(args, root: Path) -> int:
     stop = stop_on_signals()  # before the slow set-up, so an early Stop still ends cleanly
     overrides_m = {o.name: getattr(args, o.name) for o in options(ModelConfig)}
     overrides_t = {o.name: getattr(args, o.name) for o in options(TrainConfig) if getattr(args, o.name) is not None}
-    if args.resume:
-        run = Run.resume(run_dir(root, args.resume), overrides_t, args.data)
+    if args.run:
+        run = Run.configured(RunDir.of(root, args.run), overrides_t)
+    elif args.resume:
+        run = Run.resume(RunDir.of(root, args.resume), overrides_t, args.data)
     else:
         if args.data is None:
             raise ValueError("--data FILE is required (or --resume RUN)")
-        vocab_size = 100 if preset_vocab_kind(args.preset, overrides_t) == "printable" else 1
         text = read_text(args.data) if args.data.is_file() else None       # read once: sized here, trained on below
         size = len(text) if text is not None else None                      # characters, as the app counts them
-        model_cfg, train_cfg = preset_configs(args.preset, vocab_size, overrides_m, overrides_t, size)
+        model_cfg, train_cfg = preset_configs(args.preset, None, overrides_m, overrides_t, size)
         name = args.name or shared_name(
             safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
-        run = Run.create(run_dir(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name,
-                         text=text)
+        run = Run.create(RunDir.of(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name,
+                         text=text, preset=args.preset)
     if run.trainer.cfg.threads:
         import torch
         torch.set_num_threads(run.trainer.cfg.threads)
@@ -158,7 +156,7 @@ def report_training(run: Run, stop, quiet: bool) -> int:
     bar.close()
     why = f" ({rec['reason']})" if "reason" in rec else ""
     say(f"{rec['end']} at step {t.step}{why}; validation loss {t.last_val:.4f} nats/char; "
-        f"kept model: {kept_line(rec.get('best_step'), rec.get('best_val_loss'))}, {run.directory / WEIGHTS}",
+        f"kept model: {kept_line(rec.get('best_step'), rec.get('best_val_loss'))}, {run.directory / RunDir.WEIGHTS}",
         file=sys.stderr)
     return 0
 
@@ -189,7 +187,7 @@ def cmd_info(args, root: Path) -> int:
     path = resolve_checkpoint(root, args.run)
     header = read_header(path)
     model, vocab, _ = load_checkpoint(path)
-    status = read_status(path.parent)
+    status = RunDir(path.parent).status()
     state = status["state"] + (f" ({status['reason']})" if status.get("reason") else "")
     lines = [f"checkpoint: {path}", f"status:     {state}", *metrics_lines(path.parent),
              f"model:      {header['model_config']}", f"parameters: {model.num_params():,}",
@@ -203,28 +201,28 @@ def cmd_info(args, root: Path) -> int:
 
 def step_lines(path: Path, header: dict) -> list[str]:
     """The kept model's step and validation loss, and the latest weights' step where it differs."""
-    if path.name == LATEST:                       # asked about the latest weights themselves
+    if path.name == RunDir.LATEST:                       # asked about the latest weights themselves
         lines = [f"this file:  {kept_line(header.get('step'), header.get('val_loss'))} (the latest weights)"]
         if header.get("best_step") is not None:
-            lines.append(f"kept:       {kept_line(header['best_step'], header.get('best_val_loss'))} ({WEIGHTS})")
+            lines.append(f"kept:       {kept_line(header['best_step'], header.get('best_val_loss'))} ({RunDir.WEIGHTS})")
         return lines
     best = ", the best validation loss of the run" \
         if header.get("best_step") == header.get("step") and header.get("val_loss") is not None else ""
     lines = [f"kept:       {kept_line(header.get('step'), header.get('val_loss'))}{best}"]
-    latest = path.parent / LATEST
+    latest = path.parent / RunDir.LATEST
     if latest.is_file():
         try:
             step = read_header(latest).get("step")
         except CheckpointError as e:
             return [*lines, f"latest:     damaged ({str(e).rsplit(': ', 1)[-1]})"]
         if step != header.get("step"):
-            lines.append(f"latest:     step {step} ({LATEST}: where a resume continues)")
+            lines.append(f"latest:     step {step} ({RunDir.LATEST}: where a resume continues)")
     return lines
 
 
 def metrics_lines(directory: Path) -> list[str]:
     """The run's metrics.jsonl in a line: how many records, and what is damaged (nothing when there is none)."""
-    records, damaged, first = metrics_of(directory)
+    records, damaged, first = RunDir(directory).metrics_of()
     if not records and not damaged:
         return []
     skipped = f"; {damaged:,} damaged lines skipped ({first})" if damaged else ""

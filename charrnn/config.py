@@ -13,7 +13,9 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 
-CELL_KINDS = ("lstm", "gru", "rnn")         # the recurrent cells charrnn.model builds
+CELL_KINDS = ("lstm", "gru", "rnn")
+MAX_ITERATIONS = 10_000_000               # the most steps a run trains
+PRINTABLE_SIZE = 100                      # characters of string.printable, the lecture's vocabulary         # the recurrent cells charrnn.model builds
 
 
 def option(default, help: str, *, label: str | None = None, choices: tuple | None = None):
@@ -116,7 +118,7 @@ class TrainConfig:
     def __post_init__(self):
         check_range("batch_size", self.batch_size, 1, 4096)
         check_range("seq_len", self.seq_len, 1, 4096)
-        check_range("iterations", self.iterations, 0, 10_000_000)
+        check_range("iterations", self.iterations, 0, MAX_ITERATIONS)
         check_range("minutes", self.minutes, 0.0, 60.0 * 24 * 7)
         check_range("max_epochs", self.max_epochs, 0.0, 1e6)
         if self.iterations == 0 and self.minutes == 0 and self.max_epochs == 0:
@@ -218,12 +220,13 @@ def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     train = {"max_epochs": SMALL_MAX_EPOCHS, "eval_every": 100, "sample_every": 100} if small else {
         "max_epochs": AUTO_MAX_EPOCHS}
     return {"hidden": hidden, "dropout": dropout, "input_dropout": INPUT_DROPOUT}, train
-def preset_configs(name: str, vocab_size: int, model_overrides: dict | None = None,
+def preset_configs(name: str, vocab_size: int | None, model_overrides: dict | None = None,
                    train_overrides: dict | None = None, corpus_chars: int | None = None
                    ) -> tuple[ModelConfig, TrainConfig]:
     """Build the configs of preset ``name`` with overrides applied (None values are ignored).
 
-    ``auto`` fits its model to ``corpus_chars`` and the time budget when the size is known."""
+    ``auto`` fits its model to ``corpus_chars`` and the time budget when the size is known. ``vocab_size`` None:
+    the vocabulary's size is the corpus's, set when the text is encoded (a printable vocabulary's is known now)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     model_kw, train_kw = PRESETS[name]
@@ -235,7 +238,10 @@ def preset_configs(name: str, vocab_size: int, model_overrides: dict | None = No
     train_kw = {**train_kw, **{k: v for k, v in (train_overrides or {}).items() if v is not None}}
     if train_kw.get("minutes") and "iterations" not in (train_overrides or {}):
         train_kw.setdefault("iterations", 0)
-    return ModelConfig(vocab_size=vocab_size, **model_kw), TrainConfig(**train_kw)
+    train_cfg = TrainConfig(**train_kw)
+    if vocab_size is None:
+        vocab_size = PRINTABLE_SIZE if train_cfg.vocab == "printable" else 1
+    return ModelConfig(vocab_size=vocab_size, **model_kw), train_cfg
 def preset_vocab_kind(name: str, train_overrides: dict | None = None) -> str:
     return (train_overrides or {}).get("vocab") or PRESETS[name][1].get("vocab", "corpus")
 

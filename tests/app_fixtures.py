@@ -22,7 +22,7 @@ import torch
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 from charrnn.runs.schema import trainer_alive
-from charrnn.runs.store import WEIGHTS, read_metrics, read_status, save_checkpoint, write_status
+from charrnn.runs.store import RunDir
 from charrnn.vocab import Vocab
 
 PHRASES = ("the cat sat on the mat", "a dog ran to the sun", "we sing of the sea", "you and me")
@@ -45,8 +45,8 @@ def make_checkpoint(directory: Path, text: str, step: int = 10, seed: int = 0, *
     header = {"run": directory.name, "step": step, "elapsed": 1.0, "best_val_loss": 2.5, "val_loss": 2.5,
             "params": model.num_params(), "data": {"name": "tiny.txt", "chars": len(text), "path": ""},
             "train_config": {"iterations": step, "minutes": 0.0}, **meta}
-    save_checkpoint(directory, model, vocab, header)
-    return directory / WEIGHTS
+    RunDir(directory).keep(model, vocab, header)
+    return directory / RunDir.WEIGHTS
 
 
 def free_port() -> int:
@@ -75,7 +75,7 @@ def kill_trainers(root: Path, slot=None) -> None:
     if slot is not None and slot.proc is not None:
         pids.add(slot.proc.pid)
     for d in Path(root).glob("*"):
-        pid = read_status(d).get("pid") if d.is_dir() else None
+        pid = RunDir(d).status().get("pid") if d.is_dir() else None
         if is_charrnn_process(pid):
             pids.add(pid)
     for pid in pids:
@@ -97,10 +97,10 @@ def is_charrnn_process(pid) -> bool:
 def fake_trainer_running(root: Path, run: str = "busy"):
     """A sleeping process that looks like a trainer (charrnn on its command line, in its own session), and a run
     ``run`` under ``root`` whose status names it as running; yields the process, killed on leaving."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "charrnn"], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "charrnn", "train"], start_new_session=True)
     try:
         (Path(root) / run).mkdir(parents=True)
-        write_status(Path(root) / run, "running", pid=proc.pid, iterations=100, minutes=0)
+        RunDir(Path(root) / run).write_status("running", pid=proc.pid, iterations=100, minutes=0)
         yield proc
     finally:
         proc.kill()
@@ -108,11 +108,11 @@ def fake_trainer_running(root: Path, run: str = "busy"):
 
 
 def status_of(root: Path, run: str) -> str:
-    return read_status(Path(root) / run).get("state")
+    return RunDir(Path(root) / run).status().get("state")
 
 
 def last_step(root: Path, run: str) -> int:
-    records = read_metrics(Path(root) / run)
+    records = RunDir(Path(root) / run).records()
     return records[-1]["step"] if records else -1
 
 

@@ -24,7 +24,7 @@ from charrnn.config import PRESETS, ModelConfig
 from charrnn.data import min_corpus_chars
 from charrnn.model import CharRNN, count_params
 from charrnn.runs.jobs import Job
-from charrnn.runs.store import save_train_state
+from charrnn.runs.store import RunDir
 from charrnn.runs.weights import read_json
 from webui import owners
 from webui.errors import UserError
@@ -62,9 +62,9 @@ def fake_trainer(settings):
 
 @pytest.fixture
 def spawned(ctx, monkeypatch):
-    """Record what the supervisor would spawn instead of spawning it."""
+    """Record what the supervisor would spawn instead of spawning it: (run name, the run.json it would read)."""
     calls = []
-    monkeypatch.setattr(ctx.jobs, "spawn", lambda name, args: calls.append((name, args)) or Job(name, 4242))
+    monkeypatch.setattr(ctx.jobs, "spawn", lambda run: calls.append((run.name, run.read_config())) or Job(run.name, 4242))
     return calls
 
 
@@ -171,7 +171,7 @@ def test_training_controls_need_the_password_when_one_is_set(settings, make_ctx)
 # --- what is spawned ---------------------------------------------------------------------
 def test_a_blank_run_name_is_made_from_the_corpus_and_preset(ctx, spawned):
     message = start(ctx, run_name="  ")
-    (name, args), = spawned
+    (name, config), = spawned
     assert name.startswith("pasted-quick-") and f"Started run **{name}** (pid 4242)" in message
     assert "parameters on pasted text" in message
     assert (ctx.settings.root / name / "corpus.txt").read_text(encoding="utf-8") == corpus_text()
@@ -179,10 +179,11 @@ def test_a_blank_run_name_is_made_from_the_corpus_and_preset(ctx, spawned):
 
 def test_a_bundled_corpus_is_trained_on_where_it_is(settings, ctx, spawned):
     start(ctx, source="bundled", bundled_name="tiny.txt", pasted=None, run_name=None)
-    (name, args), = spawned
-    assert name.startswith("tiny-quick-") and args[:2] == ["--data", str(settings.data_dir / "tiny.txt")]
-    assert args[args.index("--data-name") + 1] == "tiny.txt"
-    assert "--hidden=32" in args and "--layers=1" in args and "--batch-size=8" in args   # the form's values
+    (name, config), = spawned
+    assert name.startswith("tiny-quick-")
+    assert config["data"] == {"name": "tiny.txt", "path": str(settings.data_dir / "tiny.txt")}
+    model, train = config["model_config"], config["train_config"]
+    assert (model["hidden"], model["layers"], train["batch_size"]) == (32, 1, 8)       # the form's values
 
 
 # --- the one-job lock ---------------------------------------------------------------------
@@ -237,7 +238,7 @@ def test_only_runs_with_their_optimizer_state_can_be_resumed(settings, ctx):
 def test_resume_refusals_of_the_budget_are_user_errors(settings, ctx, spawned):
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "spent", corpus_text(), data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(settings.root / "spent", 10, {})
+    RunDir(settings.root / "spent").save_train_state(10, {})
     with pytest.raises(UserError, match="whole budget"):
         actions.resume_training(ctx, None, "spent", 0, 0)
     with pytest.raises(UserError, match="more iterations must be"):
@@ -248,22 +249,19 @@ def test_resume_refusals_of_the_budget_are_user_errors(settings, ctx, spawned):
 def test_resume_names_the_run_and_the_step_it_continues_from(settings, ctx, spawned):
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(settings.root / "ok", 1500, {})
+    RunDir(settings.root / "ok").save_train_state(1500, {})
     message = actions.resume_training(ctx, None, "ok", 100, 0)
     assert "Resumed **ok** (pid 4242) from step 1,500." in message
     # no password: the resumed part may train the visitor's cap past the minute the run has done
-    assert spawned == [("ok", ["--resume", "ok", "--iterations", "1600", "--minutes", repr(1.0 / 60 + 30.0)])]
+    ((name, config),) = spawned
+    assert name == "ok" and config["train_config"]["iterations"] == 1600
+    assert config["train_config"]["minutes"] == 1.0 / 60 + 30.0
 
 
 # --- a visitor's time cap -----------------------------------------------------------------
-def flag(args: list[str], name: str) -> str:
-    """The value of ``--name=VALUE`` or ``--name VALUE`` in a spawned argv."""
-    for i, arg in enumerate(args):
-        if arg.startswith(f"--{name}="):
-            return arg.split("=", 1)[1]
-        if arg == f"--{name}":
-            return args[i + 1]
-    raise AssertionError(f"--{name} not in {args}")
+def flag(config: dict, name: str):
+    """A train setting of the run.json a spawned trainer would read."""
+    return config["train_config"][name]
 
 
 @pytest.mark.parametrize("minutes, iterations", [(600.0, 0), (0.0, 100)])
@@ -283,12 +281,12 @@ def test_a_run_shorter_than_the_visitor_cap_keeps_its_budget(ctx, spawned):
 def test_with_a_password_there_is_no_visitor_cap(settings, make_ctx, monkeypatch):
     ctx = make_ctx(dataclasses.replace(settings, password="pw"))
     calls = []
-    monkeypatch.setattr(ctx.jobs, "spawn", lambda name, args: calls.append(args) or Job(name, 4242))
+    monkeypatch.setattr(ctx.jobs, "spawn", lambda run: calls.append(run.read_config()) or Job(run.name, 4242))
     message = start(ctx, password="pw", minutes=600.0, iterations=0)
     assert float(flag(calls[0], "minutes")) == 600.0 and "at most" not in message
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(settings.root / "ok", 1500, {})
+    RunDir(settings.root / "ok").save_train_state(1500, {})
     actions.resume_training(ctx, "pw", "ok", 0, 600)
     assert float(flag(calls[1], "minutes")) == 1.0 / 60 + 600
 
@@ -300,7 +298,7 @@ def test_with_no_password_a_resumed_part_trains_at_most_the_visitor_minutes(sett
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "ok", corpus_text(), step=1500, elapsed=120.0,
                     data={"name": "tiny.txt", "path": str(data)}, train_config={"iterations": 0, "minutes": 0})
-    save_train_state(settings.root / "ok", 1500, {})
+    RunDir(settings.root / "ok").save_train_state(1500, {})
     message = actions.resume_training(ctx, None, "ok", more_iterations, more_minutes)
     assert float(flag(spawned[0][1], "minutes")) == pytest.approx(2.0 + expected)    # 2 minutes done + this part
     assert "at most 30 more minutes" in message
@@ -344,7 +342,7 @@ def test_with_no_password_only_the_browser_that_started_a_run_can_stop_it(settin
 def test_with_no_password_only_the_browser_that_started_a_run_can_resume_it(settings, ctx, spawned):
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "ok", corpus_text(), step=1500, data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(settings.root / "ok", 1500, {})
+    RunDir(settings.root / "ok").save_train_state(1500, {})
     owners.record_owner(settings.root / "ok", "browser-a-key")
     with pytest.raises(UserError, match="can resume it"):
         actions.resume_training(ctx, None, "ok", 100, 0, "browser-b-key")

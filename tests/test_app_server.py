@@ -11,7 +11,7 @@ from app_fixtures import TINY_TRAINING, corpus_text, is_prefix_chain, last_step,
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from charrnn.runs.store import PROJECT_DIR, WEIGHTS, read_header
+from charrnn.runs.store import PROJECT_DIR, RunDir, read_header
 from webui.models import BUNDLED_KEY
 from webui.settings import Settings
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def served(tmp_path_factory):
     """The app served with an empty checkpoints folder of its own (the bundled model stays offered)."""
     root = tmp_path_factory.mktemp("checkpoints")
-    bundled = Settings(root=root).bundled / WEIGHTS
+    bundled = Settings(root=root).bundled / RunDir.WEIGHTS
     if not bundled.is_file():
         pytest.fail(f"the bundled checkpoint {bundled} is missing; the app must open ready")
     with launched(root) as served:

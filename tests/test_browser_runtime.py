@@ -15,7 +15,7 @@ from browser_fixtures import chromium
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
-from charrnn.runs.store import save_checkpoint
+from charrnn.runs.store import RunDir
 from charrnn.sample import generate
 from charrnn.vocab import Vocab
 from webui.generate import webcopy
@@ -35,7 +35,7 @@ def build(root, cell, layers, sharpen=1.0, seed=0):
         model.head.weight.mul_(sharpen)
     run = root / f"{cell}{layers}-{sharpen:g}"
     run.mkdir()
-    save_checkpoint(run, model, vocab, {"run": run.name, "step": 1})
+    RunDir(run).keep(model, vocab, {"run": run.name, "step": 1})
     return model, vocab, webcopy.write_copy(run, root / "web")
 
 

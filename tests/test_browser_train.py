@@ -14,7 +14,7 @@ from app_fixtures import TINY_TRAINING, corpus_text, launched, make_checkpoint
 from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
 from playwright.sync_api import expect
 
-from charrnn.runs.store import METRICS, write_status
+from charrnn.runs.store import RunDir
 from webui.train import actions
 from webui.train.forms import FIELD_HINTS, FORM_FIELDS, PAGE_FIELDS
 
@@ -55,8 +55,8 @@ def memorised(tmp_path_factory):
                     {"step": step, "train_loss": train, "val_loss": val, "val_bpc": val / 0.693, "elapsed": step / 40,
                      "chars_per_s": 9000.0, "best_step": min(step, 600), "best_val_loss": min(val, 1.7),
                      "sample": f"ROMEO:\nsample {i}: {word} and so on, line after line of it\n" * 3}]
-    (directory / METRICS).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    write_status(directory, "finished", step=1000, best_step=600, best_val_loss=1.7)
+    (directory / RunDir.METRICS).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    RunDir(directory).write_status("finished", step=1000, best_step=600, best_val_loss=1.7)
     with launched(root) as served:
         yield served
 

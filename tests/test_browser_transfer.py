@@ -15,7 +15,7 @@ from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
 from playwright.sync_api import expect
 from safetensors.torch import save_file
 
-from charrnn.runs.store import META, METRICS, WEIGHTS, append_metrics, read_status
+from charrnn.runs.store import RunDir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -101,8 +101,8 @@ def test_a_trained_run_is_downloaded_deleted_added_back_and_generates_the_same_t
         saved[name] = tmp_path / name
         info.value.save_as(saved[name])
     with zipfile.ZipFile(saved["trip.zip"]) as z:
-        assert {f"trip/{n}" for n in (WEIGHTS, META, METRICS, "loss.png")} <= set(z.namelist())
-        assert z.read(f"trip/{WEIGHTS}") == saved["trip.safetensors"].read_bytes()
+        assert {f"trip/{n}" for n in (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, "loss.png")} <= set(z.namelist())
+        assert z.read(f"trip/{RunDir.WEIGHTS}") == saved["trip.safetensors"].read_bytes()
     page.screenshot(path=str(ARTIFACTS / "browser-transfer-download.png"), full_page=True)
 
     page.click("#delete-btn")
@@ -119,7 +119,7 @@ def test_a_trained_run_is_downloaded_deleted_added_back_and_generates_the_same_t
     page.click("#add-model-btn")
     expect(page.locator("#transfer-message")).to_contain_text("Added trip")
     expect(page.locator("#checkpoint input")).to_have_value("trip")                  # and picks it when it is back
-    assert read_status(served.root / "trip")["state"] == "uploaded"
+    assert RunDir(served.root / "trip").status()["state"] == "uploaded"
     generated(page, "the ", 50, 7)                               # so the next text is the added-back model's
     assert generated(page, "the ", 200, 7) == before
     page.screenshot(path=str(ARTIFACTS / "browser-transfer-added-back.png"), full_page=True)
@@ -129,7 +129,7 @@ def fake_run(root: Path, name: str, losses: list[float], batch: int) -> None:
     make_checkpoint(root / name, corpus_text(), step=10 * len(losses),
                     train_config={"batch_size": batch, "seq_len": 32, "lr": 0.004, "iterations": 10 * len(losses)})
     for i, loss in enumerate(losses, 1):
-        append_metrics(root / name, {"step": 10 * i, "train_loss": loss, "val_loss": loss})
+        RunDir(root / name).append_metrics({"step": 10 * i, "train_loss": loss, "val_loss": loss})
 
 
 CURVES = "#compare-plot g.mark-line path"

@@ -14,19 +14,7 @@ import pytest
 import torch
 
 import charrnn
-from charrnn.runs.store import (
-    LATEST,
-    META,
-    METRICS,
-    STATUS,
-    WEIGHTS,
-    latest_header,
-    load_checkpoint,
-    read_header,
-    read_metrics,
-    read_status,
-    write_status,
-)
+from charrnn.runs.store import RunDir, load_checkpoint, read_header
 
 REPO = Path(charrnn.__file__).resolve().parent.parent
 RUN = "tiny"
@@ -98,12 +86,12 @@ def stdout_of(proc: subprocess.CompletedProcess) -> str:
 # --- train ----------------------------------------------------------------------------------
 def test_train_writes_a_complete_run(workdir):
     run = workdir / "ck" / RUN
-    for name in (WEIGHTS, META, METRICS, STATUS, "loss.png", "train_state-60.pt"):
+    for name in (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, RunDir.STATUS, "loss.png", "train_state-60.pt"):
         assert (run / name).is_file(), name
     header = read_header(run)
     assert header["step"] == 60 and header["model_config"]["hidden"] == 128
     assert header["vocab"] == string.printable                      # the seed preset is the lecture's vocabulary
-    assert read_status(run)["state"] == "finished"
+    assert RunDir(run).status()["state"] == "finished"
 
 
 # --- generate -------------------------------------------------------------------------------
@@ -145,9 +133,9 @@ def test_patience_ends_a_run_early_and_info_and_runs_show_the_kept_and_the_lates
                        "--warmup", "0", "--iterations", "2000", "--eval-every", "10", "--eval-chars", "0",
                        "--patience", "3", "--quiet")
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    status = read_status(root / "over")
-    kept, latest = read_header(root / "over"), latest_header(root / "over")
-    vals = {r["step"]: r["val_loss"] for r in read_metrics(root / "over") if "val_loss" in r}
+    status = RunDir(root / "over").status()
+    kept, latest = read_header(root / "over"), RunDir(root / "over").latest_header()
+    vals = {r["step"]: r["val_loss"] for r in RunDir(root / "over").records() if "val_loss" in r}
     assert status["state"] == "finished" and latest["step"] == status["step"] < 2000
     assert kept["step"] == min(vals, key=vals.get) < latest["step"] and kept["val_loss"] == min(vals.values())
     reason = f"validation stopped improving at step {kept['step']}"
@@ -160,7 +148,7 @@ def test_patience_ends_a_run_early_and_info_and_runs_show_the_kept_and_the_lates
     assert f"latest:     step {latest['step']} (latest.safetensors" in info
     runs = stdout_of(charrnn_cmd(tmp_path, root, "runs"))
     assert f"step {kept['step']:>7} val {kept['val_loss']:.3f} (latest step {latest['step']})" in runs
-    latest_info = stdout_of(charrnn_cmd(tmp_path, root, "info", str(root / "over" / LATEST)))
+    latest_info = stdout_of(charrnn_cmd(tmp_path, root, "info", str(root / "over" / RunDir.LATEST)))
     assert f"this file:  step {latest['step']}" in latest_info and f"kept:       step {kept['step']}" in latest_info
 
 
@@ -191,16 +179,16 @@ def test_stop_ends_a_training_run_with_a_final_checkpoint(tmp_path, make_text):
                                 "--minutes", "5", "--quiet"], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: read_status(root / "long").get("state") == "running" and read_metrics(root / "long"))
+        wait_until(lambda: RunDir(root / "long").status().get("state") == "running" and RunDir(root / "long").records())
         proc = charrnn_cmd(tmp_path, root, "stop", "long")
         assert proc.returncode == 0, proc.stderr.decode()
         assert "stopping long" in proc.stderr.decode()
         assert trainer.wait(timeout=120) == 0
     finally:
         trainer.kill()
-    status = read_status(root / "long")
+    status = RunDir(root / "long").status()
     assert status["state"] == "stopped"
-    assert latest_header(root / "long")["step"] == status["step"]
+    assert RunDir(root / "long").latest_header()["step"] == status["step"]
     assert read_header(root / "long")["step"] == status["best_step"] <= status["step"]
 
 
@@ -228,11 +216,11 @@ def test_runs_and_info_show_a_damaged_run_as_damaged_with_the_reason_and_never_a
     root = tmp_path / "ck"
     for name in ("good", "list-status", "huge-pid", "bad-meta", "bad-metrics"):
         make_checkpoint(root / name, corpus_text())
-        write_status(root / name, "finished", step=10)
-    (root / "list-status" / STATUS).write_text("[1, 2, 3]", encoding="utf-8")
-    (root / "huge-pid" / STATUS).write_text('{"state": "running", "pid": 123456789012345678901}', encoding="utf-8")
-    (root / "bad-meta" / META).write_text("null", encoding="utf-8")
-    (root / "bad-metrics" / METRICS).write_text('{"step": 10, "train_loss": 2.0}\n[1,2]\nnull\n{"step":"x"}\n',
+        RunDir(root / name).write_status("finished", step=10)
+    (root / "list-status" / RunDir.STATUS).write_text("[1, 2, 3]", encoding="utf-8")
+    (root / "huge-pid" / RunDir.STATUS).write_text('{"state": "running", "pid": 123456789012345678901}', encoding="utf-8")
+    (root / "bad-meta" / RunDir.META).write_text("null", encoding="utf-8")
+    (root / "bad-metrics" / RunDir.METRICS).write_text('{"step": 10, "train_loss": 2.0}\n[1,2]\nnull\n{"step":"x"}\n',
                                                    encoding="utf-8")
     make_checkpoint(tmp_path / "outside", corpus_text())
     (root / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)

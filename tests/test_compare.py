@@ -9,7 +9,7 @@ import re
 import pytest
 from app_fixtures import app_settings, corpus_text, make_checkpoint
 
-from charrnn.runs.store import append_metrics
+from charrnn.runs.store import RunDir
 from webui.models import BUNDLED_KEY
 from webui.train.compare import MOST_RUNS, chars_per_step, compare_frame, compare_runs, compared_runs, settings_table
 
@@ -31,8 +31,8 @@ def trained(settings, name: str, losses: list[float], batch=8, seq=32, chars_see
                     train_config={"batch_size": batch, "seq_len": seq, "lr": 0.004, "iterations": steps},
                     **({"chars_seen": chars_seen} if chars_seen else {}), **meta)
     for i, loss in enumerate(losses, 1):
-        append_metrics(settings.root / name, {"step": 10 * i - 5, "train_loss": loss + 0.1})
-        append_metrics(settings.root / name, {"step": 10 * i, "train_loss": loss, "val_loss": loss})
+        RunDir(settings.root / name).append_metrics({"step": 10 * i - 5, "train_loss": loss + 0.1})
+        RunDir(settings.root / name).append_metrics({"step": 10 * i, "train_loss": loss, "val_loss": loss})
     return settings.root / name
 
 
@@ -76,7 +76,7 @@ def test_the_table_gives_each_runs_settings_and_best_loss_as_text(settings):
 def test_runs_that_cannot_be_read_are_noted_and_the_rest_compared(settings):
     trained(settings, "good", [2.0])
     (settings.root / "no-model").mkdir()
-    append_metrics(settings.root / "no-model", {"step": 10, "val_loss": 3.0})
+    RunDir(settings.root / "no-model").append_metrics({"step": 10, "val_loss": 3.0})
     frame, _, table, _ = compare_runs(settings, ["good", "../x", "gone", "no-model"], "step")
     assert set(frame.run) == {"good", "no-model"}
     assert math.isnan(frame[frame.run == "no-model"].chars.iloc[0])          # no header: no characters count
@@ -92,7 +92,7 @@ def test_nothing_picked_draws_nothing_and_says_so(settings):
 
 def test_the_bundled_model_is_named_so_and_at_most_a_few_runs_are_compared(settings):
     make_checkpoint(settings.bundled, corpus_text())
-    append_metrics(settings.bundled, {"step": 10, "val_loss": 2.0})
+    RunDir(settings.bundled).append_metrics({"step": 10, "val_loss": 2.0})
     for i in range(MOST_RUNS + 1):
         trained(settings, f"r{i}", [2.0])
     runs, notes = compared_runs(settings, [BUNDLED_KEY] + [f"r{i}" for i in range(MOST_RUNS + 1)])

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from charrnn.runs.store import load_checkpoint, read_metrics
+from charrnn.runs.store import RunDir, load_checkpoint
 
 
 def patterned_text(n_lines: int = 400) -> str:
@@ -32,7 +32,7 @@ def test_two_gloo_ranks_write_one_complete_run_and_loss_falls(tmp_path):
                  "status.json", "train_state-120.pt"):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in root.iterdir()) == ["ddp"]      # rank 1 wrote no run of its own
-    records = read_metrics(run)
+    records = RunDir(run).records()
     steps = [r["step"] for r in records]
     assert steps == sorted(set(steps))                             # one writer: no duplicated records
     losses = [r["train_loss"] for r in records if "train_loss" in r]

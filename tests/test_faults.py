@@ -13,20 +13,9 @@ import pytest
 import torch
 
 from charrnn.config import preset_configs
-from charrnn.runs import runner as runner_module
 from charrnn.runs import writes
 from charrnn.runs.runner import Run
-from charrnn.runs.store import (
-    METRICS,
-    STATUS,
-    WEIGHTS,
-    load_checkpoint,
-    read_header,
-    read_metrics,
-    read_status,
-    save_checkpoint,
-    train_state_steps,
-)
+from charrnn.runs.store import RunDir, load_checkpoint, read_header
 from charrnn.runs.writes import WriteFailed
 from charrnn.sample import generate
 
@@ -61,11 +50,11 @@ def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_the_run_resumes(tmp_pa
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = root / "killed"
     try:
-        assert wait_for(lambda: (run / WEIGHTS).exists() and read_header(run)["step"] >= 40)
+        assert wait_for(lambda: (run / RunDir.WEIGHTS).exists() and read_header(run)["step"] >= 40)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert read_status(run)["state"] == "interrupted"
+    assert RunDir(run).status()["state"] == "interrupted"
     model, vocab, header = load_checkpoint(run)
     assert len("".join(generate(model, vocab, "line", 50, 0.8, seed=0))) == 50
 
@@ -74,9 +63,9 @@ def test_sigkill_mid_run_leaves_a_loadable_checkpoint_and_the_run_resumes(tmp_pa
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert read_header(run)["step"] == step + 20
-    steps = [r["step"] for r in read_metrics(run)]
+    steps = [r["step"] for r in RunDir(run).records()]
     assert steps == sorted(set(steps)) and steps[-1] == step + 20      # metrics continue, no duplicates
-    assert read_status(run)["state"] == "finished"
+    assert RunDir(run).status()["state"] == "finished"
 
 
 def test_death_mid_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
@@ -85,8 +74,8 @@ def test_death_mid_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
     model_cfg, _ = preset_configs("quick", 10, {"hidden": 8, "embed": 4})
     from charrnn.model import CharRNN
     from charrnn.vocab import Vocab
-    save_checkpoint(run, CharRNN(model_cfg), Vocab("abcdefghij"), {"step": 1})
-    before = (run / WEIGHTS).read_bytes()
+    RunDir(run).keep(CharRNN(model_cfg), Vocab("abcdefghij"), {"step": 1})
+    before = (run / RunDir.WEIGHTS).read_bytes()
     # a child process starts overwriting the checkpoint and dies (os._exit) halfway through
     child = f"""
 import os, sys
@@ -96,10 +85,10 @@ from charrnn.runs.writes import atomic_write
 def half_then_die(tmp):
     Path(tmp).write_bytes(b"x" * 1000)
     os._exit(9)
-atomic_write(Path({str(run / WEIGHTS)!r}), half_then_die)
+atomic_write(Path({str(run / RunDir.WEIGHTS)!r}), half_then_die)
 """
     assert subprocess.run([sys.executable, "-c", child]).returncode == 9
-    assert (run / WEIGHTS).read_bytes() == before
+    assert (run / RunDir.WEIGHTS).read_bytes() == before
     assert load_checkpoint(run)[2]["step"] == 1
 
 
@@ -109,18 +98,18 @@ def test_disk_full_during_a_save_fails_the_run_with_a_reason_and_keeps_the_last_
                                           {"batch_size": 4, "seq_len": 16, "iterations": 40, "minutes": 0,
                                            "checkpoint_every": 10, "eval_every": 10, "sample_every": 100})
     run = Run.create(root / "full", data, model_cfg, train_cfg)
-    real_save = save_checkpoint
+    real_save = RunDir.keep
 
-    def save_then_fill_disk(directory, model, vocab, meta):
+    def save_then_fill_disk(self, model, vocab, meta):
         if meta["step"] > 10:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(directory, model, vocab, meta)
+        return real_save(self, model, vocab, meta)
 
-    monkeypatch.setattr(runner_module, "save_checkpoint", save_then_fill_disk)
+    monkeypatch.setattr(RunDir, "keep", save_then_fill_disk)
     with pytest.raises(OSError, match="No space left"):
         for _ in run.train():
             pass
-    status = read_status(root / "full")
+    status = RunDir(root / "full").status()
     assert status["state"] == "failed" and status["reason"].startswith("disk full: ")
     assert status["reason"].endswith(" free in full")
     assert load_checkpoint(root / "full")[2]["step"] == 10
@@ -155,12 +144,12 @@ def test_a_full_disk_mid_run_fails_it_saying_disk_full_with_no_half_file_and_no_
     with pytest.raises(WriteFailed, match="disk full"):
         for _ in run.train():
             pass
-    status = read_status(root / "full")
+    status = RunDir(root / "full").status()
     assert status["state"] == "failed" and status["reason"] == "disk full: 300.0 KiB free in full"
     assert status["checkpoint_step"] == 10                              # what a resume would start from
-    assert not list((root / "full").glob(".*.tmp")) and train_state_steps(root / "full") == [10]
+    assert not list((root / "full").glob(".*.tmp")) and RunDir(root / "full").train_state_steps() == [10]
     assert load_checkpoint(root / "full")[2]["step"] == 10
-    assert [json.loads(line) for line in (root / "full" / METRICS).read_text().splitlines()]   # whole lines
+    assert [json.loads(line) for line in (root / "full" / RunDir.METRICS).read_text().splitlines()]   # whole lines
 
 
 def test_a_write_the_file_system_refuses_ends_the_trainer_with_one_error_line_and_a_failed_status(tmp_path):
@@ -176,7 +165,7 @@ def test_a_write_the_file_system_refuses_ends_the_trainer_with_one_error_line_an
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "error: cannot write train_state-10.pt in capped: the write " \
                                                    "stopped short"
-    status = read_status(root / "capped")
+    status = RunDir(root / "capped").status()
     assert status["state"] == "failed" and status["reason"].startswith("cannot write train_state-10.pt in capped")
     assert not list((root / "capped").glob(".*.tmp")) and not list((root / "capped").glob("*.pt"))
 
@@ -195,13 +184,13 @@ def test_exploding_loss_stops_the_run_with_the_reason_and_keeps_the_last_good_ch
     first = subprocess.run(charrnn(root, "train", "--data", str(data), "--name", "boom", *TINY, "--iterations", "20",
                                    "--quiet"), capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
-    good = (root / "boom" / WEIGHTS).read_bytes()
+    good = (root / "boom" / RunDir.WEIGHTS).read_bytes()
     # resume with an absurd learning rate and no clipping: the loss explodes
     boom = subprocess.run(charrnn(root, "train", "--resume", "boom", "--iterations", "400", "--lr", "1.0",
                                   "--grad-clip", "0", "--warmup", "0", "--checkpoint-every", "1000", "--quiet"),
                           capture_output=True, text=True, timeout=300)
     assert boom.returncode == 3, boom.stderr
     assert "loss" in boom.stderr and "Traceback" not in boom.stderr
-    status = json.loads((root / "boom" / STATUS).read_text())
+    status = json.loads((root / "boom" / RunDir.STATUS).read_text())
     assert status["state"] == "failed" and ("exploded" in status["reason"] or "loss became" in status["reason"])
-    assert (root / "boom" / WEIGHTS).read_bytes() == good
+    assert (root / "boom" / RunDir.WEIGHTS).read_bytes() == good

@@ -13,7 +13,7 @@ import pytest
 from app_fixtures import corpus_text, is_prefix_chain, make_checkpoint, model_of, tiny_context, wired
 from html_reading import columns
 
-from charrnn.runs.store import WEIGHTS, write_status
+from charrnn.runs.store import RunDir
 from charrnn.sample import generate_with_probs
 from webui.generate import tab as generate_tab
 from webui.generate.generation import SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
@@ -199,7 +199,7 @@ def test_checkpoint_is_described_from_its_header(ctx):
 
 def test_a_missing_or_broken_checkpoint_is_described_as_a_warning(ctx):
     (ctx.settings.root / "broken").mkdir(parents=True)
-    (ctx.settings.root / "broken" / WEIGHTS).write_bytes(b"not a safetensors file")
+    (ctx.settings.root / "broken" / RunDir.WEIGHTS).write_bytes(b"not a safetensors file")
     broken = generate_tab.describe_checkpoint(ctx, "broken")
     assert broken.startswith("⚠️") and "not a readable safetensors file" in broken
     assert generate_tab.describe_checkpoint(ctx, "../etc").startswith("⚠️")
@@ -291,7 +291,7 @@ def test_every_complete_checkpoint_gets_a_copy_and_a_training_or_too_big_one_say
     make_checkpoint(tmp_path / "done", corpus_text())
     with fake_trainer_running(tmp_path, "busy") as proc:
         make_checkpoint(tmp_path / "busy", corpus_text(), seed=1)
-        write_status(tmp_path / "busy", "running", pid=proc.pid)
+        RunDir(tmp_path / "busy").write_status("running", pid=proc.pid)
         index = sync_copies(Settings(root=tmp_path), {})
     assert index["done"]["copy"] and (tmp_path / ".browser" / f"{index['done']['copy']}.bin").is_file()
     assert index["busy"]["copy"] is None and "training" in index["busy"]["why"]

@@ -11,7 +11,7 @@ from app_fixtures import corpus_text, is_prefix_chain, make_checkpoint, model_of
 from html_reading import Spans, columns, drawn_text, entropy_in
 
 from charrnn.inside import readable
-from charrnn.runs.store import WEIGHTS
+from charrnn.runs.store import RunDir
 from charrnn.sample import generate_with_probs
 from charrnn.vocab import Vocab
 from webui.colours import confidence_colour
@@ -162,7 +162,7 @@ def test_generation_limits_are_the_settings(tmp_path):
 
 def test_a_corrupt_checkpoint_is_refused_not_a_traceback(ctx):
     (ctx.settings.root / "broken").mkdir(parents=True)
-    (ctx.settings.root / "broken" / WEIGHTS).write_bytes(b"not a safetensors file")
+    (ctx.settings.root / "broken" / RunDir.WEIGHTS).write_bytes(b"not a safetensors file")
     with pytest.raises(UserError, match="not a readable safetensors file"):
         texts_of(ctx, key="broken")
 

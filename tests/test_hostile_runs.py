@@ -17,16 +17,7 @@ from app_fixtures import TINY_TRAINING, corpus_text, kill_trainers, last_step, l
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from charrnn.runs.store import (
-    METRICS,
-    STATUS,
-    append_metrics,
-    latest_header,
-    read_header,
-    read_status,
-    save_train_state,
-    write_status,
-)
+from charrnn.runs.store import RunDir, read_header
 from charrnn.runs.weights import CheckpointError
 from webui.demo import poll
 
@@ -85,14 +76,14 @@ def resumable(root, name: str, step: int = 40) -> None:
     make_checkpoint(root / name, corpus_text(), step=step, data={"name": "corpus.txt", "path": str(data)},
                     train_config={"iterations": step + 1000, "minutes": 0.0})
     data.write_text(corpus_text(), encoding="utf-8")
-    save_train_state(root / name, step, {})
-    write_status(root / name, "stopped", step=step)
+    RunDir(root / name).save_train_state(step, {})
+    RunDir(root / name).write_status("stopped", step=step)
 
 
 def checkpoint_step(root, run: str) -> int:
     """The step of the run's latest weights (where a resume starts), 0 before its first checkpoint."""
     try:
-        return latest_header(root / run)["step"]
+        return RunDir(root / run).latest_header()["step"]
     except CheckpointError:
         return 0
 
@@ -102,7 +93,7 @@ def slug(kind: str) -> str:
 
 
 def status_file(root, run: str) -> str:
-    return read_status(root / run)["state"]
+    return RunDir(root / run).status()["state"]
 
 
 def follow(served, run: str) -> tuple:
@@ -117,7 +108,7 @@ def test_a_status_file_of_the_wrong_shape_marks_its_run_damaged_and_the_train_ta
     bad, good = f"bad-{slug(kind)}", f"good-{slug(kind)}"
     resumable(root, bad)
     resumable(root, good)
-    (root / bad / STATUS).write_text(BAD_STATUS[kind], encoding="utf-8")
+    (root / bad / RunDir.STATUS).write_text(BAD_STATUS[kind], encoding="utf-8")
 
     view = poll(served.ctx, {}, None, None)                           # every visitor's refresh
     assert {bad, good} <= {key for _, key in view[5]["choices"]}
@@ -137,13 +128,13 @@ def test_a_status_file_of_the_wrong_shape_marks_its_run_damaged_and_the_train_ta
 def test_a_metrics_line_of_the_wrong_shape_is_skipped_and_said_while_the_run_is_drawn(served, root, kind):
     run = f"lines-{slug(kind)}"
     make_checkpoint(root / run, corpus_text())
-    write_status(root / run, "stopped", step=20)
+    RunDir(root / run).write_status("stopped", step=20)
     for step in (10, 20):
-        append_metrics(root / run, {"step": step, "train_loss": 2.0, "chars_per_s": 100.0, "elapsed": 1.0,
+        RunDir(root / run).append_metrics({"step": step, "train_loss": 2.0, "chars_per_s": 100.0, "elapsed": 1.0,
                                        "sample": f"sample at {step}"})
-    with open(root / run / METRICS, "a", encoding="utf-8") as f:
+    with open(root / run / RunDir.METRICS, "a", encoding="utf-8") as f:
         f.write(BAD_LINES[kind] + "\n")
-    append_metrics(root / run, {"step": 30, "train_loss": 1.5, "chars_per_s": 100.0, "elapsed": 2.0,
+    RunDir(root / run).append_metrics({"step": 30, "train_loss": 1.5, "chars_per_s": 100.0, "elapsed": 2.0,
                                    "sample": "sample at 30"})
     plot, sample, earlier, progress, status = follow(served, run)[:5]
     assert list(plot[plot.split == "train"].step) == [10, 20, 30]
@@ -171,7 +162,7 @@ def test_a_run_killed_before_its_first_checkpoint_offers_no_resume(served, clien
     (root / "no-checkpoint").mkdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    write_status(root / "no-checkpoint", "running", pid=dead.pid, step=0)
+    RunDir(root / "no-checkpoint").write_status("running", pid=dead.pid, step=0)
     status = follow(served, "no-checkpoint")[4]
     assert status.startswith("**Interrupted**: no-checkpoint (the training process is gone")
     assert "No checkpoint was saved, so there is nothing to resume: start it again." in status
@@ -185,7 +176,7 @@ def test_resume_right_after_a_run_finished_is_accepted_every_time(served, client
     assert "Started run **again**" in client.predict(*start_args("again", iterations=30, minutes=0),
                                                      api_name="/start_training")
     for target in (30, 60, 90):
-        wait_for(lambda target=target: read_status(root / "again") == {**read_status(root / "again"),
+        wait_for(lambda target=target: RunDir(root / "again").status() == {**RunDir(root / "again").status(),
                                                                            "state": "finished", "step": target},
                  what=f"the run to finish at step {target}", interval=0.01)
         message = client.predict(None, "again", 30, 0, api_name="/resume_training")    # at once

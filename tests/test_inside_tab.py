@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 from app_fixtures import app_settings, corpus_text, make_checkpoint, tiny_context, wired
 
-from charrnn.runs.store import WEIGHTS
+from charrnn.runs.store import RunDir
 from webui.context import AppContext
 from webui.inside import tab as inside_tab
 from webui.inside.units import suggestions, unit_view
@@ -102,7 +102,7 @@ def test_the_tab_suggests_and_shows_a_unit_once(ctx, tmp_path):
 
 def test_before_the_picker_is_filled_the_first_look_uses_the_newest_checkpoint(ctx):
     newer = make_checkpoint(ctx.settings.root / "newer", corpus_text(), seed=1)
-    older = ctx.settings.root / "tiny" / WEIGHTS
+    older = ctx.settings.root / "tiny" / RunDir.WEIGHTS
     stamp = older.stat().st_mtime_ns
     os.utime(older, ns=(stamp, stamp))
     os.utime(newer, ns=(stamp + 10**9, stamp + 10**9))

@@ -15,33 +15,23 @@ import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, fake_trainer_running, kill_trainers, make_checkpoint, wait_for
 
 from charrnn.config import ModelConfig, preset_configs
+from charrnn.runs import jobs as jobs_module
 from charrnn.runs import writes
 from charrnn.runs.jobs import (
     Job,
     JobError,
     Supervisor,
-    budget_args,
+    budget,
     capped_config,
+    create_run,
     death_reason,
-    log_tail,
-    prepare_run_dir,
     recent_run,
     resumable_runs,
-    run_dirs,
     running_job,
     stop_run,
 )
 from charrnn.runs.runner import build_corpus
-from charrnn.runs.store import (
-    STATUS,
-    latest_header,
-    load_checkpoint,
-    read_metrics,
-    save_latest,
-    save_train_state,
-    write_corpus_record,
-    write_status,
-)
+from charrnn.runs.store import RunDir, load_checkpoint, run_dirs
 
 TINY_MODEL = {k: TINY_TRAINING[k] for k in ("hidden", "layers")}
 TINY_TRAIN = {k: v for k, v in TINY_TRAINING.items() if k not in ("preset", *TINY_MODEL)}
@@ -92,7 +82,7 @@ def test_a_second_start_is_refused_while_a_trainer_runs(root, jobs, fake_trainer
     data = tmp_path / "tiny.txt"
     data.write_text(text, encoding="utf-8")
     make_checkpoint(root / "done", text, data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(root / "done", 10, {})
+    RunDir(root / "done").save_train_state(10, {})
     with pytest.raises(JobError, match="in progress: busy"):
         jobs.resume("done", 5, 0)
     assert jobs.proc is None
@@ -103,7 +93,7 @@ def test_stale_running_status_or_a_reused_pid_does_not_block(root, jobs):
     try:
         for name, pid in (("dead", 2**22 + 12345), ("reused", other.pid)):
             (root / name).mkdir(parents=True)
-            write_status(root / name, "running", pid=pid)
+            RunDir(root / name).write_status("running", pid=pid)
         assert jobs.active() is None and running_job(root) is None
         jobs.refuse_if_busy()                                           # does not raise
         assert jobs.state("reused")["state"] == "interrupted"
@@ -135,7 +125,7 @@ def test_stop_run_sigterms_the_named_runs_trainer_and_refuses_one_not_training(r
     assert stop_run(root, "busy") == Job("busy", fake_trainer.pid)
     assert fake_trainer.wait(timeout=30) == -signal.SIGTERM
     make_checkpoint(root / "idle", corpus_text())
-    write_status(root / "idle", "finished", step=10)
+    RunDir(root / "idle").write_status("finished", step=10)
     with pytest.raises(JobError, match="not training"):
         stop_run(root, "idle")
     with pytest.raises(JobError, match="not training"):
@@ -169,12 +159,12 @@ def test_a_started_trainer_runs_stops_with_a_checkpoint_and_resumes_with_more_st
     with pytest.raises(JobError, match="in progress: tiny"):
         jobs.start("second", text, None, "pasted text", "quick", *tiny_configs(text))
     assert not (root / "second").exists()
-    wait_for(lambda: read_metrics(root / "tiny"), what="a first metrics record")
+    wait_for(lambda: RunDir(root / "tiny").records(), what="a first metrics record")
     stopped_job, signalled = jobs.stop()
     assert stopped_job == job and signalled
     assert jobs.proc.wait(timeout=120) == 0
     assert state_of(jobs, "tiny") == "stopped" and jobs.active() is None
-    header = latest_header(root / "tiny")                        # where training is: the resume starts there
+    header = RunDir(root / "tiny").latest_header()                        # where training is: the resume starts there
     assert [r["name"] for r in resumable_runs(root)] == ["tiny"]
     assert jobs.files_signature("tiny")[0] == "tiny"
     before = jobs.files_signature("tiny")
@@ -183,7 +173,7 @@ def test_a_started_trainer_runs_stops_with_a_checkpoint_and_resumes_with_more_st
     assert step == header["step"] and resumed == Job("tiny", jobs.proc.pid)
     assert jobs.proc.wait(timeout=120) == 0
     assert state_of(jobs, "tiny") == "finished"
-    assert read_metrics(root / "tiny")[-1]["step"] == step + 5
+    assert RunDir(root / "tiny").records()[-1]["step"] == step + 5
     assert jobs.files_signature("tiny") != before
     assert recent_run(root) == "tiny" and jobs.last_run() == "tiny"
 
@@ -202,74 +192,93 @@ def test_a_killed_trainer_leaves_its_run_interrupted(root, jobs):
 
 def test_start_spawns_the_trainer_with_exactly_these_configs(root, jobs, monkeypatch, tmp_path):
     spawned = []
-    monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append((name, args)) or Job(name, 1))
+    monkeypatch.setattr(jobs, "spawn", lambda run: spawned.append(run) or Job(run.name, 1))
     text = corpus_text()
     model_cfg, train_cfg = tiny_configs(text)
     data = tmp_path / "tiny.txt"
     data.write_text(text, encoding="utf-8")
     assert jobs.start("from-file", text, data, "tiny.txt", "quick", model_cfg, train_cfg) == Job("from-file", 1)
-    (name, args), = spawned
-    assert name == "from-file" and args[:2] == ["--data", str(data)]
-    assert not (root / "from-file" / "corpus.txt").exists()          # a file is trained on where it is
-    assert args[args.index("--name") + 1] == "from-file" and args[args.index("--data-name") + 1] == "tiny.txt"
-    assert args[args.index("--preset") + 1] == "quick"
-    assert "--hidden=32" in args and "--seq-len=32" in args and "--minutes=2.0" in args
-    assert not any(a.startswith("--threads") for a in args)          # spawn adds the supervisor's own
+    (run,) = spawned
+    assert run.name == "from-file" and not run.corpus_copy.exists()   # a file is trained on where it is
+    config = run.read_config()                                        # what the trainer process reads
+    assert config["preset"] == "quick" and config["data"] == {"name": "tiny.txt", "path": str(data)}
+    assert config["model_config"] == model_cfg.to_dict()
+    assert config["train_config"] == {**train_cfg.to_dict(), "threads": jobs.threads}
+
+
+def test_the_trainer_process_is_started_with_the_runs_name_alone(root, jobs, monkeypatch):
+    started, popen = [], subprocess.Popen
+    monkeypatch.setattr(jobs_module.subprocess, "Popen", lambda cmd, **kw: started.append(cmd) or popen(["true"]))
+    text = corpus_text()
+    jobs.start("short", text, None, "pasted text", "quick", *tiny_configs(text))
+    (cmd,) = started
+    assert cmd[1:] == ["-m", "charrnn", "--checkpoints", str(root.resolve()), "train", "--run", "short", "--quiet"]
 
 
 # --- run directories -----------------------------------------------------------------
-def test_prepare_run_dir_writes_the_text_or_uses_the_file_and_refuses_bad_or_taken_names(root, tmp_path):
-    data = prepare_run_dir(root, "pasted", "some text", None)
-    assert data == root / "pasted" / "corpus.txt" and data.read_text(encoding="utf-8") == "some text"
+def test_create_run_writes_the_text_or_uses_the_file_and_refuses_bad_or_taken_names(root, tmp_path):
+    run, data = create_run(root, "pasted", "some text", None)
+    assert data == run.corpus_copy == root / "pasted" / "corpus.txt"
+    assert data.read_text(encoding="utf-8") == "some text"
     file = tmp_path / "book.txt"
-    assert prepare_run_dir(root, "bookrun", "ignored", file) == file and (root / "bookrun").is_dir()
+    assert create_run(root, "bookrun", "ignored", file)[1] == file and (root / "bookrun").is_dir()
     assert not (root / "bookrun" / "corpus.txt").exists()
     with pytest.raises(JobError, match="invalid run name"):
-        prepare_run_dir(root, "../escape", "x", None)
+        create_run(root, "../escape", "x", None)
     make_checkpoint(root / "taken", corpus_text())
     with pytest.raises(JobError, match="already exists"):
-        prepare_run_dir(root, "taken", "x", None)
+        create_run(root, "taken", "x", None)
 
 
-def test_prepare_run_dir_says_when_the_folder_cannot_be_written(tmp_path):
+def test_a_run_folder_is_never_reused_even_one_left_without_a_checkpoint(root):
+    (root / "killed-early").mkdir(parents=True)                       # its trainer died before its first checkpoint
+    (root / "killed-early" / "owner.json").write_text('{"sha256": "first visitor"}', encoding="utf-8")
+    with pytest.raises(JobError, match="already exists"):
+        create_run(root, "killed-early", "another visitor's text", None)
+    assert (root / "killed-early" / "owner.json").read_text(encoding="utf-8") == '{"sha256": "first visitor"}'
+    assert not (root / "killed-early" / "corpus.txt").exists()
+
+
+def test_create_run_says_when_the_folder_cannot_be_written(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(JobError, match="Cannot write to"):
-        prepare_run_dir(blocker, "run", "x", None)
+        create_run(blocker, "run", "x", None)
 
 
 def test_log_tail_is_the_raw_last_lines_of_the_log(tmp_path):
-    assert log_tail(tmp_path) == ""                                    # no train.log
+    run = RunDir(tmp_path)
+    assert run.log_tail() == ""                                         # no train.log
     lines = [f"line {i} ```" for i in range(1000)]
-    (tmp_path / "train.log").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
-    assert log_tail(tmp_path) == "\n".join(lines[-12:])              # not fenced, not escaped
-    assert log_tail(tmp_path, lines=3) == "\n".join(lines[-3:])
-    (tmp_path / "train.log").write_bytes(b"bad \xff byte\nerror: boom\n")
-    assert log_tail(tmp_path) == "bad \ufffd byte\nerror: boom"
+    run.log.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    assert run.log_tail() == "\n".join(lines[-12:])                    # not fenced, not escaped
+    assert run.log_tail(lines=3) == "\n".join(lines[-3:])
+    run.log.write_bytes(b"bad \xff byte\nerror: boom\n")
+    assert run.log_tail() == "bad \ufffd byte\nerror: boom"
 
 
 # --- resume ---------------------------------------------------------------------------
 def test_resume_budget_counts_from_what_the_run_has_done():
     header = {"step": 300, "elapsed": 120.0, "train_config": {"iterations": 300, "minutes": 0.0}}
-    assert budget_args(header, 200, 0) == ["--iterations", "500", "--minutes", "0"]
-    assert budget_args(header, 0, 1.5) == ["--minutes", "3.5", "--iterations", "0"]
+    assert budget(header, 200, 0) == {"iterations": 500, "minutes": 0}
+    assert budget(header, 0, 1.5) == {"minutes": 3.5, "iterations": 0}
     with pytest.raises(JobError, match="whole budget"):
-        budget_args(header, 0, 0)
+        budget(header, 0, 0)
     stopped = {**header, "step": 100}
-    assert budget_args(stopped, 0, 0) == []
-    assert budget_args(stopped, None, None) == []
+    assert budget(stopped, 0, 0) == {}
+    assert budget(stopped, None, None) == {}
     with pytest.raises(JobError, match="more minutes must be"):
-        budget_args(header, 0, -1)
+        budget(header, 0, -1)
     timed = {"step": 50, "elapsed": 600.0, "train_config": {"iterations": 0, "minutes": 10.0}}
     with pytest.raises(JobError, match="whole budget"):
-        budget_args(timed, 0, 0)
+        budget(timed, 0, 0)
 
 
 @pytest.mark.parametrize("more_iterations, more_minutes", [(-1, 0), (2.5e7, 0), ("5", 0), (True, 0), (0, 1e9)])
 def test_resume_budget_refuses_values_out_of_range(more_iterations, more_minutes):
     header = {"step": 100, "elapsed": 1.0, "train_config": {"iterations": 300, "minutes": 0.0}}
     with pytest.raises(JobError, match="must be a number from 0 to"):
-        budget_args(header, more_iterations, more_minutes)
+        budget(header, more_iterations, more_minutes)
 
 
 def test_only_runs_with_their_optimizer_state_can_be_resumed(root, jobs, tmp_path):
@@ -280,25 +289,25 @@ def test_only_runs_with_their_optimizer_state_can_be_resumed(root, jobs, tmp_pat
     data = tmp_path / "tiny.txt"
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / "old-state", corpus_text(), step=20, data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(root / "old-state", 10, {})                   # not the state of its step
+    RunDir(root / "old-state").save_train_state(10, {})                   # not the state of its step
     make_checkpoint(root / "ok", corpus_text(), step=20, data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(root / "ok", 20, {})
+    RunDir(root / "ok").save_train_state(20, {})
     assert [r["name"] for r in resumable_runs(root)] == ["ok"]
-    write_status(root / "ok", "running", pid=os.getpid())           # a live process, but not a trainer
+    RunDir(root / "ok").write_status("running", pid=os.getpid())           # a live process, but not a trainer
     assert [r["name"] for r in resumable_runs(root)] == ["ok"]
     assert jobs.proc is None
 
 
 def test_resume_refuses_a_run_whose_corpus_is_gone_or_whose_budget_is_spent(root, jobs, tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "spawn", lambda name, args: pytest.fail(f"spawned {args}"))
+    monkeypatch.setattr(jobs, "spawn", lambda run: pytest.fail(f"spawned {run}"))
     make_checkpoint(root / "gone", corpus_text(), data={"name": "x.txt", "path": str(tmp_path / "x.txt")})
-    save_train_state(root / "gone", 10, {})
+    RunDir(root / "gone").save_train_state(10, {})
     with pytest.raises(JobError, match="is gone"):
         jobs.resume("gone", 5, 0)
     data = tmp_path / "tiny.txt"
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / "spent", corpus_text(), data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(root / "spent", 10, {})
+    RunDir(root / "spent").save_train_state(10, {})
     with pytest.raises(JobError, match="whole budget"):
         jobs.resume("spent", 0, 0)
 
@@ -308,20 +317,22 @@ def test_resume_counts_from_the_latest_weights_and_finds_the_corpus_through_the_
     """A run whose kept model (step 40) is behind its latest weights (step 90): the header names no corpus path;
     corpus.json says where it is."""
     spawned = []
-    monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append((name, args)) or Job(name, 1))
+    monkeypatch.setattr(jobs, "spawn", lambda run: spawned.append(run.read_config()) or Job(run.name, 1))
     data = tmp_path / "tiny.txt"
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / "split", corpus_text(), step=40, best_step=40,
                     data={"name": "tiny.txt", "chars": len(corpus_text())}, train_config={"iterations": 100})
     model, vocab, _ = load_checkpoint(root / "split")
-    save_latest(root / "split", model, vocab, {"step": 90, "best_step": 40, "elapsed": 9.0,
+    RunDir(root / "split").save_latest(model, vocab, {"step": 90, "best_step": 40, "elapsed": 9.0,
                                                   "train_config": {"iterations": 100, "minutes": 0.0}}, {})
     assert [r["name"] for r in resumable_runs(root)] == ["split"]       # save_latest wrote train_state-90.pt
     with pytest.raises(JobError, match="does not record where its corpus is"):
         jobs.resume("split", 5, 0)
-    write_corpus_record(root / "split", data)
+    RunDir(root / "split").record_corpus(data)
     assert jobs.resume("split", 5, 0) == (Job("split", 1), 90)
-    assert spawned == [("split", ["--resume", "split", "--iterations", "95", "--minutes", "0"])]
+    (config,) = spawned
+    assert config["train_config"]["iterations"] == 95 and config["train_config"]["minutes"] == 0
+    assert config["data"]["path"] == str(data)
     assert jobs.resume("split", 0, 0) == (Job("split", 1), 90)           # 90 of 100 steps done: not spent
     (root / "split" / "train_state-90.pt").unlink()
     assert resumable_runs(root) == []             # the kept model's own step (40) is not where a resume starts
@@ -329,13 +340,13 @@ def test_resume_counts_from_the_latest_weights_and_finds_the_corpus_through_the_
 
 def test_resume_spawns_with_the_extended_budget(root, jobs, tmp_path, monkeypatch):
     spawned = []
-    monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append((name, args)) or Job(name, 1))
+    monkeypatch.setattr(jobs, "spawn", lambda run: spawned.append(run.read_config()) or Job(run.name, 1))
     data = tmp_path / "tiny.txt"
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / "ok", corpus_text(), step=40, data={"name": "tiny.txt", "path": str(data)})
-    save_train_state(root / "ok", 40, {})
+    RunDir(root / "ok").save_train_state(40, {})
     assert jobs.resume("ok", 60, 0) == (Job("ok", 1), 40)
-    assert spawned == [("ok", ["--resume", "ok", "--iterations", "100", "--minutes", "0"])]
+    assert [(c["train_config"]["iterations"], c["train_config"]["minutes"]) for c in spawned] == [(100, 0)]
 
 
 # --- a public folder's hostile or broken runs --------------------------------------------------
@@ -345,34 +356,34 @@ def resumable_run(root, name, tmp_path, step=1000) -> None:
     data.write_text(corpus_text(), encoding="utf-8")
     make_checkpoint(root / name, corpus_text(), step=step, data={"name": data.name, "path": str(data)},
                     train_config={"iterations": step + 500, "minutes": 0.0})
-    save_train_state(root / name, step, {})
+    RunDir(root / name).save_train_state(step, {})
 
 
 def test_a_trainer_that_wrote_its_final_status_is_not_in_progress_while_it_exits(root, jobs, tmp_path, monkeypatch):
     resumable_run(root, "done", tmp_path)
-    jobs.proc, jobs.run = sleeper("charrnn"), "done"                 # still exiting...
-    write_status(root / "done", "finished", step=1000, pid=jobs.proc.pid)   # ...after its final status
+    jobs.proc, jobs.run = sleeper("charrnn", "train"), "done"                 # still exiting...
+    RunDir(root / "done").write_status("finished", step=1000, pid=jobs.proc.pid)   # ...after its final status
     assert jobs.active() is None
     spawned = []
-    monkeypatch.setattr(jobs, "spawn", lambda name, args: spawned.append(name) or Job(name, 1))
+    monkeypatch.setattr(jobs, "spawn", lambda run: spawned.append(run.name) or Job(run.name, 1))
     assert jobs.resume("done", 10, 0) == (Job("done", 1), 1000)      # at once, not "in progress"
     assert spawned == ["done"]
 
 
 def test_a_status_left_by_an_earlier_trainer_does_not_end_our_starting_child(root, jobs, tmp_path):
     resumable_run(root, "again", tmp_path)
-    write_status(root / "again", "stopped", step=1000, pid=2**22 + 7)    # the trainer before
-    jobs.proc, jobs.run, jobs.spawned_ns = sleeper("charrnn"), "again", time.time_ns()
+    RunDir(root / "again").write_status("stopped", step=1000, pid=2**22 + 7)    # the trainer before
+    jobs.proc, jobs.run, jobs.spawned_ns = sleeper("charrnn", "train"), "again", time.time_ns()
     assert jobs.active() == Job("again", jobs.proc.pid)
     assert jobs.state("again") == {"state": "starting"}
 
 
 def test_spawning_keeps_an_exiting_child_to_reap(root, jobs, tmp_path, monkeypatch):
     (root / "a").mkdir(parents=True)
-    old = sleeper("charrnn")
+    old = sleeper("charrnn", "train")
     jobs.proc, jobs.run = old, "a"
     monkeypatch.setattr(sys, "executable", "/bin/true")                # spawn a child that does nothing
-    jobs.spawn("a", [])
+    jobs.spawn(RunDir(root / "a"))
     assert jobs.exiting == [old] and jobs.proc is not old
     old.kill()
     old.wait()
@@ -381,8 +392,8 @@ def test_spawning_keeps_an_exiting_child_to_reap(root, jobs, tmp_path, monkeypat
 
 def kill_child_at(root, jobs, name, step_in_status=0) -> None:
     """Our child running run ``name`` (its status says so), then SIGKILLed as the system's OOM killer does."""
-    jobs.proc, jobs.run = sleeper("charrnn"), name
-    write_status(root / name, "running", pid=jobs.proc.pid, step=step_in_status)
+    jobs.proc, jobs.run = sleeper("charrnn", "train"), name
+    RunDir(root / name).write_status("running", pid=jobs.proc.pid, step=step_in_status)
     os.kill(jobs.proc.pid, signal.SIGKILL)
     jobs.proc.wait()
 
@@ -417,7 +428,7 @@ def test_a_symlinked_run_folder_is_no_run(root, jobs, tmp_path):
 def test_a_run_with_a_damaged_status_is_listed_damaged_not_resumed_and_breaks_nothing(root, jobs, tmp_path, content):
     resumable_run(root, "bad", tmp_path)
     resumable_run(root, "good", tmp_path)
-    (root / "bad" / STATUS).write_text(content, encoding="utf-8")
+    (root / "bad" / RunDir.STATUS).write_text(content, encoding="utf-8")
     assert jobs.active() is None and running_job(root) is None
     assert jobs.state("bad")["state"] == "damaged"
     assert [r["name"] for r in resumable_runs(root)] == ["good"]
@@ -427,7 +438,7 @@ def test_a_run_with_a_damaged_status_is_listed_damaged_not_resumed_and_breaks_no
 
 def test_resume_is_refused_while_the_disk_has_no_room_for_a_checkpoint(root, jobs, tmp_path, monkeypatch):
     resumable_run(root, "full", tmp_path)
-    monkeypatch.setattr(jobs, "spawn", lambda name, args: pytest.fail(f"spawned {args}"))
+    monkeypatch.setattr(jobs, "spawn", lambda run: pytest.fail(f"spawned {run}"))
     monkeypatch.setattr(writes, "free_bytes", lambda directory: 4096)
     with pytest.raises(JobError, match=r"Run full cannot be resumed: disk full: 4.0 KiB free in full"):
         jobs.resume("full", 10, 0)
@@ -435,12 +446,12 @@ def test_resume_is_refused_while_the_disk_has_no_room_for_a_checkpoint(root, job
 
 def test_a_visitor_cap_bounds_the_time_of_a_resumed_part():
     header = {"step": 300, "elapsed": 120.0, "train_config": {"iterations": 1000, "minutes": 0.0}}
-    assert budget_args(header, 200, 0, cap_minutes=30) == ["--iterations", "500", "--minutes", "32.0"]
-    assert budget_args(header, 0, 600, cap_minutes=30) == ["--minutes", "32.0", "--iterations", "0"]
-    assert budget_args(header, 0, 5, cap_minutes=30) == ["--minutes", "7.0", "--iterations", "0"]
-    assert budget_args(header, 0, 0, cap_minutes=30) == ["--minutes", "32.0"]
+    assert budget(header, 200, 0, cap_minutes=30) == {"iterations": 500, "minutes": 32.0}
+    assert budget(header, 0, 600, cap_minutes=30) == {"minutes": 32.0, "iterations": 0}
+    assert budget(header, 0, 5, cap_minutes=30) == {"minutes": 7.0, "iterations": 0}
+    assert budget(header, 0, 0, cap_minutes=30) == {"minutes": 32.0}
     short = {**header, "train_config": {"iterations": 0, "minutes": 10.0}}
-    assert budget_args(short, 0, 0, cap_minutes=30) == []               # its own budget ends sooner
+    assert budget(short, 0, 0, cap_minutes=30) == {}               # its own budget ends sooner
 
 
 def test_capped_config_gives_a_run_at_most_the_cap():

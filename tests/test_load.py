@@ -16,7 +16,7 @@ import pytest
 from app_fixtures import TINY_TRAINING, corpus_text, last_step, launched, make_checkpoint, status_of, wait_for
 from gradio_client import Client
 
-from charrnn.runs.store import WEIGHTS
+from charrnn.runs.store import RunDir
 from webui.models import BUNDLED_KEY
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def test_twenty_concurrent_generations_complete_while_a_run_trains_and_the_cache
         assert "Started run **busy**" in client.predict(*start_args("busy"), api_name="/start_training")
     finally:
         client.close()
-    wait_for(lambda: (root / "busy" / WEIGHTS).is_file(), what="the training run's first checkpoint")
+    wait_for(lambda: (root / "busy" / RunDir.WEIGHTS).is_file(), what="the training run's first checkpoint")
     keys = [BUNDLED_KEY, "busy", *SMALL_RUNS]                  # more checkpoints than the cache holds
     assert len(keys) > cache.size
     step_before = last_step(root, "busy")

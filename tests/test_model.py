@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
-from charrnn.runs.store import load_checkpoint, save_checkpoint
+from charrnn.runs.store import RunDir, load_checkpoint
 
 
 def test_fused_lstm_equals_the_lecture_lstmcell_loop():
@@ -121,7 +121,7 @@ def test_a_checkpoint_from_before_input_dropout_loads_with_it_off(tmp_path):
     vocab = Vocab.from_text("abc def\n")
     model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=4, hidden=8, dropout=0.3))
     old = {k: v for k, v in model.config.to_dict().items() if k != "input_dropout"}
-    save_checkpoint(tmp_path, model, vocab, {"model_config": old, "step": 1})
+    RunDir(tmp_path).keep(model, vocab, {"model_config": old, "step": 1})
     loaded, _, header = load_checkpoint(tmp_path)
     assert "input_dropout" not in header["model_config"]
     assert loaded.config.input_dropout == 0.0 and loaded.config.dropout == 0.3

@@ -14,7 +14,7 @@ import torch
 from app_fixtures import app_settings, corpus_text, make_checkpoint
 
 from charrnn.model import CharRNN
-from charrnn.runs.store import WEIGHTS, read_header, write_status
+from charrnn.runs.store import RunDir, read_header
 from charrnn.vocab import Vocab
 from webui.errors import UserError
 from webui.models import (
@@ -53,11 +53,11 @@ def test_bundled_model_is_offered_when_the_checkpoints_folder_is_elsewhere(setti
 
 def test_a_training_run_is_labelled_so(settings):
     make_checkpoint(settings.root / "live", corpus_text())
-    write_status(settings.root / "live", "running", pid=1)          # pid 1 is no trainer: reads interrupted
+    RunDir(settings.root / "live").write_status("running", pid=1)          # pid 1 is no trainer: reads interrupted
     assert [r["label"] for r in list_checkpoints(settings)] == ["live"]
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn", "train"])
     try:
-        write_status(settings.root / "live", "running", pid=proc.pid)
+        RunDir(settings.root / "live").write_status("running", pid=proc.pid)
         assert [r["label"] for r in list_checkpoints(settings)] == ["live (training)"]
     finally:
         proc.kill()
@@ -71,13 +71,13 @@ def test_the_default_checkpoint_is_the_newest_idle_run_else_the_bundled_model_el
     make_checkpoint(settings.root / "older", corpus_text())
     time.sleep(0.01)
     make_checkpoint(settings.root / "newer", corpus_text())
-    os.utime(settings.bundled / WEIGHTS)                      # a bundled file touched later still comes after runs
+    os.utime(settings.bundled / RunDir.WEIGHTS)                      # a bundled file touched later still comes after runs
     assert list_checkpoints(settings)[0]["key"] == BUNDLED_KEY and default_checkpoint(settings) == "newer"
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn", "train"])
     try:
-        write_status(settings.root / "newer", "running", pid=proc.pid)      # its checkpoint is still changing
+        RunDir(settings.root / "newer").write_status("running", pid=proc.pid)      # its checkpoint is still changing
         assert default_checkpoint(settings) == "older"
-        write_status(settings.root / "older", "running", pid=proc.pid)
+        RunDir(settings.root / "older").write_status("running", pid=proc.pid)
         assert default_checkpoint(settings) == BUNDLED_KEY
         shutil.rmtree(settings.bundled)
         assert default_checkpoint(settings) in ("newer", "older")            # only training runs: one of them
@@ -89,7 +89,7 @@ def test_the_default_checkpoint_is_the_newest_idle_run_else_the_bundled_model_el
 def test_checkpoint_summaries_say_what_a_script_needs_to_pick_one(settings):
     make_checkpoint(settings.bundled, corpus_text(), step=20)
     path = make_checkpoint(settings.root / "run", corpus_text(), step=30, best_val_loss=1.25, best_step=25)
-    write_status(settings.root / "run", "finished")
+    RunDir(settings.root / "run").write_status("finished")
     run, bundled = checkpoint_summaries(settings)
     assert run == {"key": "run", "label": "run", "corpus": "tiny.txt", "corpus_chars": len(corpus_text()),
                    "params": read_header(path)["params"], "bytes": path.stat().st_size, "cell": "lstm",
@@ -161,7 +161,7 @@ def test_load_model_names_the_exact_checkpoint_file(settings):
 
 def test_a_corrupt_checkpoint_is_refused_not_a_traceback(settings):
     (settings.root / "broken").mkdir(parents=True)
-    (settings.root / "broken" / WEIGHTS).write_bytes(b"not a safetensors file")
+    (settings.root / "broken" / RunDir.WEIGHTS).write_bytes(b"not a safetensors file")
     with pytest.raises(UserError, match="not a readable safetensors file"):
         load_model(settings, ModelCache(), "broken")             # generating from it: test_generation.py
 

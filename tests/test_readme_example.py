@@ -14,7 +14,7 @@ import pytest
 from app_fixtures import corpus_text, launched, make_checkpoint
 from gradio_client import Client
 
-from charrnn.runs.store import META, METRICS, PROJECT_DIR, WEIGHTS, read_header
+from charrnn.runs.store import PROJECT_DIR, RunDir, read_header
 from webui.models import BUNDLED_KEY
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_the_readme_python_example_runs_unchanged_against_a_launched_app(tmp_pat
         assert "Deleted **my-cats**" in out and "Deleted **my-cats-again**" in out
         assert not (served.root / "my-cats").exists() and not (served.root / "my-cats-again").exists()
     with zipfile.ZipFile(work / "my-cats.zip") as z:                                 # what the script took away
-        assert {WEIGHTS, META, METRICS, "loss.png"} <= {Path(n).name for n in z.namelist()}
+        assert {RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, "loss.png"} <= {Path(n).name for n in z.namelist()}
     assert read_header(work / "my-cats.safetensors")["run"] == "my-cats"
 
 

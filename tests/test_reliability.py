@@ -42,7 +42,7 @@ from safetensors.torch import load_file, save_file
 from charrnn.data import min_corpus_chars
 from charrnn.runs.jobs import Supervisor, resumable_runs
 from charrnn.runs.runner import build_corpus
-from charrnn.runs.store import PROJECT_DIR, WEIGHTS, read_header, read_metrics, write_status
+from charrnn.runs.store import PROJECT_DIR, RunDir, read_header
 from charrnn.runs.weights import CheckpointError
 from webui.context import AppContext
 from webui.demo import checkpoint_updates, poll
@@ -87,8 +87,8 @@ def client_of(url: str):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app over a fresh checkpoints folder, two levels below a folder of this module's own (see ESCAPES)."""
-    if not (BUNDLED / WEIGHTS).is_file():
-        pytest.fail(f"the bundled checkpoint {BUNDLED / WEIGHTS} is missing")
+    if not (BUNDLED / RunDir.WEIGHTS).is_file():
+        pytest.fail(f"the bundled checkpoint {BUNDLED / RunDir.WEIGHTS} is missing")
     root = tmp_path_factory.mktemp("reliability") / "served" / "checkpoints"
     root.mkdir(parents=True)
     with launched(root) as served:
@@ -266,7 +266,7 @@ def test_empty_prime_generates_from_the_default_start(client, prime):
 
 
 def bundled_vocab_size() -> int:
-    weights = BUNDLED / WEIGHTS
+    weights = BUNDLED / RunDir.WEIGHTS
     return len(read_header(weights)["vocab"]) if weights.is_file() else 0
 
 
@@ -387,7 +387,7 @@ def test_bad_checkpoint_is_refused_naming_the_file_and_the_others_still_generate
     damage(make_checkpoint(root / bad, corpus_text()), kind)
 
     message = refusal(lambda: client.predict(*generate_args(checkpoint=bad, prime="the "), api_name="/generate"))
-    assert f"{bad}/{WEIGHTS}" in message
+    assert f"{bad}/{RunDir.WEIGHTS}" in message
     keys = [r["key"] for r in list_checkpoints(served.settings)]
     assert good in keys and BUNDLED_KEY in keys
     if kind not in ("unexpected keys", "missing keys"):      # the picker reads headers only: a bad one is left out
@@ -425,7 +425,7 @@ def test_run_names_with_dots_slashes_or_odd_characters_are_refused_and_nothing_i
     assert Path("/etc/passwd").read_bytes() == passwd and served.ctx.jobs.proc is before
 
 
-@pytest.mark.parametrize("key", [*ESCAPES, "x\n", str(BUNDLED), str(BUNDLED / WEIGHTS), "shakespeare", 123])
+@pytest.mark.parametrize("key", [*ESCAPES, "x\n", str(BUNDLED), str(BUNDLED / RunDir.WEIGHTS), "shakespeare", 123])
 def test_checkpoint_argument_outside_the_checkpoints_folder_is_refused(client, root, key):
     message = refusal(lambda: client.predict(*generate_args(checkpoint=key), api_name="/generate"))
     assert "invalid run name" in message or "no such checkpoint" in message
@@ -494,7 +494,7 @@ def test_sigkilled_trainer_leaves_the_app_serving_and_the_run_interrupted_genera
     assert "Resumed **killed**" in client.predict(None, "killed", 20, 0, api_name="/resume_training")
     wait_for(lambda: status_of(root, "killed") == "finished", what="the resumed run to finish")
     assert checkpoint_step(root, "killed") == saved + 20
-    steps = [r["step"] for r in read_metrics(root / "killed")]
+    steps = [r["step"] for r in RunDir(root / "killed").records()]
     assert steps == sorted(set(steps))                          # the killed run's extra records were dropped
 
 
@@ -540,7 +540,7 @@ def test_a_run_whose_trainer_pid_was_reused_is_shown_interrupted_and_offered_for
     torch.save({"step": 10}, settings.root / "orphan" / "train_state-10.pt")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        write_status(settings.root / "orphan", "running", pid=other.pid)
+        RunDir(settings.root / "orphan").write_status("running", pid=other.pid)
         assert Supervisor(settings.root).state("orphan")["state"] == "interrupted"
         assert Supervisor(settings.root).active() is None
         labels = [label for label, _ in checkpoint_updates(AppContext(settings), None, [])[0]["choices"]]
@@ -634,7 +634,7 @@ def test_with_no_password_only_the_caller_that_started_a_run_can_stop_or_delete_
 def test_planted_pickle_checkpoint_is_refused_without_running_code(client, served, root, tmp_path):
     marker = tmp_path / "EXECUTED"
     (root / "planted").mkdir()
-    torch.save({"weights": PlantedPickle(marker)}, root / "planted" / WEIGHTS)
+    torch.save({"weights": PlantedPickle(marker)}, root / "planted" / RunDir.WEIGHTS)
     (root / "pickled").mkdir()                                   # a folder holding only a pickle is no checkpoint
     torch.save({"weights": PlantedPickle(marker)}, root / "pickled" / "model.pt")
     for key in ("planted", "pickled"):
@@ -666,8 +666,8 @@ def test_gradio_serves_no_file_outside_what_the_app_intends(url, root):
     (root / "served" / "corpus.txt").write_text("a stranger's pasted text", encoding="utf-8")
     targets = {
         f"gradio_api/file={APP_PY}": b"create_demo",
-        f"gradio_api/file={BUNDLED / WEIGHTS}": b"charrnn",
-        f"gradio_api/file={root / 'served' / WEIGHTS}": b"charrnn",
+        f"gradio_api/file={BUNDLED / RunDir.WEIGHTS}": b"charrnn",
+        f"gradio_api/file={root / 'served' / RunDir.WEIGHTS}": b"charrnn",
         f"gradio_api/file={root / 'served' / 'corpus.txt'}": b"stranger",
         "gradio_api/file=app.py": b"create_demo",
         "gradio_api/file=checkpoints/shakespeare/model.safetensors": b"charrnn",

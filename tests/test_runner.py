@@ -14,24 +14,9 @@ import torch
 
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import CorpusError
-from charrnn.runs.jobs import budget_args, resumable_runs
+from charrnn.runs.jobs import budget, resumable_runs
 from charrnn.runs.runner import BestSoFar, Run
-from charrnn.runs.store import (
-    CORPUS_RECORD,
-    LATEST,
-    META,
-    WEIGHTS,
-    corpus_path,
-    latest_file,
-    latest_header,
-    load_checkpoint,
-    load_train_state,
-    read_header,
-    read_metrics,
-    read_status,
-    save_checkpoint,
-    train_state_steps,
-)
+from charrnn.runs.store import RunDir, load_checkpoint, read_header
 from charrnn.runs.weights import read_json
 
 TINY = dict(batch_size=4, seq_len=16, warmup=5, eval_every=10, sample_every=1000, checkpoint_every=1000,
@@ -114,20 +99,20 @@ def test_the_kept_model_is_the_best_validation_loss_and_the_latest_is_where_trai
     model, _, kept = load_checkpoint(directory)
     assert (kept["step"], kept["val_loss"], kept["best_step"], kept["best_val_loss"]) == (40, 1.5, 40, 1.5)
     assert same_weights(weights_of(model), snapshots[40])
-    assert read_json(directory / META) == kept
+    assert read_json(directory / RunDir.META) == kept
 
-    latest_model, _, latest = load_checkpoint(directory / LATEST)
+    latest_model, _, latest = load_checkpoint(directory / RunDir.LATEST)
     assert (latest["step"], latest["val_loss"], latest["best_step"], latest["best_val_loss"]) == (60, 2.4, 40, 1.5)
     assert same_weights(weights_of(latest_model), weights_of(run.trainer.model))
-    assert latest_header(directory) == latest and max(train_state_steps(directory)) == 60
+    assert RunDir(directory).latest_header() == latest and max(RunDir(directory).train_state_steps()) == 60
 
-    status = read_status(directory)
+    status = RunDir(directory).status()
     assert (status["state"], status["step"], status["best_step"], status["best_val_loss"]) == ("finished", 60, 40, 1.5)
     assert "reason" not in status
     assert records[-1]["best_step"] == 40 and records[-1]["best_val_loss"] == 1.5
     assert [(r["step"], r["best_step"]) for r in records if "val_loss" in r] == [
         (10, 10), (20, 20), (30, 20), (40, 40), (50, 40), (60, 40)]
-    assert read_metrics(directory) == records
+    assert RunDir(directory).records() == records
 
 
 def test_a_checkpoint_before_any_evaluation_is_kept_until_one_is_better(tmp_path, corpus_file):
@@ -136,7 +121,7 @@ def test_a_checkpoint_before_any_evaluation_is_kept_until_one_is_better(tmp_path
     seen = []
     for rec in run.train():
         if rec["step"] in (5, 15):              # saved at step 5: no evaluation yet, still generate-able
-            seen.append((read_header(tmp_path / "r"), latest_header(tmp_path / "r")))
+            seen.append((read_header(tmp_path / "r"), RunDir(tmp_path / "r").latest_header()))
     (kept, _), (still_kept, latest) = seen
     assert kept["step"] == kept["best_step"] == 5 and kept["val_loss"] is kept["best_val_loss"] is None
     assert still_kept == kept and (latest["step"], latest["best_step"]) == (15, 5)
@@ -153,12 +138,12 @@ def test_patience_ends_the_run_as_finished_with_the_reason(tmp_path, corpus_file
     assert run.trainer.step == 50                                      # evaluations at 30, 40, 50 were worse
     assert records[-1]["end"] == "finished"
     assert records[-1]["reason"] == "validation stopped improving at step 20"
-    status = read_status(directory)
+    status = RunDir(directory).status()
     assert status["state"] == "finished" and status["reason"] == "validation stopped improving at step 20"
     assert status["step"] == 50 and status["best_step"] == 20 and status["best_val_loss"] == 2.0
-    assert read_header(directory)["step"] == 20 and latest_header(directory)["step"] == 50
+    assert read_header(directory)["step"] == 20 and RunDir(directory).latest_header()["step"] == 50
     assert same_weights(weights_of(load_checkpoint(directory)[0]), snapshots[20])
-    steps = [r["step"] for r in read_metrics(directory)]
+    steps = [r["step"] for r in RunDir(directory).records()]
     assert steps == sorted(set(steps)) and steps[-1] == 50
 
 
@@ -175,7 +160,7 @@ def test_a_run_ended_by_its_limit_of_passes_says_so(tmp_path, corpus_file):
     records = list(run.train())
     assert run.trainer.step < 10_000 and run.trainer.passes_progress() >= 1.0
     assert records[-1]["end"] == "finished"
-    assert records[-1]["reason"] == read_status(tmp_path / "r")["reason"] == (
+    assert records[-1]["reason"] == RunDir(tmp_path / "r").status()["reason"] == (
         "it had read its text 2 times, its limit of passes")
 
 
@@ -187,7 +172,7 @@ def test_a_run_stopped_and_resumed_stops_early_where_a_straight_run_does(tmp_pat
     first = Run.create(tmp_path / "split", corpus_file, *configs(200, patience=3))
     script_validation(first, best_at_20)
     assert list(first.train(lambda: first.trainer.step >= 35))[-1]["end"] == "stopped"
-    assert read_status(tmp_path / "split")["state"] == "stopped"
+    assert RunDir(tmp_path / "split").status()["state"] == "stopped"
     resumed = Run.resume(tmp_path / "split")
     assert resumed.trainer.step == 35 and resumed.best.step == 20
     script_validation(resumed, best_at_20)
@@ -195,7 +180,7 @@ def test_a_run_stopped_and_resumed_stops_early_where_a_straight_run_does(tmp_pat
 
     assert resumed.trainer.step == straight.trainer.step == 50          # the stop's extra evaluation used no patience
     assert records[-1]["reason"] == "validation stopped improving at step 20"
-    for name in (WEIGHTS, LATEST):
+    for name in (RunDir.WEIGHTS, RunDir.LATEST):
         a, _, header_a = load_checkpoint(tmp_path / "straight" / name)
         b, _, header_b = load_checkpoint(tmp_path / "split" / name)
         assert header_a["step"] == header_b["step"]
@@ -229,11 +214,11 @@ def test_headers_name_the_corpus_by_name_and_size_and_carry_no_local_path(tmp_pa
     run = Run.create(tmp_path / "r", corpus_file, *configs(20, checkpoint_every=10), data_name="my text")
     list(run.train())
     directory = tmp_path / "r"
-    for header in (read_header(directory), latest_header(directory), read_json(directory / META)):
+    for header in (read_header(directory), RunDir(directory).latest_header(), read_json(directory / RunDir.META)):
         assert header["data"] == {"name": "my text", "chars": len(text), "bytes": corpus_file.stat().st_size}
         assert str(tmp_path) not in json.dumps(header)
-    assert read_json(directory / CORPUS_RECORD) == {"path": str(corpus_file.resolve())}
-    assert corpus_path(directory) == corpus_file.resolve()
+    assert read_json(directory / RunDir.CORPUS_RECORD) == {"path": str(corpus_file.resolve())}
+    assert RunDir(directory).corpus_path() == corpus_file.resolve()
 
 
 def test_a_run_whose_corpus_lies_inside_it_resumes_after_the_folder_moved(tmp_path, text):
@@ -242,7 +227,7 @@ def test_a_run_whose_corpus_lies_inside_it_resumes_after_the_folder_moved(tmp_pa
     (directory / "corpus.txt").write_text(text, encoding="utf-8")       # as the app writes pasted text
     first = Run.create(directory, directory / "corpus.txt", *configs(30))
     list(first.train(lambda: first.trainer.step >= 15))
-    assert read_json(directory / CORPUS_RECORD) == {"path": "corpus.txt"}
+    assert read_json(directory / RunDir.CORPUS_RECORD) == {"path": "corpus.txt"}
     os.rename(tmp_path / "ck", tmp_path / "moved")
     resumed = Run.resume(tmp_path / "moved" / "r")
     assert list(resumed.train())[-1]["end"] == "finished" and resumed.trainer.step == 30
@@ -251,12 +236,12 @@ def test_a_run_whose_corpus_lies_inside_it_resumes_after_the_folder_moved(tmp_pa
 def test_resume_without_a_record_of_the_corpus_asks_for_data_and_records_what_it_is_given(tmp_path, corpus_file):
     first = Run.create(tmp_path / "r", corpus_file, *configs(30))
     list(first.train(lambda: first.trainer.step >= 15))
-    (tmp_path / "r" / CORPUS_RECORD).unlink()
+    (tmp_path / "r" / RunDir.CORPUS_RECORD).unlink()
     with pytest.raises(CorpusError, match="does not record where its corpus is; pass --data"):
         Run.resume(tmp_path / "r")
     moved = corpus_file.rename(tmp_path / "elsewhere.txt")
     resumed = Run.resume(tmp_path / "r", data_path=moved)
-    assert corpus_path(tmp_path / "r") == moved.resolve()
+    assert RunDir(tmp_path / "r").corpus_path() == moved.resolve()
     assert list(resumed.train())[-1]["end"] == "finished"
 
 
@@ -264,15 +249,15 @@ def test_resume_without_a_record_of_the_corpus_asks_for_data_and_records_what_it
 def make_legacy(directory, corpus_file) -> int:
     """Rewrite a run as the trainer wrote it before this change: one model.safetensors (the last weights) whose
     header has the corpus path and no best_step, optimizer state without the patience count, no other file."""
-    model, vocab, header = load_checkpoint(latest_file(directory))
+    model, vocab, header = load_checkpoint(RunDir(directory).latest)
     header = {k: v for k, v in header.items() if k not in ("format", "model_config", "vocab", "best_step")}
     header["data"] = {"path": str(corpus_file.resolve()), "name": header["data"]["name"],
                       "chars": header["data"]["chars"]}
-    save_checkpoint(directory, model, vocab, header)
-    state = load_train_state(directory, header["step"])
+    RunDir(directory).keep(model, vocab, header)
+    state = RunDir(directory).train_state(header["step"])
     state.pop("best")
     torch.save(state, directory / f"train_state-{header['step']}.pt")
-    for name in (LATEST, CORPUS_RECORD):
+    for name in (RunDir.LATEST, RunDir.CORPUS_RECORD):
         (directory / name).unlink()
     return header["step"]
 
@@ -291,19 +276,19 @@ def test_a_run_from_before_the_split_lists_resumes_exactly_and_gains_a_latest_fi
 
     listed = {r["name"]: r for r in resumable_runs(tmp_path)}
     assert listed["old"]["latest"] == listed["old"]["header"] and listed["old"]["latest"]["step"] == 20
-    assert budget_args(listed["old"]["latest"], 10, 0) == ["--iterations", "30", "--minutes", "0"]
-    assert latest_file(tmp_path / "old") == tmp_path / "old" / WEIGHTS
+    assert budget(listed["old"]["latest"], 10, 0) == {"iterations": 30, "minutes": 0}
+    assert RunDir(tmp_path / "old").latest == tmp_path / "old" / RunDir.WEIGHTS
 
     resumed = Run.resume(tmp_path / "old")
     assert resumed.trainer.step == 20 and (resumed.best.step, resumed.best.val_loss) == (20, falling(20))
     script_validation(resumed, falling)
     list(resumed.train())
-    assert latest_header(tmp_path / "old")["step"] == read_header(tmp_path / "old")["step"] == 40
+    assert RunDir(tmp_path / "old").latest_header()["step"] == read_header(tmp_path / "old")["step"] == 40
     assert "path" not in read_header(tmp_path / "old")["data"]
-    assert "path" not in latest_header(tmp_path / "old")["data"]
-    assert corpus_path(tmp_path / "old") == corpus_file.resolve()
-    a = load_checkpoint(tmp_path / "straight" / LATEST)[0]
-    b = load_checkpoint(tmp_path / "old" / LATEST)[0]
+    assert "path" not in RunDir(tmp_path / "old").latest_header()["data"]
+    assert RunDir(tmp_path / "old").corpus_path() == corpus_file.resolve()
+    a = load_checkpoint(tmp_path / "straight" / RunDir.LATEST)[0]
+    b = load_checkpoint(tmp_path / "old" / RunDir.LATEST)[0]
     for (key, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=key)
 
@@ -324,13 +309,13 @@ def test_two_gloo_ranks_stop_together_when_validation_stops_improving(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     run = root / "ddp"
-    status = read_status(run)
-    records = read_metrics(run)
+    status = RunDir(run).status()
+    records = RunDir(run).records()
     vals = {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
     best = min(vals, key=vals.get)
     assert status["state"] == "finished" and status["reason"] == f"validation stopped improving at step {best}"
     assert status["step"] < 2000 and status["step"] == records[-1]["step"]
     assert sorted(vals)[-3:] == [status["step"] - 20, status["step"] - 10, status["step"]]
     assert read_header(run)["step"] == best and read_header(run)["val_loss"] == vals[best]
-    assert latest_header(run)["step"] == status["step"]
+    assert RunDir(run).latest_header()["step"] == status["step"]
     assert sorted(p.name for p in root.iterdir()) == ["ddp"]

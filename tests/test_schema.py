@@ -8,7 +8,7 @@ import pytest
 
 from charrnn.runs import schema as runfiles
 from charrnn.runs.schema import Damaged
-from charrnn.runs.store import METRICS, append_metrics, metrics_of, read_metrics, truncate_metrics
+from charrnn.runs.store import RunDir
 from charrnn.runs.weights import FORMAT
 from webui.train.metrics import MetricsReader, Thinned
 
@@ -59,16 +59,16 @@ def test_a_metrics_line_of_the_wrong_shape_is_damaged_naming_the_line_and_field(
 
 
 def test_read_metrics_skips_damaged_lines_and_says_which(tmp_path):
-    write_lines(tmp_path / METRICS, [json.dumps(record(10)), "[1,2]", "null", '{"step":"x"}',
+    write_lines(tmp_path / RunDir.METRICS, [json.dumps(record(10)), "[1,2]", "null", '{"step":"x"}',
                                         '{"step":999,"val_loss":"x"}', json.dumps(record(20))])
-    assert [r["step"] for r in read_metrics(tmp_path)] == [10, 20]
-    records, damaged, first = metrics_of(tmp_path)
+    assert [r["step"] for r in RunDir(tmp_path).records()] == [10, 20]
+    records, damaged, first = RunDir(tmp_path).metrics_of()
     assert len(records) == 2 and damaged == 4 and first == "line 2 holds a list, not an object"
 
 
 # --- the incremental reader --------------------------------------------------------------------
 def test_the_reader_reads_only_what_was_appended_since_its_last_read(tmp_path):
-    path = tmp_path / METRICS
+    path = tmp_path / RunDir.METRICS
     write_lines(path, [json.dumps(record(s)) for s in (10, 20)])
     reader = MetricsReader(path)
     assert [r["step"] for r in reader.records()] == [10, 20]
@@ -80,7 +80,7 @@ def test_the_reader_reads_only_what_was_appended_since_its_last_read(tmp_path):
 
 
 def test_the_reader_waits_for_a_line_still_being_written(tmp_path):
-    path = tmp_path / METRICS
+    path = tmp_path / RunDir.METRICS
     write_lines(path, [json.dumps(record(10))])
     with open(path, "a", encoding="utf-8") as f:
         f.write('{"step": 20, "train_lo')
@@ -92,13 +92,13 @@ def test_the_reader_waits_for_a_line_still_being_written(tmp_path):
 
 
 def test_the_reader_starts_again_when_the_file_is_rewritten(tmp_path):
-    path = tmp_path / METRICS
+    path = tmp_path / RunDir.METRICS
     for step in (10, 20, 30):
-        append_metrics(tmp_path, record(step))
+        RunDir(tmp_path).append_metrics(record(step))
     reader = MetricsReader(path)
     assert len(reader.records()) == 3
-    truncate_metrics(tmp_path, 10)                      # a resume from step 10: a new file
-    append_metrics(tmp_path, record(15))
+    RunDir(tmp_path).truncate_metrics(10)                      # a resume from step 10: a new file
+    RunDir(tmp_path).append_metrics(record(15))
     assert [r["step"] for r in reader.records()] == [10, 15]
     path.unlink()
     assert reader.records() == []
@@ -106,7 +106,7 @@ def test_the_reader_starts_again_when_the_file_is_rewritten(tmp_path):
 
 def test_the_reader_counts_damaged_lines_and_skips_a_runaway_line(tmp_path, monkeypatch):
     monkeypatch.setattr(runfiles, "MAX_LINE_BYTES", 1000)
-    path = tmp_path / METRICS
+    path = tmp_path / RunDir.METRICS
     write_lines(path, [json.dumps(record(10)), '{"step":"x"}'])
     reader = MetricsReader(path)
     reader.records()
@@ -121,7 +121,7 @@ def test_the_reader_counts_damaged_lines_and_skips_a_runaway_line(tmp_path, monk
 
 
 def test_the_readers_digest_is_bounded_and_keeps_what_the_view_draws(tmp_path):
-    path = tmp_path / METRICS
+    path = tmp_path / RunDir.METRICS
     lines = []
     for i in range(1, 20_001):
         extra = {"val_loss": 2.0 - i / 1e5, "sample": f"sample {i}"} if i % 20 == 0 else {}
@@ -129,7 +129,7 @@ def test_the_readers_digest_is_bounded_and_keeps_what_the_view_draws(tmp_path):
     lines.append(json.dumps(record(200_005, end="stopped")))
     write_lines(path, lines)
     digest = MetricsReader(path, keep=50).records()
-    everything = read_metrics(tmp_path)
+    everything = RunDir(tmp_path).records()
     assert len(digest) <= 3 * 100 + 4 < len(everything)
     assert [r["step"] for r in digest] == sorted(r["step"] for r in digest)     # in file order
     assert digest[0] == everything[0] and digest[-1] == everything[-1]

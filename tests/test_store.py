@@ -12,36 +12,7 @@ import torch
 
 import charrnn.runs.weights as weights_module
 import charrnn.runs.writes as writes
-from charrnn.runs.store import (
-    CORPUS_RECORD,
-    LATEST,
-    META,
-    METRICS,
-    STATUS,
-    WEIGHTS,
-    append_metrics,
-    check_room,
-    corpus_path,
-    latest_checkpoint,
-    latest_file,
-    latest_header,
-    list_runs,
-    load_checkpoint,
-    load_train_state,
-    read_header,
-    read_metrics,
-    read_status,
-    run_dir,
-    safe_run_name,
-    save_checkpoint,
-    save_latest,
-    save_train_state,
-    train_state_steps,
-    truncate_metrics,
-    write_corpus_record,
-    write_final_status,
-    write_status,
-)
+from charrnn.runs.store import RunDir, latest_checkpoint, list_runs, load_checkpoint, read_header, safe_run_name
 from charrnn.runs.weights import FORMAT, CheckpointError, read_json
 from charrnn.runs.writes import LOW_ROOM, WriteFailed, atomic_write, write_json
 from charrnn.vocab import Vocab
@@ -60,7 +31,7 @@ class PlantedPickle:
 def saved_run(directory, make_model, vocab, seed=0, step=10, **config):
     model = make_model(vocab, seed=seed, **config)
     directory.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(directory, model, vocab, {"step": step, "note": "test"})
+    RunDir(directory).keep(model, vocab, {"step": step, "note": "test"})
     return model
 
 
@@ -82,7 +53,7 @@ def test_checkpoint_round_trip_gives_identical_logits_and_vocab(tmp_path, make_m
 
 def test_checkpoint_loads_from_the_weights_file_too(tmp_path, make_model, vocab):
     model = saved_run(tmp_path / "run", make_model, vocab)
-    loaded, _, _ = load_checkpoint(tmp_path / "run" / WEIGHTS)
+    loaded, _, _ = load_checkpoint(tmp_path / "run" / RunDir.WEIGHTS)
     assert torch.equal(logits_of(loaded, vocab), logits_of(model, vocab))
 
 
@@ -96,7 +67,7 @@ def test_header_is_readable_without_loading_weights_and_matches_the_json(tmp_pat
     saved_run(tmp_path / "run", make_model, vocab)
     header = read_header(tmp_path / "run")
     assert header["vocab"] == "".join(vocab.chars)
-    assert json.loads((tmp_path / "run" / META).read_text(encoding="utf-8")) == header
+    assert json.loads((tmp_path / "run" / RunDir.META).read_text(encoding="utf-8")) == header
 
 
 # --- atomic writes -------------------------------------------------------------------
@@ -104,7 +75,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_checkpoint_and_no_temp_file
                                                                                  monkeypatch):
     run = tmp_path / "run"
     old = saved_run(run, make_model, vocab, seed=0)
-    before = (run / WEIGHTS).read_bytes()
+    before = (run / RunDir.WEIGHTS).read_bytes()
 
     def half_write_then_fail(tensors, path, metadata=None):
         with open(path, "wb") as f:
@@ -113,10 +84,10 @@ def test_a_save_that_fails_midway_keeps_the_previous_checkpoint_and_no_temp_file
 
     monkeypatch.setattr(weights_module, "save_file", half_write_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(run, make_model(vocab, seed=1), vocab, {"step": 20})
-    assert (run / WEIGHTS).read_bytes() == before
+        RunDir(run).keep(make_model(vocab, seed=1), vocab, {"step": 20})
+    assert (run / RunDir.WEIGHTS).read_bytes() == before
     assert torch.equal(logits_of(load_checkpoint(run)[0], vocab), logits_of(old, vocab))
-    assert sorted(p.name for p in run.iterdir()) == sorted([WEIGHTS, META])
+    assert sorted(p.name for p in run.iterdir()) == sorted([RunDir.WEIGHTS, RunDir.META])
 
 
 def test_atomic_write_replaces_the_file_in_one_step(tmp_path):
@@ -131,7 +102,7 @@ def test_atomic_write_replaces_the_file_in_one_step(tmp_path):
 @pytest.mark.parametrize("damage", ["truncated", "cut_short", "empty", "garbage"])
 def test_corrupt_checkpoint_raises_checkpoint_error_naming_the_file(tmp_path, make_model, vocab, damage):
     saved_run(tmp_path / "run", make_model, vocab)
-    path = tmp_path / "run" / WEIGHTS
+    path = tmp_path / "run" / RunDir.WEIGHTS
     raw = path.read_bytes()
     path.write_bytes({"truncated": raw[:len(raw) // 2], "cut_short": raw[:-1], "empty": b"",
                       "garbage": bytes(range(256)) * 4}[damage])
@@ -156,7 +127,7 @@ def test_safetensors_without_a_charrnn_header_is_refused(tmp_path):
 def test_checkpoint_whose_vocab_does_not_fit_the_model_is_refused(tmp_path, make_model, vocab):
     saved_run(tmp_path / "run", make_model, vocab)
     model, _, header = load_checkpoint(tmp_path / "run")
-    save_checkpoint(tmp_path / "run", model, Vocab("ab"), {"step": header["step"]})
+    RunDir(tmp_path / "run").keep(model, Vocab("ab"), {"step": header["step"]})
     with pytest.raises(CheckpointError, match="vocabulary"):
         load_checkpoint(tmp_path / "run")
 
@@ -187,25 +158,25 @@ def test_resume_state_is_loaded_without_unpickling_code(tmp_path):
     marker = tmp_path / "EXECUTED"
     torch.save({"optimizer": PlantedPickle(marker)}, tmp_path / "train_state-5.pt")
     with pytest.raises(CheckpointError, match="train_state-5.pt"):
-        load_train_state(tmp_path, 5)
+        RunDir(tmp_path).train_state(5)
     assert not marker.exists()
 
 
 def test_resume_state_keeps_only_the_newest_files(tmp_path):
     for step in (10, 20, 30):
-        save_train_state(tmp_path, step, {"step": step, "t": torch.ones(2) * step})
-    assert sorted(train_state_steps(tmp_path)) == [20, 30]
-    assert torch.equal(load_train_state(tmp_path, 30)["t"], torch.full((2,), 30.0))
+        RunDir(tmp_path).save_train_state(step, {"step": step, "t": torch.ones(2) * step})
+    assert sorted(RunDir(tmp_path).train_state_steps()) == [20, 30]
+    assert torch.equal(RunDir(tmp_path).train_state(30)["t"], torch.full((2,), 30.0))
 
 
 # --- kept model and latest weights ----------------------------------------------------------
 def test_save_latest_writes_the_state_of_its_step_and_leaves_the_kept_model_alone(tmp_path, make_model, vocab):
     kept = saved_run(tmp_path, make_model, vocab, seed=0, step=10)
     newer = make_model(vocab, seed=1)
-    header = save_latest(tmp_path, newer, vocab, {"step": 30, "best_step": 10}, {"step": 30})
-    assert latest_file(tmp_path) == tmp_path / LATEST and latest_header(tmp_path) == header
-    assert header["step"] == 30 and load_train_state(tmp_path, 30) == {"step": 30}
-    assert torch.equal(logits_of(load_checkpoint(tmp_path / LATEST)[0], vocab), logits_of(newer, vocab))
+    header = RunDir(tmp_path).save_latest(newer, vocab, {"step": 30, "best_step": 10}, {"step": 30})
+    assert RunDir(tmp_path).latest == tmp_path / RunDir.LATEST and RunDir(tmp_path).latest_header() == header
+    assert header["step"] == 30 and RunDir(tmp_path).train_state(30) == {"step": 30}
+    assert torch.equal(logits_of(load_checkpoint(tmp_path / RunDir.LATEST)[0], vocab), logits_of(newer, vocab))
     assert torch.equal(logits_of(load_checkpoint(tmp_path)[0], vocab), logits_of(kept, vocab))
     assert read_header(tmp_path)["step"] == 10
 
@@ -213,33 +184,33 @@ def test_save_latest_writes_the_state_of_its_step_and_leaves_the_kept_model_alon
 def test_a_latest_save_that_fails_leaves_the_previous_latest_naming_a_step_whose_state_exists(tmp_path, make_model,
                                                                                               vocab, monkeypatch):
     model = saved_run(tmp_path, make_model, vocab)
-    save_latest(tmp_path, model, vocab, {"step": 10}, {"step": 10})
+    RunDir(tmp_path).save_latest(model, vocab, {"step": 10}, {"step": 10})
     monkeypatch.setattr(weights_module, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
-        save_latest(tmp_path, model, vocab, {"step": 20}, {"step": 20})
-    step = latest_header(tmp_path)["step"]
-    assert step == 10 and load_train_state(tmp_path, step) == {"step": 10}
+        RunDir(tmp_path).save_latest(model, vocab, {"step": 20}, {"step": 20})
+    step = RunDir(tmp_path).latest_header()["step"]
+    assert step == 10 and RunDir(tmp_path).train_state(step) == {"step": 10}
     assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_a_run_from_before_the_split_has_its_kept_model_as_latest(tmp_path, make_model, vocab):
     saved_run(tmp_path / "old", make_model, vocab, step=40)
-    assert latest_file(tmp_path / "old") == tmp_path / "old" / WEIGHTS
-    assert latest_header(tmp_path / "old") == read_header(tmp_path / "old")
+    assert RunDir(tmp_path / "old").latest == tmp_path / "old" / RunDir.WEIGHTS
+    assert RunDir(tmp_path / "old").latest_header() == read_header(tmp_path / "old")
     (run,) = list_runs(tmp_path)
     assert run["latest"] == run["header"] and run["latest"]["step"] == 40
     with pytest.raises(CheckpointError, match="no such checkpoint"):
-        latest_file(tmp_path / "absent")
+        RunDir(tmp_path / "absent").latest_header()
 
 
 def test_list_runs_gives_the_latest_header_and_the_newer_files_time(tmp_path, make_model, vocab):
     model = saved_run(tmp_path / "r", make_model, vocab, step=10)
-    save_latest(tmp_path / "r", model, vocab, {"step": 50}, {})
-    os.utime(tmp_path / "r" / WEIGHTS, (1_000_000, 1_000_000))
-    os.utime(tmp_path / "r" / LATEST, (2_000_000, 2_000_000))
+    RunDir(tmp_path / "r").save_latest(model, vocab, {"step": 50}, {})
+    os.utime(tmp_path / "r" / RunDir.WEIGHTS, (1_000_000, 1_000_000))
+    os.utime(tmp_path / "r" / RunDir.LATEST, (2_000_000, 2_000_000))
     (run,) = list_runs(tmp_path)
     assert run["header"]["step"] == 10 and run["latest"]["step"] == 50 and run["mtime"] == 2_000_000
-    (tmp_path / "r" / LATEST).write_bytes(b"garbage")
+    (tmp_path / "r" / RunDir.LATEST).write_bytes(b"garbage")
     (run,) = list_runs(tmp_path)
     assert run["header"]["step"] == 10 and run["latest"] is None          # still generates; not resumable
 
@@ -249,23 +220,23 @@ def test_the_corpus_record_is_relative_inside_the_run_and_absolute_outside(tmp_p
     run = tmp_path / "run"
     run.mkdir()
     (run / "corpus.txt").write_text("x")
-    write_corpus_record(run, run / "corpus.txt")
-    assert read_json(run / CORPUS_RECORD) == {"path": "corpus.txt"}
-    assert corpus_path(run) == run / "corpus.txt"
-    write_corpus_record(run, tmp_path / "book.txt")
-    assert read_json(run / CORPUS_RECORD) == {"path": str((tmp_path / "book.txt").resolve())}
-    assert corpus_path(run) == (tmp_path / "book.txt").resolve()
+    RunDir(run).record_corpus(run / "corpus.txt")
+    assert read_json(run / RunDir.CORPUS_RECORD) == {"path": "corpus.txt"}
+    assert RunDir(run).corpus_path() == run / "corpus.txt"
+    RunDir(run).record_corpus(tmp_path / "book.txt")
+    assert read_json(run / RunDir.CORPUS_RECORD) == {"path": str((tmp_path / "book.txt").resolve())}
+    assert RunDir(run).corpus_path() == (tmp_path / "book.txt").resolve()
 
 
 def test_corpus_path_falls_back_to_an_old_headers_path_else_none(tmp_path):
     old = {"data": {"name": "a.txt", "chars": 3, "path": "/data/a.txt"}}
-    assert corpus_path(tmp_path, old) == Path("/data/a.txt")
-    assert corpus_path(tmp_path, {"data": {"name": "a.txt", "chars": 3}}) is None
-    assert corpus_path(tmp_path) is None
-    (tmp_path / CORPUS_RECORD).write_text("{broken", encoding="utf-8")
-    assert corpus_path(tmp_path, old) == Path("/data/a.txt")
-    write_json(tmp_path / CORPUS_RECORD, {"path": "/elsewhere/b.txt"})
-    assert corpus_path(tmp_path, old) == Path("/elsewhere/b.txt")     # the record wins over the header
+    assert RunDir(tmp_path).corpus_path(old) == Path("/data/a.txt")
+    assert RunDir(tmp_path).corpus_path({"data": {"name": "a.txt", "chars": 3}}) is None
+    assert RunDir(tmp_path).corpus_path() is None
+    (tmp_path / RunDir.CORPUS_RECORD).write_text("{broken", encoding="utf-8")
+    assert RunDir(tmp_path).corpus_path(old) == Path("/data/a.txt")
+    write_json(tmp_path / RunDir.CORPUS_RECORD, {"path": "/elsewhere/b.txt"})
+    assert RunDir(tmp_path).corpus_path(old) == Path("/elsewhere/b.txt")     # the record wins over the header
 
 
 # --- run names --------------------------------------------------------------------------
@@ -273,29 +244,29 @@ def test_corpus_path_falls_back_to_an_old_headers_path_else_none(tmp_path):
                                   ".hidden", "with space", "é", "a\x00b", "run\n", "tab\t", "x" * 81, None])
 def test_run_dir_refuses_names_that_could_escape_or_are_odd(tmp_path, name):
     with pytest.raises(CheckpointError, match="run name"):
-        run_dir(tmp_path, name)
+        RunDir.of(tmp_path, name)
 
 
 @pytest.mark.parametrize("name", ["shakespeare", "run-1.v2_a", "A", "x" * 80])
 def test_run_dir_accepts_plain_names_inside_the_root(tmp_path, name):
-    assert run_dir(tmp_path, name) == tmp_path.resolve() / name
+    assert RunDir.of(tmp_path, name).path == tmp_path.resolve() / name
 
 
 def test_safe_run_name_turns_any_text_into_a_valid_name(tmp_path):
     for text in ("../my corpus (v2).txt", "床前明月光", "...", "a" * 200):
-        run_dir(tmp_path, safe_run_name(text))
+        RunDir.of(tmp_path, safe_run_name(text))
 
 
 # --- finding the latest checkpoint -----------------------------------------------------------
 def test_latest_checkpoint_is_the_newest_complete_one_skipping_corrupt(tmp_path, make_model, vocab):
     for i, name in enumerate(["old", "new", "broken"]):
         saved_run(tmp_path / name, make_model, vocab)
-        os.utime(tmp_path / name / WEIGHTS, (1_000_000 + i, 1_000_000 + i))
-    broken = tmp_path / "broken" / WEIGHTS
+        os.utime(tmp_path / name / RunDir.WEIGHTS, (1_000_000 + i, 1_000_000 + i))
+    broken = tmp_path / "broken" / RunDir.WEIGHTS
     broken.write_bytes(broken.read_bytes()[:50])
     os.utime(broken, (2_000_000, 2_000_000))
     (tmp_path / "no-weights").mkdir()
-    assert latest_checkpoint(tmp_path) == tmp_path / "new" / WEIGHTS
+    assert latest_checkpoint(tmp_path) == tmp_path / "new" / RunDir.WEIGHTS
     assert [r["name"] for r in list_runs(tmp_path)] == ["new", "old"]
 
 
@@ -306,22 +277,22 @@ def test_latest_checkpoint_of_an_empty_or_missing_root_is_none(tmp_path):
 
 # --- metrics and status -----------------------------------------------------------------------
 def test_read_metrics_skips_a_half_written_last_line(tmp_path):
-    append_metrics(tmp_path, {"step": 10, "train_loss": 2.0})
-    append_metrics(tmp_path, {"step": 20, "train_loss": 1.5})
-    with open(tmp_path / METRICS, "a", encoding="utf-8") as f:
+    RunDir(tmp_path).append_metrics({"step": 10, "train_loss": 2.0})
+    RunDir(tmp_path).append_metrics({"step": 20, "train_loss": 1.5})
+    with open(tmp_path / RunDir.METRICS, "a", encoding="utf-8") as f:
         f.write('{"step": 30, "train_lo')
-    assert read_metrics(tmp_path) == [{"step": 10, "train_loss": 2.0}, {"step": 20, "train_loss": 1.5}]
+    assert RunDir(tmp_path).records() == [{"step": 10, "train_loss": 2.0}, {"step": 20, "train_loss": 1.5}]
 
 
 def test_read_metrics_of_a_new_run_is_empty(tmp_path):
-    assert read_metrics(tmp_path) == []
+    assert RunDir(tmp_path).records() == []
 
 
 def test_truncate_metrics_drops_records_after_the_step(tmp_path):
     for step in (10, 20, 30):
-        append_metrics(tmp_path, {"step": step})
-    truncate_metrics(tmp_path, 20)
-    assert [r["step"] for r in read_metrics(tmp_path)] == [10, 20]
+        RunDir(tmp_path).append_metrics({"step": step})
+    RunDir(tmp_path).truncate_metrics(20)
+    assert [r["step"] for r in RunDir(tmp_path).records()] == [10, 20]
 
 
 def dead_pid() -> int:
@@ -333,36 +304,36 @@ def dead_pid() -> int:
 def test_read_status_reports_a_running_run_with_a_dead_pid_as_interrupted_at_its_last_checkpoint(tmp_path, make_model,
                                                                                                    vocab):
     model = saved_run(tmp_path, make_model, vocab, step=1000)
-    save_latest(tmp_path, model, vocab, {"step": 1000}, {"step": 1000})
-    write_status(tmp_path, "running", pid=dead_pid(), step=0)          # the step it started from
-    status = read_status(tmp_path)
+    RunDir(tmp_path).save_latest(model, vocab, {"step": 1000}, {"step": 1000})
+    RunDir(tmp_path).write_status("running", pid=dead_pid(), step=0)          # the step it started from
+    status = RunDir(tmp_path).status()
     assert status["state"] == "interrupted" and "gone" in status["reason"]
     assert status["step"] == 1000 and status["checkpoint_step"] == 1000     # not "at step 0"
 
 
 def test_an_interrupted_run_without_a_checkpoint_says_there_is_none(tmp_path):
-    write_status(tmp_path, "running", pid=dead_pid(), step=0)
-    status = read_status(tmp_path)
+    RunDir(tmp_path).write_status("running", pid=dead_pid(), step=0)
+    status = RunDir(tmp_path).status()
     assert status["state"] == "interrupted" and status["checkpoint_step"] is None and "step" not in status
 
 
 def test_read_status_keeps_a_running_run_whose_trainer_lives(tmp_path):
-    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn", "train"])
     try:
-        write_status(tmp_path, "running", pid=trainer.pid)
-        assert read_status(tmp_path)["state"] == "running"
+        RunDir(tmp_path).write_status("running", pid=trainer.pid)
+        assert RunDir(tmp_path).status()["state"] == "running"
     finally:
         trainer.kill()
         trainer.wait()
 
 
 def test_read_status_reports_a_running_run_whose_pid_now_belongs_to_another_program_as_interrupted(tmp_path):
-    write_status(tmp_path, "running", pid=os.getpid())       # pytest: alive, but no trainer
-    assert read_status(tmp_path)["state"] == "interrupted"
+    RunDir(tmp_path).write_status("running", pid=os.getpid())       # pytest: alive, but no trainer
+    assert RunDir(tmp_path).status()["state"] == "interrupted"
 
 
 def test_read_status_of_a_run_without_status_is_unknown(tmp_path):
-    assert read_status(tmp_path) == {"state": "unknown"}
+    assert RunDir(tmp_path).status() == {"state": "unknown"}
 
 
 def test_read_json_names_the_corrupt_file(tmp_path):
@@ -379,17 +350,17 @@ def test_read_json_names_the_corrupt_file(tmp_path):
     ('{"state": "runn', "status.json is not valid JSON"), (b"\xff\xfe{}", "status.json is not valid JSON"),
 ])
 def test_a_status_file_of_the_wrong_shape_reads_as_damaged_with_the_reason(tmp_path, content, says):
-    (tmp_path / STATUS).write_bytes(content if isinstance(content, bytes) else content.encode())
-    status = read_status(tmp_path)
+    (tmp_path / RunDir.STATUS).write_bytes(content if isinstance(content, bytes) else content.encode())
+    status = RunDir(tmp_path).status()
     assert status["state"] == "damaged" and status["reason"].startswith(says)
 
 
 def test_list_runs_marks_a_damaged_run_with_the_reason_and_lists_the_others(tmp_path, make_model, vocab):
     for name in ("good", "bad-status", "bad-meta"):
         saved_run(tmp_path / name, make_model, vocab)
-    write_status(tmp_path / "good", "finished", step=10)
-    (tmp_path / "bad-status" / STATUS).write_text("[1, 2, 3]", encoding="utf-8")
-    (tmp_path / "bad-meta" / META).write_text('{"format": "charrnn/1", "step": "ten"}', encoding="utf-8")
+    RunDir(tmp_path / "good").write_status("finished", step=10)
+    (tmp_path / "bad-status" / RunDir.STATUS).write_text("[1, 2, 3]", encoding="utf-8")
+    (tmp_path / "bad-meta" / RunDir.META).write_text('{"format": "charrnn/1", "step": "ten"}', encoding="utf-8")
     runs = {r["name"]: r for r in list_runs(tmp_path)}
     assert set(runs) == {"good", "bad-status", "bad-meta"}
     assert runs["good"]["damaged"] is None and runs["good"]["status"]["state"] == "finished"
@@ -406,22 +377,22 @@ def test_a_symlinked_run_folder_is_not_listed(tmp_path, make_model, vocab):
     (root / "alias").symlink_to(root / "mine", target_is_directory=True)
     assert [r["name"] for r in list_runs(root)] == ["mine"]
     with pytest.raises(CheckpointError, match="points outside"):
-        run_dir(root, "link")
+        RunDir.of(root, "link")
     with pytest.raises(CheckpointError, match="is a link to another folder, not a run"):
-        run_dir(root, "alias")                                      # nor picked, nor written into
+        RunDir.of(root, "alias")                                      # nor picked, nor written into
 
 
 def test_a_header_with_fields_of_the_wrong_type_is_refused_naming_the_field(tmp_path, make_model, vocab):
     saved_run(tmp_path, make_model, vocab)
     model, _, _ = load_checkpoint(tmp_path)
-    save_checkpoint(tmp_path, model, vocab, {"step": 10, "train_config": {"iterations": "x"}})
+    RunDir(tmp_path).keep(model, vocab, {"step": 10, "train_config": {"iterations": "x"}})
     with pytest.raises(CheckpointError, match=r"malformed charrnn header \(train_config.iterations is text"):
         read_header(tmp_path)
 
 
 def test_a_corpus_record_of_the_wrong_shape_is_no_corpus(tmp_path):
-    (tmp_path / CORPUS_RECORD).write_text("[1, 2]", encoding="utf-8")
-    assert corpus_path(tmp_path, {"data": "corpus.txt"}) is None
+    (tmp_path / RunDir.CORPUS_RECORD).write_text("[1, 2]", encoding="utf-8")
+    assert RunDir(tmp_path).corpus_path({"data": "corpus.txt"}) is None
 
 
 # --- failed writes -------------------------------------------------------------------------------------
@@ -437,7 +408,7 @@ def test_a_save_on_a_full_disk_says_disk_full_and_leaves_no_temp_file(tmp_path, 
     monkeypatch.setattr(torch, "save", torch_short_write)
     monkeypatch.setattr(writes, "free_bytes", lambda directory: 300 * 1024)
     with pytest.raises(WriteFailed, match=r"^disk full: 300.0 KiB free in my-run$"):
-        save_train_state(run, 10, {"step": 10})
+        RunDir(run).save_train_state(10, {"step": 10})
     assert list(run.iterdir()) == []
 
 
@@ -470,8 +441,8 @@ def test_an_error_that_is_no_write_failure_stays_itself(tmp_path):
 
 
 def test_a_metrics_append_that_fails_part_way_leaves_no_half_line(tmp_path, monkeypatch):
-    append_metrics(tmp_path, {"step": 10, "train_loss": 2.0})
-    before = (tmp_path / METRICS).read_bytes()
+    RunDir(tmp_path).append_metrics({"step": 10, "train_loss": 2.0})
+    before = (tmp_path / RunDir.METRICS).read_bytes()
     real_write = os.write
 
     def half(fd, data):
@@ -481,10 +452,10 @@ def test_a_metrics_append_that_fails_part_way_leaves_no_half_line(tmp_path, monk
     with monkeypatch.context() as m:
         m.setattr(writes.os, "write", half)
         with pytest.raises(WriteFailed, match="disk full"):
-            append_metrics(tmp_path, {"step": 20, "train_loss": 1.5})
-    assert (tmp_path / METRICS).read_bytes() == before
-    append_metrics(tmp_path, {"step": 30, "train_loss": 1.0})
-    assert [r["step"] for r in read_metrics(tmp_path)] == [10, 30]
+            RunDir(tmp_path).append_metrics({"step": 20, "train_loss": 1.5})
+    assert (tmp_path / RunDir.METRICS).read_bytes() == before
+    RunDir(tmp_path).append_metrics({"step": 30, "train_loss": 1.0})
+    assert [r["step"] for r in RunDir(tmp_path).records()] == [10, 30]
 
 
 def no_room(*args, **kwargs):
@@ -492,23 +463,23 @@ def no_room(*args, **kwargs):
 
 
 def test_a_final_status_on_a_full_disk_is_written_in_place_else_the_running_one_goes(tmp_path, monkeypatch):
-    write_status(tmp_path, "running", pid=os.getpid(), step=0)
+    RunDir(tmp_path).write_status("running", pid=os.getpid(), step=0)
     monkeypatch.setattr(writes, "atomic_write", no_room)                 # no room for a new file
-    assert write_final_status(tmp_path, "failed", reason="disk full: 0 bytes free in x")
-    assert read_status(tmp_path) == {"state": "failed", "reason": "disk full: 0 bytes free in x"}
-    (tmp_path / STATUS).write_text(json.dumps({"state": "running", "pid": os.getpid()}), encoding="utf-8")
+    assert RunDir(tmp_path).write_final_status("failed", reason="disk full: 0 bytes free in x")
+    assert RunDir(tmp_path).status() == {"state": "failed", "reason": "disk full: 0 bytes free in x"}
+    (tmp_path / RunDir.STATUS).write_text(json.dumps({"state": "running", "pid": os.getpid()}), encoding="utf-8")
     monkeypatch.setattr(writes, "overwrite_in_place", no_room)           # nor in place: a read-only folder
-    assert not write_final_status(tmp_path, "failed", reason="x")
-    assert read_status(tmp_path) == {"state": "unknown"}               # never a 'running' left behind
+    assert not RunDir(tmp_path).write_final_status("failed", reason="x")
+    assert RunDir(tmp_path).status() == {"state": "unknown"}               # never a 'running' left behind
 
 
 def test_check_room_refuses_a_disk_without_room_for_one_more_checkpoint(tmp_path, make_model, vocab, monkeypatch):
     model = saved_run(tmp_path / "r", make_model, vocab)
-    save_latest(tmp_path / "r", model, vocab, {"step": 10}, {"step": 10, "t": torch.zeros(100_000)})
+    RunDir(tmp_path / "r").save_latest(model, vocab, {"step": 10}, {"step": 10, "t": torch.zeros(100_000)})
     run = tmp_path / "r"
-    need = (run / "train_state-10.pt").stat().st_size + max((run / n).stat().st_size for n in (LATEST, WEIGHTS))
+    need = (run / "train_state-10.pt").stat().st_size + max((run / n).stat().st_size for n in (RunDir.LATEST, RunDir.WEIGHTS))
     monkeypatch.setattr(writes, "free_bytes", lambda directory: need)
     with pytest.raises(WriteFailed, match=r"disk full: .* free in r, and a checkpoint of it needs about"):
-        check_room(tmp_path / "r")
+        RunDir(tmp_path / "r").check_room()
     monkeypatch.setattr(writes, "free_bytes", lambda directory: need + LOW_ROOM)
-    check_room(tmp_path / "r")
+    RunDir(tmp_path / "r").check_room()

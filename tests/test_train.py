@@ -10,20 +10,7 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Corpus
 from charrnn.model import CharRNN
 from charrnn.runs.runner import Run
-from charrnn.runs.store import (
-    CORPUS_RECORD,
-    LATEST,
-    META,
-    METRICS,
-    STATUS,
-    WEIGHTS,
-    latest_header,
-    load_checkpoint,
-    read_header,
-    read_metrics,
-    read_status,
-    write_status,
-)
+from charrnn.runs.store import RunDir, load_checkpoint, read_header
 from charrnn.runs.weights import CheckpointError
 from charrnn.train import Trainer, TrainingDiverged, lr_factor
 
@@ -157,25 +144,25 @@ def test_a_run_writes_its_checkpoint_metrics_plot_and_status(tmp_path, corpus_fi
     run = Run.create(tmp_path / "r", corpus_file, *run_config(20))
     records = list(run.train())
     assert records[-1]["end"] == "finished"
-    for name in (WEIGHTS, META, LATEST, CORPUS_RECORD, METRICS, STATUS, "loss.png", "loss.pdf",
+    for name in (RunDir.WEIGHTS, RunDir.META, RunDir.LATEST, RunDir.CORPUS_RECORD, RunDir.METRICS, RunDir.STATUS, "loss.png", "loss.pdf",
                  "train_state-20.pt"):
         assert (tmp_path / "r" / name).is_file(), name
-    assert read_status(tmp_path / "r")["state"] == "finished"
-    assert latest_header(tmp_path / "r")["step"] == 20
+    assert RunDir(tmp_path / "r").status()["state"] == "finished"
+    assert RunDir(tmp_path / "r").latest_header()["step"] == 20
     vals = {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
     kept = read_header(tmp_path / "r")
     assert kept["val_loss"] == min(vals.values()) == vals[kept["step"]]    # the kept model is the best one
-    assert read_metrics(tmp_path / "r") == records
+    assert RunDir(tmp_path / "r").records() == records
 
 
 def test_stop_on_request_writes_a_final_checkpoint(tmp_path, corpus_file):
     run = Run.create(tmp_path / "r", corpus_file, *run_config(100))
     records = list(run.train(lambda: run.trainer.step >= 13))
     assert records[-1]["end"] == "stopped"
-    assert latest_header(tmp_path / "r")["step"] == 13
+    assert RunDir(tmp_path / "r").latest_header()["step"] == 13
     assert (tmp_path / "r" / "train_state-13.pt").is_file()
-    assert read_status(tmp_path / "r")["state"] == "stopped"
-    model, _, _ = load_checkpoint(tmp_path / "r" / LATEST)
+    assert RunDir(tmp_path / "r").status()["state"] == "stopped"
+    model, _, _ = load_checkpoint(tmp_path / "r" / RunDir.LATEST)
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), run.trainer.model.parameters(), strict=True))
 
 
@@ -196,8 +183,8 @@ def test_a_resumed_run_equals_one_straight_run(tmp_path, corpus_file, carry_stat
     records = list(resumed.train())
     assert records[0]["step"] > n and records[-1]["end"] == "finished"
 
-    a, _, header_a = load_checkpoint(tmp_path / "straight" / LATEST)
-    b, _, header_b = load_checkpoint(tmp_path / "split" / LATEST)
+    a, _, header_a = load_checkpoint(tmp_path / "straight" / RunDir.LATEST)
+    b, _, header_b = load_checkpoint(tmp_path / "split" / RunDir.LATEST)
     assert header_a["step"] == header_b["step"] == 2 * n
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=name)
@@ -205,8 +192,8 @@ def test_a_resumed_run_equals_one_straight_run(tmp_path, corpus_file, carry_stat
     kept_a, kept_b = read_header(tmp_path / "straight"), read_header(tmp_path / "split")
     assert kept_a["step"] == kept_b["step"] and kept_b["val_loss"] == pytest.approx(kept_a["val_loss"], rel=1e-5)
 
-    steps_a = [r["step"] for r in read_metrics(tmp_path / "straight")]
-    steps_b = [r["step"] for r in read_metrics(tmp_path / "split")]
+    steps_a = [r["step"] for r in RunDir(tmp_path / "straight").records()]
+    steps_b = [r["step"] for r in RunDir(tmp_path / "split").records()]
     assert steps_b == steps_a                                # same steps, none duplicated by the stop
 
 
@@ -214,7 +201,7 @@ def test_resume_after_stopping_mid_interval_continues_without_duplicate_metrics(
     first = Run.create(tmp_path / "r", corpus_file, *run_config(30))
     list(first.train(lambda: first.trainer.step >= 13))
     list(Run.resume(tmp_path / "r").train())
-    steps = [r["step"] for r in read_metrics(tmp_path / "r")]
+    steps = [r["step"] for r in RunDir(tmp_path / "r").records()]
     assert steps == sorted(set(steps)) and steps[-1] == 30 and 13 in steps
 
 
@@ -222,9 +209,9 @@ def test_resume_refuses_a_run_that_is_still_training(tmp_path, corpus_file):
     run = Run.create(tmp_path / "r", corpus_file, *run_config(10))
     list(run.train())
     # a live process that looks like a trainer (its command line names charrnn)
-    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn"])
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn", "train"])
     try:
-        write_status(tmp_path / "r", "running", pid=trainer.pid)
+        RunDir(tmp_path / "r").write_status("running", pid=trainer.pid)
         with pytest.raises(CheckpointError, match="still training"):
             Run.resume(tmp_path / "r")
     finally:
@@ -246,10 +233,10 @@ def test_diverging_run_fails_with_reason_and_keeps_the_last_good_checkpoint(tmp_
                         lambda v: math.nan if run.trainer.step >= 25 else real(v))
     with pytest.raises(TrainingDiverged):
         list(run.train())
-    status = read_status(tmp_path / "r")
+    status = RunDir(tmp_path / "r").status()
     assert status["state"] == "failed"
     assert "loss became nan at step 26" in status["reason"]
-    assert latest_header(tmp_path / "r")["step"] == 20     # the last checkpoint before the bad step
+    assert RunDir(tmp_path / "r").latest_header()["step"] == 20     # the last checkpoint before the bad step
     model, _, header = load_checkpoint(tmp_path / "r")
     assert header["step"] <= 20 and status["best_step"] == header["step"]
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -29,8 +29,7 @@ from app_fixtures import (
 from charrnn.config import PRESETS, ModelConfig
 from charrnn.data import CorpusError
 from charrnn.runs.jobs import Job
-from charrnn.runs.runner import build_corpus
-from charrnn.runs.store import METRICS, append_metrics, save_train_state, write_status
+from charrnn.runs.store import RunDir
 from charrnn.vocab import Vocab
 from webui import glue
 from webui.context import AppContext
@@ -208,13 +207,13 @@ def test_a_refusal_stays_in_the_message_area_and_still_fails_the_event(settings,
 
 def test_the_pages_start_sends_the_forms_patience_and_the_api_the_presets(ctx, monkeypatch):
     spawned = []
-    monkeypatch.setattr(ctx.jobs, "spawn", lambda name, args: spawned.append(args) or Job(name, 4242))
+    monkeypatch.setattr(ctx.jobs, "spawn", lambda run: spawned.append(run.read_config()) or Job(run.name, 4242))
     fns = wired(ctx)
     shown, error = pressed(fns["start_training_from_page"], *start_args(PAGE_START_INPUTS, patience=3))
     assert error is None and "Started run **tiny** (pid 4242)" in shown[0]
-    assert "--patience=3" in spawned[0]
+    assert spawned[0]["train_config"]["patience"] == 3
     fns["start_training"](*start_args(run_name="by-api"))
-    assert f"--patience={PRESETS['quick'][1].get('patience', 0)}" in spawned[1]
+    assert spawned[1]["train_config"]["patience"] == PRESETS["quick"][1].get("patience", 0)
 
 
 def test_start_is_off_while_a_run_trains_and_stop_while_none_does(settings, ctx):
@@ -321,9 +320,9 @@ def test_the_view_of_a_run_shows_its_curve_latest_sample_and_progress(settings, 
     directory.mkdir(parents=True)
     for i in range(1, 21):
         rec = {"step": 10 * i, "train_loss": 4.0 / i, "chars_per_s": 500.0, "elapsed": float(i), "progress": i / 40}
-        append_metrics(directory, rec | ({"val_loss": 3.0 / i, "val_bpc": 4.0 / i, "sample": f"<{i}>"}
+        RunDir(directory).append_metrics(rec | ({"val_loss": 3.0 / i, "val_bpc": 4.0 / i, "sample": f"<{i}>"}
                                             if i % 10 == 0 else {}))
-    write_status(directory, "stopped", step=200)
+    RunDir(directory).write_status("stopped", step=200)
     plot, sample, earlier, progress, status = training_view(ctx, "tiny")
     assert set(plot.split) == {"train", "validation", "kept model"} and len(plot) == 23   # kept: a placeholder
     assert sample["value"] == "<20>" and sample["label"] == "Latest sample (step 200)"
@@ -344,11 +343,11 @@ def test_the_view_explains_the_kept_model_overfitting_and_the_precision(settings
     directory = settings.root / "tiny"
     directory.mkdir(parents=True)
     measured = {"choice": "bf16", "how": "measured", "rates": {"bf16": 3e4, "float32": 2e4}}
-    append_metrics(directory, {"step": 10, "train_loss": 3.0, "precision": measured})
+    RunDir(directory).append_metrics({"step": 10, "train_loss": 3.0, "precision": measured})
     for i, (train, val) in enumerate([(2.0, 2.1), (1.6, 1.8), (1.3, 1.7), (1.1, 1.75), (0.9, 1.85)]):
-        append_metrics(directory, {"step": 200 * (i + 1), "train_loss": train, "val_loss": val,
+        RunDir(directory).append_metrics({"step": 200 * (i + 1), "train_loss": train, "val_loss": val,
                                       "best_step": 600 if i >= 2 else 200 * (i + 1), "best_val_loss": min(val, 1.7)})
-    write_status(directory, "stopped", step=1000)
+    RunDir(directory).write_status("stopped", step=1000)
     plot, _, _, progress, _ = training_view(ctx, "tiny")
     assert "**Kept model**: step 600, validation loss 1.700" in progress
     assert "overfitting" in progress and "the kept model is step 600's, the best one" in progress
@@ -375,7 +374,7 @@ def test_a_killed_trainer_leaves_its_run_interrupted_and_the_app_serving(setting
 
 def test_a_trainer_that_fails_at_start_up_shows_its_error(settings, ctx, monkeypatch):
     # let a too-short text past the app's check, so that the trainer itself refuses it
-    monkeypatch.setattr(actions, "build_corpus", lambda text, cfg: build_corpus(corpus_text(), cfg))
+    monkeypatch.setattr(actions, "check_corpus", lambda text, cfg: len(set(text)))
     wired(ctx)["start_training"](*start_args(pasted="short"))
     ctx.jobs.proc.wait(timeout=60)
     status = poll(ctx, {}, None, None)[4]
@@ -397,10 +396,10 @@ def test_poll_skips_what_did_not_change_and_selects_a_new_run(settings, ctx):
 
 def test_poll_redraws_the_followed_run_when_its_files_change(settings, ctx):
     make_checkpoint(settings.root / "first", corpus_text())
-    append_metrics(settings.root / "first", {"step": 10, "train_loss": 3.0})
+    RunDir(settings.root / "first").append_metrics({"step": 10, "train_loss": 3.0})
     shown = poll(ctx, {}, "first", None)
     assert shown[-1]["run"] == "first" and "step **10**" in shown[3]
-    append_metrics(settings.root / "first", {"step": 20, "train_loss": 2.0})
+    RunDir(settings.root / "first").append_metrics({"step": 20, "train_loss": 2.0})
     redrawn = poll(ctx, shown[-1], "first", None)
     assert "step **20**" in redrawn[3] and redrawn[5] == gr.skip()
 
@@ -408,7 +407,7 @@ def test_poll_redraws_the_followed_run_when_its_files_change(settings, ctx):
 # --- samples over time: a run's timeline, the earlier samples, poll's review picker -------------
 def write_metrics(directory, records):
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / METRICS).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (directory / RunDir.METRICS).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
 
 
 def sample_records(n):
@@ -430,7 +429,7 @@ def test_a_runs_timeline_or_what_is_wrong_with_the_pick(settings, ctx):
     assert timeline_of(ctx, "../x").startswith("<p>⚠️ ") and "invalid run name" in timeline_of(ctx, "../x")
     (settings.root / "tiny").mkdir(parents=True)
     for step in (100, 200):
-        append_metrics(settings.root / "tiny", {"step": step, "val_loss": 3.0 / step, "sample": f"s{step}"})
+        RunDir(settings.root / "tiny").append_metrics({"step": step, "val_loss": 3.0 / step, "sample": f"s{step}"})
     assert timeline_of(ctx, "tiny").startswith("<p><strong>tiny</strong>: 2 samples from step 100 to step 200")
 
 
@@ -480,7 +479,7 @@ def test_poll_offers_the_runs_for_review_and_keeps_the_choice(settings, ctx):
 # --- the checkpoint lists ---------------------------------------------------------------------
 def test_checkpoint_updates_offer_the_runs_the_resumable_ones_and_keep_the_review(settings, ctx):
     make_checkpoint(settings.root / "older", corpus_text())
-    save_train_state(settings.root / "older", 10, {})
+    RunDir(settings.root / "older").save_train_state(10, {})
     make_checkpoint(settings.root / "newer", corpus_text())
     picker, info, resume, reviewed, keys = checkpoint_updates(ctx, None, [], "older")
     assert set(keys) == {"older", "newer"} and picker["value"] == keys[0]
@@ -502,20 +501,20 @@ def test_the_overfitting_advice_reads_the_runs_dropout(settings, ctx, dropout, a
     make_checkpoint(directory, text, step=600, model_config=config)
     records = [{"step": 200 * (i + 1), "train_loss": train, "val_loss": val, "elapsed": float(i + 1)}
                for i, (train, val) in enumerate([(2.0, 2.1), (1.6, 1.8), (1.3, 1.7), (1.1, 1.75), (0.9, 1.85)])]
-    (directory / METRICS).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    write_status(directory, "finished", step=1000, best_step=600, best_val_loss=1.7)
+    (directory / RunDir.METRICS).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    RunDir(directory).write_status("finished", step=1000, best_step=600, best_val_loss=1.7)
     progress = training_view(ctx, "memorised")[VIEW.index("progress")]
     assert "learn the text by heart (overfitting)" in progress and advice in progress
 
 
 def test_the_training_view_follows_a_runs_metrics_incrementally_and_says_what_is_damaged(ctx, settings):
     (settings.root / "r").mkdir(parents=True)
-    append_metrics(settings.root / "r", {"step": 10, "train_loss": 2.0})
+    RunDir(settings.root / "r").append_metrics({"step": 10, "train_loss": 2.0})
     training_view(ctx, "r")
     reader = ctx.readers.get("r", lambda: pytest.fail("the view keeps one reader per run"))
-    with open(settings.root / "r" / METRICS, "a", encoding="utf-8") as f:
+    with open(settings.root / "r" / RunDir.METRICS, "a", encoding="utf-8") as f:
         f.write('{"step": 999, "val_loss": "x"}\n')
-    append_metrics(settings.root / "r", {"step": 20, "train_loss": 1.5})
+    RunDir(settings.root / "r").append_metrics({"step": 20, "train_loss": 1.5})
     status = training_view(ctx, "r")[-1]
     assert [r["step"] for r in reader.records()] == [10, 20]
     assert "metrics.jsonl: 1 damaged line skipped (line 2: val_loss is text, not a number)" in status

@@ -18,18 +18,7 @@ import torch
 from app_fixtures import corpus_text, fake_trainer_running, make_checkpoint, tiny_context
 from safetensors.torch import load_file, save_file
 
-from charrnn.runs.store import (
-    META,
-    METRICS,
-    WEIGHTS,
-    append_metrics,
-    plot_losses,
-    read_header,
-    read_status,
-    save_train_state,
-    write_final_status,
-    write_status,
-)
+from charrnn.runs.store import RunDir, plot_losses, read_header
 from charrnn.runs.weights import read_json
 from charrnn.sample import generate
 from webui.errors import UserError
@@ -52,10 +41,10 @@ def ctx(tmp_path):
     run = ctx.settings.root / "tiny"
     records = [{"step": 5, "train_loss": 3.0}, {"step": 10, "train_loss": 2.6, "val_loss": 2.5}]
     for r in records:
-        append_metrics(run, r)
+        RunDir(run).append_metrics(r)
     plot_losses(run, records)
-    write_status(run, "finished", step=10)
-    save_train_state(run, 10, {"step": torch.tensor(10)})
+    RunDir(run).write_status("finished", step=10)
+    RunDir(run).save_train_state(10, {"step": torch.tensor(10)})
     (run / "corpus.txt").write_text(corpus_text(), encoding="utf-8")
     (run / "train.log").write_text("log\n", encoding="utf-8")
     return ctx
@@ -85,9 +74,9 @@ def test_a_download_is_a_zip_of_the_kept_model_its_records_and_plot_and_the_mode
     assert (archive.name, model.name) == ("tiny.zip", "tiny.safetensors")
     with zipfile.ZipFile(archive) as z:
         names = sorted(z.namelist())
-        assert names == sorted(f"tiny/{n}" for n in (WEIGHTS, META, METRICS, "loss.png", "loss.pdf"))
-        assert all(z.read(f"tiny/{n}") == (run / n).read_bytes() for n in (WEIGHTS, META, METRICS))
-    assert model.read_bytes() == (run / WEIGHTS).read_bytes()        # no optimizer state, corpus or log
+        assert names == sorted(f"tiny/{n}" for n in (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, "loss.png", "loss.pdf"))
+        assert all(z.read(f"tiny/{n}") == (run / n).read_bytes() for n in (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS))
+    assert model.read_bytes() == (run / RunDir.WEIGHTS).read_bytes()        # no optimizer state, corpus or log
 
 
 def test_the_same_run_downloads_to_the_same_bytes(ctx, tmp_path):
@@ -104,9 +93,9 @@ def test_the_bundled_model_downloads_too(ctx, tmp_path):
 
 def test_a_download_reads_nothing_outside_its_run(ctx, tmp_path):
     run = ctx.settings.root / "tiny"
-    (run / METRICS).unlink()
-    (run / METRICS).symlink_to("/etc/passwd")                 # a planted link is left out, not followed
-    assert METRICS not in [p.name for p in travelling_files(run)]
+    (run / RunDir.METRICS).unlink()
+    (run / RunDir.METRICS).symlink_to("/etc/passwd")                 # a planted link is left out, not followed
+    assert RunDir.METRICS not in [p.name for p in travelling_files(run)]
     archive, _ = build_download(ctx, "tiny", tmp_path / "out")
     with zipfile.ZipFile(archive) as z:
         assert "tiny/metrics.jsonl" not in z.namelist()
@@ -127,7 +116,7 @@ def test_a_run_that_is_training_is_neither_downloaded_nor_deleted(ctx, tmp_path)
             build_download(ctx, "busy", tmp_path / "out")
         with pytest.raises(UserError, match="busy is training: press Stop"):
             delete_run(ctx, None, "busy")
-        assert (ctx.settings.root / "busy" / WEIGHTS).is_file()
+        assert (ctx.settings.root / "busy" / RunDir.WEIGHTS).is_file()
 
 
 def test_download_folders_are_fresh_per_request_and_old_ones_are_removed():
@@ -155,16 +144,16 @@ def test_a_downloaded_model_added_back_is_a_new_run_that_generates_the_same_text
     message = add_model(ctx, None, str(model), "")
     assert "Added **tiny**" in message and "tiny.txt" in message
     run = ctx.settings.root / "tiny"
-    assert (run / WEIGHTS).read_bytes() == model.read_bytes()
-    assert read_json(run / META) == read_header(model)
-    assert read_status(run)["state"] == "uploaded"
+    assert (run / RunDir.WEIGHTS).read_bytes() == model.read_bytes()
+    assert read_json(run / RunDir.META) == read_header(model)
+    assert RunDir(run).status()["state"] == "uploaded"
     assert list_checkpoints(ctx.settings)[0]["key"] == "tiny"          # newest: selected in the picker
     assert text_of(ctx, "tiny") == before
 
 
 def test_an_added_model_never_overwrites_a_run(ctx, tmp_path):
     model = downloaded(ctx, tmp_path)
-    original = (ctx.settings.root / "tiny" / WEIGHTS).stat().st_mtime_ns
+    original = (ctx.settings.root / "tiny" / RunDir.WEIGHTS).stat().st_mtime_ns
     assert "Added **tiny-2**" in add_model(ctx, None, str(model), None)
     assert "Added **tiny-3**" in add_model(ctx, None, str(model), "  ")
     assert "Added **mine**" in add_model(ctx, None, str(model), "mine")
@@ -173,7 +162,7 @@ def test_an_added_model_never_overwrites_a_run(ctx, tmp_path):
             add_model(ctx, None, str(model), "mine")
         with pytest.raises(UserError, match="invalid run name"):
             add_model(ctx, None, str(model), "../escape")
-    assert (ctx.settings.root / "tiny" / WEIGHTS).stat().st_mtime_ns == original
+    assert (ctx.settings.root / "tiny" / RunDir.WEIGHTS).stat().st_mtime_ns == original
     assert not (ctx.settings.root.parent / "escape").exists()
 
 
@@ -231,7 +220,7 @@ def bad_file(kind: str, good: Path, folder: Path) -> Path:
     ("header not json", "its header is not JSON"),
 ])
 def test_a_bad_upload_is_refused_saying_what_it_is_and_nothing_is_written(ctx, tmp_path, kind, message):
-    path = bad_file(kind, ctx.settings.root / "tiny" / WEIGHTS, tmp_path / "uploads")
+    path = bad_file(kind, ctx.settings.root / "tiny" / RunDir.WEIGHTS, tmp_path / "uploads")
     with nothing_written(ctx.settings.root):
         with pytest.raises(UserError, match=message):
             add_model(ctx, None, str(path), "")
@@ -240,7 +229,7 @@ def test_a_bad_upload_is_refused_saying_what_it_is_and_nothing_is_written(ctx, t
 
 
 def test_an_oversized_model_is_refused_before_it_is_read(ctx, tmp_path):
-    good = ctx.settings.root / "tiny" / WEIGHTS
+    good = ctx.settings.root / "tiny" / RunDir.WEIGHTS
     small = dataclasses.replace(ctx.settings, max_params=10)          # cap: 40 bytes of weights plus a header
     assert model_cap(small) < good.stat().st_size + (1 << 20)
     big = tmp_path / "big.safetensors"
@@ -298,7 +287,7 @@ def test_with_no_password_only_the_browser_that_added_a_model_can_delete_it(ctx,
     for other in ("browser-b-key", None):
         with pytest.raises(UserError, match=r"Only the browser that started or added \*\*mine\*\* can delete it"):
             delete_run(ctx, None, "mine", other)
-    assert (ctx.settings.root / "mine" / WEIGHTS).is_file()
+    assert (ctx.settings.root / "mine" / RunDir.WEIGHTS).is_file()
     assert "Deleted **mine**" in delete_run(ctx, None, "mine", "browser-a-key")
 
 
@@ -309,7 +298,7 @@ def test_the_bundled_model_cannot_be_deleted(ctx, tmp_path):
     inside = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, root=ctx.settings.bundled.parent))
     with pytest.raises(UserError, match="bundled model cannot be deleted"):       # listed as the run "shakespeare"
         delete_run(inside, None, "shakespeare")
-    assert (ctx.settings.bundled / WEIGHTS).is_file()
+    assert (ctx.settings.bundled / RunDir.WEIGHTS).is_file()
 
 
 def test_delete_refuses_names_that_leave_the_checkpoints_folder(ctx, tmp_path):
@@ -319,7 +308,7 @@ def test_delete_refuses_names_that_leave_the_checkpoints_folder(ctx, tmp_path):
                          ("", "No run chosen"), (None, "No run chosen")):
         with pytest.raises(UserError, match=message):
             delete_run(ctx, None, key)
-    assert (tmp_path / "elsewhere" / WEIGHTS).is_file() and (ctx.settings.root / "tiny").is_dir()
+    assert (tmp_path / "elsewhere" / RunDir.WEIGHTS).is_file() and (ctx.settings.root / "tiny").is_dir()
 
 
 def test_delete_waits_for_a_trainer_of_ours_that_is_still_starting_or_ending(ctx):
@@ -337,7 +326,7 @@ def test_delete_waits_for_a_trainer_of_ours_that_is_still_starting_or_ending(ctx
 def test_delete_does_not_wait_on_a_trainer_that_wrote_its_final_status_and_is_only_exiting(ctx):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     ctx.jobs.proc, ctx.jobs.run = proc, "tiny"
-    write_final_status(ctx.settings.root / "tiny", "finished", step=3, pid=proc.pid)   # its own last write
+    RunDir(ctx.settings.root / "tiny").write_final_status("finished", step=3, pid=proc.pid)   # its own last write
     try:
         assert "Deleted **tiny**" in delete_run(ctx, None, "tiny")   # waited, then deleted
         assert not (ctx.settings.root / "tiny").exists()

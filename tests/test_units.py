@@ -11,7 +11,7 @@ from html_reading import Spans, box_text
 from charrnn.config import ModelConfig
 from charrnn.inside import activations, suggest_units
 from charrnn.model import CharRNN
-from charrnn.runs.store import PROJECT_DIR, save_checkpoint
+from charrnn.runs.store import PROJECT_DIR, RunDir
 from charrnn.vocab import Vocab
 from webui.colours import activation_colour, ink_for
 from webui.errors import UserError
@@ -64,7 +64,7 @@ def make_deep_checkpoint(directory, text):
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=16, layers=2))
     directory.mkdir(parents=True)
-    save_checkpoint(directory, model, vocab, {"run": directory.name, "step": 1, "params": model.num_params()})
+    RunDir(directory).keep(model, vocab, {"run": directory.name, "step": 1, "params": model.num_params()})
 
 
 def test_the_layer_asked_for_is_the_one_shown(ctx):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from app_fixtures import corpus_text, make_checkpoint
 
-from charrnn.runs.store import load_checkpoint, save_checkpoint
+from charrnn.runs.store import RunDir, load_checkpoint
 from charrnn.runs.weights import CheckpointError
 from webui.generate import webcopy
 
@@ -58,7 +58,7 @@ def test_a_gru_copy_keeps_torch_order_of_gates(tmp_path):
     vocab = Vocab.from_text(corpus_text())
     model = CharRNN(ModelConfig(vocab_size=len(vocab), embed=8, hidden=12, layers=2, cell="gru"))
     (tmp_path / "g").mkdir()
-    save_checkpoint(tmp_path / "g", model, vocab, {"run": "g", "step": 1})
+    RunDir(tmp_path / "g").keep(model, vocab, {"run": "g", "step": 1})
     info, floats = webcopy.read_copy(tmp_path / "web", webcopy.write_copy(tmp_path / "g", tmp_path / "web"))
     d = info["tensors"]["rnn.weight_hh_l1"]
     assert d["shape"] == [36, 12] and info["layers"] == 2

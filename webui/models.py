@@ -9,8 +9,7 @@ import math
 from pathlib import Path
 
 from charrnn.model import CharRNN
-from charrnn.runs.jobs import run_dirs
-from charrnn.runs.store import WEIGHTS, checkpoint_file, list_runs, load_checkpoint, read_header, run_dir
+from charrnn.runs.store import RunDir, checkpoint_file, list_runs, load_checkpoint, read_header, run_dirs
 from charrnn.runs.weights import CheckpointError
 from charrnn.vocab import Vocab
 from webui.checks import as_dict, finite, whole
@@ -24,7 +23,7 @@ BUNDLED_KEY = "bundled/shakespeare"      # picker value of the shipped model ('/
 def list_checkpoints(settings: Settings) -> list[dict]:
     """Runs with a checkpoint, newest first, plus the bundled model when the checkpoints folder is elsewhere."""
     found = [{**r, "key": r["name"], "label": r["name"]} for r in list_runs(settings.root)]
-    bundled = settings.bundled / WEIGHTS
+    bundled = settings.bundled / RunDir.WEIGHTS
     if settings.bundled.parent.resolve() != settings.root and bundled.is_file():
         try:
             header = read_header(bundled)
@@ -64,7 +63,7 @@ def summary(r: dict, default: bool) -> dict:
     header, cfg, data = r["header"], r["header"].get("model_config", {}), r["header"].get("data", {})
     val = header.get("best_val_loss")
     try:
-        size = (r["path"] / WEIGHTS).stat().st_size
+        size = (r["path"] / RunDir.WEIGHTS).stat().st_size
     except OSError:
         size = None
     return {"key": r["key"], "label": r["label"], "corpus": str(data.get("name", "")),
@@ -80,7 +79,7 @@ def checkpoint_signature(settings: Settings) -> tuple:
     sig = []
     for d in run_dirs(settings.root):
         try:
-            sig.append((d.name, (d / WEIGHTS).stat().st_mtime_ns))
+            sig.append((d.name, d.weights.stat().st_mtime_ns))
         except OSError:
             continue
     return tuple(sorted(sig))
@@ -91,7 +90,7 @@ def run_directory(settings: Settings, key) -> Path:
     if key == BUNDLED_KEY:
         return settings.bundled
     try:
-        return run_dir(settings.root, key)
+        return RunDir.of(settings.root, key).path
     except CheckpointError as e:
         raise UserError(no_markup(e)) from None
 

@@ -15,7 +15,7 @@ import hmac
 import secrets
 from pathlib import Path
 
-from charrnn.runs.store import run_dir
+from charrnn.runs.store import RunDir
 from charrnn.runs.weights import CheckpointError, read_json
 from charrnn.runs.writes import write_json
 from webui.errors import UserError, esc
@@ -90,7 +90,7 @@ def check_run_owner(settings: Settings, name, key, doing: str) -> None:
     """``check_owner`` for run ``name`` under the checkpoints folder (a name that is no run's passes: what
     follows refuses it with its own message)."""
     try:
-        directory = run_dir(settings.root, name)
+        directory = RunDir.of(settings.root, name).path
     except CheckpointError:
         return
     check_owner(settings, directory, key, doing)

@@ -21,16 +21,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from charrnn.runs.store import (
-    META,
-    METRICS,
-    WEIGHTS,
-    load_checkpoint,
-    read_status,
-    run_dir,
-    safe_run_name,
-    write_status,
-)
+from charrnn.runs.store import RunDir, load_checkpoint, safe_run_name
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import atomic_write, write_json
 from charrnn.runs.writes import human as human_bytes
@@ -40,7 +31,7 @@ from webui.models import BUNDLED_KEY, checkpoint_line, resolve_checkpoint, run_d
 from webui.owners import check_owner, check_password, record_owner
 from webui.settings import Settings
 
-TRAVELS = (WEIGHTS, META, METRICS, "loss.png", "loss.pdf")   # what a download holds, when present
+TRAVELS = (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, "loss.png", "loss.pdf")   # what a download holds, when present
 STORED = {".safetensors", ".png", ".pdf"}          # already dense: zipped without compression
 HEADER_ROOM = 1 << 20                              # a checkpoint's JSON header, beyond its float32 weights
 MAX_SAFETENSORS_HEADER = 8 << 20
@@ -57,7 +48,7 @@ def training_state(ctx: AppContext, directory: Path) -> str | None:
     'running' only while a trainer is alive, 'stopping' after Stop); the bundled run's from its status file."""
     if directory.parent == ctx.settings.root:
         return ctx.jobs.state(directory.name).get("state")
-    return read_status(directory).get("state")
+    return RunDir(directory).status().get("state")
 
 
 def trainer_attached(ctx: AppContext, directory: Path, exit_wait_s: float = 5.0) -> bool:
@@ -123,7 +114,7 @@ def build_download(ctx: AppContext, key, folder: Path) -> list[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(archive, lambda tmp: write_zip(Path(tmp), name, files))
-        atomic_write(model, lambda tmp: shutil.copyfile(directory / WEIGHTS, tmp))
+        atomic_write(model, lambda tmp: shutil.copyfile(directory / RunDir.WEIGHTS, tmp))
     except OSError as e:
         raise UserError(f"Cannot prepare the download of {esc(name)}: {esc(e.strerror or e)}") from None
     return [archive, model]
@@ -198,7 +189,7 @@ def new_run_dir(root: Path, wanted, stem: str) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         if isinstance(wanted, str) and wanted.strip():
-            directory = run_dir(root, wanted.strip())
+            directory = RunDir.of(root, wanted.strip()).path
             try:
                 directory.mkdir()
             except FileExistsError:
@@ -207,7 +198,7 @@ def new_run_dir(root: Path, wanted, stem: str) -> Path:
             return directory
         base = safe_run_name(stem)[:70]
         for i in range(1, 1000):
-            directory = run_dir(root, base if i == 1 else f"{base}-{i}")
+            directory = RunDir.of(root, base if i == 1 else f"{base}-{i}").path
             try:
                 directory.mkdir()
                 return directory
@@ -237,10 +228,10 @@ def add_model(ctx: AppContext, password, upload, run_name=None, owner_key=None) 
                         f"{human_bytes(settings.max_checkpoints_bytes)}: delete a run you no longer need, then add it.")
     directory = new_run_dir(settings.root, run_name, path.stem)
     try:
-        write_json(directory / META, header)
+        write_json(directory / RunDir.META, header)
         record_owner(directory, owner_key)
-        write_status(directory, "uploaded", file=path.name, added=time.time())
-        atomic_write(directory / WEIGHTS, lambda tmp: shutil.copyfile(path, tmp))   # last: then it is listed
+        RunDir(directory).write_status("uploaded", file=path.name, added=time.time())
+        atomic_write(directory / RunDir.WEIGHTS, lambda tmp: shutil.copyfile(path, tmp))   # last: then it is listed
     except OSError as e:
         shutil.rmtree(directory, ignore_errors=True)
         raise UserError(f"Cannot write to the checkpoints folder: {esc(e.strerror or e)}. Nothing was added.") from None

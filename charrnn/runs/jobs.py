@@ -1,13 +1,13 @@
 """The one training job of a checkpoints folder: start a trainer process, follow it, stop it, resume it.
 
-A trainer is ``python -m charrnn train ...`` in its own session, logging to
-``<run>/train.log``; it writes the run directory, and everything here reads that
+A trainer is ``python -m charrnn train --run NAME`` in its own session, logging to ``<run>/train.log``: it reads
+what to train from the run's ``run.json``, written here; it writes the run directory, and everything here reads that
 directory back (status.json, metrics.jsonl), so a job outlives the process that
 started it: an app restarted mid-run finds its job again. One job at a time per
 folder: ``Supervisor.start`` and ``resume`` refuse while another trainer runs. A trainer that has written
 its final status is done with its run, even while its process is still exiting. Run files are read through
-``charrnn.runfiles``: a damaged one marks its run damaged, it never breaks a listing.
-No UI here: errors are ``JobError`` with a message that says what to do.
+``charrnn.runs.schema``: a damaged one marks its run damaged, it never breaks a listing.
+No UI here: errors are ``JobError`` (``Busy`` while another run trains), stating facts; the app words them.
 """
 from __future__ import annotations
 
@@ -21,25 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from charrnn.config import ModelConfig, TrainConfig, config_argv
+from charrnn.config import MAX_ITERATIONS, ModelConfig, TrainConfig
+from charrnn.runs.runner import config_of_header, run_config
 from charrnn.runs.schema import trainer_alive
-from charrnn.runs.store import (
-    FINAL_STATES,
-    METRICS,
-    PROJECT_DIR,
-    STATUS,
-    WEIGHTS,
-    check_room,
-    corpus_path,
-    interrupted,
-    is_run_dir,
-    list_runs,
-    read_status,
-    read_status_file,
-    run_dir,
-    train_state_steps,
-    write_final_status,
-)
+from charrnn.runs.store import FINAL_STATES, PROJECT_DIR, RunDir, list_runs, run_dirs
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import atomic_write
 
@@ -48,7 +33,15 @@ MAX_MORE_MINUTES = 10_080          # a week, as TrainConfig allows
 
 
 class JobError(ValueError):
-    """A job cannot be started, stopped or resumed; the message says why and what to do instead."""
+    """A job cannot be started, stopped or resumed; the message says why."""
+
+
+class Busy(JobError):
+    """Another run is training: one at a time."""
+
+    def __init__(self, run: str):
+        super().__init__(f"A training run is in progress: {run}. One run trains at a time.")
+        self.run = run
 
 
 @dataclass(frozen=True)
@@ -58,23 +51,18 @@ class Job:
 
 
 # --- run directories --------------------------------------------------------------
-def run_dirs(root: Path) -> list[Path]:
-    """The run folders of ``root``: real folders with a run's name (a symlinked one is no run)."""
-    return [d for d in root.iterdir() if is_run_dir(d)] if root.is_dir() else []
-
-
 def recent_run(root: Path) -> str | None:
     """The run with the newest metrics."""
-    stamped = [((d / METRICS).stat().st_mtime, d.name) for d in run_dirs(root) if (d / METRICS).is_file()]
+    stamped = [(run.metrics.stat().st_mtime, run.name) for run in run_dirs(root) if run.metrics.is_file()]
     return max(stamped)[1] if stamped else None
 
 
 def running_job(root: Path) -> Job | None:
     """A run whose status says running, with a live trainer behind it."""
-    for d in run_dirs(root):
-        status = read_status_file(d)
-        if status["state"] == "running" and trainer_alive(status.get("pid")):
-            return Job(d.name, status["pid"])
+    for run in run_dirs(root):
+        status = run.status_as_written()
+        if status["state"] == "running" and trainer_alive(status.get("pid"), status.get("started")):
+            return Job(run.name, status["pid"])
     return None
 
 
@@ -85,46 +73,41 @@ def resumable_runs(root: Path) -> list[dict]:
     Each run's ``latest`` header (where training is) says its step; ``header`` is the kept model's."""
     return [r for r in list_runs(root)
             if r["status"]["state"] not in ("running", "damaged") and r["latest"] is not None
-            and r["latest"].get("step") in train_state_steps(r["path"])]
+            and r["latest"].get("step") in RunDir(r["path"]).train_state_steps()]
 
 
-def log_tail(directory: Path, lines: int = 12) -> str:
-    """The last ``lines`` lines of a run's train.log ('' when there is none)."""
+def create_run(root: Path, name: str, text: str, path: Path | None) -> tuple[RunDir, Path]:
+    """Create the folder of run ``name``, refusing one that exists (a name is never reused: its owner and text
+    stay its own), and write ``text`` there unless it is file ``path``; (the run, the file its trainer reads)."""
     try:
-        with open(Path(directory) / "train.log", "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 4000))
-            text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def prepare_run_dir(root: Path, name: str, text: str, path: Path | None) -> Path:
-    """Create run ``name`` (refusing an existing one); write ``text`` there unless it is file ``path``.
-
-    Returns the file the trainer reads (its --data)."""
-    try:
-        directory = run_dir(root, name)
+        run = RunDir.of(root, name)
     except CheckpointError as e:
         raise JobError(str(e)) from None
-    if (directory / WEIGHTS).exists():
-        raise JobError(f"A run named {name} already exists; resume it or pick another name.")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        if path is not None:
-            return path
-        corpus = directory / "corpus.txt"
-        atomic_write(corpus, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        return corpus
+        root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise JobError(f"Cannot write to {root}: {e.strerror or e}") from None
+    try:
+        run.path.mkdir()
+    except FileExistsError:
+        raise JobError(f"A run named {name} already exists; resume it or pick another name.") from None
+    except OSError as e:
+        raise JobError(f"Cannot write to {root}: {e.strerror or e}") from None
+    if path is not None:
+        return run, path
+    try:
+        atomic_write(run.corpus_copy, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    except OSError as e:
+        raise JobError(f"Cannot write to {root}: {e.strerror or e}") from None
+    return run, run.corpus_copy
 
 
-def budget_args(header: dict, more_iterations=0, more_minutes=0.0, cap_minutes: float = 0) -> list[str]:
-    """CLI overrides that extend a run's budget: totals count from the start, so add to what it has done.
+def budget(header: dict, more_iterations=0, more_minutes=0.0, cap_minutes: float = 0) -> dict:
+    """The train settings that extend a run's budget: totals count from the start, so add to what it has done.
 
-    ``header`` is the latest weights' header (``latest_header``): its step and elapsed are what was done.
-    ``cap_minutes`` > 0 bounds the time this resumed part may train (a visitor's cap), whatever the budget."""
+    ``header`` is the latest weights' header: its step and elapsed are what was done. ``cap_minutes`` > 0 bounds
+    the time this resumed part may train (a visitor's cap), whatever the budget. A run whose budget is used up
+    needs more iterations or minutes; one with more iterations than the trainer allows is refused here."""
     more_iterations, more_minutes = more_iterations or 0, more_minutes or 0
     for name, value, high in (("more iterations", more_iterations, MAX_MORE_ITERATIONS),
                               ("more minutes", more_minutes, MAX_MORE_MINUTES)):
@@ -133,18 +116,22 @@ def budget_args(header: dict, more_iterations=0, more_minutes=0.0, cap_minutes: 
     done_minutes = header.get("elapsed", 0) / 60
     capped = min(done_minutes + cap_minutes, MAX_MORE_MINUTES) if cap_minutes else 0
     if more_iterations:
-        return ["--iterations", str(header["step"] + int(more_iterations)), "--minutes", repr(capped)]
+        total = header["step"] + int(more_iterations)
+        if total > MAX_ITERATIONS:
+            raise JobError(f"This run is at step {header['step']:,}; a run trains at most {MAX_ITERATIONS:,} steps, "
+                           f"so at most {MAX_ITERATIONS - header['step']:,} more.")
+        return {"iterations": total, "minutes": capped}
     if more_minutes:
         more = min(float(more_minutes), cap_minutes) if cap_minutes else float(more_minutes)
-        return ["--minutes", repr(done_minutes + more), "--iterations", "0"]
+        return {"minutes": min(done_minutes + more, MAX_MORE_MINUTES), "iterations": 0}
     cfg = header.get("train_config", {})
     done = [header["step"] >= cfg["iterations"] if cfg.get("iterations") else False,
             header.get("elapsed", 0) >= 60 * cfg["minutes"] if cfg.get("minutes") else False]
     if any(done):
         raise JobError("This run has used its whole budget; give more iterations or more minutes to continue it.")
     if capped and not 0 < cfg.get("minutes", 0) <= capped:
-        return ["--minutes", repr(capped)]
-    return []
+        return {"minutes": capped}
+    return {}
 
 
 def capped_config(train_cfg: TrainConfig, cap_minutes: float) -> TrainConfig:
@@ -157,10 +144,10 @@ def capped_config(train_cfg: TrainConfig, cap_minutes: float) -> TrainConfig:
 def stop_run(root: Path, name: str) -> Job:
     """SIGTERM the trainer of run ``name``: it finishes its step, saves a final checkpoint and says 'stopped'."""
     try:
-        status = read_status(run_dir(root, name))
+        status = RunDir.of(root, name).status()
     except CheckpointError as e:
         raise JobError(str(e)) from None
-    if status.get("state") != "running" or not trainer_alive(status.get("pid")):
+    if status.get("state") != "running" or not trainer_alive(status.get("pid"), status.get("started")):
         raise JobError(f"Run {name} is not training (its status is {status.get('state')}).")
     try:
         os.kill(status["pid"], signal.SIGTERM)
@@ -190,7 +177,7 @@ class Supervisor:
 
     def child_done(self) -> bool:
         """Our child wrote its final status (finished, stopped, failed, with its pid) and is only exiting."""
-        status = read_status_file(self.root / self.run)
+        status = RunDir(self.root / self.run).status_as_written()
         return status["state"] in FINAL_STATES and status.get("pid") == self.proc.pid
 
     def active(self) -> Job | None:
@@ -203,22 +190,21 @@ class Supervisor:
     def refuse_if_busy(self) -> None:
         job = self.active()
         if job:
-            raise JobError(f"A training run is in progress: {job.name}. One run at a time: wait for it to finish "
-                           "or press Stop. Its progress is shown below.")
+            raise Busy(job.name)
 
     def start(self, name: str, text: str, path: Path | None, data_name: str, preset: str,
               model_cfg: ModelConfig, train_cfg: TrainConfig,
               on_created: Callable[[Path], None] | None = None) -> Job:
-        """Write the run directory and spawn its trainer on ``text`` (or file ``path``) with exactly these configs;
-        ``on_created(directory)`` adds files of the caller's to the directory before the trainer starts."""
-        args = ["--preset", preset, *config_argv(model_cfg), *config_argv(train_cfg, skip=("threads",)),
-                "--name", name, "--data-name", data_name]
+        """Create the run folder, write ``text`` (unless it is file ``path``) and run.json with exactly these
+        configs, and spawn its trainer; ``on_created(directory)`` adds files of the caller's before it starts."""
         with self.lock:
             self.refuse_if_busy()
-            data = prepare_run_dir(self.root, name, text, path)
+            run, data = create_run(self.root, name, text, path)
+            train_cfg = replace(train_cfg, threads=self.threads)
+            run.write_config(run_config(preset, data_name, data, model_cfg, train_cfg))
             if on_created is not None:
-                on_created(run_dir(self.root, name))
-            return self.spawn(name, ["--data", str(data), *args])
+                on_created(run.path)
+            return self.spawn(run)
 
     def resume(self, name: str, more_iterations=0, more_minutes=0.0, cap_minutes: float = 0) -> tuple[Job, int]:
         """Continue a stopped run from its checkpoint, optionally with more steps or minutes, training at most
@@ -226,32 +212,35 @@ class Supervisor:
         runs = {r["name"]: r for r in resumable_runs(self.root)}
         if name not in runs:
             raise JobError(self.not_resumable(name))
-        header = runs[name]["latest"]
-        args = ["--resume", name, *budget_args(header, more_iterations, more_minutes, cap_minutes)]
-        data = corpus_path(runs[name]["path"], header)
+        run, header = RunDir(runs[name]["path"]), runs[name]["latest"]
+        more = budget(header, more_iterations, more_minutes, cap_minutes)
+        data = run.corpus_path(header)
         if data is None:
             raise JobError(f"Run {name} does not record where its corpus is; it cannot be resumed here.")
         if not data.is_file():
             raise JobError(f"The corpus of {name} ({data}) is gone; it cannot be resumed here.")
         try:
-            check_room(runs[name]["path"])
-        except OSError as e:
+            run.check_room()
+            config = run.read_config() or config_of_header(header, data)
+        except (OSError, CheckpointError) as e:
             raise JobError(f"Run {name} cannot be resumed: {e}.") from None
+        config["train_config"] = {**header["train_config"], **more, "threads": self.threads}
         with self.lock:
             self.refuse_if_busy()
-            return self.spawn(name, args), header["step"]
+            run.write_config(config)
+            return self.spawn(run), header["step"]
 
     def not_resumable(self, name) -> str:
         """Why run ``name`` is not offered for resume."""
         try:
-            status = read_status_file(run_dir(self.root, name))
+            status = RunDir.of(self.root, name).status_as_written()
         except CheckpointError:
             status = {}
         if status.get("state") == "damaged":
             return (f"Run {name} cannot be resumed here: {status['reason']}. Its kept model still generates; "
                     f"`python -m charrnn train --resume {name}` on the server rewrites its status.")
-        return (f"No resumable run named {name!r}; pick one from the list "
-                "(a run needs its checkpoint and optimizer state, and must not be running).")
+        return (f"No resumable run named {name!r} (a run needs its checkpoint and optimizer state, and must not be "
+                "running).")
 
     def stop(self, check: Callable[[str], None] | None = None) -> tuple[Job, bool]:
         """Ask the running trainer to stop: (job, False) when it had ended meanwhile. JobError when nothing runs;
@@ -269,21 +258,21 @@ class Supervisor:
             self.stopping.add(job.name)
         return job, True
 
-    def spawn(self, name: str, args: list[str]) -> Job:
-        """``python -m charrnn train ARGS`` in its own session, logging to <run>/train.log (call with the lock)."""
-        cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(self.root), "train", *args,
-               "--threads", str(self.threads), "--quiet"]
+    def spawn(self, run: RunDir) -> Job:
+        """``python -m charrnn train --run NAME`` in its own session, logging to its train.log (call with the lock):
+        the trainer reads everything else from the run's run.json."""
+        cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(self.root), "train", "--run", run.name, "--quiet"]
         if self.child_alive():                 # done with its run (see active), still exiting: reap it later
             self.exiting.append(self.proc)
         self.exiting = [p for p in self.exiting if p.poll() is None]
-        with open(run_dir(self.root, name) / "train.log", "ab") as log:
+        with open(run.log, "ab") as log:
             self.spawned_ns = time.time_ns()
             self.proc = subprocess.Popen(cmd, cwd=PROJECT_DIR, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.run = name
-        self.stopping.discard(name)
-        return Job(name, self.proc.pid)
+        self.run = run.name
+        self.stopping.discard(run.name)
+        return Job(run.name, self.proc.pid)
 
     def exit_code(self, name: str) -> int | None:
         """Our child's exit status for run ``name`` once it has ended (None while running, or not ours)."""
@@ -296,7 +285,7 @@ class Supervisor:
         own, 'stopping' once Stop was pressed, and how our child died when it was killed mid-run (written down, so
         the run says so after a restart too); ``metrics_damage`` when its metrics have damaged lines."""
         directory = self.root / name
-        status = read_status(directory)
+        status = RunDir(directory).status()
         if self.run == name and self.proc is not None and not self.wrote_status(directory):
             if self.child_alive():
                 status = {"state": "starting"}                    # what is there is an earlier trainer's
@@ -312,10 +301,10 @@ class Supervisor:
 
     def wrote_status(self, directory: Path) -> bool:
         """Our child has written the run's status.json: it names the child's pid, or is newer than the child."""
-        if read_status_file(directory).get("pid") == self.proc.pid:
+        if RunDir(directory).status_as_written().get("pid") == self.proc.pid:
             return True
         try:
-            return (directory / STATUS).stat().st_mtime_ns >= self.spawned_ns
+            return (directory / RunDir.STATUS).stat().st_mtime_ns >= self.spawned_ns
         except OSError:
             return False
 
@@ -326,8 +315,8 @@ class Supervisor:
     def record_death(self, directory: Path, status: dict, code: int) -> dict:
         """The 'interrupted' status of a trainer of ours that died without a final status, saying how, written
         over its 'running' one (best effort: the reason is shown either way)."""
-        status = {**interrupted(directory, status, death_reason(code)), "code": code}
-        write_final_status(directory, "interrupted", **{k: v for k, v in status.items() if k != "state"})
+        status = {**RunDir(directory).interrupted(status, death_reason(code)), "code": code}
+        RunDir(directory).write_final_status("interrupted", **{k: v for k, v in status.items() if k != "state"})
         return status
 
     def last_run(self) -> str | None:
@@ -340,14 +329,7 @@ class Supervisor:
         """What a view of run ``name`` depends on (its state and file stamps): unchanged means nothing new."""
         if name is None:
             return (None,)
-        stamps = []
-        for file in (METRICS, STATUS, "train.log"):
-            try:
-                st = (self.root / name / file).stat()
-                stamps.append((st.st_size, st.st_mtime_ns))
-            except OSError:
-                stamps.append(None)
-        return (name, tuple(sorted(self.state(name).items(), key=str)), *stamps)
+        return (name, tuple(sorted(self.state(name).items(), key=str)), *RunDir(self.root / name).stamps())
 
 
 def death_reason(code: int) -> str:

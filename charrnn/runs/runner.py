@@ -24,30 +24,7 @@ import torch
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Corpus, CorpusError, min_corpus_chars, read_text
 from charrnn.model import CharRNN
-from charrnn.runs.store import (
-    LATEST,
-    METRICS,
-    STATUS,
-    WEIGHTS,
-    append_metrics,
-    check_room,
-    corpus_path,
-    latest_file,
-    latest_header,
-    load_checkpoint,
-    load_train_state,
-    plot_losses,
-    read_header,
-    read_metrics,
-    read_status,
-    resume_step,
-    save_checkpoint,
-    save_latest,
-    truncate_metrics,
-    write_corpus_record,
-    write_final_status,
-    write_status,
-)
+from charrnn.runs.store import RunDir
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import NO_ROOM, WriteFailed, write_failure
 from charrnn.train import Trainer, TrainingDiverged, is_writer, local_rank, pick_device
@@ -61,6 +38,41 @@ def build_corpus(text: str, cfg: TrainConfig, vocab: Vocab | None = None) -> Cor
     need = min_corpus_chars(cfg.seq_len, cfg.val_fraction)
     return Corpus.from_text(text, vocab, cfg.val_fraction, min_chars=need,
                             unknown=cfg.unknown if vocab is not None else "error")
+
+
+def check_corpus(text: str, cfg: TrainConfig) -> int:
+    """The checks ``build_corpus`` makes, without encoding: the vocabulary size the run will have, or the same
+    refusal (a text too short, characters a printable vocabulary refuses). For a caller that starts a trainer
+    process and must refuse a bad text first."""
+    if not text:
+        raise CorpusError("the text is empty")
+    if cfg.vocab == "printable":
+        vocab = Vocab.printable()
+        text = vocab.clean(text, cfg.unknown)
+        size = len(vocab)
+    else:
+        size = len(set(text))
+    need = min_corpus_chars(cfg.seq_len, cfg.val_fraction)
+    if len(text) < need:
+        raise CorpusError(f"the text has {len(text):,} characters; at least {need:,} are needed "
+                          f"(one training portion plus validation)")
+    return size
+
+
+def run_config(preset: str, data_name: str, data_path: str | Path, model_cfg: ModelConfig,
+               train_cfg: TrainConfig) -> dict:
+    """What run.json holds: the resolved configs (the vocabulary size is the corpus's, set by the trainer), the
+    preset they were resolved from, and the corpus by name and place."""
+    return {"preset": preset, "data": {"name": data_name, "path": str(data_path)},
+            "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()}
+
+
+def config_of_header(header: dict, data_path: str | Path) -> dict:
+    """run.json for a run from before it: the configs its latest header records (its preset is not known)."""
+    model = {k: v for k, v in header["model_config"].items()}
+    return {"preset": "", "data": {"name": str(header.get("data", {}).get("name") or Path(data_path).name),
+                                   "path": str(data_path)},
+            "model_config": model, "train_config": dict(header["train_config"])}
 
 
 PATIENCE_REASON = "validation stopped improving at step"     # how a run that patience ended says why, then the step
@@ -121,64 +133,72 @@ class BestSoFar:
 class Run:
     """A prepared run: model, trainer and where to save them."""
 
-    def __init__(self, directory: Path, trainer: Trainer, data_info: dict, name: str, best: BestSoFar | None = None):
-        self.directory, self.trainer, self.data_info, self.name = directory, trainer, data_info, name
+    def __init__(self, run: RunDir, trainer: Trainer, data_info: dict, best: BestSoFar | None = None):
+        self.run, self.trainer, self.data_info = run, trainer, data_info
+        self.directory, self.name = run.path, run.name
         cfg = trainer.cfg
         self.best = best or BestSoFar(cfg.patience, cfg.eval_every)
 
     @classmethod
-    def create(cls, directory: Path, data_path: str | Path, model_cfg: ModelConfig,
-               train_cfg: TrainConfig, data_name: str | None = None, text: str | None = None) -> Run:
-        """A new run on ``data_path`` (``text``: its contents, when the caller has read them already)."""
+    def create(cls, run: RunDir | Path, data_path: str | Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
+               data_name: str | None = None, text: str | None = None, preset: str = "") -> Run:
+        """A new run on ``data_path`` (``text``: its contents, when the caller has read them already); its run.json
+        records these configs, resolved from ``preset``."""
+        run = as_run(run)
         text = read_text(data_path) if text is None else text
         corpus = build_corpus(text, train_cfg)
         model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
         device = pick_device(train_cfg.device, local_rank())        # refuse a missing device before writing
-        if (directory / WEIGHTS).exists() or (directory / LATEST).exists():
-            raise CheckpointError(f"run {directory.name!r} already exists; resume it or pick another name")
+        if run.has_model():
+            raise CheckpointError(f"run {run.name!r} already exists; resume it or pick another name")
+        data_info = corpus_info(data_name or Path(data_path).name, data_path, corpus)
         if is_writer():
-            directory.mkdir(parents=True, exist_ok=True)
-            check_writable(directory)
-            for stale in (METRICS, STATUS):
-                (directory / stale).unlink(missing_ok=True)
-            write_corpus_record(directory, data_path)
+            run.prepare_new(data_path, run_config(preset, data_info["name"], data_path, model_cfg, train_cfg))
         torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
         model = CharRNN(model_cfg).to(device)
-        data_info = corpus_info(data_name or Path(data_path).name, data_path, corpus)
-        return cls(directory, Trainer(model, corpus, train_cfg), data_info, directory.name)
+        return cls(run, Trainer(model, corpus, train_cfg), data_info)
 
     @classmethod
-    def resume(cls, directory: Path, overrides: dict | None = None, data_path: str | Path | None = None) -> Run:
-        status = read_status(directory)
-        if status.get("state") == "running":
-            pid = status.get("pid")
-            raise CheckpointError(f"run {directory.name!r} is still training (pid {pid}); stop it first")
-        kept = read_header(directory)
-        header = latest_header(directory)          # the kept model's own header in a run from before the split
-        train_cfg = TrainConfig.from_dict({**header["train_config"], **(overrides or {})})
-        data_path = data_path or corpus_path(directory, header)
+    def configured(cls, run: RunDir, overrides: dict | None = None) -> Run:
+        """The run that run.json describes: started when it has no checkpoint yet, else resumed from it."""
+        config = run.read_config()
+        if config is None:
+            raise CheckpointError(f"run {run.name!r} has no {RunDir.CONFIG}; start it with --data FILE")
+        if run.resume_step() is not None:
+            return cls.resume(run, {**config["train_config"], **(overrides or {})})
+        try:
+            train = TrainConfig.from_dict({**config["train_config"], **(overrides or {})})
+            model = ModelConfig(**config["model_config"])
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{run.file(RunDir.CONFIG)}: {e}") from None
+        data = Path(config["data"]["path"])
+        return cls.create(run, data if data.is_absolute() else run.path / data, model, train, config["data"]["name"],
+                          preset=config["preset"])
+
+    @classmethod
+    def resume(cls, run: RunDir | Path, overrides: dict | None = None, data_path: str | Path | None = None) -> Run:
+        """Continue ``run`` exactly from its latest weights and optimizer state (``overrides``: train settings that
+        change, such as a longer budget; ``data_path``: where its text is now, when it moved)."""
+        run = as_run(run)
+        point = run.open_for_resume()
+        train_cfg = TrainConfig.from_dict({**point.header["train_config"], **(overrides or {})})
+        data_path = data_path or point.corpus
         if data_path is None:
             raise CorpusError("cannot resume: the run does not record where its corpus is; pass --data FILE")
         try:
             text = read_text(data_path)
         except CorpusError as e:
             raise CorpusError(f"cannot resume: the run's corpus is unavailable ({e}); pass --data") from None
-        model, vocab, _ = load_checkpoint(latest_file(directory),
-                                             device=pick_device(train_cfg.device, local_rank()))
-        corpus = build_corpus(text, train_cfg, vocab)
-        trainer = Trainer(model, corpus, train_cfg)
-        state = load_train_state(directory, header["step"])
-        trainer.load_state_dict(state)
+        model = point.model.to(pick_device(train_cfg.device, local_rank()))
+        trainer = Trainer(model, build_corpus(text, train_cfg, point.vocab), train_cfg)
+        trainer.load_state_dict(point.state)
+        name = point.header.get("data", {}).get("name") or Path(data_path).name
         if is_writer():
-            check_writable(directory)
-            check_room(directory)
-            truncate_metrics(directory, header["step"])
-            for leftover in directory.glob(".*.tmp"):  # from a process killed mid-write
-                leftover.unlink(missing_ok=True)
-            write_corpus_record(directory, data_path)
-        data_info = corpus_info(header.get("data", {}).get("name") or Path(data_path).name, data_path, corpus)
-        best = BestSoFar.resumed(train_cfg, kept, state.get("best"))
-        return cls(directory, trainer, data_info, directory.name, best)
+            preset = (run.read_config() or {}).get("preset", "")
+            run.prepare_resume(point.header["step"], data_path,
+                               run_config(preset, name, data_path, point.model.config, train_cfg))
+        best = BestSoFar.resumed(train_cfg, point.kept, point.state.get("best"))
+        return cls(run, trainer, corpus_info(name, data_path, trainer.corpus), best)
 
     def meta(self, records: list[dict]) -> dict:
         """The header of the weights as they are now; ``val_loss`` is theirs (None unless evaluated at this step)."""
@@ -191,20 +211,14 @@ class Run:
                 "saved": time.time()}
 
     def save(self, records: list[dict], improved: bool) -> None:
-        """Save where training is; when the validation loss improved (or nothing is kept yet) keep it too.
-
-        The latest is written first, so the kept model's step is never ahead of the step a resume starts at."""
+        """Save where training is; when the validation loss improved (or nothing is kept yet) keep it too."""
         t = self.trainer
-        keep = improved or not (self.directory / WEIGHTS).exists()
+        keep = improved or not self.run.weights.exists()
         if keep and not improved:       # nothing evaluated yet: these weights are kept until an evaluation is better
             self.best.step = t.step
-        meta = self.meta(records)
         state = {**t.state_dict(), "best": self.best.state_dict()}
-        save_latest(self.directory, t.model, t.corpus.vocab, meta, state)
-        if keep:
-            save_checkpoint(self.directory, t.model, t.corpus.vocab, meta)
         kept = (self.best.step, self.best.val_loss) if math.isfinite(self.best.val_loss) else None
-        plot_losses(self.directory, records, kept)
+        self.run.checkpoint(t.model, t.corpus.vocab, self.meta(records), state, keep, records, kept)
 
     def train(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict]:
         """Run the trainer, writing metrics, checkpoints and status; yield each record.
@@ -221,34 +235,34 @@ class Run:
                 yield rec
             return
         cfg = self.trainer.cfg
-        records = read_metrics(self.directory)
-        write_status(self.directory, "running", pid=os.getpid(), started=time.time(),
+        records = self.run.records()
+        self.run.write_status("running", pid=os.getpid(), started=time.time(),
                         step=self.trainer.step, iterations=cfg.iterations, minutes=cfg.minutes)
         try:
             for rec in self.trainer.fit(stop):
                 if records and records[-1].get("step") == rec["step"]:
                     # stopped right after a logged step: the end record replaces that step's record
                     rec = {**records.pop(), **rec}
-                    truncate_metrics(self.directory, rec["step"] - 1)
+                    self.run.truncate_metrics(rec["step"] - 1)
                 improved = self.note(rec)
-                append_metrics(self.directory, rec)
+                self.run.append_metrics(rec)
                 records.append(rec)
                 if improved or "end" in rec or rec["step"] % cfg.checkpoint_every == 0:
                     self.save(records, improved)
                 yield rec
         except TrainingDiverged as e:
-            write_final_status(self.directory, "failed", reason=str(e), step=self.trainer.step, pid=os.getpid(),
+            self.run.write_final_status("failed", reason=str(e), step=self.trainer.step, pid=os.getpid(),
                                   **self.best.fields())
             raise
         except BaseException as e:
             # a full disk may refuse this too: the status is then rewritten in place, or removed, never left running
-            write_final_status(self.directory, "failed", reason=failure_reason(e, self.directory),
+            self.run.write_final_status("failed", reason=failure_reason(e, self.run),
                                   step=self.trainer.step, pid=os.getpid(),
-                                  checkpoint_step=resume_step(self.directory))
+                                  checkpoint_step=self.run.resume_step())
             raise
         why = {"reason": rec["reason"]} if "reason" in rec else {}
         # the pid tells the supervisor that this process is only exiting now: its run may be resumed at once
-        write_final_status(self.directory, rec["end"], step=self.trainer.step, finished=time.time(),
+        self.run.write_final_status(rec["end"], step=self.trainer.step, finished=time.time(),
                               val_loss=self.trainer.last_val, pid=os.getpid(), **self.best.fields(), **why)
 
     def note(self, rec: dict) -> bool:
@@ -264,11 +278,15 @@ class Run:
         return improved
 
 
-def failure_reason(e: BaseException, directory: Path) -> str:
+def as_run(run: RunDir | Path) -> RunDir:
+    return run if isinstance(run, RunDir) else RunDir(run)
+
+
+def failure_reason(e: BaseException, run: RunDir) -> str:
     """What a failed run's status says: a failed write as itself ('disk full: 1.2 MiB free in my-run'), anything
     else with its type."""
     if isinstance(e, OSError) and not isinstance(e, WriteFailed) and e.errno in NO_ROOM:
-        e = write_failure(e, directory / STATUS, None)
+        e = write_failure(e, run.status_file, None)
     if isinstance(e, WriteFailed):
         return str(e)
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -277,16 +295,6 @@ def failure_reason(e: BaseException, directory: Path) -> str:
 def corpus_info(name: str, data_path: str | Path, corpus: Corpus) -> dict:
     """The corpus as headers record it: by name and size, never by a path on this machine."""
     return {"name": name, "chars": len(corpus.train) + len(corpus.val), "bytes": Path(data_path).stat().st_size}
-
-
-def check_writable(directory: Path) -> None:
-    """Refuse to start when the run directory cannot be written (read-only folder, full disk)."""
-    probe = directory / ".write-test"
-    try:
-        probe.write_bytes(b"x" * 4096)
-        probe.unlink()
-    except OSError as e:
-        raise OSError(f"cannot write to {directory}: {e.strerror or e}") from None
 
 
 def stop_on_signals() -> threading.Event:

@@ -193,6 +193,18 @@ def record_of(obj, what: str = "the record") -> dict:
     return obj
 
 
+CONFIG_FIELDS: dict[str, Check] = {"preset": text(100), "data": mapping({"name": text(), "path": text()}),
+                                   "model_config": mapping(), "train_config": mapping()}
+
+
+def run_config_of(obj, what: str = "run.json") -> dict:
+    """run.json: the preset, the corpus (name and path) and both configs, each of the right kind."""
+    checked(obj, CONFIG_FIELDS, tuple(CONFIG_FIELDS), what)
+    if not all(key in obj["data"] for key in ("name", "path")):
+        raise Damaged(f"{what}: data needs a name and a path")
+    return obj
+
+
 def corpus_record_of(obj, what: str = "corpus.json") -> dict:
     return checked(obj, {"path": text()}, ("path",), what)
 
@@ -232,15 +244,31 @@ def header_file_damage(path: Path) -> str | None:
 
 
 # --- whose pid a status may name -------------------------------------------------------------
-def trainer_alive(pid) -> bool:
-    """A live process that is a charrnn trainer: a dead trainer's pid reused by another program does not count."""
+def trainer_alive(pid, started=None) -> bool:
+    """A live process that is a charrnn trainer (``python -m charrnn ... train``), started no later than
+    ``started`` (the epoch time its status records, when it does): a dead trainer's pid reused by another program,
+    or by a later process, does not count."""
     if not pid_alive(pid):
         return False
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:  # no /proc (macOS): trust the pid
         return True
-    return any(arg == b"charrnn" or arg.endswith(b"/charrnn") for arg in argv)   # python -m charrnn ...
+    if not (b"charrnn" in argv and b"train" in argv[argv.index(b"charrnn"):]):
+        return False
+    born = process_start(pid)
+    return born is None or not isinstance(started, (int, float)) or born <= started + 2.0
+
+
+def process_start(pid: int) -> float | None:
+    """When process ``pid`` started, as an epoch time (None where /proc does not say)."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def pid_alive(pid) -> bool:

@@ -11,7 +11,7 @@ import base64
 import json
 from pathlib import Path
 
-from charrnn.runs.store import WEIGHTS
+from charrnn.runs.store import RunDir
 from charrnn.runs.weights import CheckpointError
 from webui.generate import wasm, webcopy
 from webui.models import list_checkpoints
@@ -42,7 +42,7 @@ def sync_copies(settings, known: dict) -> dict:
 def copy_entry(settings, r: dict, known: dict) -> dict:
     if r["status"].get("state") == "running":
         return {"copy": None, "why": "it is still training, so its weights change: generated on the server"}
-    path = r["path"] / WEIGHTS
+    path = r["path"] / RunDir.WEIGHTS
     try:
         stat = path.stat()
     except OSError:

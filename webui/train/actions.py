@@ -12,7 +12,7 @@ from charrnn.data import CorpusError
 from charrnn.model import count_params
 from charrnn.runs.jobs import JobError, capped_config
 from charrnn.runs.memory import estimate_peak_bytes, memory_limit
-from charrnn.runs.runner import build_corpus
+from charrnn.runs.runner import check_corpus
 from charrnn.runs.store import safe_run_name
 from charrnn.runs.writes import human
 from webui.context import AppContext
@@ -36,14 +36,14 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
     settings = ctx.settings
     check_password(settings, password)
     choice = read_corpus(settings, source, bundled_name, upload, pasted)
-    model_cfg, train_cfg = build_configs(settings, preset, 1, values, len(choice.text))
+    model_cfg, train_cfg = build_configs(settings, preset, None, values, len(choice.text))
     cap = settings.visitor_minutes if settings.password is None else 0
     train_cfg = capped_config(train_cfg, cap)        # no password: anyone may start, so no run holds the trainer
-    try:
-        corpus = build_corpus(choice.text, train_cfg)
+    try:                                             # refused here, before a trainer process starts
+        vocab_size = check_corpus(choice.text, train_cfg)
     except (CorpusError, ValueError) as e:
         raise UserError(no_markup(e)) from None
-    model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
+    model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": vocab_size})
     params = count_params(model_cfg)
     if params > settings.max_params:
         raise UserError(f"That model has {params:,} parameters; the app trains at most {settings.max_params:,}. "

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from charrnn.runs.store import read_header, read_metrics
+from charrnn.runs.store import RunDir, read_header
 from charrnn.runs.weights import CheckpointError
 from webui.checks import finite
 from webui.errors import UserError, esc
@@ -32,7 +32,7 @@ class Compared:
             self.header = None
         per_step = chars_per_step(self.header)
         self.points = [(r["step"], r.get("chars_seen", r["step"] * per_step if per_step else math.nan), r["val_loss"])
-                       for r in read_metrics(directory)
+                       for r in RunDir(directory).records()
                        if isinstance(r.get("step"), int) and finite(r.get("val_loss"))]
 
 

@@ -141,7 +141,7 @@ def text_stats(text: str) -> dict:
 
 
 # --- model and training configuration -------------------------------------------------
-def build_configs(settings: Settings, preset: str, vocab_size: int, values: dict,
+def build_configs(settings: Settings, preset: str, vocab_size: int | None, values: dict,
                   corpus_chars: int | None = None) -> tuple[ModelConfig, TrainConfig]:
     """The configs the trainer will use, from a preset (``auto`` fitted to ``corpus_chars``) and the form's
     ``values`` by field name."""

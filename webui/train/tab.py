@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from charrnn.config import DEFAULT_PRESET, PRESETS
-from charrnn.runs.jobs import log_tail
-from charrnn.runs.store import METRICS, WEIGHTS, latest_header, read_metrics
+from charrnn.runs.store import RunDir
 from charrnn.runs.weights import CheckpointError
 from webui.context import AppContext
 from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of
@@ -71,7 +70,7 @@ def form_field(name: str, value) -> gr.components.Component:
 
 def intro(ctx: AppContext) -> str:
     """What a newcomer landing on the tab needs first: that Generate already works, and the three steps here."""
-    bundled = (ctx.settings.bundled / WEIGHTS).is_file()
+    bundled = (ctx.settings.bundled / RunDir.WEIGHTS).is_file()
     ready = ("**New here?** The **Generate** tab already works: it comes with a model trained on Shakespeare, ready "
              "to write. " if bundled else "")
     return (f"{ready}Here you train a model of your own: pick a text (1), a recipe (2; *auto* fits itself to the "
@@ -331,7 +330,7 @@ def timeline_of(ctx: AppContext, key) -> str:
 
     def timeline(key):
         directory = run_directory(ctx.settings, key)
-        return run_timeline(directory.name, read_metrics(directory), ctx.settings.timeline_samples)
+        return run_timeline(directory.name, RunDir(directory).records(), ctx.settings.timeline_samples)
 
     return handler(timeline, inline=lambda m: f"<p>⚠️ {m}</p>")(key)
 
@@ -344,7 +343,7 @@ def training_view(ctx: AppContext, run: str | None) -> tuple:
         return (None, gr.update(value="", label="Latest sample"), samples_html([], settings.earlier_samples), "",
                 status_line(None, {}))
     directory = settings.root / run
-    reader = ctx.readers.get(run, lambda: MetricsReader(directory / METRICS))    # one per run, shared by visitors
+    reader = ctx.readers.get(run, lambda: MetricsReader(directory / RunDir.METRICS))    # one per run, shared by visitors
     records = reader.records()            # read from where the last view stopped: a bounded digest of the metrics
     status = ctx.jobs.state(run)
     if reader.damage_note():
@@ -355,14 +354,14 @@ def training_view(ctx: AppContext, run: str | None) -> tuple:
              precision_line(records)]
     return (plot_value(records, settings.plot_points), gr.update(value=text, label=label),
             samples_html(records, settings.earlier_samples), "\n\n".join(filter(None, notes)),
-            status_line(run, status, log_tail(directory)) + settings_note(directory, status))
+            status_line(run, status, RunDir(directory).log_tail()) + settings_note(directory, status))
 
 
 def run_dropout(directory):
     """The dropout the run's newest checkpoint records, unchecked (overfit_note takes only a finite number); None
     before its first checkpoint or when unreadable."""
     try:
-        return latest_header(directory)["model_config"]["dropout"]
+        return RunDir(directory).latest_header()["model_config"]["dropout"]
     except (CheckpointError, OSError, KeyError, TypeError):
         return None
 
@@ -372,7 +371,7 @@ def settings_note(directory, status: dict) -> str:
     if status.get("state") not in ("starting", "running", "stopping"):
         return ""
     try:
-        header = latest_header(directory)
+        header = RunDir(directory).latest_header()
     except (CheckpointError, OSError):
         return " Its settings show with its first checkpoint."
     return f" Its settings: {run_settings(header)}." if run_settings(header) else ""
