@@ -20,6 +20,7 @@ from gradio_client.exceptions import AppError
 from charrnn.runs.store import RunDir, read_header
 from charrnn.runs.weights import CheckpointError
 from webui.demo import poll
+from webui.train.tab import TRAIN_VIEW
 
 pytestmark = pytest.mark.slow
 
@@ -111,9 +112,9 @@ def test_a_status_file_of_the_wrong_shape_marks_its_run_damaged_and_the_train_ta
     (root / bad / RunDir.STATUS).write_text(BAD_STATUS[kind], encoding="utf-8")
 
     view = poll(served.ctx, {}, None, None)                           # every visitor's refresh
-    assert {bad, good} <= {key for _, key in view[5]["choices"]}
-    assert good in view[7]["choices"] and bad not in view[7]["choices"]      # resume offers the sound run only
-    assert follow(served, bad)[4].startswith(f"**Damaged**: {bad}: status.json")
+    assert {bad, good} <= {key for _, key in view["checkpoint"]["choices"]}
+    assert good in view["resume_run"]["choices"] and bad not in view["resume_run"]["choices"]      # resume offers the sound run only
+    assert follow(served, bad)["status_md"].startswith(f"**Damaged**: {bad}: status.json")
     assert "cannot be resumed here: status.json" in refusal(
         lambda: client.predict(None, bad, 10, 0, api_name="/resume_training"))
     assert f"Resumed **{good}**" in client.predict(None, good, 10, 0, api_name="/resume_training")
@@ -136,7 +137,7 @@ def test_a_metrics_line_of_the_wrong_shape_is_skipped_and_said_while_the_run_is_
         f.write(BAD_LINES[kind] + "\n")
     RunDir(root / run).append_metrics({"step": 30, "train_loss": 1.5, "chars_per_s": 100.0, "elapsed": 2.0,
                                    "sample": "sample at 30"})
-    plot, sample, earlier, progress, status = follow(served, run)[:5]
+    plot, sample, earlier, progress, status = [follow(served, run)[k] for k in TRAIN_VIEW]
     assert list(plot[plot.split == "train"].step) == [10, 20, 30]
     assert sample["value"] == "sample at 30" and "step **30**" in progress
     assert status.startswith(f"**Stopped**: {run} at step 20")
@@ -151,10 +152,10 @@ def test_a_trainer_killed_by_the_system_is_shown_at_its_last_checkpoints_step_an
     os.killpg(served.ctx.jobs.proc.pid, signal.SIGKILL)               # as the out-of-memory killer does
     served.ctx.jobs.proc.wait(timeout=30)
     checkpoint = checkpoint_step(root, "killed")
-    status = follow(served, "killed")[4]
+    status = follow(served, "killed")["status_md"]
     assert status.startswith(f"**Interrupted**: killed at step {checkpoint:,} (killed by the system (SIGKILL)")
     assert f"Resume it below from its last checkpoint (step {checkpoint:,})." in status
-    assert "killed" in poll(served.ctx, {}, None, None)[7]["choices"]
+    assert "killed" in poll(served.ctx, {}, None, None)["resume_run"]["choices"]
     assert f"from step {checkpoint:,}" in client.predict(None, "killed", 20, 0, api_name="/resume_training")
 
 
@@ -163,10 +164,10 @@ def test_a_run_killed_before_its_first_checkpoint_offers_no_resume(served, clien
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     RunDir(root / "no-checkpoint").write_status("running", pid=dead.pid, step=0)
-    status = follow(served, "no-checkpoint")[4]
+    status = follow(served, "no-checkpoint")["status_md"]
     assert status.startswith("**Interrupted**: no-checkpoint (the training process is gone")
     assert "No checkpoint was saved, so there is nothing to resume: start it again." in status
-    assert "no-checkpoint" not in poll(served.ctx, {}, None, None)[7]["choices"]
+    assert "no-checkpoint" not in poll(served.ctx, {}, None, None)["resume_run"]["choices"]
     assert "No resumable run" in refusal(lambda: client.predict(None, "no-checkpoint", 10, 0,
                                                                 api_name="/resume_training"))
 
@@ -188,8 +189,8 @@ def test_a_symlinked_run_folder_is_not_listed(served, root, tmp_path):
     make_checkpoint(tmp_path / "elsewhere", corpus_text())
     (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     view = poll(served.ctx, {}, None, None)
-    assert "linked" not in {key for _, key in view[5]["choices"]}
-    assert "linked" not in {key for _, key in view[8]["choices"]}
+    assert "linked" not in {key for _, key in view["checkpoint"]["choices"]}
+    assert "linked" not in {key for _, key in view["review_run"]["choices"]}
 
 
 def test_a_visitors_run_is_capped_and_the_page_says_so(served, client, root):

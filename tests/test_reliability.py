@@ -405,7 +405,7 @@ def test_checkpoint_with_odd_header_values_does_not_break_the_picker(client, ser
     save_file(load_file(str(path)), str(path), metadata={"charrnn": json.dumps({**header, "data": "corpus.txt",
                                                                                 "step": "ten"})})
     view = poll(served.ctx, {}, "odd", None)                          # every visitor's timer runs this
-    assert "fine" in [key for _, key in view[5]["choices"]]
+    assert "fine" in [key for _, key in view["checkpoint"]["choices"]]
     line = client.predict("odd", api_name="/describe_checkpoint")
     assert isinstance(line, str) and line
 
@@ -484,7 +484,7 @@ def test_sigkilled_trainer_leaves_the_app_serving_and_the_run_interrupted_genera
     os.killpg(served.ctx.jobs.proc.pid, signal.SIGKILL)
     served.ctx.jobs.proc.wait(timeout=30)
 
-    status = poll(served.ctx, {}, None, None)[4]
+    status = poll(served.ctx, {}, None, None)["status_md"]
     assert status.startswith("**Interrupted**: killed")
     text = client.predict(*generate_args(checkpoint="killed", prime="the "), api_name="/generate")
     assert text.startswith("the ") and len(text) == 4 + 40
@@ -512,8 +512,8 @@ def test_app_restarted_while_a_run_goes_shows_it_and_can_stop_and_resume_it(tmp_
         restarted = AppContext(Settings(root=first.settings.root, data_dir=data))
         root = restarted.settings.root
         view = poll(restarted, {}, None, None)
-        assert view[4].startswith("**Training** going")
-        assert "past" in [key for _, key in view[5]["choices"]]
+        assert view["status_md"].startswith("**Training** going")
+        assert "past" in [key for _, key in view["checkpoint"]["choices"]]
         with pytest.raises(UserError, match="in progress: going"):
             actions.start_training(restarted, None, "paste", None, None, corpus_text(), TINY_PRESET, TINY_VALUES,
                                    "another")
@@ -563,7 +563,7 @@ def test_unwritable_checkpoints_folder_refuses_start_and_the_bundled_model_still
                                                                                      api_name="/start_training"))
             assert unwritable.ctx.jobs.proc is None
             view = poll(unwritable.ctx, {}, None, None)
-            assert [key for _, key in view[5]["choices"]] == [BUNDLED_KEY]
+            assert [key for _, key in view["checkpoint"]["choices"]] == [BUNDLED_KEY]
             still_serving(client)
     assert blocker.read_text() == "a regular file where a folder should be"
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
@@ -657,7 +657,7 @@ def test_planted_pickle_optimizer_state_is_refused_on_resume_without_running_cod
     assert "Resumed **trap**" in client.predict(None, "trap", 20, 0, api_name="/resume_training")
     assert served.ctx.jobs.proc.wait(timeout=120) == 2
     assert not marker.exists()
-    status = poll(served.ctx, {"run": "trap"}, None, None)[4]
+    status = poll(served.ctx, {"run": "trap"}, None, None)["status_md"]
     assert "Failed" in status and "train_state-10.pt" in status
 
 

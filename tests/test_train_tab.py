@@ -43,6 +43,7 @@ from webui.train.render import samples_html
 from webui.train.tab import (
     PAGE_START_INPUTS,
     START_INPUTS,
+    TRAIN_VIEW,
     control_states,
     corpus_inputs_shown,
     corpus_view,
@@ -52,8 +53,6 @@ from webui.train.tab import (
     timeline_of,
     training_view,
 )
-
-VIEW = ("plot", "sample", "earlier", "progress", "status")          # training_view's outputs, poll's first five
 
 
 @pytest.fixture
@@ -229,14 +228,14 @@ def test_start_is_off_while_a_run_trains_and_stop_while_none_does(settings, ctx)
 
 def test_the_status_of_a_run_in_progress_gives_its_settings_read_only(settings, ctx):
     with fake_trainer_running(settings.root):
-        before = training_view(ctx, "busy")[4]
+        before = training_view(ctx, "busy")["status_md"]
         make_checkpoint(settings.root / "busy", corpus_text(), train_config={"batch_size": 8, "seq_len": 32,
                         "lr": 0.01, "iterations": 0, "minutes": 2.0, "patience": 5})
-        status = training_view(ctx, "busy")[4]
+        status = training_view(ctx, "busy")["status_md"]
     assert before.endswith(" Its settings show with its first checkpoint.")
     assert status.endswith("Its settings: on tiny.txt (" + f"{len(corpus_text()):,} characters) · LSTM 1 x 16 · "
                            "batch 8 x 32, learning rate 0.01 · 2 min · patience 5.")
-    assert "Its settings" not in training_view(ctx, "busy")[4]          # not once it has ended
+    assert "Its settings" not in training_view(ctx, "busy")["status_md"]          # not once it has ended
 
 
 def test_the_buttons_follow_every_status_change_and_every_control(ctx):
@@ -311,7 +310,7 @@ def test_only_the_chosen_sources_input_is_shown():
 
 # --- following a run --------------------------------------------------------------------------
 def test_with_no_run_the_view_says_how_to_start(ctx):
-    plot, sample, earlier, progress, status = training_view(ctx, None)
+    plot, sample, earlier, progress, status = training_view(ctx, None).values()
     assert plot is None and sample["value"] == "" and progress == "" and "No training run yet" in status
 
 
@@ -323,7 +322,7 @@ def test_the_view_of_a_run_shows_its_curve_latest_sample_and_progress(settings, 
         RunDir(directory).append_metrics(rec | ({"val_loss": 3.0 / i, "val_bpc": 4.0 / i, "sample": f"<{i}>"}
                                             if i % 10 == 0 else {}))
     RunDir(directory).write_status("stopped", step=200)
-    plot, sample, earlier, progress, status = training_view(ctx, "tiny")
+    plot, sample, earlier, progress, status = training_view(ctx, "tiny").values()
     assert set(plot.split) == {"train", "validation", "kept model"} and len(plot) == 23   # kept: a placeholder
     assert sample["value"] == "<20>" and sample["label"] == "Latest sample (step 200)"
     assert "&lt;10&gt;" in earlier and "step **200**" in progress
@@ -335,8 +334,8 @@ def test_a_second_start_is_refused_and_the_refused_tab_is_shown_the_running_job(
         wired(ctx)["start_training"](*start_args())
     assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
     view = poll(ctx, {}, None, None)
-    assert "**Training** busy" in view[4]
-    assert view[-1]["run"] == "busy"
+    assert "**Training** busy" in view["status_md"]
+    assert view["view"]["run"] == "busy"
 
 
 def test_the_view_explains_the_kept_model_overfitting_and_the_precision(settings, ctx):
@@ -348,7 +347,7 @@ def test_the_view_explains_the_kept_model_overfitting_and_the_precision(settings
         RunDir(directory).append_metrics({"step": 200 * (i + 1), "train_loss": train, "val_loss": val,
                                       "best_step": 600 if i >= 2 else 200 * (i + 1), "best_val_loss": min(val, 1.7)})
     RunDir(directory).write_status("stopped", step=1000)
-    plot, _, _, progress, _ = training_view(ctx, "tiny")
+    plot, _, _, progress, _ = training_view(ctx, "tiny").values()
     assert "**Kept model**: step 600, validation loss 1.700" in progress
     assert "overfitting" in progress and "the kept model is step 600's, the best one" in progress
     assert "**Precision**: bf16" in progress and "bf16 ran at 1.50x" in progress
@@ -366,7 +365,7 @@ def test_a_killed_trainer_leaves_its_run_interrupted_and_the_app_serving(setting
     os.killpg(ctx.jobs.proc.pid, signal.SIGKILL)
     ctx.jobs.proc.wait(timeout=30)
     assert ctx.jobs.active() is None
-    status = poll(ctx, {}, None, None)[4]
+    status = poll(ctx, {}, None, None)["status_md"]
     assert status.startswith("**Interrupted**: tiny")
     assert "train.log" not in status and (settings.root / "tiny" / "train.log").exists()
     assert "No training run is in progress" in str(pressed(fns["stop_training"], None, None)[1])   # the handlers answer
@@ -377,7 +376,7 @@ def test_a_trainer_that_fails_at_start_up_shows_its_error(settings, ctx, monkeyp
     monkeypatch.setattr(actions, "check_corpus", lambda text, cfg: len(set(text)))
     wired(ctx)["start_training"](*start_args(pasted="short"))
     ctx.jobs.proc.wait(timeout=60)
-    status = poll(ctx, {}, None, None)[4]
+    status = poll(ctx, {}, None, None)["status_md"]
     assert "ended before training began (exit status 2)" in status and "error:" in status
     assert "\n```\n" in status                                # the log is fenced, not read as Markdown
 
@@ -385,23 +384,23 @@ def test_a_trainer_that_fails_at_start_up_shows_its_error(settings, ctx, monkeyp
 def test_poll_skips_what_did_not_change_and_selects_a_new_run(settings, ctx):
     make_checkpoint(settings.root / "first", corpus_text())
     first = poll(ctx, {}, None, None)
-    assert first[5]["value"] == "first"
-    again = poll(ctx, first[-1], "first", None)
-    assert all(out == gr.skip() for out in again[:-1])
+    assert first["checkpoint"]["value"] == "first"
+    again = poll(ctx, first["view"], "first", None)
+    assert list(again) == ["view"]                              # nothing changed: nothing else is sent
     make_checkpoint(settings.root / "second", corpus_text())
-    third = poll(ctx, again[-1], "first", None)
-    assert third[5]["value"] == "second" and [c[1] for c in third[5]["choices"]][0] == "second"
-    assert third[:5] == (gr.skip(),) * 5                       # the followed run's files did not change
+    third = poll(ctx, again["view"], "first", None)
+    assert third["checkpoint"]["value"] == "second" and [c[1] for c in third["checkpoint"]["choices"]][0] == "second"
+    assert not set(TRAIN_VIEW) & set(third)                    # the followed run's files did not change
 
 
 def test_poll_redraws_the_followed_run_when_its_files_change(settings, ctx):
     make_checkpoint(settings.root / "first", corpus_text())
     RunDir(settings.root / "first").append_metrics({"step": 10, "train_loss": 3.0})
     shown = poll(ctx, {}, "first", None)
-    assert shown[-1]["run"] == "first" and "step **10**" in shown[3]
+    assert shown["view"]["run"] == "first" and "step **10**" in shown["progress_md"]
     RunDir(settings.root / "first").append_metrics({"step": 20, "train_loss": 2.0})
-    redrawn = poll(ctx, shown[-1], "first", None)
-    assert "step **20**" in redrawn[3] and redrawn[5] == gr.skip()
+    redrawn = poll(ctx, shown["view"], "first", None)
+    assert "step **20**" in redrawn["progress_md"] and "checkpoint" not in redrawn
 
 
 # --- samples over time: a run's timeline, the earlier samples, poll's review picker -------------
@@ -467,13 +466,13 @@ def test_poll_offers_the_runs_for_review_and_keeps_the_choice(settings, ctx):
     make_checkpoint(settings.root / "tiny", corpus_text())
     make_checkpoint(settings.root / "other", corpus_text())
     first = poll(ctx, {}, None, None, None)
-    review = first[8]
-    assert {key for _, key in review["choices"]} == {"tiny", "other"} and review["value"] == first[5]["value"]
-    again = poll(ctx, first[-1], first[5]["value"], None, "tiny")
-    assert again[8] == gr.skip()
+    review = first["review_run"]
+    assert {key for _, key in review["choices"]} == {"tiny", "other"} and review["value"] == first["checkpoint"]["value"]
+    again = poll(ctx, first["view"], first["checkpoint"]["value"], None, "tiny")
+    assert "review_run" not in again
     make_checkpoint(settings.root / "third", corpus_text())
-    third = poll(ctx, again[-1], "tiny", None, "other")
-    assert third[8]["value"] == "other" and "third" in {key for _, key in third[8]["choices"]}
+    third = poll(ctx, again["view"], "tiny", None, "other")
+    assert third["review_run"]["value"] == "other" and "third" in {key for _, key in third["review_run"]["choices"]}
 
 
 # --- the checkpoint lists ---------------------------------------------------------------------
@@ -503,7 +502,7 @@ def test_the_overfitting_advice_reads_the_runs_dropout(settings, ctx, dropout, a
                for i, (train, val) in enumerate([(2.0, 2.1), (1.6, 1.8), (1.3, 1.7), (1.1, 1.75), (0.9, 1.85)])]
     (directory / RunDir.METRICS).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     RunDir(directory).write_status("finished", step=1000, best_step=600, best_val_loss=1.7)
-    progress = training_view(ctx, "memorised")[VIEW.index("progress")]
+    progress = training_view(ctx, "memorised")["progress_md"]
     assert "learn the text by heart (overfitting)" in progress and advice in progress
 
 
@@ -515,6 +514,6 @@ def test_the_training_view_follows_a_runs_metrics_incrementally_and_says_what_is
     with open(settings.root / "r" / RunDir.METRICS, "a", encoding="utf-8") as f:
         f.write('{"step": 999, "val_loss": "x"}\n')
     RunDir(settings.root / "r").append_metrics({"step": 20, "train_loss": 1.5})
-    status = training_view(ctx, "r")[-1]
+    status = training_view(ctx, "r")["status_md"]
     assert [r["step"] for r in reader.records()] == [10, 20]
     assert "metrics.jsonl: 1 damaged line skipped (line 2: val_loss is text, not a number)" in status

@@ -20,6 +20,7 @@ from webui.owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from webui.settings import Settings
 from webui.train import style as train_style
 from webui.train import tab as train_tab
+from webui.train.tab import TRAIN_VIEW
 
 CSS_MODULES = (style, train_style, browser)                 # modules whose CSS string the page loads (see page_css)
 # Gradio's queue looks for new events every 1 ms while idle and for progress to send every 10 ms: 5-6% of a core
@@ -57,13 +58,15 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
         generate_tab.wire(ctx, generate)
         inside_tab.wire(ctx, inside, inside_page, generate.checkpoint, generate.output)
 
+        polled = {name: getattr(train, name) for name in TRAIN_VIEW + ("resume_run", "review_run", "compare_runs")}
+        polled.update(checkpoint=generate.checkpoint, checkpoint_md=generate.checkpoint_md, view=view)
+
         def refresh(view, checkpoint, resume_run, review, compared):
-            return poll(ctx, view, checkpoint, resume_run, review, compared)
+            return {polled[name]: value for name, value in poll(ctx, view, checkpoint, resume_run, review,
+                                                                compared).items()}
 
         inputs = [view, generate.checkpoint, train.resume_run, train.review_run, train.compare_runs]
-        outputs = [train.loss_plot, train.sample_box, train.earlier, train.progress_md, train.status_md,
-                   generate.checkpoint, generate.checkpoint_md, train.resume_run, train.review_run,
-                   train.compare_runs, view]
+        outputs = list(polled.values())
         demo.load(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
         timer.tick(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
     demo.ctx = ctx
@@ -115,23 +118,21 @@ def checkpoint_updates(ctx: AppContext, current, known: list[str], review=None) 
     return picker, describe_checkpoint(ctx, value), resume, reviewed, keys
 
 
-def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None, compared=None) -> tuple:
-    """Refresh what changed: the followed run's view, and the checkpoint lists (the compared runs keep those still
-    there). Unchanged outputs are skipped."""
+def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None, compared=None) -> dict:
+    """What changed, keyed by component: the followed run's view, and the checkpoint lists (the compared runs keep
+    those still there); ``view`` always, to remember what was shown. What did not change is left out."""
     view = dict(view or {})
     job = ctx.jobs.active()
     shown = view.get("run") if view.get("run") and (ctx.settings.root / view["run"]).is_dir() else None  # not deleted
     run = job.name if job else shown or ctx.jobs.last_run()
     run_sig = ctx.jobs.files_signature(run)
-    train_out = train_tab.training_view(ctx, run) if run_sig != view.get("run_sig") else (gr.skip(),) * 5
+    out = train_tab.training_view(ctx, run) if run_sig != view.get("run_sig") else {}
     ckpt_sig = (checkpoint_signature(ctx.settings), job and job.name)
+    keys = view.get("keys", [])
     if ckpt_sig != view.get("ckpt_sig"):
         browser.sync_copies(ctx.settings, ctx.copies)     # a new, retrained or finished run gets its browser copy
-        picker, info, resume, reviewed, keys = checkpoint_updates(ctx, checkpoint, view.get("keys", []), review)
+        picker, info, resume, reviewed, keys = checkpoint_updates(ctx, checkpoint, keys, review)
         kept = [k for k in compared if k in keys] if isinstance(compared, list) else []
-        comparing = gr.update(choices=reviewed["choices"], value=kept)
-    else:
-        picker, info, resume, reviewed, keys = gr.skip(), gr.skip(), gr.skip(), gr.skip(), view.get("keys", [])
-        comparing = gr.skip()
-    return (*train_out, picker, info, resume, reviewed, comparing,
-            {"run": run, "run_sig": run_sig, "ckpt_sig": ckpt_sig, "keys": keys})
+        out.update(checkpoint=picker, checkpoint_md=info, resume_run=resume, review_run=reviewed,
+                   compare_runs=gr.update(choices=reviewed["choices"], value=kept))
+    return {**out, "view": {"run": run, "run_sig": run_sig, "ckpt_sig": ckpt_sig, "keys": keys}}

@@ -335,13 +335,17 @@ def timeline_of(ctx: AppContext, key) -> str:
     return handler(timeline, inline=lambda m: f"<p>⚠️ {m}</p>")(key)
 
 
-def training_view(ctx: AppContext, run: str | None) -> tuple:
-    """Plot, latest sample, earlier samples, progress (with the kept model, overfitting and the precision) and status
-    line of ``run``."""
+TRAIN_VIEW = ("loss_plot", "sample_box", "earlier", "progress_md", "status_md")     # what training_view fills
+
+
+def training_view(ctx: AppContext, run: str | None) -> dict:
+    """What the Train tab shows of ``run``, keyed by component: plot, latest sample, earlier samples, progress (with
+    the kept model, overfitting and the precision) and status line."""
     settings = ctx.settings
     if run is None:
-        return (None, gr.update(value="", label="Latest sample"), samples_html([], settings.earlier_samples), "",
-                status_line(None, {}))
+        return {"loss_plot": None, "sample_box": gr.update(value="", label="Latest sample"),
+                "earlier": samples_html([], settings.earlier_samples), "progress_md": "",
+                "status_md": status_line(None, {})}
     directory = settings.root / run
     reader = ctx.readers.get(run, lambda: MetricsReader(directory / RunDir.METRICS))    # one per run, shared by visitors
     records = reader.records()            # read from where the last view stopped: a bounded digest of the metrics
@@ -352,9 +356,9 @@ def training_view(ctx: AppContext, run: str | None) -> tuple:
     dropout = run_dropout(directory) if overfitting(records) else None
     notes = [progress_line(records, status), kept_line(records, status), overfit_note(records, dropout),
              precision_line(records)]
-    return (plot_value(records, settings.plot_points), gr.update(value=text, label=label),
-            samples_html(records, settings.earlier_samples), "\n\n".join(filter(None, notes)),
-            status_line(run, status, RunDir(directory).log_tail()) + settings_note(directory, status))
+    return {"loss_plot": plot_value(records, settings.plot_points), "sample_box": gr.update(value=text, label=label),
+            "earlier": samples_html(records, settings.earlier_samples), "progress_md": "\n\n".join(filter(None, notes)),
+            "status_md": status_line(run, status, RunDir(directory).log_tail()) + settings_note(directory, status)}
 
 
 def run_dropout(directory):
