@@ -23,7 +23,7 @@ import charrnn.runs.jobs
 from charrnn.config import PRESETS, ModelConfig
 from charrnn.data import min_corpus_chars
 from charrnn.model import CharRNN, count_params
-from charrnn.runs.jobs import Job
+from charrnn.runs.jobs import Job, JobError
 from charrnn.runs.store import RunDir
 from charrnn.runs.weights import read_json
 from webui import owners
@@ -148,10 +148,10 @@ def test_too_short_corpus_is_refused_naming_the_minimum(ctx):
 
 
 def test_invalid_run_names_and_existing_runs_are_refused(settings, ctx):
-    with pytest.raises(UserError, match="invalid run name"):
+    with pytest.raises(JobError, match="invalid run name"):
         start(ctx, run_name="../escape")
     make_checkpoint(settings.root / "taken", corpus_text())
-    with pytest.raises(UserError, match="already exists"):
+    with pytest.raises(JobError, match="already exists"):
         start(ctx, run_name="taken")
     assert ctx.jobs.proc is None
 
@@ -163,7 +163,7 @@ def test_training_controls_need_the_password_when_one_is_set(settings, make_ctx)
         for wrong in ("wrong", None, ""):
             with pytest.raises(UserError, match="password"):
                 call(wrong)
-    with pytest.raises(UserError, match="No training run is in progress"):
+    with pytest.raises(JobError, match="No training run is in progress"):
         actions.stop_training(ctx, "s3cret")        # right password: past the check
     assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
 
@@ -189,7 +189,7 @@ def test_a_bundled_corpus_is_trained_on_where_it_is(settings, ctx, spawned):
 # --- the one-job lock ---------------------------------------------------------------------
 def test_a_second_start_is_refused_while_a_trainer_runs(settings, ctx, fake_trainer):
     assert ctx.jobs.active() == Job("busy", fake_trainer.pid)
-    with pytest.raises(UserError, match="in progress: busy"):
+    with pytest.raises(JobError, match="in progress: busy"):
         start(ctx)
     assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
 
@@ -217,7 +217,7 @@ def test_a_killed_trainer_leaves_its_run_interrupted(settings, ctx):
     assert "Started run **tiny**" in message and f"(pid {ctx.jobs.proc.pid})" in message
     assert (settings.root / "tiny" / "corpus.txt").read_text(encoding="utf-8") == corpus_text()
     wait_for(lambda: ctx.jobs.state("tiny")["state"] == "running", what="the trainer to run")
-    with pytest.raises(UserError, match="in progress: tiny"):
+    with pytest.raises(JobError, match="in progress: tiny"):
         start(ctx, run_name="second")
     assert not (settings.root / "second").exists()
     os.killpg(ctx.jobs.proc.pid, signal.SIGKILL)
@@ -230,7 +230,7 @@ def test_a_killed_trainer_leaves_its_run_interrupted(settings, ctx):
 # --- resume ---------------------------------------------------------------------------------
 def test_only_runs_with_their_optimizer_state_can_be_resumed(settings, ctx):
     make_checkpoint(settings.root / "no-state", corpus_text())
-    with pytest.raises(UserError, match="No resumable run"):
+    with pytest.raises(JobError, match="No resumable run"):
         actions.resume_training(ctx, None, "no-state", 10, 0)
     assert ctx.jobs.proc is None
 
@@ -239,9 +239,9 @@ def test_resume_refusals_of_the_budget_are_user_errors(settings, ctx, spawned):
     data = settings.data_dir / "tiny.txt"
     make_checkpoint(settings.root / "spent", corpus_text(), data={"name": "tiny.txt", "path": str(data)})
     RunDir(settings.root / "spent").save_train_state(10, {})
-    with pytest.raises(UserError, match="whole budget"):
+    with pytest.raises(JobError, match="whole budget"):
         actions.resume_training(ctx, None, "spent", 0, 0)
-    with pytest.raises(UserError, match="more iterations must be"):
+    with pytest.raises(JobError, match="more iterations must be"):
         actions.resume_training(ctx, None, "spent", -5, 0)
     assert spawned == []
 

@@ -4,7 +4,8 @@ import inspect
 import gradio as gr
 import pytest
 
-from webui.glue import WholeNumber
+from charrnn.runs.jobs import Busy
+from webui.glue import WholeNumber, message_of
 
 
 @pytest.mark.parametrize("payload", [2.5, "abc", float("nan"), float("inf"), True, [1]])
@@ -29,3 +30,10 @@ def test_named_handler_inputs_are_optional_for_api_callers():
     params = inspect.signature(wrapped).parameters
     assert list(params) == ["password", "upload", "hidden"] and all(p.default is None for p in params.values())
     assert wrapped("pw", None, 64) == {"password": "pw", "upload": None, "hidden": 64}
+
+
+def test_the_engine_states_a_busy_trainer_and_the_page_words_it():
+    message = message_of(Busy("someone's-run"))
+    assert message.startswith("A training run is in progress: someone's-run.")
+    assert "press Stop" in message and "shown below" in message
+    assert "press Stop" not in str(Busy("x"))                       # no UI wording in the engine

@@ -40,13 +40,12 @@ from gradio_client.exceptions import AppError
 from safetensors.torch import load_file, save_file
 
 from charrnn.data import min_corpus_chars
-from charrnn.runs.jobs import Supervisor, resumable_runs
+from charrnn.runs.jobs import JobError, Supervisor, resumable_runs
 from charrnn.runs.runner import build_corpus
 from charrnn.runs.store import PROJECT_DIR, RunDir, read_header
 from charrnn.runs.weights import CheckpointError
 from webui.context import AppContext
 from webui.demo import checkpoint_updates, poll
-from webui.errors import UserError
 from webui.models import BUNDLED_KEY, list_checkpoints
 from webui.settings import Settings, settings_from_env
 from webui.train import actions
@@ -56,7 +55,7 @@ pytestmark = pytest.mark.slow
 
 GENERIC = "has not enabled verbose error reporting"  # Gradio's text for an exception the app let through
 START_FIELDS = ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers", "seq_len",
-                "batch_size", "lr", "iterations", "minutes", "run_name", "key")
+                "batch_size", "lr", "iterations", "minutes", "run_name", "key", "patience")
 GENERATE_FIELDS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
 BUNDLED = Settings(root=PROJECT_DIR).bundled          # the pretrained run shipped with the app
 APP_PY = PROJECT_DIR / "app.py"                       # a server file no request may read
@@ -115,7 +114,7 @@ def root(served):
 
 def start_args(run: str, **changes) -> list:
     values = dict(password=None, source="paste", bundled_name=None, upload=None, pasted=corpus_text(),
-                  **TINY_TRAINING, run_name=run, key=None)
+                  **TINY_TRAINING, run_name=run, key=None, patience=None)
     return [{**values, **changes}[k] for k in START_FIELDS]
 
 
@@ -514,7 +513,7 @@ def test_app_restarted_while_a_run_goes_shows_it_and_can_stop_and_resume_it(tmp_
         view = poll(restarted, {}, None, None)
         assert view["status_md"].startswith("**Training** going")
         assert "past" in [key for _, key in view["checkpoint"]["choices"]]
-        with pytest.raises(UserError, match="in progress: going"):
+        with pytest.raises(JobError, match="in progress: going"):
             actions.start_training(restarted, None, "paste", None, None, corpus_text(), TINY_PRESET, TINY_VALUES,
                                    "another")
         assert not (root / "another").exists()

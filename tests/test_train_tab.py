@@ -41,7 +41,6 @@ from webui.train import actions
 from webui.train.forms import FORM_FIELDS, PAGE_FIELDS, preset_values
 from webui.train.render import samples_html
 from webui.train.tab import (
-    PAGE_START_INPUTS,
     START_INPUTS,
     TRAIN_VIEW,
     control_states,
@@ -84,9 +83,9 @@ def wired(ctx: AppContext) -> dict:
 
 
 def start_args(inputs=START_INPUTS, **changes) -> list:
-    """/start_training's inputs (or the page's Start's, with ``PAGE_START_INPUTS``), in order, as gradio passes them."""
+    """/start_training's inputs, in order, as gradio passes them."""
     values = dict(password=None, source="paste", bundled_name=None, upload=None, pasted=corpus_text(),
-                  run_name="tiny", patience=0, key=None, **TINY_TRAINING)
+                  run_name="tiny", patience=None, key=None, **TINY_TRAINING)
     values.update(changes)
     return [values[name] for name in inputs]
 
@@ -162,28 +161,27 @@ def test_the_start_training_handler_names_its_inputs(ctx):
     fns = wired(ctx)
     assert tuple(inspect.signature(fns["start_training"]).parameters) == START_INPUTS
     assert START_INPUTS == ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers",
-                            "seq_len", "batch_size", "lr", "iterations", "minutes", "run_name", "key")   # key: last
-    assert tuple(inspect.signature(fns["start_training_from_page"]).parameters) == PAGE_START_INPUTS
-    assert PAGE_START_INPUTS == (*START_INPUTS, "patience")
+                            "seq_len", "batch_size", "lr", "iterations", "minutes", "run_name", "key",
+                            "patience")                                   # patience, which callers may omit: last
     demo = create_demo(ctx.settings, ctx)
     endpoints = demo.get_api_info()["named_endpoints"]
     demo.close()
     assert tuple(p["parameter_name"] for p in endpoints["/start_training"]["parameters"]) == START_INPUTS
-    assert "/start_training_from_page" not in endpoints                  # the page's own Start is not an endpoint
+    assert [name for name in endpoints if "start" in name] == ["/start_training"]   # one start endpoint
 
 
 def test_the_wired_handlers_refuse_with_gr_errors(settings, make_ctx):
     ctx = make_ctx(dataclasses.replace(settings, password="s3cret"))
     fns = wired(ctx)
     with pytest.raises(gr.Error, match="password"):
-        fns["start_training"](*start_args(password="wrong"))
-    for fn, args in ((fns["start_training_from_page"], start_args(PAGE_START_INPUTS, password="wrong")),
+        list(fns["start_training"](*start_args(password="wrong")))
+    for fn, args in ((fns["start_training"], start_args(password="wrong")),
                      (fns["stop_training"], ["wrong", None]), (fns["resume_training"], ["wrong", "x", 0, 0, None])):
         shown, error = pressed(fn, *args)
         assert "password" in str(error) and len(shown) == 1 and "⚠️ Training controls need the password" in shown[0]
     assert "No training run is in progress" in str(pressed(fns["stop_training"], "s3cret", None)[1])
     with pytest.raises(gr.Error, match="hidden=0 is out of range"):
-        fns["start_training"](*start_args(password="s3cret", hidden=0))
+        list(fns["start_training"](*start_args(password="s3cret", hidden=0)))
     assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
 
 
@@ -193,10 +191,10 @@ def test_a_refusal_stays_in_the_message_area_and_still_fails_the_event(settings,
     fns = wired(ctx)
     with fake_trainer_running(settings.root) if case == "busy" else contextlib.nullcontext():
         call, expected = {
-            "busy": ((fns["start_training_from_page"], *start_args(PAGE_START_INPUTS)), "A training run is in "
+            "busy": ((fns["start_training"], *start_args()), "A training run is in "
                      "progress: busy"),
             "nothing to stop": ((fns["stop_training"], None, None), "No training run is in progress."),
-            "too short": ((fns["start_training_from_page"], *start_args(PAGE_START_INPUTS, pasted="short text")),
+            "too short": ((fns["start_training"], *start_args(pasted="short text")),
                           "the text has 10 characters; at least"),
         }[case]
         shown, error = pressed(*call)
@@ -208,10 +206,10 @@ def test_the_pages_start_sends_the_forms_patience_and_the_api_the_presets(ctx, m
     spawned = []
     monkeypatch.setattr(ctx.jobs, "spawn", lambda run: spawned.append(run.read_config()) or Job(run.name, 4242))
     fns = wired(ctx)
-    shown, error = pressed(fns["start_training_from_page"], *start_args(PAGE_START_INPUTS, patience=3))
+    shown, error = pressed(fns["start_training"], *start_args(patience=3))
     assert error is None and "Started run **tiny** (pid 4242)" in shown[0]
     assert spawned[0]["train_config"]["patience"] == 3
-    fns["start_training"](*start_args(run_name="by-api"))
+    list(fns["start_training"](*start_args(run_name="by-api")))
     assert spawned[1]["train_config"]["patience"] == PRESETS["quick"][1].get("patience", 0)
 
 
@@ -331,7 +329,7 @@ def test_the_view_of_a_run_shows_its_curve_latest_sample_and_progress(settings, 
 
 def test_a_second_start_is_refused_and_the_refused_tab_is_shown_the_running_job(settings, ctx, fake_trainer):
     with pytest.raises(gr.Error, match="in progress: busy"):
-        wired(ctx)["start_training"](*start_args())
+        list(wired(ctx)["start_training"](*start_args()))
     assert ctx.jobs.proc is None and not (settings.root / "tiny").exists()
     view = poll(ctx, {}, None, None)
     assert "**Training** busy" in view["status_md"]
@@ -356,12 +354,12 @@ def test_the_view_explains_the_kept_model_overfitting_and_the_precision(settings
 
 def test_a_killed_trainer_leaves_its_run_interrupted_and_the_app_serving(settings, ctx):
     fns = wired(ctx)
-    message = fns["start_training"](*start_args())
+    message = list(fns["start_training"](*start_args()))[-1]
     assert "Started run **tiny**" in message
     assert (settings.root / "tiny" / "corpus.txt").read_text(encoding="utf-8") == corpus_text()
     wait_for(lambda: ctx.jobs.state("tiny")["state"] == "running", what="the trainer to run")
     with pytest.raises(gr.Error, match="in progress: tiny"):
-        fns["start_training"](*start_args(run_name="second"))
+        list(fns["start_training"](*start_args(run_name="second")))
     os.killpg(ctx.jobs.proc.pid, signal.SIGKILL)
     ctx.jobs.proc.wait(timeout=30)
     assert ctx.jobs.active() is None
@@ -374,7 +372,7 @@ def test_a_killed_trainer_leaves_its_run_interrupted_and_the_app_serving(setting
 def test_a_trainer_that_fails_at_start_up_shows_its_error(settings, ctx, monkeypatch):
     # let a too-short text past the app's check, so that the trainer itself refuses it
     monkeypatch.setattr(actions, "check_corpus", lambda text, cfg: len(set(text)))
-    wired(ctx)["start_training"](*start_args(pasted="short"))
+    list(wired(ctx)["start_training"](*start_args(pasted="short")))
     ctx.jobs.proc.wait(timeout=60)
     status = poll(ctx, {}, None, None)["status_md"]
     assert "ended before training began (exit status 2)" in status and "error:" in status

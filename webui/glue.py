@@ -10,7 +10,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from charrnn.data import CorpusError
-from charrnn.runs.jobs import JobError
+from charrnn.runs.jobs import Busy, JobError
 from charrnn.runs.weights import CheckpointError
 from webui.errors import UserError, esc, no_markup
 
@@ -18,6 +18,11 @@ QUIET = dict(api_visibility="private", show_progress="hidden")   # internal even
 
 
 def message_of(error: Exception) -> str:
+    """What the page says for ``error``: a ``UserError`` as written (Markdown of the app's own), an engine's
+    error as plain text, and what the engine states as a fact worded for the page."""
+    if isinstance(error, Busy):
+        return (f"A training run is in progress: {esc(error.run)}. One run at a time: wait for it to finish or "
+                "press Stop. Its progress is shown below.")
     return str(error) if isinstance(error, UserError) else no_markup(error)
 
 

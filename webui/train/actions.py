@@ -1,6 +1,7 @@
 """Start, stop and resume training from the form: checks the app's policy, then hands over to the job supervisor.
 
-No gradio: refusals are ``UserError``; each action returns the message the page shows.
+No gradio: refusals are ``UserError`` (or the supervisor's ``JobError``, which ``webui.glue`` words for the page);
+each action returns the message the page shows.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import CorpusError
 from charrnn.model import count_params
-from charrnn.runs.jobs import JobError, capped_config
+from charrnn.runs.jobs import capped_config
 from charrnn.runs.memory import estimate_peak_bytes, memory_limit
 from charrnn.runs.runner import check_corpus
 from charrnn.runs.store import safe_run_name
@@ -51,11 +52,8 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
     check_memory(settings, model_cfg, train_cfg, len(choice.text))
     check_disk(settings)
     name = run_name.strip() if isinstance(run_name, str) and run_name.strip() else default_run_name(choice, preset)
-    try:
-        job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg,
-                             on_created=lambda directory: record_owner(directory, key))
-    except JobError as e:
-        raise UserError(no_markup(e)) from None
+    job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg,
+                         on_created=lambda directory: record_owner(directory, key))
     capped = f" Runs here train at most {cap:g} minutes (no training password is set)." if cap else ""
     return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}.{capped}")
 
@@ -83,10 +81,7 @@ def stop_training(ctx: AppContext, password, key=None) -> str:
     password set, only the run's owner (``key``) may."""
     settings = ctx.settings
     check_password(settings, password)
-    try:
-        job, signalled = ctx.jobs.stop(check=lambda name: check_run_owner(settings, name, key, "stop"))
-    except JobError as e:
-        raise UserError(no_markup(e)) from None
+    job, signalled = ctx.jobs.stop(check=lambda name: check_run_owner(settings, name, key, "stop"))
     if not signalled:
         return stamp(f"Run **{job.name}** had already ended.")
     return stamp(f"Stopping **{job.name}**: it finishes the current step and saves a final checkpoint.")
@@ -97,11 +92,8 @@ def resume_training(ctx: AppContext, password, run, more_iterations, more_minute
     password set, only the run's owner (``key``) may."""
     check_password(ctx.settings, password)
     cap = ctx.settings.visitor_minutes if ctx.settings.password is None else 0
-    try:
-        check_run_owner(ctx.settings, run, key, "resume")
-        job, step = ctx.jobs.resume(run, more_iterations, more_minutes, cap_minutes=cap)
-    except JobError as e:
-        raise UserError(no_markup(e)) from None
+    check_run_owner(ctx.settings, run, key, "resume")
+    job, step = ctx.jobs.resume(run, more_iterations, more_minutes, cap_minutes=cap)
     capped = f" It trains at most {cap:g} more minutes (no training password is set)." if cap else ""
     return stamp(f"Resumed **{esc(run)}** (pid {job.pid}) from step {step:,}.{capped}")
 

@@ -44,8 +44,9 @@ from webui.train.render import (
     status_line,
 )
 
-START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name", "key")
-PAGE_START_INPUTS = (*START_INPUTS, *PAGE_FIELDS)     # the page's Start sends patience too; /start_training does not
+# /start_training's inputs, in order: patience comes last, so an API caller that omits it gets the preset's
+START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name", "key",
+                *PAGE_FIELDS)
 FIELD_ROWS = (("hidden", "layers", "seq_len"), ("batch_size", "lr"), ("iterations", "minutes", "patience"))
 POLLED = ["charrnn-polled"]       # outputs of the poll: their hidden status trackers are not drawn (train_style.CSS)
 PLOT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "kept model": "#2ca02c"}
@@ -196,8 +197,8 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     """Start, Stop and Resume, and what they may do now: Start is off while a run trains, Stop while none does.
 
     A refusal stays in the message area under the buttons and still reaches the page (a toast) and API callers
-    (an error) as a ``gr.Error``. The page's Start sends the form's patience; ``/start_training`` takes the fields it
-    always took, and an API caller's run gets its preset's patience."""
+    (an error) as a ``gr.Error``. The page's Start is ``/start_training``: it sends the form's patience, which an API
+    caller may omit (its run then gets the preset's patience)."""
     corpus_inputs = [t.source, t.bundled_name, t.upload, t.pasted]
 
     def start_training(**kw):
@@ -216,13 +217,10 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     # a refusal's "Error" badge would cover the message it keeps: the message itself is the progress shown
     train_opts = dict(concurrency_id="train-control", concurrency_limit=1, show_progress="hidden")
     shown = dict(fn=controls, inputs=t.key, outputs=[t.banner, t.start_btn, t.stop_btn], **QUIET, queue=False)
-    api_fields = [t.fields[name] for name in FORM_FIELDS]
-    start_inputs = [t.password, *corpus_inputs, t.preset, *api_fields, t.run_name, t.key]
-    gr.on([], handler(start_training, START_INPUTS), start_inputs, t.message, api_name="start_training",
-          **train_opts)
-    t.start_btn.click(handler(kept_in_place(start_training), PAGE_START_INPUTS),
-                      [*start_inputs, *(t.fields[name] for name in PAGE_FIELDS)], t.message,
-                      api_name="start_training_from_page", api_visibility="private", **train_opts).then(**shown)
+    start_inputs = [t.password, *corpus_inputs, t.preset, *(t.fields[name] for name in FORM_FIELDS), t.run_name,
+                    t.key, *(t.fields[name] for name in PAGE_FIELDS)]
+    t.start_btn.click(handler(kept_in_place(start_training), START_INPUTS), start_inputs, t.message,
+                      api_name="start_training", **train_opts).then(**shown)
     t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key")), [t.password, t.key], t.message,
                      api_name="stop_training", **train_opts).then(**shown)
     t.resume_btn.click(handler(kept_in_place(resume_training),
