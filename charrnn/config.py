@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 CELL_KINDS = ("lstm", "gru", "rnn")
 MAX_ITERATIONS = 10_000_000               # the most steps a run trains
-PRINTABLE_SIZE = 100                      # characters of string.printable, the lecture's vocabulary         # the recurrent cells charrnn.model builds
+PRINTABLE_SIZE = 100                      # characters of string.printable, the lecture's vocabulary
 
 
 def option(default, help: str, *, label: str | None = None, choices: tuple | None = None):

@@ -97,7 +97,8 @@ def is_charrnn_process(pid) -> bool:
 def fake_trainer_running(root: Path, run: str = "busy"):
     """A sleeping process that looks like a trainer (charrnn on its command line, in its own session), and a run
     ``run`` under ``root`` whose status names it as running; yields the process, killed on leaving."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "charrnn", "train"], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "charrnn", "train"],
+                            start_new_session=True)
     try:
         (Path(root) / run).mkdir(parents=True)
         RunDir(Path(root) / run).write_status("running", pid=proc.pid, iterations=100, minutes=0)

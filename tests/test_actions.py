@@ -64,7 +64,8 @@ def fake_trainer(settings):
 def spawned(ctx, monkeypatch):
     """Record what the supervisor would spawn instead of spawning it: (run name, the run.json it would read)."""
     calls = []
-    monkeypatch.setattr(ctx.jobs, "spawn", lambda run: calls.append((run.name, run.read_config())) or Job(run.name, 4242))
+    monkeypatch.setattr(ctx.jobs, "spawn",
+                        lambda run: calls.append((run.name, run.read_config())) or Job(run.name, 4242))
     return calls
 
 

@@ -218,7 +218,8 @@ def test_runs_and_info_show_a_damaged_run_as_damaged_with_the_reason_and_never_a
         make_checkpoint(root / name, corpus_text())
         RunDir(root / name).write_status("finished", step=10)
     (root / "list-status" / RunDir.STATUS).write_text("[1, 2, 3]", encoding="utf-8")
-    (root / "huge-pid" / RunDir.STATUS).write_text('{"state": "running", "pid": 123456789012345678901}', encoding="utf-8")
+    (root / "huge-pid" / RunDir.STATUS).write_text('{"state": "running", "pid": 123456789012345678901}',
+                                                   encoding="utf-8")
     (root / "bad-meta" / RunDir.META).write_text("null", encoding="utf-8")
     (root / "bad-metrics" / RunDir.METRICS).write_text('{"step": 10, "train_loss": 2.0}\n[1,2]\nnull\n{"step":"x"}\n',
                                                    encoding="utf-8")

@@ -113,7 +113,8 @@ def test_a_status_file_of_the_wrong_shape_marks_its_run_damaged_and_the_train_ta
 
     view = poll(served.ctx, {}, None, None)                           # every visitor's refresh
     assert {bad, good} <= {key for _, key in view["checkpoint"]["choices"]}
-    assert good in view["resume_run"]["choices"] and bad not in view["resume_run"]["choices"]      # resume offers the sound run only
+    resumable_choices = view["resume_run"]["choices"]
+    assert good in resumable_choices and bad not in resumable_choices  # resume offers the sound run only
     assert follow(served, bad)["status_md"].startswith(f"**Damaged**: {bad}: status.json")
     assert "cannot be resumed here: status.json" in refusal(
         lambda: client.predict(None, bad, 10, 0, api_name="/resume_training"))

@@ -71,7 +71,7 @@ def test_the_default_checkpoint_is_the_newest_idle_run_else_the_bundled_model_el
     make_checkpoint(settings.root / "older", corpus_text())
     time.sleep(0.01)
     make_checkpoint(settings.root / "newer", corpus_text())
-    os.utime(settings.bundled / RunDir.WEIGHTS)                      # a bundled file touched later still comes after runs
+    os.utime(settings.bundled / RunDir.WEIGHTS)              # a bundled file touched later still comes after runs
     assert list_checkpoints(settings)[0]["key"] == BUNDLED_KEY and default_checkpoint(settings) == "newer"
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "charrnn", "train"])
     try:

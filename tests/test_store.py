@@ -477,7 +477,8 @@ def test_check_room_refuses_a_disk_without_room_for_one_more_checkpoint(tmp_path
     model = saved_run(tmp_path / "r", make_model, vocab)
     RunDir(tmp_path / "r").save_latest(model, vocab, {"step": 10}, {"step": 10, "t": torch.zeros(100_000)})
     run = tmp_path / "r"
-    need = (run / "train_state-10.pt").stat().st_size + max((run / n).stat().st_size for n in (RunDir.LATEST, RunDir.WEIGHTS))
+    need = (run / "train_state-10.pt").stat().st_size + max((run / n).stat().st_size
+                                                            for n in (RunDir.LATEST, RunDir.WEIGHTS))
     monkeypatch.setattr(writes, "free_bytes", lambda directory: need)
     with pytest.raises(WriteFailed, match=r"disk full: .* free in r, and a checkpoint of it needs about"):
         RunDir(tmp_path / "r").check_room()

@@ -144,8 +144,8 @@ def test_a_run_writes_its_checkpoint_metrics_plot_and_status(tmp_path, corpus_fi
     run = Run.create(tmp_path / "r", corpus_file, *run_config(20))
     records = list(run.train())
     assert records[-1]["end"] == "finished"
-    for name in (RunDir.WEIGHTS, RunDir.META, RunDir.LATEST, RunDir.CORPUS_RECORD, RunDir.METRICS, RunDir.STATUS, "loss.png", "loss.pdf",
-                 "train_state-20.pt"):
+    for name in (RunDir.WEIGHTS, RunDir.META, RunDir.LATEST, RunDir.CORPUS_RECORD, RunDir.CONFIG, RunDir.METRICS,
+                 RunDir.STATUS, *RunDir.PLOTS, "train_state-20.pt"):
         assert (tmp_path / "r" / name).is_file(), name
     assert RunDir(tmp_path / "r").status()["state"] == "finished"
     assert RunDir(tmp_path / "r").latest_header()["step"] == 20

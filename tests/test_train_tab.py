@@ -465,7 +465,8 @@ def test_poll_offers_the_runs_for_review_and_keeps_the_choice(settings, ctx):
     make_checkpoint(settings.root / "other", corpus_text())
     first = poll(ctx, {}, None, None, None)
     review = first["review_run"]
-    assert {key for _, key in review["choices"]} == {"tiny", "other"} and review["value"] == first["checkpoint"]["value"]
+    assert {key for _, key in review["choices"]} == {"tiny", "other"}
+    assert review["value"] == first["checkpoint"]["value"]
     again = poll(ctx, first["view"], first["checkpoint"]["value"], None, "tiny")
     assert "review_run" not in again
     make_checkpoint(settings.root / "third", corpus_text())

@@ -74,7 +74,7 @@ def test_a_download_is_a_zip_of_the_kept_model_its_records_and_plot_and_the_mode
     assert (archive.name, model.name) == ("tiny.zip", "tiny.safetensors")
     with zipfile.ZipFile(archive) as z:
         names = sorted(z.namelist())
-        assert names == sorted(f"tiny/{n}" for n in (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, "loss.png", "loss.pdf"))
+        assert names == sorted(f"tiny/{n}" for n in (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, *RunDir.PLOTS))
         assert all(z.read(f"tiny/{n}") == (run / n).read_bytes() for n in (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS))
     assert model.read_bytes() == (run / RunDir.WEIGHTS).read_bytes()        # no optimizer state, corpus or log
 

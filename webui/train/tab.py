@@ -345,7 +345,7 @@ def training_view(ctx: AppContext, run: str | None) -> dict:
                 "earlier": samples_html([], settings.earlier_samples), "progress_md": "",
                 "status_md": status_line(None, {})}
     directory = settings.root / run
-    reader = ctx.readers.get(run, lambda: MetricsReader(directory / RunDir.METRICS))    # one per run, shared by visitors
+    reader = ctx.readers.get(run, lambda: MetricsReader(RunDir(directory).metrics))    # one per run, for everyone
     records = reader.records()            # read from where the last view stopped: a bounded digest of the metrics
     status = ctx.jobs.state(run)
     if reader.damage_note():
