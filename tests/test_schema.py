@@ -169,3 +169,16 @@ def test_a_corpus_record_of_the_wrong_shape_is_refused():
     for obj in ([1], {"path": 3}, {}, "x"):
         with pytest.raises(Damaged):
             runfiles.corpus_record_of(obj)
+
+
+def test_the_reader_keeps_every_record_of_a_metrics_file_of_many_chunks(tmp_path):
+    """D7: the file position and the reader's offset stay in step across chunks (a 5+ MiB file, no record lost)."""
+    path = tmp_path / "metrics.jsonl"
+    records = [{"step": i, "train_loss": 1.0 + i % 7 / 10, "sample": "x" * (i % 97)} for i in range(60_000)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert path.stat().st_size > 5 * 2**20
+    reader = MetricsReader(path, keep=10)
+    reader.CHUNK = 1 << 20                                       # several chunks, each ending mid-line
+    digest = reader.records()
+    assert reader.damaged == 0 and reader.damage_note() is None
+    assert reader.count == len(records) and digest[-1]["step"] == records[-1]["step"]

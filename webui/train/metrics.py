@@ -57,8 +57,8 @@ class MetricsReader:
                 st = os.fstat(f.fileno())
                 if (st.st_dev, st.st_ino) != self.identity or st.st_size < self.offset:
                     self.reset((st.st_dev, st.st_ino))
-                f.seek(self.offset)
                 while self.offset < st.st_size:
+                    f.seek(self.offset)          # take() stops at the last whole line, not where the read ended
                     chunk = f.read(min(self.CHUNK, st.st_size - self.offset) + MAX_LINE_BYTES)
                     if not self.take(chunk):
                         break
