@@ -1,4 +1,4 @@
-"""Command line: ``python -m charrnn train | generate | info | runs``.
+"""Command line: ``python -m charrnn train | generate | info | runs | stop | hub``.
 
 User mistakes (bad file, bad value, bad checkpoint) print one line on stderr
 and exit with status 2; a diverged run exits with status 3.
@@ -21,6 +21,7 @@ from charrnn.config import (
     preset_configs,
 )
 from charrnn.data import CorpusError, read_text
+from charrnn.runs import hub
 from charrnn.runs.jobs import JobError, stop_run
 from charrnn.runs.runner import Run, stop_on_signals
 from charrnn.runs.store import (
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="generate text from a checkpoint")
     g.add_argument("--checkpoint", default=None,
-                   help="run name (its kept model), run directory or .safetensors file (default: the newest run)")
+                   help="run name (its kept model), run directory, .safetensors file, or hf:OWNER/NAME (a model on "
+                   "the Hugging Face Hub, checked in full) (default: the newest run)")
     g.add_argument("--prime", default="", help="text to start from (default: a new line)")
     g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; <1 sharper, >1 flatter")
     g.add_argument("--length", type=int, default=500, help="characters to generate")
@@ -79,11 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("runs", help="list runs, newest first")
     s = sub.add_parser("stop", help="stop a run that is training (it saves a final checkpoint first)")
     s.add_argument("run", help="run name")
+
+    h = sub.add_parser("hub", help="share models on the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)")
+    hub_sub = h.add_subparsers(dest="hub_command", required=True)
+    hp = hub_sub.add_parser("push", help="upload a run's kept model, header, loss plot and a model card")
+    hp.add_argument("run", help="run name or run directory")
+    hp.add_argument("repo_id", metavar="REPO_ID", help="model repository OWNER/NAME (made if new)")
+    hp.add_argument("--private", action="store_true", help="make a new repository private")
+    hl = hub_sub.add_parser("pull", help="download a model (checked in full) and add it as a new run")
+    hl.add_argument("repo_id", metavar="REPO_ID", help="model repository OWNER/NAME")
+    hl.add_argument("--name", help="run name (default: the repository's name, -2, -3, ... if taken)")
+    hl.add_argument("--max-params", type=int, default=hub.MAX_PARAMS,
+                    help=f"refuse a model of more parameters (default {hub.MAX_PARAMS:,})")
     return p
 
 
 def resolve_checkpoint(root: Path, spec: str | None) -> Path:
-    """A run name, a path, or None (the latest checkpoint) -> a weights file."""
+    """A run name, a path, hf:OWNER/NAME (a model on the Hub) or None (the latest checkpoint) -> a weights file."""
+    if spec is not None and spec.startswith(hub.HUB_PREFIX):
+        return hub.cached_model(spec.removeprefix(hub.HUB_PREFIX))
     if spec is None:
         latest = latest_checkpoint(root)
         if latest is None:
@@ -204,7 +220,8 @@ def step_lines(path: Path, header: dict) -> list[str]:
     if path.name == RunDir.LATEST:                       # asked about the latest weights themselves
         lines = [f"this file:  {kept_line(header.get('step'), header.get('val_loss'))} (the latest weights)"]
         if header.get("best_step") is not None:
-            lines.append(f"kept:       {kept_line(header['best_step'], header.get('best_val_loss'))} ({RunDir.WEIGHTS})")
+            kept = kept_line(header["best_step"], header.get("best_val_loss"))
+            lines.append(f"kept:       {kept} ({RunDir.WEIGHTS})")
         return lines
     best = ", the best validation loss of the run" \
         if header.get("best_step") == header.get("step") and header.get("val_loss") is not None else ""
@@ -246,10 +263,24 @@ def cmd_stop(args, root: Path) -> int:
     return 0
 
 
+def cmd_hub(args, root: Path) -> int:
+    if args.hub_command == "push":
+        directory = Path(args.run) if Path(args.run).is_dir() else RunDir.of(root, args.run).path
+        url = hub.push(directory, args.repo_id, args.private)
+        print(f"pushed {directory.name} to {url}", file=sys.stderr)
+        return 0
+    run = hub.pull(args.repo_id, root, args.name, args.max_params)
+    header = run.header()
+    print(f"added {args.repo_id} as run {run.name} ({kept_line(header.get('step'), header.get('val_loss'))}); "
+          f"generate with: python -m charrnn generate --checkpoint {run.name}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     root = args.checkpoints or default_root(os.environ)
-    commands = {"train": cmd_train, "generate": cmd_generate, "info": cmd_info, "runs": cmd_runs, "stop": cmd_stop}
+    commands = {"train": cmd_train, "generate": cmd_generate, "info": cmd_info, "runs": cmd_runs, "stop": cmd_stop,
+                "hub": cmd_hub}
     try:
         return commands[args.command](args, root)
     except USER_ERRORS as e:
