@@ -1,11 +1,12 @@
 """Training precision by measurement: time a few steps of the run's own model and batch in float32 and
 in bf16 autocast, and keep the faster.
 
-A CPU flag says an instruction exists, not that it is faster: bf16 trained at 0.57x of float32 on one
-Xeon with AVX512-BF16 and at 1.2-2.2x on another with AMX. So ``autocast='auto'`` measures, on a copy
-of the model with its own optimizer and data stream, leaving the run's exact-resume state untouched.
+A CPU flag says an instruction exists, not that it is faster: bf16 was slower than float32 on one Xeon with
+AVX512-BF16 and faster on another with AMX (bench/RESULTS.md, "Precision"). So
+``autocast='auto'`` measures, on a copy of the model with its own optimizer and data stream, leaving the run's
+exact-resume state untouched.
 
-bf16 may not run at all: on an AVX2-only AMD EPYC (2026-12-02) oneDNN has no bf16 LSTM ("could not create a
+bf16 may not run at all: where oneDNN has no bf16 LSTM (an AVX2-only CPU) its first step raises ("could not create a
 primitive descriptor for the LSTM forward propagation primitive"). A precision whose first step raises is
 unavailable: ``auto`` keeps float32 and says why; a set ``bf16`` is refused before the run starts.
 """
@@ -141,7 +142,7 @@ def choose_precision(cfg: TrainConfig, model: CharRNN, corpus: Corpus) -> dict:
     'unavailable' (precision -> why) when one does not run here.
 
     ``autocast='auto'`` measures: a CPU flag says an instruction exists, not that it is faster
-    (bf16 trained at 0.57x of float32 on one Xeon with AVX512-BF16 and 1.2-2.2x on another with AMX).
+    (the module docstring).
     Under torchrun the ranks' rates are summed, so every rank makes the same choice; a precision
     that does not run on one rank is dropped on all. A set ``bf16`` that does not run raises
     PrecisionUnavailable, before any step of the run.

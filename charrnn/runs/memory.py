@@ -1,13 +1,13 @@
 """How much memory a training run will need, and how much this machine lets it have.
 
 The estimate is an upper bound fitted to peaks measured with ``python -m bench.memory`` (resident
-set high-water mark of a trainer process after a few float32 steps, 2 cores, torch 2.13 CPU,
-2026-12-02; bf16 autocast peaks lower). Per character of a batch, ``nn.LSTM``'s forward keeps
+set high-water mark of a trainer process after a few float32 steps; bf16 autocast peaks lower; figures in
+bench/RESULTS.md, "Memory"). Per character of a batch, ``nn.LSTM``'s forward keeps
 about 18 floats per hidden unit of the first layer and 8 per unit of each further one (gates,
 cell and hidden state for the backward pass, and their gradients), plus a few per vocabulary
 entry for the logits; the weights take 16 bytes per parameter with AdamW (weights, gradients, two
-moments), and a trainer process holds about 330 MB before its first step (Python, torch, data; 360 MB is
-assumed, as a fresh CI venv measured a peak 0.7% above the 330 MB estimate).
+moments), and a trainer process holds PROCESS_BYTES before its first step (Python, torch, data), set above what
+was measured so that a fresh virtual environment fits too.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.model import count_params
 
-PROCESS_BYTES = 360 * 2**20     # a trainer process before its first step (measured 310-330 MB; more in a fresh venv)
+PROCESS_BYTES = 360 * 2**20     # a trainer process before its first step, with room for a fresh venv (bench.memory)
 WORKSPACE_BYTES = 64 * 2**20    # allocator and kernel workspace of the first step
 FIRST_LAYER_FLOATS = 18         # per hidden unit, per character of a batch
 MORE_LAYER_FLOATS = 8

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import functools
 
-ROWS = 4          # rows per block. python -m bench.browser_speed on 2026-12-02 (AMD EPYC, AVX2, 2 vCPU, headless
-                  # Chromium), bundled model: 5,425 chars/s with 4, 5,067 with 8 (one run each): 8 gains nothing
+ROWS = 4          # rows per block: 8 was no faster than 4 (bench.browser_speed; bench/RESULTS.md, "Generation")
 I32, V128, VOID = 0x7F, 0x7B, 0x40
 W, X, Y, NROWS, NCOLS, XEND, XP, YEND, XV = range(9)       # locals: 5 parameters, then ours
 ACC = 9                                                    # ROWS v128 accumulators from here
