@@ -6,9 +6,9 @@ AVX512-BF16 and faster on another with AMX (bench/RESULTS.md, "Precision"). So
 ``autocast='auto'`` measures, on a copy of the model with its own optimizer and data stream, leaving the run's
 exact-resume state untouched.
 
-bf16 may not run at all: where oneDNN has no bf16 LSTM (an AVX2-only CPU) its first step raises ("could not create a
-primitive descriptor for the LSTM forward propagation primitive"). A precision whose first step raises is
-unavailable: ``auto`` keeps float32 and says why; a set ``bf16`` is refused before the run starts.
+bf16 may not run at all: where oneDNN has no bf16 LSTM (as on an AVX2-only AMD EPYC) its first step raises
+("could not create a primitive descriptor for the LSTM forward propagation primitive"). A precision whose first step
+raises is unavailable: ``auto`` keeps float32 and says why; a set ``bf16`` is refused before the run starts.
 """
 from __future__ import annotations
 
