@@ -121,7 +121,9 @@ class Trainer:
         # fused: one kernel for all parameters (a few % per step at small batches on CPU)
         self.optimizer = opt(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                              fused=self.device.type in ("cpu", "cuda"))
+        probe_start = time.perf_counter()
         self.precision = choose_precision(cfg, model, corpus)
+        self.setup_seconds = time.perf_counter() - probe_start     # the precision probe counts in the run's time
         self.bf16 = self.precision["choice"] == "bf16"
         self.rank, self.world = dist_rank_world()
         self.generator = torch.Generator().manual_seed(cfg.seed + self.rank)
@@ -259,7 +261,7 @@ class Trainer:
         cfg = self.cfg
         losses, chars_log, first = [], 0, True
         t_start = t_log = time.perf_counter()
-        elapsed_before = self.elapsed
+        elapsed_before, self.setup_seconds = self.elapsed + self.setup_seconds, 0.0
         while self.agree_to_continue(should_stop):
             lr = self.set_lr()
             losses.append(self.train_step())

@@ -138,7 +138,7 @@ def test_patience_ends_a_run_early_and_info_and_runs_show_the_kept_and_the_lates
     vals = {r["step"]: r["val_loss"] for r in RunDir(root / "over").records() if "val_loss" in r}
     assert status["state"] == "finished" and latest["step"] == status["step"] < 2000
     assert kept["step"] == min(vals, key=vals.get) < latest["step"] and kept["val_loss"] == min(vals.values())
-    reason = f"validation stopped improving at step {kept['step']}"
+    reason = f"validation stopped improving at step {kept['step']:,}"
     assert status["reason"] == reason and reason in proc.stderr.decode()
     assert f"kept model: step {kept['step']}, validation loss {kept['val_loss']:.4f}" in proc.stderr.decode()
 

@@ -1,4 +1,6 @@
 """Precision by measurement: autocast 'auto' times both precisions on the run's own model and batch."""
+import time
+
 import pytest
 import torch
 
@@ -135,3 +137,18 @@ def test_close_rates_are_measured_longer_and_each_round_swaps_which_goes_first(m
     assert len(timed) == 2 * rounds
     assert timed[:4] == ["float32", "bf16", "bf16", "float32"]
     assert rates["float32"] == 10 * 4 * 16 / 1.0 and rates["bf16"] == 10 * 4 * 16 / bf16_seconds
+
+
+def test_the_time_spent_measuring_counts_in_the_runs_budget(model, corpus, monkeypatch):
+    """A 30-second run that spends seconds choosing its precision trains that much less, not 30 seconds more."""
+    real = precision.probe_rates
+
+    def slow_probe(*args, **kwargs):
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(precision, "probe_rates", slow_probe)
+    trainer = Trainer(model, corpus, config(autocast="auto"))
+    assert trainer.setup_seconds >= 0.3
+    records = list(trainer.fit())
+    assert records[-1]["elapsed"] >= 0.3 and trainer.setup_seconds == 0.0

@@ -313,7 +313,7 @@ def test_two_gloo_ranks_stop_together_when_validation_stops_improving(tmp_path):
     records = RunDir(run).records()
     vals = {r["step"]: r["val_loss"] for r in records if "val_loss" in r}
     best = min(vals, key=vals.get)
-    assert status["state"] == "finished" and status["reason"] == f"validation stopped improving at step {best}"
+    assert status["state"] == "finished" and status["reason"] == f"validation stopped improving at step {best:,}"
     assert status["step"] < 2000 and status["step"] == records[-1]["step"]
     assert sorted(vals)[-3:] == [status["step"] - 20, status["step"] - 10, status["step"]]
     assert read_header(run)["step"] == best and read_header(run)["val_loss"] == vals[best]

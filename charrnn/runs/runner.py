@@ -107,7 +107,7 @@ class BestSoFar:
         return self.patience > 0 and self.stale >= self.patience
 
     def reason(self) -> str:
-        return f"{PATIENCE_REASON} {self.step}"
+        return f"{PATIENCE_REASON} {self.step:,}"
 
     def fields(self) -> dict:
         """best_step / best_val_loss for headers, records and status (the loss is None before an evaluation)."""

@@ -315,7 +315,8 @@ def status_line(run: str | None, status: dict, log: str = "") -> str:
     else:
         resume = "Resume it below from its last checkpoint."
     lines = {
-        "starting": f"**Starting** {run}: reading the corpus and building the model…",
+        "starting": f"**Starting** {run}: reading the text, building the model and timing a few steps in bf16 and "
+                    "float32 to train in the faster (counted in the run's time)…",
         "running": f"**Training** {run} (pid {status.get('pid')}).",
         "stopping": f"**Stopping** {run}: finishing the step and saving a final checkpoint…",
         "finished": f"**Finished** early: {run}{at}: {reason}, so early stopping (patience) ended it. The kept "
