@@ -14,7 +14,7 @@ import torch
 from app_fixtures import app_settings, corpus_text, make_checkpoint
 
 from charrnn.model import CharRNN
-from charrnn.runs.store import RunDir, read_header
+from charrnn.runs.store import PROJECT_DIR, RunDir, read_header
 from charrnn.vocab import Vocab
 from webui.errors import UserError
 from webui.models import (
@@ -29,6 +29,7 @@ from webui.models import (
     resolve_checkpoint,
     run_directory,
 )
+from webui.owners import record_owner
 from webui.settings import Settings
 
 
@@ -117,11 +118,27 @@ def test_picker_values_resolve_only_to_checkpoints_the_app_offers(settings):
 
 
 def test_a_new_run_is_picked_else_the_choice_stands_else_the_newest():
-    assert picked_checkpoint(["new", "a", "b"], "a", ["a", "b"]) == "new"
+    assert picked_checkpoint(["new", "a", "b"], "a", ["a", "b"], {"new"}) == "new"
+    assert picked_checkpoint(["new", "a", "b"], "a", ["a", "b"], set()) == "a"   # another visitor's: not followed
     assert picked_checkpoint(["a", "b"], "b", ["a", "b"]) == "b"
-    assert picked_checkpoint(["a", "b"], "gone", ["a", "b"]) == "a"
-    assert picked_checkpoint(["a", "b"], None, []) == "a"             # the first refresh selects nothing new
+    assert picked_checkpoint(["a", "b"], "gone", ["a", "b"], default="b") == "b"
+    assert picked_checkpoint(["a", "b"], None, [], {"a"}, default="b") == "b"   # a newcomer opens on the default
     assert picked_checkpoint([], None, []) is None
+
+
+def test_the_default_checkpoint_is_the_callers_own_then_the_operators_then_the_bundled(tmp_path):
+    settings = Settings(root=tmp_path / "runs", bundled=PROJECT_DIR / "checkpoints" / "shakespeare")
+    assert default_checkpoint(settings, key="alice") == BUNDLED_KEY            # a newcomer on a fresh Space
+    make_checkpoint(settings.root / "alices", corpus_text())
+    record_owner(settings.root / "alices", "alice")
+    assert default_checkpoint(settings, key="alice") == "alices"
+    assert default_checkpoint(settings, key="bob") == BUNDLED_KEY              # never another visitor's run
+    assert default_checkpoint(settings) == BUNDLED_KEY
+    make_checkpoint(settings.root / "operators", corpus_text())                # from the CLI: no owner
+    assert default_checkpoint(settings, key="bob") == "operators"
+    assert default_checkpoint(settings, key="alice") == "alices"
+    with_password = Settings(root=settings.root, bundled=settings.bundled, password="pw")
+    assert default_checkpoint(with_password, key="bob") == "operators"         # newest of all: every run is theirs
 
 
 def test_the_checkpoint_signature_changes_when_a_checkpoint_is_written(settings):

@@ -56,7 +56,7 @@ pytestmark = pytest.mark.slow
 GENERIC = "has not enabled verbose error reporting"  # Gradio's text for an exception the app let through
 START_FIELDS = ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers", "seq_len",
                 "batch_size", "lr", "iterations", "minutes", "run_name", "key", "patience")
-GENERATE_FIELDS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
+GENERATE_FIELDS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed", "key")
 BUNDLED = Settings(root=PROJECT_DIR).bundled          # the pretrained run shipped with the app
 APP_PY = PROJECT_DIR / "app.py"                       # a server file no request may read
 TINY_PRESET = TINY_TRAINING["preset"]
@@ -119,7 +119,7 @@ def start_args(run: str, **changes) -> list:
 
 
 def generate_args(**changes) -> list:
-    values = dict(checkpoint=BUNDLED_KEY, prime="ROMEO:", temperature=0.8, length=40, top_k=0, seed=1)
+    values = dict(checkpoint=BUNDLED_KEY, prime="ROMEO:", temperature=0.8, length=40, top_k=0, seed=1, key=None)
     return [{**values, **changes}[k] for k in GENERATE_FIELDS]
 
 

@@ -15,6 +15,7 @@ from charrnn.vocab import Vocab
 from webui.checks import as_dict, finite, whole
 from webui.errors import UserError, esc, no_markup
 from webui.lru import LRU
+from webui.owners import owned_by, owner_digest
 from webui.settings import Settings
 
 BUNDLED_KEY = "bundled/shakespeare"      # picker value of the shipped model ('/' is never in a run name)
@@ -39,14 +40,25 @@ def list_checkpoints(settings: Settings) -> list[dict]:
     return sorted(found, key=lambda r: r["mtime"], reverse=True)
 
 
-def default_checkpoint(settings: Settings, listed: list[dict] | None = None):
-    """The key /generate uses when the caller names none: the newest checkpoint of a run that is not training,
-    else the bundled model, else a run in training; None when there is no checkpoint at all."""
+def default_checkpoint(settings: Settings, listed: list[dict] | None = None, key=None):
+    """The key /generate (and a new page's picker) uses when the caller names none: the caller's own newest run
+    (``key``: the browser's, see ``webui.owners``), else the operator's newest (a run with no recorded owner: from
+    the CLI, or from any page while a training password is set), else the bundled model; runs in training come
+    last. Another visitor's run is never anyone else's default. None when there is no checkpoint at all."""
     listed = list_checkpoints(settings) if listed is None else listed
     idle = [r for r in listed if r["key"] != BUNDLED_KEY and r["status"].get("state") != "running"]
+    mine = [r for r in idle if owned_by(r["path"], key)]
+    operator = [r for r in idle if settings.password or owner_digest(r["path"]) is None]
     bundled = [r for r in listed if r["key"] == BUNDLED_KEY]
-    ordered = idle + bundled + listed
+    ordered = mine + operator + bundled + [r for r in listed if r not in idle or r in mine or r in operator]
     return ordered[0]["key"] if ordered else None
+
+
+def yours(settings: Settings, listed: list[dict], key) -> set[str]:
+    """The runs a browser with ``key`` may take as its own: those it owns and the operator's (no recorded owner;
+    every run while a password is set)."""
+    return {r["key"] for r in listed if r["key"] != BUNDLED_KEY
+            and (settings.password or owned_by(r["path"], key) or owner_digest(r["path"]) is None)}
 
 
 def checkpoint_summaries(settings: Settings) -> list[dict]:
@@ -105,14 +117,15 @@ def resolve_checkpoint(settings: Settings, key) -> Path:
         raise UserError(no_markup(e)) from None
 
 
-def picked_checkpoint(keys: list[str], current, known: list[str]):
-    """A run that appeared since the last refresh is selected; else the choice stands; else the newest."""
-    fresh = [k for k in keys if k not in known]
+def picked_checkpoint(keys: list[str], current, known: list[str], mine: set[str] = frozenset(), default=None):
+    """A run of one's own that appeared since the last refresh is selected; else the choice stands; else
+    ``default`` (``default_checkpoint``'s)."""
+    fresh = [k for k in keys if k not in known and k in mine]
     if fresh and known:
         return fresh[0]
     if current in keys:
         return current
-    return keys[0] if keys else None
+    return default if default in keys else keys[0] if keys else None
 
 
 class ModelCache:

@@ -66,6 +66,12 @@ def owner_digest(directory: Path) -> str | None:
     return value if isinstance(value, str) else ""
 
 
+def owned_by(directory: Path, key) -> bool:
+    """Whether the run in ``directory`` records the holder of ``key`` as its owner."""
+    key, owner = usable_key(key), owner_digest(directory)
+    return bool(key and owner and hmac.compare_digest(owner, digest(key)))
+
+
 def may_control(settings: Settings, directory: Path, key) -> bool:
     """Whether the holder of ``key`` may stop, resume or delete the run in ``directory`` (the password, when one is
     set, is checked before this and controls every run)."""

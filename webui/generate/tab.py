@@ -28,7 +28,7 @@ from webui.passages import model_prime
 from webui.prime import DEFAULT_PRIME
 from webui.transfer import DownloadFolder, add_model, build_download, delete_run
 
-GENERATE_INPUTS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed")
+GENERATE_INPUTS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed", "key")   # key: optional, last
 VIEW = ["charrnn-view"]          # the class webui/style.py draws the coloured views under
 TEMPERATURE_INFO = ("how adventurous the sampling is: below 1 safer (0 = always the likeliest character), above 1 "
                     "wilder. The model gives every character a score (its logit); the scores are divided by T, then "
@@ -117,15 +117,16 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
     g.checkpoint.change(follow, [g.checkpoint, g.prime, g.default_prime], [g.prime, g.default_prime], **QUIET,
                         queue=False)     # at once: a visitor typing a prime right after choosing is not overwritten
 
-    def generate(checkpoint=None, prime=None, temperature=None, length=None, top_k=None, seed=None):
+    def generate(checkpoint=None, prime=None, temperature=None, length=None, top_k=None, seed=None, key=None):
         """generate_text for the page: the text streams; at the end a record of each character's probability.
 
         The record goes to a gr.State, which gradio_client leaves out: /generate still returns only the text.
         A refused request records why, then fails (the toast; ``refused_generation`` clears the views). No
-        checkpoint (an API call that names none) is the latest one (``default_checkpoint``). The other
+        checkpoint (an API call that names none) is the caller's own latest run (by ``key``, the browser's), else the
+        operator's, else the bundled model (``default_checkpoint``). The other
         defaults are never used: the API takes them from the components' values.
         """
-        checkpoint = checkpoint or default_checkpoint(ctx.settings)
+        checkpoint = checkpoint or default_checkpoint(ctx.settings, key=key)
         try:
             for gen in generation_stream(ctx, checkpoint, prime, temperature, length, top_k, seed, warn):
                 yield gen.text, gr.skip()
@@ -138,7 +139,7 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
         button.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
                      None, [g.confidence, g.record], **QUIET, queue=False)
     gen_event = g.server_btn.click(handler(generate), [g.checkpoint, g.prime, g.temperature, g.length, g.top_k,
-                                                         g.seed], [g.output, g.record],
+                                                         g.seed, g.key], [g.output, g.record],
                                      api_name="generate", concurrency_id="generate", concurrency_limit=6,
                                      preprocess=False)   # raw values: check_generation_args checks each one
     gen_event.then(after_generation, g.record, [g.confidence, g.reading, g.position], **QUIET).then(**redraw)
