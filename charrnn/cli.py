@@ -21,6 +21,7 @@ from charrnn.config import (
     preset_configs,
 )
 from charrnn.data import CorpusError, read_text
+from charrnn.finetune import BaseMismatch
 from charrnn.runs import hub
 from charrnn.runs.jobs import JobError, stop_run
 from charrnn.runs.runner import Run, stop_on_signals
@@ -39,7 +40,7 @@ from charrnn.sample import generate
 from charrnn.train import TrainingDiverged, init_distributed, is_writer, pick_device, shared_name
 from charrnn.vocab import UnknownCharacterError
 
-USER_ERRORS = (CorpusError, CheckpointError, JobError, UnknownCharacterError, ValueError, OSError)
+USER_ERRORS = (BaseMismatch, CorpusError, CheckpointError, JobError, UnknownCharacterError, ValueError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipe to start from (auto: fitted to the size of the text and the budget)")
     t.add_argument("--name", help="run name (default: <corpus>-<preset>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its latest weights")
+    t.add_argument("--init", metavar="RUN_OR_FILE", help="start from this trained model (a run name or a .safetensors "
+                   "file): its shape and weights, its vocabulary extended with the text's new characters (fine-tuning)")
     t.add_argument("--run", metavar="RUN", help="train the run whose configs are in RUN/run.json (how the app starts "
                    "and resumes a run): started when it has no checkpoint yet, else continued")
     # every field of the model and train configs is a flag; unset flags keep the preset's value
@@ -136,8 +139,10 @@ def train_run(args, root: Path) -> int:
         model_cfg, train_cfg = preset_configs(args.preset, None, overrides_m, overrides_t, size)
         name = args.name or shared_name(
             safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        init = resolve_checkpoint(root, args.init) if args.init else None
+        asked = {k: v for k, v in overrides_m.items() if v is not None}
         run = Run.create(RunDir.of(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name,
-                         text=text, preset=args.preset)
+                         text=text, preset=args.preset, init=init, asked=asked)
     if run.trainer.cfg.threads:
         import torch
         torch.set_num_threads(run.trainer.cfg.threads)

@@ -11,6 +11,7 @@ exactly. ``--patience N`` ends a run after N evaluations without improvement.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import signal
@@ -23,8 +24,9 @@ import torch
 
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Corpus, CorpusError, min_corpus_chars, read_text
+from charrnn.finetune import BaseMismatch, extended_vocab, from_base, shape_config
 from charrnn.model import CharRNN
-from charrnn.runs.store import RunDir
+from charrnn.runs.store import RunDir, checkpoint_file, load_checkpoint
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import NO_ROOM, WriteFailed, write_failure
 from charrnn.train import Trainer, TrainingDiverged, is_writer, local_rank, pick_device
@@ -60,11 +62,44 @@ def check_corpus(text: str, cfg: TrainConfig) -> int:
 
 
 def run_config(preset: str, data_name: str, data_path: str | Path, model_cfg: ModelConfig,
-               train_cfg: TrainConfig) -> dict:
+               train_cfg: TrainConfig, init: str | Path | None = None) -> dict:
     """What run.json holds: the resolved configs (the vocabulary size is the corpus's, set by the trainer), the
-    preset they were resolved from, and the corpus by name and place."""
+    preset they were resolved from, the corpus by name and place, and the model it starts from (if any)."""
     return {"preset": preset, "data": {"name": data_name, "path": str(data_path)},
-            "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()}
+            "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
+            **({"init": str(init)} if init is not None else {})}
+
+
+def start_from(init: str | Path, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+               asked: dict | None = None) -> tuple[CharRNN, Corpus, dict]:
+    """The model, corpus and header record of a run that starts from the trained model ``init``: its shape and
+    weights, its vocabulary (extended with the text's new characters, unless it reads only string.printable)."""
+    path = checkpoint_file(init)
+    base, base_vocab, header = load_checkpoint(path)
+    if header.get("train_config", {}).get("vocab") == "printable":
+        outside = base_vocab.unknown_chars(text)
+        if outside and train_cfg.unknown == "error":
+            shown = ", ".join(repr(c) for c in outside[:5])
+            raise BaseMismatch(f"the base model reads only string.printable, and this text has characters outside it "
+                               f"({shown}{', ...' if len(outside) > 5 else ''}): pass --unknown fold or drop, "
+                               "or train from zero")
+        vocab = base_vocab
+    else:
+        vocab = extended_vocab(base_vocab, text)
+    corpus = build_corpus(text, train_cfg, vocab)
+    config = shape_config(base.config, model_cfg, len(vocab), asked)
+    model = from_base(base, base_vocab, vocab, config, train_cfg.seed)
+    record = {"name": str(header.get("run") or path.parent.name), "sha256": file_sha256(path),
+              "added_chars": len(vocab) - len(base_vocab)}
+    return model, corpus, record
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def config_of_header(header: dict, data_path: str | Path) -> dict:
@@ -133,30 +168,38 @@ class BestSoFar:
 class Run:
     """A prepared run: model, trainer and where to save them."""
 
-    def __init__(self, run: RunDir, trainer: Trainer, data_info: dict, best: BestSoFar | None = None):
-        self.run, self.trainer, self.data_info = run, trainer, data_info
+    def __init__(self, run: RunDir, trainer: Trainer, data_info: dict, best: BestSoFar | None = None,
+                 started_from: dict | None = None):
+        self.run, self.trainer, self.data_info, self.started_from = run, trainer, data_info, started_from
         self.directory, self.name = run.path, run.name
         cfg = trainer.cfg
         self.best = best or BestSoFar(cfg.patience, cfg.eval_every)
 
     @classmethod
     def create(cls, run: RunDir | Path, data_path: str | Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
-               data_name: str | None = None, text: str | None = None, preset: str = "") -> Run:
+               data_name: str | None = None, text: str | None = None, preset: str = "",
+               init: str | Path | None = None, asked: dict | None = None) -> Run:
         """A new run on ``data_path`` (``text``: its contents, when the caller has read them already); its run.json
-        records these configs, resolved from ``preset``."""
+        records these configs, resolved from ``preset``. ``init``: a trained model (run or file) to start from
+        (``start_from``; ``asked``: the model settings given explicitly, which must fit its shape)."""
         run = as_run(run)
         text = read_text(data_path) if text is None else text
-        corpus = build_corpus(text, train_cfg)
-        model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
         device = pick_device(train_cfg.device, local_rank())        # refuse a missing device before writing
         if run.has_model():
             raise CheckpointError(f"run {run.name!r} already exists; resume it or pick another name")
+        if init is not None:
+            init = checkpoint_file(init)                             # run.json names the very file it started from
+            model, corpus, started_from = start_from(init, text, model_cfg, train_cfg, asked)
+            model_cfg = model.config
+        else:
+            corpus, started_from = build_corpus(text, train_cfg), None
+            model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": len(corpus.vocab)})
+            torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
+            model = CharRNN(model_cfg)
         data_info = corpus_info(data_name or Path(data_path).name, data_path, corpus)
         if is_writer():
-            run.prepare_new(data_path, run_config(preset, data_info["name"], data_path, model_cfg, train_cfg))
-        torch.manual_seed(train_cfg.seed)  # the same initial weights on every rank
-        model = CharRNN(model_cfg).to(device)
-        return cls(run, Trainer(model, corpus, train_cfg), data_info)
+            run.prepare_new(data_path, run_config(preset, data_info["name"], data_path, model_cfg, train_cfg, init))
+        return cls(run, Trainer(model.to(device), corpus, train_cfg), data_info, started_from=started_from)
 
     @classmethod
     def configured(cls, run: RunDir, overrides: dict | None = None) -> Run:
@@ -173,7 +216,7 @@ class Run:
             raise CheckpointError(f"{run.file(RunDir.CONFIG)}: {e}") from None
         data = Path(config["data"]["path"])
         return cls.create(run, data if data.is_absolute() else run.path / data, model, train, config["data"]["name"],
-                          preset=config["preset"])
+                          preset=config["preset"], init=config.get("init"))
 
     @classmethod
     def resume(cls, run: RunDir | Path, overrides: dict | None = None, data_path: str | Path | None = None) -> Run:
@@ -198,7 +241,7 @@ class Run:
             run.prepare_resume(point.header["step"], data_path,
                                run_config(preset, name, data_path, point.model.config, train_cfg))
         best = BestSoFar.resumed(train_cfg, point.kept, point.state.get("best"))
-        return cls(run, trainer, corpus_info(name, data_path, trainer.corpus), best)
+        return cls(run, trainer, corpus_info(name, data_path, trainer.corpus), best, point.header.get("init"))
 
     def meta(self, records: list[dict]) -> dict:
         """The header of the weights as they are now; ``val_loss`` is theirs (None unless evaluated at this step)."""
@@ -208,7 +251,7 @@ class Run:
                 "val_loss": t.last_val if self.best.last_eval_step == t.step else None,
                 "train_loss": next((r["train_loss"] for r in reversed(records) if "train_loss" in r), None),
                 "params": t.model.num_params(), "data": self.data_info, "precision": t.precision,
-                "saved": time.time()}
+                "saved": time.time(), **({"init": self.started_from} if self.started_from else {})}
 
     def save(self, records: list[dict], improved: bool) -> None:
         """Save where training is; when the validation loss improved (or nothing is kept yet) keep it too."""

@@ -194,12 +194,12 @@ def record_of(obj, what: str = "the record") -> dict:
 
 
 CONFIG_FIELDS: dict[str, Check] = {"preset": text(100), "data": mapping({"name": text(), "path": text()}),
-                                   "model_config": mapping(), "train_config": mapping()}
+                                   "model_config": mapping(), "train_config": mapping(), "init": text()}
 
 
 def run_config_of(obj, what: str = "run.json") -> dict:
-    """run.json: the preset, the corpus (name and path) and both configs, each of the right kind."""
-    checked(obj, CONFIG_FIELDS, tuple(CONFIG_FIELDS), what)
+    """run.json: the preset, the corpus (name and path), both configs, and the model it starts from (optional)."""
+    checked(obj, CONFIG_FIELDS, ("preset", "data", "model_config", "train_config"), what)
     if not all(key in obj["data"] for key in ("name", "path")):
         raise Damaged(f"{what}: data needs a name and a path")
     return obj
