@@ -92,7 +92,7 @@ def first_output_ms(client, api_name: str, kwargs: dict, repeats: int) -> tuple[
 def train_rate(checkpoints: Path, name: str, seconds: float, autocast: str = "none") -> float:
     """Mean characters per second of a CLI training run of the default preset for ``seconds``."""
     cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(checkpoints), "train", "--data",
-           "data/tinyshakespeare.txt", "--preset", "default", "--minutes", str(seconds / 60), "--name", name,
+           "data/tinyshakespeare.txt", "--preset", "long", "--minutes", str(seconds / 60), "--name", name,
            "--autocast", autocast, "--quiet"]
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = [json.loads(line) for line in (checkpoints / name / "metrics.jsonl").read_text().splitlines()]

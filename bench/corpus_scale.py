@@ -76,7 +76,7 @@ def child_train(path: str, steps: int) -> dict:
     from charrnn.train import Trainer
 
     text = read_text(path)
-    model_cfg, train_cfg = preset_configs("default", 1)
+    model_cfg, train_cfg = preset_configs("long", 1)
     corpus = build_corpus(text, train_cfg)
     del text
     model_cfg.vocab_size = len(corpus.vocab)

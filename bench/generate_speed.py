@@ -114,7 +114,7 @@ def main(argv=None) -> None:
     vocab = Vocab.printable()
     torch.manual_seed(0)
     lecture_size = CharRNN(ModelConfig(vocab_size=len(vocab), embed=100, hidden=128, layers=1))
-    default_cfg, _ = preset_configs("default", len(vocab))
+    default_cfg, _ = preset_configs("long", len(vocab))
     default_size = CharRNN(default_cfg)
     small = measure(lecture_size, vocab, args.chars, args.repeats, lecture=True)
     big = measure(default_size, vocab, args.chars, args.repeats, lecture=default_cfg.layers == 1)

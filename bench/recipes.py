@@ -110,7 +110,7 @@ def python_source(path: Path) -> Path:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=60.0, help="training budget of each run")
-    p.add_argument("--presets", nargs="+", default=["auto", "default"], help="presets compared")
+    p.add_argument("--presets", nargs="+", default=["auto", "long"], help="presets compared")
     p.add_argument("--text", type=Path, action="append", default=[], help="another text to compare on")
     p.add_argument("--only", nargs="+", help="compare on these texts only (by file name)")
     p.add_argument("--train-args", default="", help='more `charrnn train` flags for every run, for sweeps, e.g. '

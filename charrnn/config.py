@@ -164,7 +164,7 @@ PRESETS: dict[str, tuple[dict, dict]] = {
         dict(batch_size=16, seq_len=64, iterations=0, minutes=0.5, lr=4e-3, warmup=20, autocast="auto",
              eval_every=200, eval_chars=20_000, sample_every=200, checkpoint_every=500),
     ),
-    "default": (
+    "long": (
         dict(embed=64, hidden=512, layers=1, dropout=0.2, cell="lstm"),
         dict(batch_size=16, seq_len=64, iterations=0, minutes=5.0, lr=4e-3, warmup=50, autocast="auto",
              eval_every=500, eval_chars=50_000, sample_every=500, checkpoint_every=500),

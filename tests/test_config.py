@@ -35,7 +35,7 @@ def test_autos_schedule_ends_after_its_passes_over_the_text_and_a_small_text_is_
     assert small.max_epochs == SMALL_MAX_EPOCHS > large.max_epochs == AUTO_MAX_EPOCHS > 0
     assert small.eval_every < large.eval_every == PRESETS["auto"][1]["eval_every"]
     assert small.sample_every < large.sample_every == PRESETS["auto"][1]["sample_every"]
-    assert preset_configs("default", 60, corpus_chars=85_000)[1].max_epochs == 0      # the fixed presets do not
+    assert preset_configs("long", 60, corpus_chars=85_000)[1].max_epochs == 0      # the fixed presets do not
     assert preset_configs("auto", 60, None, {"max_epochs": 0}, 85_000)[1].max_epochs == 0   # the user's value wins
 
 
@@ -66,4 +66,4 @@ def test_a_budget_under_a_minute_trains_a_smaller_model():
 def test_the_users_values_win_over_the_recipe_and_other_presets_ignore_the_size():
     model, _ = preset_configs("auto", 60, {"dropout": 0.05, "hidden": 128}, None, 85_000)
     assert (model.dropout, model.hidden) == (0.05, 128)
-    assert preset_configs("default", 60, corpus_chars=85_000)[0].dropout == PRESETS["default"][0]["dropout"]
+    assert preset_configs("long", 60, corpus_chars=85_000)[0].dropout == PRESETS["long"][0]["dropout"]

@@ -123,7 +123,7 @@ def test_preset_values_fill_the_form_from_presets():
 
 def test_the_form_stops_early_by_default_when_a_time_budget_ends_the_run():
     assert {name: preset_values(name)["patience"] for name in PRESETS} == {
-        "seed": 0, "quick": DEFAULT_PATIENCE, "default": DEFAULT_PATIENCE, "auto": PRESETS["auto"][1]["patience"]}
+        "seed": 0, "quick": DEFAULT_PATIENCE, "long": DEFAULT_PATIENCE, "auto": PRESETS["auto"][1]["patience"]}
     assert preset_values("auto")["patience"] > 0 and PRESETS["seed"][1]["iterations"] > 0
 
 

@@ -41,7 +41,7 @@ FIELD_HINTS = {
 PRESET_PURPOSES = {
     "auto": "fits your text, up to 2 min, stops when it stops improving",
     "quick": "a first look, 30 s",
-    "default": "the bundled model's recipe, 5 min",
+    "long": "a bigger model, 5 min",
     "seed": "the lecture's exact model, a few min",
 }
 
