@@ -4,7 +4,7 @@
    freshly trained checkpoint) and time until the page is served (HTTP 200 on /).
 2. Call the app's "/generate" endpoint with gradio_client and time until the first
    streamed update (the app echoes the prime first) and until the first generated characters.
-3. Train the ``default`` preset with the CLI for --train-seconds at a time, in the folder the
+3. Train the ``long`` preset with the CLI for --train-seconds at a time, in the folder the
    app watches: alone, and while this process calls the app's own poll function (``webui.demo.poll``,
    what the browser's gr.Timer triggers; it is a private endpoint, so it is called in-process with
    the app's settings) every poll_seconds; compare characters per second. The two conditions
@@ -90,7 +90,7 @@ def first_output_ms(client, api_name: str, kwargs: dict, repeats: int) -> tuple[
 
 
 def train_rate(checkpoints: Path, name: str, seconds: float, autocast: str = "none") -> float:
-    """Mean characters per second of a CLI training run of the default preset for ``seconds``."""
+    """Mean characters per second of a CLI training run of the long preset for ``seconds``."""
     cmd = [sys.executable, "-m", "charrnn", "--checkpoints", str(checkpoints), "train", "--data",
            "data/tinyshakespeare.txt", "--preset", "long", "--minutes", str(seconds / 60), "--name", name,
            "--autocast", autocast, "--quiet"]
@@ -185,7 +185,7 @@ def main(argv=None) -> None:
           f"max {max(generated):.0f}, {len(generated)} requests; target <= {TARGET_FIRST_MS:.0f} ms: "
           f"{verdict(med_gen <= TARGET_FIRST_MS)})")
     slow = 1 - polled / alone
-    print(f"\ntraining the default preset ({args.autocast} autocast), {args.rounds} x {args.train_seconds:.0f} s per "
+    print(f"\ntraining the long preset ({args.autocast} autocast), {args.rounds} x {args.train_seconds:.0f} s per "
           f"condition: alone {alone:,.0f} chars/s ({', '.join(f'{r:,.0f}' for r in alone_rates)}), with the UI's "
           f"poll {polled:,.0f} chars/s ({', '.join(f'{r:,.0f}' for r in polled_rates)})")
     if durations:

@@ -4,7 +4,7 @@
    encoded the engine's way (charrnn.data.read_text, Vocab.from_text, Corpus.from_text)
    in a fresh subprocess, which reports the time and its resident memory: the peak
    (VmHWM) above the RSS before loading, minus the text's own size, per character.
-2. The ``default`` preset trains a few steps on a 1 MB and on the 100 MB corpus, each in
+2. The ``long`` preset trains a few steps on a 1 MB and on the 100 MB corpus, each in
    a fresh subprocess; RSS growth during training is compared (the corpus is already
    resident before the first step, so growth should not depend on its size).
 

@@ -2,7 +2,7 @@
 
 Single stream, batch 1, characters per second, on the lecture-size model
 (string.printable vocabulary of 100, embedding 100, one LSTM layer of 128) and
-on the ``default`` preset's model size. Weights are random: speed does not depend on them.
+on the ``long`` preset's model size. Weights are random: speed does not depend on them.
 
     python -m bench.generate_speed
     python -m bench.generate_speed --chars 20000 --repeats 5
