@@ -185,6 +185,8 @@ SMALL_MAX_EPOCHS = 20.0    # passes over a small text after which auto's schedul
 AUTO_MAX_EPOCHS = 8.0      # the same for any larger text
 LONG_BUDGET = 5.0          # minutes: from here a larger text trains hidden 512 (dropout 0.25; 0.1 from 3M characters)
 INPUT_DROPOUT = 0.1        # every auto run drops this fraction of its input characters' embedding numbers
+
+
 def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     """Model and train settings of the ``auto`` preset for a text of ``corpus_chars`` and a time budget.
 
@@ -207,6 +209,8 @@ def auto_recipe(corpus_chars: int, minutes: float) -> tuple[dict, dict]:
     train = {"max_epochs": SMALL_MAX_EPOCHS, "eval_every": 100, "sample_every": 100} if small else {
         "max_epochs": AUTO_MAX_EPOCHS}
     return {"hidden": hidden, "dropout": dropout, "input_dropout": INPUT_DROPOUT}, train
+
+
 def preset_configs(name: str, vocab_size: int | None, model_overrides: dict | None = None,
                    train_overrides: dict | None = None, corpus_chars: int | None = None
                    ) -> tuple[ModelConfig, TrainConfig]:
@@ -229,6 +233,8 @@ def preset_configs(name: str, vocab_size: int | None, model_overrides: dict | No
     if vocab_size is None:
         vocab_size = PRINTABLE_SIZE if train_cfg.vocab == "printable" else 1
     return ModelConfig(vocab_size=vocab_size, **model_kw), train_cfg
+
+
 def preset_vocab_kind(name: str, train_overrides: dict | None = None) -> str:
     return (train_overrides or {}).get("vocab") or PRESETS[name][1].get("vocab", "corpus")
 
@@ -260,6 +266,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
 def check_range(name: str, value, low, high) -> None:
     """Refuse a hyperparameter outside [low, high], naming the allowed range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -308,8 +308,12 @@ class Trainer:
 def is_writer() -> bool:
     """Rank 0 (or a plain single-process run) owns the run directory."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
 def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def init_distributed() -> bool:
     """Join the torchrun process group when launched by torchrun; gloo on CPU, nccl on GPU."""
     import torch.distributed as dist
@@ -321,6 +325,8 @@ def init_distributed() -> bool:
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend)
     return True
+
+
 def shared_name(name: str) -> str:
     """Rank 0's choice of run name, so every rank writes to the same run."""
     import torch.distributed as dist

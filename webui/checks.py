@@ -14,12 +14,18 @@ def whole_number(name: str, value, low: int, high: int) -> int:
         shown = f"a {len(str(abs(value)))}-digit number" if huge else repr(value)
         raise UserError(f"{name} must be a whole number from {low:,} to {high:,}, got {esc(shown)}.")
     return int(value)
+
+
 def finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def check_temperature(temperature) -> float:
     if not finite(temperature) or not 0 <= temperature <= 2:
         raise UserError(f"Temperature must be a number from 0 to 2 (0 = greedy), got {esc(repr(temperature))}.")
     return float(temperature)
+
+
 def check_generation_args(settings: Settings, prime, temperature, length, top_k, seed) -> tuple:
     """(prime, temperature, length, top_k or None, seed or None), or UserError with the allowed range."""
     if prime is None:
@@ -35,6 +41,8 @@ def check_generation_args(settings: Settings, prime, temperature, length, top_k,
 
 def as_dict(value) -> dict:
     return value if isinstance(value, dict) else {}
+
+
 def whole(value) -> int | None:
     """``value`` when it is a whole number (not a bool), else None: headers and records are read, not trusted."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None

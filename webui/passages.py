@@ -15,6 +15,8 @@ from webui.settings import Settings
 
 PASSAGE = ("tinyshakespeare.txt", 557_600, 1500)   # file, offset, length: Romeo and Balthasar, names in caps
 PRIME_CHARS = 16                                   # a default prime: a line of the model's text, about this long
+
+
 @lru_cache(maxsize=4)
 def corpus_passage(data_dir: Path, name: str, start: int, chars: int) -> str:
     """About ``chars`` characters of a bundled corpus from the first blank line after ``start``, whole lines."""
@@ -26,6 +28,8 @@ def corpus_passage(data_dir: Path, name: str, start: int, chars: int) -> str:
     piece = text[begin + 2 if begin >= 0 else 0:][:chars]
     end = piece.rfind("\n")
     return piece[:end + 1] if end > 0 else piece
+
+
 def model_corpus(settings: Settings, key) -> tuple[str, str] | None:
     """(text, what to call it) of the corpus the model of picker value ``key`` was trained on, if it is here:
     the run's own copy (pasted or uploaded text), else the bundled corpus it names.
@@ -47,6 +51,8 @@ def model_corpus(settings: Settings, key) -> tuple[str, str] | None:
             except CorpusError:
                 return None
     return None
+
+
 def model_passage(settings: Settings, key, chars: int = PASSAGE[2]) -> tuple[str, str]:
     """A passage for the Inside tab to read with the chosen model, and the button's label.
 
@@ -58,6 +64,8 @@ def model_passage(settings: Settings, key, chars: int = PASSAGE[2]) -> tuple[str
         return corpus_passage(settings.data_dir, *PASSAGE), "A Shakespeare passage"
     text, name = found
     return own_passage(text, chars), f"A passage of {Path(name).stem}"
+
+
 def own_passage(text: str, chars: int) -> str:
     """About ``chars`` characters of whole lines of ``text``: from its held-out last 10% when that is long enough."""
     start = int(len(text) * 0.9) if len(text) * 0.1 >= chars else 0
@@ -66,6 +74,8 @@ def own_passage(text: str, chars: int) -> str:
     piece = text[start:start + chars]
     end = piece.rfind("\n")                                  # to the end of one
     return piece[:end + 1] if end > chars // 2 else piece
+
+
 def model_prime(settings: Settings, key, most: int = PRIME_CHARS) -> str:
     """The Generate tab's default prime for the model of picker value ``key``: the start of a line of its own
     text; "ROMEO:" for the bundled model (or none chosen); empty (the start of a line) when its text is not here."""
@@ -73,6 +83,8 @@ def model_prime(settings: Settings, key, most: int = PRIME_CHARS) -> str:
         return DEFAULT_PRIME
     found = model_corpus(settings, key)
     return line_start(own_passage(found[0], PASSAGE[2]), most) if found else ""
+
+
 def line_start(text: str, most: int) -> str:
     """The first line of ``text`` with something on it: whole, with its newline, when it is at most ``most``
     characters (a speaker's name), else its first words (cut after a space) up to ``most``."""

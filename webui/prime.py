@@ -8,8 +8,12 @@ from webui.errors import esc
 
 DEFAULT_PRIME = "ROMEO:\n"                # after a speaker's name the first letter is open: broad bars
 Warn = Callable[[str], None]
+
+
 def ignore(message: str) -> None:
     """A ``warn`` for callers that show no warnings."""
+
+
 def usable_prime(vocab: Vocab, prime: str, warn: Warn, what: str = "the prime") -> str:
     """The prime with characters the model does not know transliterated to ASCII where it can, else dropped (warned)."""
     missing = vocab.unknown_chars(prime)

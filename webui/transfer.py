@@ -268,6 +268,8 @@ def delete_run(ctx: AppContext, password, key, owner_key=None) -> str:
 
 def stamp(message: str) -> str:
     return f"{time.strftime('%H:%M:%S')} · {message}"
+
+
 def folder_bytes(root: Path) -> int:
     total = 0
     for path in root.rglob("*") if root.is_dir() else []:

@@ -14,6 +14,8 @@ def distribution_frame(dist: list[tuple[str, float]], most: int) -> pd.DataFrame
     """The ``most`` likeliest characters as bars (char, probability)."""
     return pd.DataFrame({"char": pd.Series([readable(c) for c, _ in dist[:most]], dtype="str"),
                          "probability": pd.Series([p for _, p in dist[:most]], dtype="float64")})
+
+
 def distribution_line(read: str, following: str | None, probs: dict, entropy: float, temperature: float,
                       vocab_size: int) -> str:
     """What the chart shows: after which text, at which temperature, how uncertain, and what came next."""
@@ -28,10 +30,14 @@ def distribution_line(read: str, following: str | None, probs: dict, entropy: fl
         line += f" The text goes on with <code>{esc(readable(following))}</code>" + \
             (f", which has p = {p:.3f} here." if p is not None else ", a character this model does not know.")
     return f"<p class='charrnn-dist-line'>{line}</p>"
+
+
 def confidence_legend() -> str:
     return swatches([(confidence_colour(p), f"p = {p:g}") for p in (0.02, 0.1, 0.25, 0.5, 0.75, 1.0)],
                     "surprising → expected (p: how likely the model found the character it drew; hover a character "
                     "for its p)")
+
+
 def confidence_html(record: dict | None) -> str:
     """The generated text with each character coloured by the probability it was drawn with; the prime in grey."""
     if not record:
@@ -48,6 +54,8 @@ def confidence_html(record: dict | None) -> str:
         summary = (f"Sampled at {how}: average probability {mean:.2f}; "
                    f"{sum(p < 0.1 for p in probs)} surprises (p < 0.1) in {len(probs):,} characters.")
     return f"<p>{summary}</p>{confidence_legend()}{coloured_text(text[:start], spans)}"
+
+
 def temperature_columns(prime: str, runs: dict[float, list[tuple[str, float]]], seed: int) -> str:
     """One column per temperature: the prime continued, each character coloured by its probability."""
     columns = []

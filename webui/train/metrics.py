@@ -21,6 +21,8 @@ class Thinned:
             if len(self.items) > 2 * self.keep:
                 self.items, self.stride = self.items[::2], self.stride * 2
         self.seen += 1
+
+
 class MetricsReader:
     """A run's metrics.jsonl followed from the byte where the last read stopped.
 
