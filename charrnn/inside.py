@@ -57,10 +57,14 @@ def top_distribution(logits: torch.Tensor, vocab: Vocab, temperature: float,
 
 
 def generate_at_temperatures(model: CharRNN, vocab: Vocab, prime: str, length: int,
-                             temperatures: list[float], seed: int = 0,
-                             unknown: str = "drop") -> dict[float, list[tuple[str, float]]]:
-    """The same prime and seed sampled at each temperature: {T: [(char, prob), ...]}."""
-    return {t: list(generate_with_probs(model, vocab, prime, length, t, seed=seed, unknown=unknown))
+                             temperatures: list[float], seed: int = 0, unknown: str = "drop",
+                             top_k: int | None = None) -> dict[float, list[tuple[str, float]]]:
+    """The same prime and seed sampled at each temperature: {T: [(char, prob), ...]}.
+
+    Each column is exactly what ``generate`` (the Output, the CLI, the page) writes at its temperature with
+    that seed: character n of every column is drawn with number n of the seed's one stream.
+    """
+    return {t: list(generate_with_probs(model, vocab, prime, length, t, top_k, seed, unknown))
             for t in temperatures}
 
 

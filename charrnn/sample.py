@@ -5,12 +5,14 @@ recurrent step carrying the state. For an LSTM the embedding's input
 projection is precomputed into a (V, 4H) table, so a step is one lookup, one
 matrix-vector product and a few pointwise ops per layer, done in float32 numpy
 into preallocated arrays (at batch 1 per-call overhead is the whole cost).
-Sampling is inverse-CDF search with a seeded stream of uniform numbers.
+Sampling is inverse-CDF search with a seeded stream of uniform numbers that the page's
+JavaScript (webui/generate/static/runtime.js) reproduces bit for bit: one seed, one text.
 """
 from __future__ import annotations
 
 import functools
 import math
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,11 +196,31 @@ def check_sampling_args(vocab: Vocab, length: int, temperature: float, top_k: in
         raise ValueError(f"{MAX_TOP_K_NOTE} ({len(vocab)}), got {top_k!r}")
 
 
+# --- the random stream: the same numbers in numpy here and in the page's JavaScript (runtime.js) -------
+GAMMA = np.uint64(0x9E3779B97F4A7C15)
+MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def uniforms(seed: int, start: int, n: int) -> np.ndarray:
+    """Numbers start .. start+n-1 (float64, in [0, 1)) of ``seed``'s stream: SplitMix64, top 53 bits.
+
+    Number i is a function of (seed, i) alone, so a block is computed at once, any engine that does
+    64-bit integer arithmetic (JavaScript's BigInt) gets the same bits, and the float is exact.
+    """
+    state = np.uint64(seed % 2**64) + GAMMA * np.arange(start + 1, start + n + 1, dtype=np.uint64)  # wraps
+    z = (state ^ (state >> np.uint64(30))) * MIX[0]
+    z = (z ^ (z >> np.uint64(27))) * MIX[1]
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
 class Sampler:
     """Draws a character id from logits (V,) at a temperature, seeded and allocation-light.
 
-    Inverse-CDF sampling: one uniform number from a seeded stream per character,
-    searched in the cumulative sum of exp((logits - max) / T). T = 0 is argmax.
+    Inverse-CDF sampling, the rule runtime.js's pick() follows step for step: character n uses number n
+    of the seed's stream (``uniforms``), searched in the running sum of exp((logits - max) / T) computed
+    in float64 from the float32 logits; top-k zeroes all but the k largest logits (ties kept). T = 0 is
+    argmax (the first of equals).
     """
 
     BLOCK = 1024  # uniforms drawn at a time
@@ -206,29 +228,34 @@ class Sampler:
     def __init__(self, temperature: float, top_k: int | None, seed: int | None):
         self.temperature, self.top_k = float(temperature), top_k
         # seed None: fresh OS entropy, leaving torch's and numpy's global generators alone
-        self.rng = np.random.default_rng(None if seed is None else seed % 2**64)
-        self.uniform, self.next = np.empty(0), 0
+        self.seed = secrets.randbits(64) if seed is None else seed % 2**64
+        self.drawn = 0
+        self.uniform = None                   # the stream's numbers for the current block of BLOCK characters
         self.z = self.cdf = None
 
     def __call__(self, logits: np.ndarray) -> tuple[int, float]:
+        """The next character's id and the probability it was drawn with; each call uses the stream's next number."""
+        n, self.drawn = self.drawn, self.drawn + 1
+        if n % self.BLOCK == 0:
+            self.uniform = uniforms(self.seed, n, self.BLOCK)
         if self.temperature <= 0:
             return int(np.argmax(logits)), 1.0
+        return self.pick(logits, self.uniform[n % self.BLOCK])
+
+    def pick(self, logits: np.ndarray, u: float) -> tuple[int, float]:
+        """The id the uniform number ``u`` falls on at this temperature and top-k, and its probability."""
         if self.z is None:
             self.z, self.cdf = np.empty(len(logits)), np.empty(len(logits))
         z, cdf = self.z, self.cdf
-        np.subtract(logits, logits[logits.argmax()], out=z)          # float64, <= 0
+        np.subtract(logits, logits[logits.argmax()], out=z, dtype=np.float64)   # <= 0; float64 like JavaScript's
         z /= self.temperature                                         # division: stays finite for T ~ 1e-300
         np.exp(z, out=z)
         if self.top_k is not None and self.top_k < len(logits):
             kth = np.partition(logits, len(logits) - self.top_k)[len(logits) - self.top_k]
             z[logits < kth] = 0.0
-        np.add.accumulate(z, out=cdf)                                 # (the fastest cumsum at this size)
+        np.add.accumulate(z, out=cdf)                                 # in order, like the page's running sum
         total = cdf[-1]
-        if self.next == len(self.uniform):
-            self.uniform, self.next = self.rng.random(self.BLOCK), 0
-        u = self.uniform[self.next]
-        self.next += 1
-        idx = int(cdf.searchsorted(u * total, side="right"))
+        idx = int(cdf.searchsorted(u * total, side="right"))         # the first running sum above u * total
         if idx >= len(cdf):                                           # u * total rounded up to total
             idx = int(np.flatnonzero(z)[-1])
         return idx, float(z[idx] / total)

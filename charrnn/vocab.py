@@ -68,12 +68,13 @@ class Vocab:
 
     def fold(self, text: str) -> str:
         """Transliterate unknown characters to ASCII (e.g. 'é' -> 'e'), then drop what is still unknown."""
+        return text.translate({ord(c): self.folded(c) for c in self.unknown_chars(text)})
+
+    def folded(self, ch: str) -> str:
+        """What ``fold`` writes for one character the vocabulary lacks: its ASCII transliteration's known characters."""
         from anyascii import anyascii
 
-        table = {}
-        for c in self.unknown_chars(text):
-            table[ord(c)] = "".join(ch for ch in anyascii(c) if ch in self.stoi)
-        return text.translate(table)
+        return "".join(c for c in anyascii(ch) if c in self.stoi)
 
     def clean(self, text: str, unknown: str = "error") -> str:
         """Apply the unknown-character policy: 'error' raises, 'drop' removes, 'fold' transliterates."""

@@ -1,6 +1,7 @@
-"""The page's runtime (webui/static/runtime.js in a Web Worker, WebAssembly kernel) against torch, in Chromium:
-the same next-character logits for every cell and depth, the same greedy text, and samples that follow
-softmax(logits / T) (a frequency test a wrong temperature fails)."""
+"""The page's runtime (webui/generate/static/runtime.js in a Web Worker, WebAssembly kernel) against torch, in
+Chromium: the same next-character logits for every cell and depth, the same greedy text, samples that follow
+softmax(logits / T) (a frequency test a wrong temperature fails), the server's random numbers bit for bit, and
+the prime folded by the copy's table as the server folds it."""
 from __future__ import annotations
 
 import functools
@@ -16,7 +17,7 @@ from browser_fixtures import chromium
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 from charrnn.runs.store import RunDir
-from charrnn.sample import generate
+from charrnn.sample import generate, uniforms
 from charrnn.vocab import Vocab
 from webui.generate import webcopy
 from webui.generate.browser import head_script
@@ -132,3 +133,31 @@ def test_resampling_at_a_new_temperature_equals_a_fresh_run_with_the_same_seed(p
             assert again["text"] == old["text"]
         else:
             assert again["text"][:d] == old["text"][:d] and again["text"][d] != old["text"][d]
+
+
+def test_the_pages_random_stream_is_the_servers_bit_for_bit(page):
+    p, base, _ = page
+    seeds = [0, 1, 2**31 - 1, 2**53 - 1, -5, str(2**63 - 1), str(2**64 - 1)]    # past 2^53 as decimal strings
+    fresh = p.context.browser.new_page()       # the worker's source run in a page of its own, to reach uniforms()
+    fresh.goto(base + "index.html")
+    got = fresh.evaluate("""(seeds) => {
+        const uniforms = new Function(window.CHARRNN_BROWSER.worker + "\\nreturn uniforms;")();
+        return seeds.map((s) => Array.from(uniforms(s, 2000))); }""", seeds)
+    fresh.close()
+    for seed, numbers in zip(seeds, got, strict=True):
+        assert numbers == uniforms(int(seed), 0, 2000).tolist(), seed
+
+
+def test_the_page_folds_the_prime_by_the_copys_table_as_the_server_does(page):
+    p, base, models = page
+    model, vocab, digest = models[("lstm", 1)]
+    prime = "the " + "".join(webcopy.fold_table(vocab)) + " cat"     # every character the table holds
+    got = p.evaluate("([u, t]) => window.charrnn.run(u, t, 40, 1.0, 3)", [base + digest, prime])
+    assert got["type"] == "done" and got["prime"] == vocab.clean(prime, "fold")
+    assert got["text"] == "".join(generate(model, vocab, got["prime"], 40, 1.0, seed=3))
+
+
+def test_a_prime_character_the_table_lacks_is_refused_so_the_page_asks_the_server(page):
+    p, base, models = page
+    got = p.evaluate("([u, t]) => window.charrnn.run(u, t, 10, 1.0, 3)", [base + models[("lstm", 1)][2], "the 北 cat"])
+    assert got["type"] == "error" and "fold table lacks" in got["message"] and "北" in got["message"]

@@ -1,13 +1,15 @@
-"""Sampling: the stepper matches the fused forward, greedy is argmax, seeds repeat, arguments are checked."""
+"""Sampling: the stepper matches the fused forward, greedy is argmax, seeds repeat, the random stream is
+SplitMix64 (the page computes the same numbers), arguments are checked."""
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
-from charrnn.sample import Stepper, default_start, generate, generate_with_probs, next_distribution
+from charrnn.sample import Sampler, Stepper, default_start, generate, generate_with_probs, next_distribution, uniforms
 from charrnn.vocab import UnknownCharacterError, Vocab
 
 
@@ -94,6 +96,40 @@ def test_sampling_without_a_seed_leaves_the_global_rng_alone(model, vocab):
     torch.manual_seed(0)
     list(generate(model, vocab, "the", 5, 1.0))                               # seed=None
     assert torch.equal(torch.rand(3), expected)
+
+
+# --- the random stream and the sampling rule ------------------------------------------------
+def test_the_stream_is_splitmix64s_outputs_top_53_bits():
+    # SplitMix64 seeded 0 begins 0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4 (as Vigna's splitmix64.c writes it)
+    assert uniforms(0, 0, 2).tolist() == [(0xE220A8397B1DCDAF >> 11) / 2**53, (0x6E789E6AA1B965F4 >> 11) / 2**53]
+
+
+def test_a_block_of_the_stream_is_the_same_numbers_wherever_it_starts():
+    whole = uniforms(123, 0, 3000)
+    assert np.array_equal(uniforms(123, 1024, 1000), whole[1024:2024])
+    assert ((0 <= whole) & (whole < 1)).all() and abs(whole.mean() - 0.5) < 0.02
+
+
+def test_a_seed_is_taken_modulo_2_to_the_64():
+    assert np.array_equal(uniforms(-1, 0, 5), uniforms(2**64 - 1, 0, 5))
+    assert np.array_equal(uniforms(2**64 + 7, 0, 5), uniforms(7, 0, 5))
+    assert not np.array_equal(uniforms(2**63 - 1, 0, 5), uniforms(2**31 - 1, 0, 5))
+
+
+@pytest.mark.parametrize("temperature", [0.3, 1.0])
+def test_character_n_is_drawn_with_number_n_of_the_stream_by_inverse_cdf(temperature):
+    draw = Sampler(temperature, None, seed=5)
+    picks = [draw(np.zeros(4, dtype=np.float32))[0] for _ in range(2500)]    # 4 equal chances: pick = floor(4u)
+    assert picks == np.floor(4 * uniforms(5, 0, 2500)).astype(int).tolist()   # across blocks of 1024 too
+
+
+def test_the_pick_is_the_first_running_sum_above_u_times_the_total():
+    logits = np.log(np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32))       # chances 0.1, 0.2, 0.3, 0.4
+    draw = Sampler(1.0, None, seed=0)
+    for u, want in ((0.0, 0), (0.09, 0), (0.11, 1), (0.29, 1), (0.31, 2), (0.61, 3), (0.999999, 3)):
+        idx, p = draw.pick(logits, u)
+        assert idx == want and p == pytest.approx((want + 1) / 10)
+    assert Sampler(1.0, 2, seed=0).pick(logits, 0.0)[0] == 2                  # top-2: chances 3/7, 4/7
 
 
 # --- prime characters ----------------------------------------------------------------------

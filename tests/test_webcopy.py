@@ -1,5 +1,5 @@
-"""Browser copies (charrnn/webcopy.py): the floats are the checkpoint's, the name follows the file, only used
-copies stay, an incomplete copy is refused."""
+"""Browser copies (webui/generate/webcopy.py): the floats are the checkpoint's, the fold table is the server's,
+the name follows the file and the format, only used copies stay, an incomplete copy is refused."""
 import json
 
 import numpy as np
@@ -75,3 +75,25 @@ def test_an_unchanged_index_is_not_rewritten(tmp_path):
     assert (web / webcopy.INDEX).stat().st_ino == before           # an atomic rewrite would be a new file
     webcopy.write_index(web, {"a": {"copy": a}, "b": {"copy": None, "why": "training"}})
     assert json.loads((web / webcopy.INDEX).read_text())["b"]["why"] == "training"
+
+
+def test_a_copy_carries_the_fold_table_the_server_folds_prime_characters_with(tmp_path):
+    weights = make_checkpoint(tmp_path / "run", corpus_text())
+    info, _ = webcopy.read_copy(tmp_path / "web", webcopy.write_copy(weights, tmp_path / "web"))
+    _, vocab, _ = load_checkpoint(weights)
+    fold = info["fold"]
+    assert not fold.keys() & set(vocab.chars) and all(set(v) <= set(vocab.chars) for v in fold.values())
+    blocks = {chr(c) for lo, hi in webcopy.FOLD_BLOCKS for c in range(lo, hi + 1)}
+    assert fold.keys() == blocks - set(vocab.chars)
+    # the corpus has some lower-case letters (e, o, n, s; no z), no capitals, no quotes or dashes
+    assert {c: fold[c] for c in "éøñźсС’—"} == {"é": "e", "ø": "o", "ñ": "n", "ź": "", "с": "s", "С": "",
+                                                "’": "", "—": ""}
+    text = "".join(fold)
+    assert "".join(fold[c] for c in text) == vocab.fold(text)
+
+
+def test_a_new_format_gives_every_copy_a_new_name(tmp_path, monkeypatch):
+    weights = make_checkpoint(tmp_path / "run", corpus_text())
+    before = webcopy.file_digest(weights)
+    monkeypatch.setattr(webcopy, "FORMAT", "charrnn-web/next")
+    assert webcopy.file_digest(weights) != before          # no browser reads an old copy from its cache

@@ -42,6 +42,12 @@ class Generation:
                 "temperature": float(temperature), "top_k": int(top_k) if top_k else None}
 
 
+def check_top_k(top_k: int | None, vocab) -> None:
+    """Refuse a top-k over the vocabulary size, saying the allowed range."""
+    if top_k is not None and top_k > len(vocab):
+        raise UserError(f"Top-k must be from 1 to {len(vocab)} (this model's vocabulary size); 0 or blank = off.")
+
+
 def generation_stream(ctx: AppContext, checkpoint, prime, temperature, length, top_k, seed,
                       warn: Warn = ignore, clock: Callable[[], float] = time.monotonic) -> Iterator[Generation]:
     """Validate, then yield the growing Generation: with the prime, every ``settings.stream_seconds``, and at
@@ -53,8 +59,7 @@ def generation_stream(ctx: AppContext, checkpoint, prime, temperature, length, t
     prime, temperature, length, top_k, seed = check_generation_args(ctx.settings, prime, temperature, length, top_k,
                                                                     seed)
     model, vocab, _ = load_model(ctx.settings, ctx.models, checkpoint)
-    if top_k is not None and top_k > len(vocab):
-        raise UserError(f"Top-k must be from 1 to {len(vocab)} (this model's vocabulary size); 0 or blank = off.")
+    check_top_k(top_k, vocab)
     gen = Generation(usable_prime(vocab, prime, warn))
     yield gen
     every, last = ctx.settings.stream_seconds, clock()
@@ -68,13 +73,15 @@ def generation_stream(ctx: AppContext, checkpoint, prime, temperature, length, t
 
 
 def compare_temperatures(ctx: AppContext, checkpoint, prime, seed, warn: Warn = ignore,
-                         length: int = SIDE_LENGTH) -> str:
-    """One click: the prime continued at each of SIDE_TEMPERATURES with one seed, in columns."""
-    prime, _, length, _, seed = check_generation_args(ctx.settings, prime, 1.0, length, None, seed)
+                         length: int = SIDE_LENGTH, top_k=None) -> str:
+    """One click: the prime continued at each of SIDE_TEMPERATURES with one seed, in columns (each the Output's
+    text at that temperature, seed and top-k)."""
+    prime, _, length, top_k, seed = check_generation_args(ctx.settings, prime, 1.0, length, top_k, seed)
     model, vocab, _ = load_model(ctx.settings, ctx.models, checkpoint)
+    check_top_k(top_k, vocab)
     prime = usable_prime(vocab, prime, warn)
     seed = seed or secrets.randbelow(2**31 - 1) + 1          # 0 = random: draw one, shared by every column
-    runs = generate_at_temperatures(model, vocab, prime, length, list(SIDE_TEMPERATURES), seed=seed)
+    runs = generate_at_temperatures(model, vocab, prime, length, list(SIDE_TEMPERATURES), seed=seed, top_k=top_k)
     return temperature_columns(prime, runs, seed)
 
 

@@ -1,9 +1,10 @@
 """Browser copies of checkpoints: the weights as raw float32 plus a small JSON, for a page to generate from.
 
-A copy is named by the SHA-256 of its checkpoint file, so a retrained or resumed run's copy gets a new
-name (and URL): a browser never reads a stale one from its cache. ``<digest>.bin`` is written first and
-``<digest>.json`` last, each atomically, so a copy whose JSON exists is complete. The folder holds only
-copies and ``index.json`` (which model key has which copy); it is the one folder the app serves.
+A copy is named by the SHA-256 of its format and checkpoint file, so a retrained or resumed run's copy (or a
+copy of a new format) gets a new name and URL: a browser never reads a stale one from its cache.
+``<digest>.bin`` is written first and ``<digest>.json`` last, each atomically, so a copy whose JSON exists is
+complete. The folder holds only copies and ``index.json`` (which model key has which copy); it is the one
+folder the app serves. The JSON carries the vocabulary's fold table: the page folds a prime as the server does.
 """
 from __future__ import annotations
 
@@ -17,17 +18,26 @@ from charrnn.runs.store import checkpoint_file, load_checkpoint
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import atomic_write
 
-FORMAT = "charrnn-web/1"
+FORMAT = "charrnn-web/2"                # 2: the fold table, and the format in the copy's name
 INDEX = "index.json"
+# the blocks a visitor is likely to type from: ASCII to Cyrillic (Latin-1, Latin Extended, IPA, combining marks,
+# Greek), Latin and Greek extended, punctuation to arrows (quotes, dashes, currency, ™, ½), ligatures, full width
+FOLD_BLOCKS = ((0x0000, 0x052F), (0x1E00, 0x1FFF), (0x2000, 0x21FF), (0xFB00, 0xFB4F), (0xFF00, 0xFFEF))
 
 
 def file_digest(path: Path) -> str:
-    """The first 16 hex digits of the file's SHA-256: the copy's name."""
-    h = hashlib.sha256()
+    """The first 16 hex digits of the SHA-256 of FORMAT and the file: the copy's name."""
+    h = hashlib.sha256(FORMAT.encode() + b"\n")
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+def fold_table(vocab) -> dict[str, str]:
+    """What the prime gets for each character of FOLD_BLOCKS the vocabulary lacks (Vocab.folded: '' = left out)."""
+    return {ch: vocab.folded(ch) for lo, hi in FOLD_BLOCKS for ch in map(chr, range(lo, hi + 1))
+            if ch not in vocab.stoi}
 
 
 def copy_header(model, vocab, header: dict) -> tuple[dict, list[np.ndarray]]:
@@ -40,7 +50,7 @@ def copy_header(model, vocab, header: dict) -> tuple[dict, list[np.ndarray]]:
         arrays.append(a)
         offset += a.size
     info = {"format": FORMAT, "cell": cfg.cell, "layers": cfg.layers, "embed": cfg.embed, "hidden": cfg.hidden,
-            "vocab_size": cfg.vocab_size, "vocab": list(vocab.chars),
+            "vocab_size": cfg.vocab_size, "vocab": list(vocab.chars), "fold": fold_table(vocab),
             "dtype": "float32", "floats": offset, "tensors": tensors,
             "run": header.get("run"), "step": header.get("best_step", header.get("step"))}
     return info, arrays

@@ -1,5 +1,6 @@
-// charrnn's browser runtime: runs in a Web Worker. Loads a browser copy (charrnn/webcopy.py), steps its
-// LSTM / GRU / vanilla RNN one character at a time and samples, like charrnn/sample.py.
+// charrnn's browser runtime: runs in a Web Worker. Loads a browser copy (webui/generate/webcopy.py), steps its
+// LSTM / GRU / vanilla RNN one character at a time and samples, like charrnn/sample.py: the same seed, prime,
+// temperature and top-k give the same text (the same random stream, the same fold table, the same rule).
 // The matrix-vector products run in WebAssembly (webui/wasm.py) or, for comparison, plain JavaScript.
 // Messages in:  {type: "init", wasm}, {type: "generate", job, ...}, {type: "retemper", job, temperature},
 //               {type: "cancel"}, {type: "logits", job, url, text}.
@@ -98,6 +99,7 @@ class Model {
     this.logits = kernel.vector(this.V);
     kernel.finish();
     this.stoi = new Map(this.vocab.map((ch, i) => [ch, i]));
+    this.fold = new Map(Object.entries(info.fold ?? {}));        // character -> what the prime gets instead
   }
   reset() { for (const l of this.layers) { l.h.arr.fill(0); l.c.fill(0); } }
   saveState() { return this.layers.map((l) => [l.h.arr.slice(0, this.H), l.c.slice()]); }
@@ -135,18 +137,23 @@ class Model {
 }
 
 // --- sampling: inverse CDF with one uniform number per character (charrnn/sample.py Sampler) ---------
-function uniforms(seed, n) {                       // mulberry32: the same seed, the same numbers
+// The seed's stream is SplitMix64 as charrnn/sample.py uniforms() computes it: number i from the (i+1)-th
+// output's top 53 bits, in BigInt, so the page draws the server's numbers bit for bit.
+const MASK64 = (1n << 64n) - 1n;
+function uniforms(seed, n) {
   const out = new Float64Array(n);
-  let a = seed >>> 0;
+  let s = BigInt.asUintN(64, BigInt(seed));            // a whole number (or its decimal string, past 2^53)
   for (let i = 0; i < n; i++) {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    s = (s + 0x9E3779B97F4A7C15n) & MASK64;
+    let z = ((s ^ (s >> 30n)) * 0xBF58476D1CE4E5B9n) & MASK64;
+    z = ((z ^ (z >> 27n)) * 0x94D049BB133111EBn) & MASK64;
+    out[i] = Number((z ^ (z >> 31n)) >> 11n) / 9007199254740992;     // / 2^53: exact
   }
   return out;
 }
 
+// The same steps as charrnn/sample.py Sampler.pick, in the same order and in float64, so equal logits give
+// equal picks: exp((logit - max) / T), all but the top k set to 0, the first running sum above u * total.
 function pick(logits, V, temperature, topK, u, z) {
   let best = 0;
   for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
@@ -243,21 +250,22 @@ function finish(job, out) {
                stepped: out.stepped, seconds: out.seconds, kernel: job.model.kernel.name});
 }
 
-// The prime as the model can read it: characters it lacks folded to ASCII (é -> e, curly quotes -> straight)
-// where it has those, else left out; an empty prime starts a line (charrnn/sample.py default_start).
-const FOLD = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
-              "\u2026": "...", "\u00df": "ss", "\u00e6": "ae", "\u0153": "oe", "\u00a0": " "};
+// The prime as the model can read it: a character the model lacks is replaced as the copy's fold table says
+// (charrnn/vocab.py Vocab.folded: é -> e, curly quotes -> straight, where the model has those; else left out);
+// one the table lacks is refused, so that the page goes to the server, which folds any character. An empty
+// prime starts a line (charrnn/sample.py default_start).
 function usablePrime(m, text) {
-  let out = "", changed = new Set();
+  let out = "";
+  const changed = new Set(), unknown = new Set();
   for (const ch of text) {
-    if (m.stoi.has(ch)) { out += ch; continue; }
-    changed.add(ch);
-    const folded = FOLD[ch] ?? ch.normalize("NFKD").replace(/\p{M}/gu, "");
-    for (const c of folded) if (m.stoi.has(c)) out += c;
+    if (m.stoi.has(ch)) out += ch;
+    else if (m.fold.has(ch)) { out += m.fold.get(ch); changed.add(ch); }
+    else unknown.add(ch);
   }
+  const shown = (set) => [...set].slice(0, 10).map((c) => JSON.stringify(c)).join(", ");
+  if (unknown.size) throw new Error(`the prime has characters its fold table lacks: ${shown(unknown)}`);
   if (!out) out = ["\n", " "].find((c) => m.stoi.has(c)) ?? m.vocab[0];
-  const shown = [...changed].slice(0, 10).map((c) => JSON.stringify(c)).join(", ");
-  return {prime: out, changed: changed.size ? `characters ${shown}` : ""};
+  return {prime: out, changed: changed.size ? `characters ${shown(changed)}` : ""};
 }
 
 async function generate(msg) {
