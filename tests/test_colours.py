@@ -202,3 +202,8 @@ def test_the_box_keeps_its_own_colours_and_the_columns_stack_on_a_narrow_screen(
     assert ri.contrast(ink, "#fff") >= 4.5                                      # the greyed prime still reads
     narrow = CSS[CSS.index(f"@media (max-width: {NARROW}px)"):]
     assert "charrnn-columns { grid-template-columns: minmax(0, 1fr); }" in narrow and NARROW < 768
+
+
+def test_one_character_read_is_said_in_the_singular():
+    assert "(1 character read)" in gview.distribution_line("a", None, {}, 1.0, 0.8, 10)
+    assert "(2 characters read)" in gview.distribution_line("ab", None, {}, 1.0, 0.8, 10)

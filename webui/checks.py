@@ -46,3 +46,8 @@ def as_dict(value) -> dict:
 def whole(value) -> int | None:
     """``value`` when it is a whole number (not a bool), else None: headers and records are read, not trusted."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def count(n: int, noun: str) -> str:
+    """'1 character', '2,000 characters': a number and its noun, singular when it is one."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -6,6 +6,7 @@ import math
 import pandas as pd
 
 from charrnn.inside import readable
+from webui.checks import count
 from webui.colours import char_span, coloured_text, confidence_colour, swatches
 from webui.errors import esc
 
@@ -20,7 +21,8 @@ def distribution_line(read: str, following: str | None, probs: dict, entropy: fl
                       vocab_size: int) -> str:
     """What the chart shows: after which text, at which temperature, how uncertain, and what came next."""
     shown = esc("".join(readable(c) for c in read[-CONTEXT_SHOWN:]))
-    where = (f"After <code>{'…' if len(read) > CONTEXT_SHOWN else ''}{shown}</code> ({len(read):,} characters read)"
+    cut = "…" if len(read) > CONTEXT_SHOWN else ""
+    where = (f"After <code>{cut}{shown}</code> ({count(len(read), 'character')} read)"
              if read else "At the very start (nothing read yet)")
     at = "temperature 0 (greedy: the likeliest always wins)" if temperature == 0 else f"temperature {temperature:g}"
     line = (f"{where}, at {at}: entropy <strong>{entropy:.2f} bits</strong> (how unsure the model is of the "
@@ -52,7 +54,7 @@ def confidence_html(record: dict | None) -> str:
     else:
         mean = sum(probs) / len(probs) if probs else math.nan
         summary = (f"Sampled at {how}: average probability {mean:.2f}; "
-                   f"{sum(p < 0.1 for p in probs)} surprises (p < 0.1) in {len(probs):,} characters.")
+                   f"{sum(p < 0.1 for p in probs)} surprises (p < 0.1) in {count(len(probs), 'character')}.")
     return f"<p>{summary}</p>{confidence_legend()}{coloured_text(text[:start], spans)}"
 
 
