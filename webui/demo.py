@@ -9,7 +9,7 @@ from starlette.middleware import Middleware
 from charrnn.runs.jobs import resumable_runs
 from webui import style
 from webui.context import AppContext
-from webui.fair import VisitorLimit, visitor_of
+from webui.fair import FrontDoor, Limits, keys_of, visitor_of
 from webui.generate import browser
 from webui.generate import tab as generate_tab
 from webui.generate.tab import describe_checkpoint
@@ -70,21 +70,26 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
         demo.load(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
         timer.tick(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
     demo.ctx = ctx
-    # the events that may carry a pasted corpus in their request (webui.fair lets only these be large)
-    demo.text_events = {fn_id for fn_id, fn in demo.fns.items() if any(c is train.pasted for c in fn.inputs)}
+    # how webui.fair tells the functions apart (by fn_index or API name): those that may be sent a pasted corpus
+    # (only their requests may be large), and those that run at once (polls, reads: counted apart from the work)
+    demo.text_events = keys_of(demo.fns, lambda fn: any(c is train.pasted for c in fn.inputs))
+    demo.quick_events = keys_of(demo.fns, lambda fn: not fn.queue or fn.concurrency_limit is None)
     return demo
 
 
 def launch(demo: gr.Blocks, settings: Settings, **options) -> None:
     """Serve ``demo`` as the Space does (``options`` add to it): a bounded queue, uploads capped by the server,
-    and ``webui.fair.VisitorLimit`` in front, so no visitor can hold more than a few events or send huge bodies; the
-    queue polls less often when idle (QUEUE_IDLE_POLL_S), so an idle app leaves the cores to the trainer."""
-    fair = Middleware(VisitorLimit, pending=lambda visitor: pending_events(demo, visitor), most=settings.max_pending,
-                      takes_text=lambda fn_index: fn_index in demo.text_events, small_body=settings.max_event_body,
-                      max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
-                      max_upload=settings.max_corpus_bytes + (1 << 20))
+    and ``webui.fair.FrontDoor`` in front, so no visitor can hold more than a few events, send huge bodies or reach
+    routes the app does not use; the queue polls less often when idle (QUEUE_IDLE_POLL_S), so an idle app leaves
+    the cores to the trainer."""
+    queue_size = 64                 # waiting events; work (waiting or running) takes at most 48, leaving polls room
+    limits = Limits(most=settings.max_pending, room=queue_size - 16, small_body=settings.max_event_body,
+                    max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
+                    max_upload=settings.max_corpus_bytes + (1 << 20))
+    fair = Middleware(FrontDoor, events=lambda: pending_events(demo), quick=demo.quick_events.__contains__,
+                      takes_text=demo.text_events.__contains__, limits=limits, trusted=settings.trusted_proxies)
     browser.sync_copies(settings, demo.ctx.copies)     # before the first page asks (each poll keeps them in step)
-    demo.queue(max_size=64)
+    demo.queue(max_size=queue_size)
     demo._queue.sleep_when_free = max(demo._queue.sleep_when_free, QUEUE_IDLE_POLL_S)
     demo._queue.progress_update_sleep_when_free = max(demo._queue.progress_update_sleep_when_free,
                                                       QUEUE_PROGRESS_POLL_S)
@@ -92,12 +97,12 @@ def launch(demo: gr.Blocks, settings: Settings, **options) -> None:
                 head=browser.head_script(settings), **options)
 
 
-def pending_events(demo: gr.Blocks, visitor: str) -> int:
-    """Events of ``visitor`` waiting in Gradio's queue or running (read in the server's event loop)."""
+def pending_events(demo: gr.Blocks) -> list[tuple[str, int]]:
+    """(visitor, function id) of each event waiting in Gradio's queue or running (read in the server's event loop)."""
     queue = demo._queue
     waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
     running = [e for job in queue.active_jobs if job for e in job]
-    return sum(1 for e in waiting + running if e.request is not None and visitor_of(e.request.scope) == visitor)
+    return [(visitor_of(e.request.scope), e.fn._id) for e in waiting + running if e.request is not None]
 
 
 def page_css() -> str:

@@ -1,6 +1,7 @@
 """The app's settings: where it reads and writes, and the limits it enforces, from the environment."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +43,18 @@ class Settings:
     max_inside_chars: int = 3000                # characters a unit's activations are computed over
     browser_dir: Path | None = None             # browser copies, the one folder served (default: root/.browser)
     max_browser_bytes: int = 32 << 20           # a bigger checkpoint is generated on the server only
+    # Proxies whose X-Forwarded-For the app believes (CHARRNN_TRUSTED_PROXIES: addresses or networks, comma-
+    # separated): a request from one is counted for the right-most forwarded address that is not one of them (see
+    # webui.fair); any other request for its socket's peer, whatever headers it sends. A Space sits behind the
+    # Spaces proxy, which connects from a private address: there the default is SPACES_PROXIES, and a Space's
+    # operator sets the variable to narrow or widen it. Elsewhere nothing is trusted unless set.
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root).resolve())
         folder = Path(self.browser_dir).resolve() if self.browser_dir else self.root / ".browser"
         object.__setattr__(self, "browser_dir", folder)
+        object.__setattr__(self, "trusted_proxies", tuple(proxy_network(p) for p in self.trusted_proxies))
 
     @property
     def max_read(self) -> int:
@@ -54,5 +62,19 @@ class Settings:
         return self.max_prime + self.max_length
 
 
+SPACES_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"    # private networks only
+
+
 def settings_from_env(env) -> Settings:
-    return Settings(root=default_root(env), password=env.get("CHARRNN_TRAIN_PASSWORD") or None)
+    proxies = env.get("CHARRNN_TRUSTED_PROXIES", SPACES_PROXIES if env.get("SPACE_ID") else "")
+    return Settings(root=default_root(env), password=env.get("CHARRNN_TRAIN_PASSWORD") or None,
+                    trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()))
+
+
+def proxy_network(text: str) -> str:
+    """One trusted proxy, as a network ("10.0.0.5" is 10.0.0.5/32); a clear error for anything else."""
+    try:
+        return str(ipaddress.ip_network(str(text).strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"CHARRNN_TRUSTED_PROXIES: {text!r} is not an address or a network such as "
+                         f"10.0.0.0/8; list them separated by commas") from None
