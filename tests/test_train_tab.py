@@ -37,6 +37,7 @@ from webui.demo import checkpoint_updates, create_demo, poll
 from webui.errors import UserError
 from webui.generate.tab import describe_checkpoint
 from webui.models import BUNDLED_KEY
+from webui.owners import record_owner
 from webui.train import actions
 from webui.train.forms import FORM_FIELDS, PAGE_FIELDS, preset_values
 from webui.train.render import samples_html
@@ -516,3 +517,17 @@ def test_the_training_view_follows_a_runs_metrics_incrementally_and_says_what_is
     status = training_view(ctx, "r")["status_md"]
     assert [r["step"] for r in reader.records()] == [10, 20]
     assert "metrics.jsonl: 1 damaged line skipped (line 2: val_loss is text, not a number)" in status
+
+
+def test_a_newcomers_page_opens_on_the_operators_model_and_no_other_visitors_run_takes_it_over(settings, ctx):
+    make_checkpoint(settings.root / "operators", corpus_text())                  # from the CLI: no owner
+    make_checkpoint(settings.root / "alices", corpus_text())
+    record_owner(settings.root / "alices", "alice")
+    first = poll(ctx, {}, None, None, key="bob")
+    assert first["checkpoint"]["value"] == "operators"                           # not the newest, alice's
+    make_checkpoint(settings.root / "alices-second", corpus_text())
+    record_owner(settings.root / "alices-second", "alice")
+    later = poll(ctx, first["view"], "operators", None, key="bob")
+    assert later["checkpoint"]["value"] == "operators"                           # bob's page stays where it was
+    mine = poll(ctx, {}, None, None, key="alice")
+    assert mine["checkpoint"]["value"] == "alices-second"                        # alice's opens on her newest

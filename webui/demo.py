@@ -15,7 +15,7 @@ from webui.generate import tab as generate_tab
 from webui.generate.tab import describe_checkpoint
 from webui.glue import QUIET
 from webui.inside import tab as inside_tab
-from webui.models import checkpoint_signature, list_checkpoints, picked_checkpoint
+from webui.models import checkpoint_signature, default_checkpoint, list_checkpoints, picked_checkpoint, yours
 from webui.owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from webui.settings import Settings
 from webui.train import style as train_style
@@ -61,11 +61,11 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
         polled = {name: getattr(train, name) for name in TRAIN_VIEW + ("resume_run", "review_run", "compare_runs")}
         polled.update(checkpoint=generate.checkpoint, checkpoint_md=generate.checkpoint_md, view=view)
 
-        def refresh(view, checkpoint, resume_run, review, compared):
+        def refresh(view, checkpoint, resume_run, review, compared, key):
             return {polled[name]: value for name, value in poll(ctx, view, checkpoint, resume_run, review,
-                                                                compared).items()}
+                                                                compared, key).items()}
 
-        inputs = [view, generate.checkpoint, train.resume_run, train.review_run, train.compare_runs]
+        inputs = [view, generate.checkpoint, train.resume_run, train.review_run, train.compare_runs, key]
         outputs = list(polled.values())
         demo.load(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
         timer.tick(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
@@ -110,11 +110,13 @@ def page_css() -> str:
     return "\n".join(getattr(module, "CSS", "") for module in CSS_MODULES)
 
 
-def checkpoint_updates(ctx: AppContext, current, known: list[str], review=None) -> tuple:
-    """New picker choices (a newly appeared run is selected), its description, the resume and review choices."""
+def checkpoint_updates(ctx: AppContext, current, known: list[str], review=None, key=None) -> tuple:
+    """New picker choices (a newly appeared run of the visitor's own is selected; a newcomer's opens on
+    ``default_checkpoint``), its description, the resume and review choices."""
     ckpts = list_checkpoints(ctx.settings)
     keys = [r["key"] for r in ckpts]
-    value = picked_checkpoint(keys, current, known)
+    value = picked_checkpoint(keys, current, known, yours(ctx.settings, ckpts, key),
+                              default_checkpoint(ctx.settings, ckpts, key))
     resumable = [r["name"] for r in resumable_runs(ctx.settings.root)]
     choices = [(r["label"], r["key"]) for r in ckpts]
     picker = gr.update(choices=choices, value=value)
@@ -123,7 +125,7 @@ def checkpoint_updates(ctx: AppContext, current, known: list[str], review=None) 
     return picker, describe_checkpoint(ctx, value), resume, reviewed, keys
 
 
-def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None, compared=None) -> dict:
+def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None, compared=None, key=None) -> dict:
     """What changed, keyed by component: the followed run's view, and the checkpoint lists (the compared runs keep
     those still there); ``view`` always, to remember what was shown. What did not change is left out."""
     view = dict(view or {})
@@ -136,7 +138,7 @@ def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None
     keys = view.get("keys", [])
     if ckpt_sig != view.get("ckpt_sig"):
         browser.sync_copies(ctx.settings, ctx.copies)     # a new, retrained or finished run gets its browser copy
-        picker, info, resume, reviewed, keys = checkpoint_updates(ctx, checkpoint, keys, review)
+        picker, info, resume, reviewed, keys = checkpoint_updates(ctx, checkpoint, keys, review, key)
         kept = [k for k in compared if k in keys] if isinstance(compared, list) else []
         out.update(checkpoint=picker, checkpoint_md=info, resume_run=resume, review_run=reviewed,
                    compare_runs=gr.update(choices=reviewed["choices"], value=kept))
