@@ -49,6 +49,9 @@ class Settings:
     # Spaces proxy, which connects from a private address: there the default is SPACES_PROXIES, and a Space's
     # operator sets the variable to narrow or widen it. Elsewhere nothing is trusted unless set.
     trusted_proxies: tuple[str, ...] = ()
+    # Start trains in the visitor's own GPU bursts (webui.train.burst), as on a ZeroGPU Space, where they are on
+    # whatever this says: CHARRNN_GPU_BURSTS=1 runs that path here, on the CPU, to try it out or test it
+    gpu_bursts: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root).resolve())
@@ -68,7 +71,8 @@ SPACES_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7
 def settings_from_env(env) -> Settings:
     proxies = env.get("CHARRNN_TRUSTED_PROXIES", SPACES_PROXIES if env.get("SPACE_ID") else "")
     return Settings(root=default_root(env), password=env.get("CHARRNN_TRAIN_PASSWORD") or None,
-                    trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()))
+                    trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
+                    gpu_bursts=env.get("CHARRNN_GPU_BURSTS") == "1")
 
 
 def proxy_network(text: str) -> str:
