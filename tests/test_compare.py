@@ -108,12 +108,12 @@ def test_the_poll_offers_every_run_to_compare_and_drops_a_deleted_one_from_the_p
     trained(settings, "kept", [2.0])
     trained(settings, "doomed", [2.5])
     first = poll(ctx, {}, None, None, None, ["kept", "doomed"])
-    compare, view = first[-2], first[-1]
+    compare, view = first["compare_runs"], first["view"]
     assert {key for _, key in compare["choices"]} == {"kept", "doomed"} and compare["value"] == ["kept", "doomed"]
-    assert poll(ctx, view, None, None, None, ["kept", "doomed"])[-2] == {"__type__": "update"}   # nothing new: skip
+    assert "compare_runs" not in poll(ctx, view, None, None, None, ["kept", "doomed"])   # nothing new: left out
     for f in (settings.root / "doomed").iterdir():
         f.unlink()
     (settings.root / "doomed").rmdir()
     after = poll(ctx, {**view, "run": "doomed"}, None, None, None, ["kept", "doomed"])
-    assert after[-2]["value"] == ["kept"] and [key for _, key in after[-2]["choices"]] == ["kept"]
-    assert after[-1]["run"] == "kept"                       # the Train tab stops following the deleted run
+    assert after["compare_runs"]["value"] == ["kept"] and [key for _, key in after["compare_runs"]["choices"]] == ["kept"]
+    assert after["view"]["run"] == "kept"                       # the Train tab stops following the deleted run
