@@ -115,5 +115,6 @@ def test_the_poll_offers_every_run_to_compare_and_drops_a_deleted_one_from_the_p
         f.unlink()
     (settings.root / "doomed").rmdir()
     after = poll(ctx, {**view, "run": "doomed"}, None, None, None, ["kept", "doomed"])
-    assert after["compare_runs"]["value"] == ["kept"] and [key for _, key in after["compare_runs"]["choices"]] == ["kept"]
+    compared = after["compare_runs"]
+    assert compared["value"] == ["kept"] and [key for _, key in compared["choices"]] == ["kept"]
     assert after["view"]["run"] == "kept"                       # the Train tab stops following the deleted run
