@@ -44,9 +44,18 @@ def features_of(radio) -> list[str]:
     return [label.split(": ", 1)[1].split(" (r =")[0] for label, _ in radio["choices"]]
 
 
+SUGGESTED = ("suggestions", "unit", "view", "suggested")        # suggest_and_show's components
+FIRST = ("shown", *SUGGESTED)                                   # first_look's
+
+
+def parts(values: dict, names: tuple) -> tuple:
+    """A handler's values keyed by component, in ``names``' order."""
+    return tuple(values[name] for name in names)
+
+
 # --- suggested units --------------------------------------------------------------------
 def test_suggestions_name_units_and_picking_one_sets_the_controls(ctx):
-    radio, best, markup, values = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
+    radio, best, markup, values = parts(inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1), SUGGESTED)
     assert set(features_of(radio)) == {"position in line", "after a newline"}   # the other features do not vary here
     assert radio["value"] == radio["choices"][0][1] and values == [value for _, value in radio["choices"]]
     assert inside_tab.pick_suggestion(radio["value"]) == ("cell", best)
@@ -57,7 +66,7 @@ def test_suggestions_name_units_and_picking_one_sets_the_controls(ctx):
 
 def test_the_choices_are_the_suggestions_best_first_and_the_best_is_shown(ctx):
     found = suggestions(ctx, "tiny", TEXT, "hidden", 1)
-    radio, best, markup, _ = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "hidden", 1)
+    radio, best, markup, _ = parts(inside_tab.suggest_and_show(ctx, "tiny", TEXT, "hidden", 1), SUGGESTED)
     assert radio["choices"] == [(f"hidden {d['unit']}: {d['feature']} (r = {d['r']:+.2f})",
                                  f"hidden/{d['unit']}/{d['feature']}") for d in found]
     assert best == found[0]["unit"] and markup == unit_view(ctx, "tiny", TEXT, "hidden", 1, best)
@@ -66,20 +75,21 @@ def test_the_choices_are_the_suggestions_best_first_and_the_best_is_shown(ctx):
 
 
 def test_a_text_where_no_feature_varies_gets_no_suggestions_and_says_why(ctx):
-    radio, best, markup, values = inside_tab.suggest_and_show(ctx, "tiny", "t", "cell", 1)
-    assert radio["choices"] == [] and radio["value"] is None and best == gr.skip() and values == []
+    found = inside_tab.suggest_and_show(ctx, "tiny", "t", "cell", 1)
+    radio, markup, values = found["suggestions"], found["view"], found["suggested"]
+    assert radio["choices"] == [] and radio["value"] is None and "unit" not in found and values == []
     assert markup.startswith("<p>⚠️") and "No simple feature varies" in markup
 
 
 def test_the_same_suggestions_again_are_said_to_be_the_same(ctx):
-    radio, best, first, values = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
+    radio, best, first, values = parts(inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1), SUGGESTED)
     assert "same units again" not in first
-    again = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1, values)
+    again = parts(inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1, values), SUGGESTED)
     assert again[0] == radio and again[1] == best and again[3] == values
     units = ", ".join("{} {} ({})".format(*value.split("/")) for value in values)     # e.g. cell 3 (after a newline)
     assert again[2].startswith(f"<p class='charrnn-note'>The same units again: {units}.") and again[2].endswith(first)
     other = inside_tab.suggest_and_show(ctx, "tiny", TEXT, "hidden", 1, values)       # another state: new units
-    assert "same units again" not in other[2]
+    assert "same units again" not in other["view"]
 
 
 def test_suggest_warns_about_unknown_characters_once(ctx):
@@ -90,14 +100,15 @@ def test_suggest_warns_about_unknown_characters_once(ctx):
 
 # --- the first look when the tab opens --------------------------------------------------
 def test_the_tab_suggests_and_shows_a_unit_once(ctx, tmp_path):
-    shown, radio, best, markup, values = inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1)
+    shown, radio, best, markup, values = parts(inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1), FIRST)
     assert shown is True and radio["choices"] and f"unit {best}</strong>" in markup and len(values) == 2
-    assert inside_tab.first_look(ctx, True, "tiny", "x", "cell", 1) == (gr.skip(),) * 5
-    shown, _, best, markup, _ = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
+    assert inside_tab.first_look(ctx, True, "tiny", "x", "cell", 1) == {}            # once shown: nothing changes
+    shown, _, best, markup, _ = parts(inside_tab.first_look(ctx, False, None, TEXT, "cell", 1), FIRST)
     assert shown is True and f"unit {best}</strong>" in markup       # before the picker is filled: the newest
     empty = AppContext(app_settings(tmp_path / "none"))
-    shown, _, _, message, values = inside_tab.first_look(empty, False, None, "x", "cell", 1)
-    assert shown is False and "⚠️" in message and "No checkpoint chosen" in message and values == gr.skip()
+    look = inside_tab.first_look(empty, False, None, "x", "cell", 1)
+    assert look["shown"] is False and "⚠️" in look["view"] and "No checkpoint chosen" in look["view"]
+    assert set(look) == {"shown", "view"}                                        # the rest is left as it is
 
 
 def test_before_the_picker_is_filled_the_first_look_uses_the_newest_checkpoint(ctx):
@@ -106,15 +117,15 @@ def test_before_the_picker_is_filled_the_first_look_uses_the_newest_checkpoint(c
     stamp = older.stat().st_mtime_ns
     os.utime(older, ns=(stamp, stamp))
     os.utime(newer, ns=(stamp + 10**9, stamp + 10**9))
-    _, radio, best, markup, values = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
-    assert (radio, best, markup, values) == inside_tab.suggest_and_show(ctx, "newer", TEXT, "cell", 1)
-    assert markup != inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)[2]
+    look = inside_tab.first_look(ctx, False, None, TEXT, "cell", 1)
+    assert {k: v for k, v in look.items() if k != "shown"} == inside_tab.suggest_and_show(ctx, "newer", TEXT, "cell", 1)
+    assert look["view"] != inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)["view"]
 
 
 def test_a_bad_request_on_the_first_look_is_drawn_in_place_and_tried_again_next_time(ctx):
-    shown, radio, unit, message, _ = inside_tab.first_look(ctx, False, "tiny", TEXT, "forget", 1)
-    assert shown is False and radio == gr.skip() and unit == gr.skip()
-    assert message.startswith("<p>⚠️") and "State must be" in message
+    look = inside_tab.first_look(ctx, False, "tiny", TEXT, "forget", 1)
+    assert look["shown"] is False and set(look) == {"shown", "view"}              # the controls are left as they are
+    assert look["view"].startswith("<p>⚠️") and "State must be" in look["view"]
 
 
 # --- the handlers wire builds -----------------------------------------------------------
@@ -130,12 +141,14 @@ def test_the_wired_unit_view_shows_a_unit_and_refuses_with_a_toast(ctx, tab):
 def test_the_wired_suggestions_and_first_look(ctx, tab):
     suggest = wired(tab, tab.suggestions, tab.unit, tab.view, tab.suggested)
     listed = suggest("tiny", TEXT, "cell", 1, [])
-    assert listed == inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1)
-    assert "same units again" in suggest("tiny", TEXT, "cell", 1, listed[3])[2]    # the button, pressed again
+    by_name = {name: getattr(tab, name) for name in FIRST}
+    assert listed == {by_name[k]: v for k, v in inside_tab.suggest_and_show(ctx, "tiny", TEXT, "cell", 1).items()}
+    assert "same units again" in suggest("tiny", TEXT, "cell", 1, listed[tab.suggested])[tab.view]   # pressed again
     with pytest.raises(gr.Error, match="No checkpoint chosen"):
         suggest(None, TEXT, "cell", 1, [])
     first = wired(tab, tab.shown, tab.suggestions, tab.unit, tab.view, tab.suggested)
-    assert first(False, "tiny", TEXT, "cell", 1) == inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1)
+    look = inside_tab.first_look(ctx, False, "tiny", TEXT, "cell", 1)
+    assert first(False, "tiny", TEXT, "cell", 1) == {by_name[k]: v for k, v in look.items()}
     assert wired(tab, tab.kind, tab.unit) is inside_tab.pick_suggestion
 
 

@@ -9,7 +9,7 @@ from webui.colours import warning_html
 from webui.context import AppContext
 from webui.glue import QUIET, WholeNumber, handler, warn
 from webui.inside.units import UNIT_KINDS, suggestions, unit_view
-from webui.models import BUNDLED_KEY, list_checkpoints
+from webui.models import BUNDLED_KEY, default_checkpoint
 from webui.passages import PASSAGE, corpus_passage, model_passage
 
 INTRO = ("Each character the LSTM reads updates its state: a few hundred numbers (units) per layer. Some "
@@ -56,11 +56,13 @@ def wire(ctx: AppContext, u: SimpleNamespace, tab: gr.Tab, checkpoint: gr.Dropdo
     def show(checkpoint, text, kind, layer, unit):
         return unit_view(ctx, checkpoint, text, kind, layer, unit, warn)
 
+    parts = {"shown": u.shown, "suggestions": u.suggestions, "unit": u.unit, "view": u.view, "suggested": u.suggested}
+
     def suggest(checkpoint, text, kind, layer, before):
-        return suggest_and_show(ctx, checkpoint, text, kind, layer, before)
+        return {parts[k]: v for k, v in suggest_and_show(ctx, checkpoint, text, kind, layer, before).items()}
 
     def first(shown, checkpoint, text, kind, layer):
-        return first_look(ctx, shown, checkpoint, text, kind, layer)
+        return {parts[k]: v for k, v in first_look(ctx, shown, checkpoint, text, kind, layer).items()}
 
     show_unit = dict(fn=handler(show), inputs=[*unit_inputs, u.unit], outputs=u.view, **inside_opts)
     suggested = [u.suggestions, u.unit, u.view, u.suggested]
@@ -88,13 +90,14 @@ def checkpoint_name(key) -> str:
     return "shakespeare (bundled)" if key == BUNDLED_KEY else str(key)
 
 
-def suggest_and_show(ctx: AppContext, checkpoint, text, kind, layer, before=()) -> tuple:
-    """The units that best follow simple features of the text (as radio choices), the best one shown, and the
-    choices' values (``before``: those listed last time; the same again is said, or nothing would change)."""
+def suggest_and_show(ctx: AppContext, checkpoint, text, kind, layer, before=()) -> dict:
+    """Keyed by component: the units that best follow simple features of the text (as radio choices), the best
+    one shown, and the choices' values (``before``: those listed last time; the same again is said, or nothing
+    would change)."""
     found = suggestions(ctx, checkpoint, text, kind, layer, warn)
     if not found:
-        return gr.update(choices=[], value=None), gr.skip(), \
-            "<p>⚠️ No simple feature varies in this text; try a longer text with several lines.</p>", []
+        return {"suggestions": gr.update(choices=[], value=None), "suggested": [],
+                "view": "<p>⚠️ No simple feature varies in this text; try a longer text with several lines.</p>"}
     choices = [(f"{kind} {d['unit']}: {d['feature']} (r = {d['r']:+.2f})", f"{kind}/{d['unit']}/{d['feature']}")
                for d in found]
     values = [value for _, value in choices]
@@ -104,7 +107,8 @@ def suggest_and_show(ctx: AppContext, checkpoint, text, kind, layer, before=()) 
         units = ", ".join(f"{kind} {d['unit']} ({d['feature']})" for d in found)
         view = (f"<p class='charrnn-note'>The same units again: {units}. The same model, text, state and layer "
                 "give the same suggestions; change one of them for others.</p>" + view)
-    return gr.update(choices=choices, value=choices[0][1]), best, view, values
+    return {"suggestions": gr.update(choices=choices, value=choices[0][1]), "unit": best, "view": view,
+            "suggested": values}
 
 
 def pick_suggestion(value) -> tuple:
@@ -116,14 +120,15 @@ def pick_suggestion(value) -> tuple:
         return gr.skip(), gr.skip()
 
 
-def first_look(ctx: AppContext, shown, checkpoint, text, kind, layer) -> tuple:
-    """When the tab first opens: suggest units and show the best, so there is something to see at once.
+def first_look(ctx: AppContext, shown, checkpoint, text, kind, layer) -> dict:
+    """When the tab first opens: suggest units and show the best, so there is something to see at once (keyed by
+    component; nothing once shown).
 
     Opened before the page's first refresh has filled the checkpoint picker, it uses the
-    checkpoint the picker is about to show: the newest.
+    checkpoint the picker is about to show (``default_checkpoint``).
     """
     if shown:
-        return (gr.skip(),) * 5
-    checkpoint = checkpoint or next((r["key"] for r in list_checkpoints(ctx.settings)), None)
-    return handler(lambda: (True, *suggest_and_show(ctx, checkpoint, text, kind, layer)),
-                   inline=lambda m: (False, gr.skip(), gr.skip(), warning_html(m), gr.skip()))()
+        return {}
+    checkpoint = checkpoint or default_checkpoint(ctx.settings)
+    return handler(lambda: {"shown": True, **suggest_and_show(ctx, checkpoint, text, kind, layer)},
+                   inline=lambda m: {"shown": False, "view": warning_html(m)})()
