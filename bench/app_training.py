@@ -81,7 +81,7 @@ def app_run(root: Path, threads: int, seconds: float, repeats: int) -> dict:
 
     ctx = AppContext(Settings(root=root, trainer_threads=threads))
     demo = create_demo(ctx.settings, ctx)
-    launch(demo, ctx.settings, prevent_thread_lock=True, quiet=True, server_port=free_port())
+    launch(demo, ctx, prevent_thread_lock=True, quiet=True, server_port=free_port())
     name = f"app-threads-{threads}" + ("-generating" if repeats else "-alone")
     try:
         client = Client(demo.local_url, verbose=False)

@@ -202,7 +202,7 @@ def launched(root: Path, **settings):
     ctx = AppContext(Settings(root=root, **settings))
     demo = create_demo(ctx.settings, ctx)
     port = free_port()
-    launch(demo, ctx.settings, prevent_thread_lock=True, server_port=port, quiet=True)
+    launch(demo, ctx, prevent_thread_lock=True, server_port=port, quiet=True)
     try:
         yield Served(f"http://127.0.0.1:{port}/", ctx)
     finally:

@@ -119,7 +119,7 @@ def test_the_launched_queue_polls_gently_when_idle(tmp_path):
     ctx = AppContext(Settings(root=tmp_path))
     demo = create_demo(ctx.settings, ctx)
     port = free_port()
-    launch(demo, ctx.settings, prevent_thread_lock=True, server_port=port, quiet=True)
+    launch(demo, ctx, prevent_thread_lock=True, server_port=port, quiet=True)
     try:
         assert demo._queue.sleep_when_free >= QUEUE_IDLE_POLL_S > 0.001
         assert demo._queue.progress_update_sleep_when_free >= QUEUE_PROGRESS_POLL_S > 0.01

@@ -20,7 +20,7 @@ from webui.owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from webui.settings import Settings
 from webui.train import style as train_style
 from webui.train import tab as train_tab
-from webui.train.tab import TRAIN_VIEW
+from webui.train.tab import PASTED, TRAIN_VIEW
 
 CSS_MODULES = (style, train_style, browser)                 # modules whose CSS string the page loads (see page_css)
 # Gradio's queue looks for new events every 1 ms while idle and for progress to send every 10 ms: 5-6% of a core
@@ -69,26 +69,26 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
         outputs = list(polled.values())
         demo.load(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
         timer.tick(refresh, inputs, outputs, **QUIET, concurrency_limit=None)
-    demo.ctx = ctx
-    # how webui.fair tells the functions apart (by fn_index or API name): those that may be sent a pasted corpus
-    # (only their requests may be large), and those that run at once (polls, reads: counted apart from the work)
-    demo.text_events = keys_of(demo.fns, lambda fn: any(c is train.pasted for c in fn.inputs))
-    demo.quick_events = keys_of(demo.fns, lambda fn: not fn.queue or fn.concurrency_limit is None)
     return demo
 
 
-def launch(demo: gr.Blocks, settings: Settings, **options) -> None:
+def launch(demo: gr.Blocks, ctx: AppContext, **options) -> None:
     """Serve ``demo`` as the Space does (``options`` add to it): a bounded queue, uploads capped by the server,
     and ``webui.fair.FrontDoor`` in front, so no visitor can hold more than a few events, send huge bodies or reach
     routes the app does not use; the queue polls less often when idle (QUEUE_IDLE_POLL_S), so an idle app leaves
-    the cores to the trainer."""
+    the cores to the trainer. ``ctx`` is the one ``demo`` was built with."""
+    settings = ctx.settings
+    # how webui.fair tells the functions apart (by fn_index or API name): those that may be sent a pasted corpus
+    # (only their requests may be large), and those that run at once (polls, reads: counted apart from the work)
+    text_events = keys_of(demo.fns, lambda fn: any(getattr(c, "elem_id", None) == PASTED for c in fn.inputs))
+    quick_events = keys_of(demo.fns, lambda fn: not fn.queue or fn.concurrency_limit is None)
     queue_size = 64                 # waiting events; work (waiting or running) takes at most 48, leaving polls room
     limits = Limits(most=settings.max_pending, room=queue_size - 16, small_body=settings.max_event_body,
                     max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
                     max_upload=settings.max_corpus_bytes + (1 << 20))
-    fair = Middleware(FrontDoor, events=lambda: pending_events(demo), quick=demo.quick_events.__contains__,
-                      takes_text=demo.text_events.__contains__, limits=limits, trusted=settings.trusted_proxies)
-    browser.sync_copies(settings, demo.ctx.copies)     # before the first page asks (each poll keeps them in step)
+    fair = Middleware(FrontDoor, events=lambda: pending_events(demo), quick=quick_events.__contains__,
+                      takes_text=text_events.__contains__, limits=limits, trusted=settings.trusted_proxies)
+    browser.sync_copies(settings, ctx.copies)     # before the first page asks (each poll keeps them in step)
     demo.queue(max_size=queue_size)
     demo._queue.sleep_when_free = max(demo._queue.sleep_when_free, QUEUE_IDLE_POLL_S)
     demo._queue.progress_update_sleep_when_free = max(demo._queue.progress_update_sleep_when_free,

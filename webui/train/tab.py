@@ -48,6 +48,7 @@ from webui.train.render import (
 START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name", "key",
                 *PAGE_FIELDS)
 FIELD_ROWS = (("hidden", "layers", "seq_len"), ("batch_size", "lr"), ("iterations", "minutes", "patience"))
+PASTED = "pasted"                 # the pasted text box: the one input whose events may be large (webui.fair)
 POLLED = ["charrnn-polled"]       # outputs of the poll: their hidden status trackers are not drawn (train_style.CSS)
 PLOT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "kept model": "#2ca02c"}
 PLOT_HELP = ("**Reading the plot.** The loss is the model's surprise at each next character, in *nats per "
@@ -97,7 +98,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
             t.bundled_name = gr.Dropdown(corpora, value=first, label="Bundled corpus", elem_id="bundled-corpus")
             t.upload = gr.File(file_types=[".txt"], type="filepath", label="Upload a UTF-8 .txt file",
                                visible=False, elem_id="upload")
-            t.pasted = gr.Textbox(lines=8, max_lines=16, label="Paste text", visible=False, elem_id="pasted",
+            t.pasted = gr.Textbox(lines=8, max_lines=16, label="Paste text", visible=False, elem_id=PASTED,
                                   placeholder=f"At least a few hundred characters, at most "
                                               f"{settings.max_corpus_bytes // 2**20} MiB.")
             t.corpus_md = gr.Markdown(corpus_md, elem_id="corpus-info")
