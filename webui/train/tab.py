@@ -2,6 +2,7 @@
 and number explained in plain words for someone who has never trained a model."""
 from __future__ import annotations
 
+import contextlib
 import functools
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ from webui.context import AppContext
 from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of
 from webui.models import run_directory
 from webui.owners import may_control
-from webui.train import actions
+from webui.train import actions, burst
 from webui.train.compare import X_AXES, compare_runs, settings_table
 from webui.train.forms import (
     FIELD_HINTS,
@@ -47,6 +48,7 @@ from webui.train.render import (
 # /start_training's inputs, in order: patience comes last, so an API caller that omits it gets the preset's
 START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name", "key",
                 *PAGE_FIELDS)
+RESUME_INPUTS = ("password", "run", "more_iterations", "more_minutes", "key")
 FIELD_ROWS = (("hidden", "layers", "seq_len"), ("batch_size", "lr"), ("iterations", "minutes", "patience"))
 PASTED = "pasted"                 # the pasted text box: the one input whose events may be large (webui.fair)
 POLLED = ["charrnn-polled"]       # outputs of the poll: their hidden status trackers are not drawn (train_style.CSS)
@@ -117,6 +119,9 @@ def build(ctx: AppContext) -> SimpleNamespace:
             t.run_name = gr.Textbox(label="Run name (optional)", placeholder="corpus-preset-date-time",
                                     elem_id="run-name")
             t.password = gr.Textbox(label="Training password", type="password", visible=bool(settings.password))
+            t.burst_seconds = gr.Number(burst.MAX_BURST_S, label="Seconds to train now", minimum=1,
+                                        maximum=burst.MAX_BURST_S, info=burst.seconds_hint(),
+                                        elem_id="burst-seconds") if burst.enabled(settings) else None
             with gr.Row():
                 t.start_btn = gr.Button("Start training", variant="primary", elem_id="start-btn")
                 t.stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
@@ -220,15 +225,59 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     shown = dict(fn=controls, inputs=t.key, outputs=[t.banner, t.start_btn, t.stop_btn], **QUIET, queue=False)
     start_inputs = [t.password, *corpus_inputs, t.preset, *(t.fields[name] for name in FORM_FIELDS), t.run_name,
                     t.key, *(t.fields[name] for name in PAGE_FIELDS)]
-    t.start_btn.click(handler(kept_in_place(start_training), START_INPUTS), start_inputs, t.message,
-                      api_name="start_training", **train_opts).then(**shown)
+    if t.burst_seconds is not None:      # ZeroGPU: Start and Resume train in this event, in the visitor's GPU bursts
+        wire_bursts(ctx, t, start_inputs, shown)
+    else:
+        t.start_btn.click(handler(kept_in_place(start_training), START_INPUTS), start_inputs, t.message,
+                          api_name="start_training", **train_opts).then(**shown)
+        t.resume_btn.click(handler(kept_in_place(resume_training), RESUME_INPUTS),
+                           [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key], t.message,
+                           api_name="resume_training", **train_opts).then(**shown)
     t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key")), [t.password, t.key], t.message,
                      api_name="stop_training", **train_opts).then(**shown)
-    t.resume_btn.click(handler(kept_in_place(resume_training),
-                               ("password", "run", "more_iterations", "more_minutes", "key")),
-                       [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key], t.message,
-                       api_name="resume_training", **train_opts).then(**shown)
     t.status_md.change(**shown)          # the poll redrew the status: a run started or ended, here or elsewhere
+
+
+def wire_bursts(ctx: AppContext, t: SimpleNamespace, start_inputs: list, shown: dict) -> None:
+    """Start and Resume as GPU bursts (``webui.train.burst``): each streams the run's view as the poll draws it, and
+    the message; the API names stay, the burst's seconds come last."""
+    bursts = burst.Bursts()
+    outputs = [*(getattr(t, name) for name in TRAIN_VIEW), t.message]
+
+    def view(run):
+        return training_view(ctx, run)
+
+    def start_training(seconds=None, **kw):
+        values = {name: kw.pop(name) for name in FORM_FIELDS + PAGE_FIELDS if name in kw}
+        yield from burst.start_burst(ctx, bursts, view, seconds, values=values, **kw)
+
+    def resume_training(password, run, more_iterations, more_minutes, key, seconds=None):
+        yield from burst.resume_burst(ctx, bursts, view, password, run, more_iterations, more_minutes, seconds, key)
+
+    # its own queue: a burst takes up to a minute, and must not hold Stop or anyone's Start behind it
+    opts = dict(concurrency_id="gpu-burst", concurrency_limit=burst.CONCURRENT_BURSTS, show_progress="hidden")
+    t.start_btn.click(handler(streamed(t, start_training), (*START_INPUTS, "seconds")),
+                      [*start_inputs, t.burst_seconds], outputs, api_name="start_training", **opts).then(**shown)
+    t.resume_btn.click(handler(streamed(t, resume_training), (*RESUME_INPUTS, "seconds")),
+                       [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key, t.burst_seconds],
+                       outputs, api_name="resume_training", **opts).then(**shown)
+
+
+def streamed(t: SimpleNamespace, fn):
+    """``fn``'s views (dicts keyed by component name) as a handler's updates; a refusal kept in the message area and
+    raised as a ``gr.Error``, as ``kept_in_place`` does."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            with contextlib.closing(fn(*args, **kwargs)) as views:      # closed with this: the burst stops and saves
+                for view in views:
+                    yield {getattr(t, name): value for name, value in view.items()}
+        except ERRORS as e:
+            refusal = message_of(e)
+            yield {t.message: actions.stamp(f"⚠️ {refusal}")}
+            raise gr.Error(refusal) from None
+
+    return run
 
 
 def kept_in_place(fn):
