@@ -7,6 +7,8 @@ the app never stops a run. ``demo`` is module-level: Spaces and gradio's reload 
 """
 import os
 
+import spaces  # noqa: F401  (first: on a ZeroGPU Space it must patch torch before anything touches CUDA)
+
 from webui.context import AppContext
 from webui.demo import create_demo, launch
 from webui.settings import settings_from_env
