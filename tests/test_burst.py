@@ -108,3 +108,13 @@ def test_a_burst_of_a_folder_without_run_json_is_refused(tmp_path):
     (tmp_path / "bare").mkdir()
     with pytest.raises(CheckpointError, match="run.json"):
         next(train_burst(RunDir(tmp_path / "bare"), HOUR))
+
+
+def test_a_burst_in_progress_reads_as_running_not_interrupted(tmp_path, corpus_file):
+    """A burst trains in the app's own process, whose command line names no trainer: its status says so."""
+    run = configured(tmp_path / "r", corpus_file)
+    bursting = train_burst(run, seconds=600, steps=50)
+    next(bursting)
+    assert run.status()["state"] == "running" and run.status_as_written().get("burst") is True
+    bursting.close()
+    assert run.status()["state"] == "stopped"

@@ -28,6 +28,7 @@ def train_burst(run: RunDir | Path, seconds: float, steps: int = 0, overrides: d
     """
     deadline = clock() + seconds
     training = Run.configured(as_run(run), overrides)
+    training.in_burst = True                    # its status says so: the app's process, not a trainer, trains it
     first, closed = training.trainer.step, []
 
     def spent() -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from charrnn.config import MAX_ITERATIONS, ModelConfig, TrainConfig
 from charrnn.runs.runner import config_of_header, run_config
-from charrnn.runs.schema import trainer_alive
+from charrnn.runs.schema import status_alive
 from charrnn.runs.store import FINAL_STATES, PROJECT_DIR, RunDir, list_runs, run_dirs
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import atomic_write
@@ -61,7 +61,7 @@ def running_job(root: Path) -> Job | None:
     """A run whose status says running, with a live trainer behind it."""
     for run in run_dirs(root):
         status = run.status_as_written()
-        if status["state"] == "running" and trainer_alive(status.get("pid"), status.get("started")):
+        if status["state"] == "running" and status_alive(status):
             return Job(run.name, status["pid"])
     return None
 
@@ -147,7 +147,7 @@ def stop_run(root: Path, name: str) -> Job:
         status = RunDir.of(root, name).status()
     except CheckpointError as e:
         raise JobError(str(e)) from None
-    if status.get("state") != "running" or not trainer_alive(status.get("pid"), status.get("started")):
+    if status.get("state") != "running" or not status_alive(status):
         raise JobError(f"Run {name} is not training (its status is {status.get('state')}).")
     try:
         os.kill(status["pid"], signal.SIGTERM)

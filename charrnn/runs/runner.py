@@ -172,6 +172,7 @@ class Run:
                  started_from: dict | None = None):
         self.run, self.trainer, self.data_info, self.started_from = run, trainer, data_info, started_from
         self.directory, self.name = run.path, run.name
+        self.in_burst = False           # trains inside another program (an app's GPU burst), not a trainer process
         cfg = trainer.cfg
         self.best = best or BestSoFar(cfg.patience, cfg.eval_every)
 
@@ -279,8 +280,9 @@ class Run:
             return
         cfg = self.trainer.cfg
         records = self.run.records()
-        self.run.write_status("running", pid=os.getpid(), started=time.time(),
-                        step=self.trainer.step, iterations=cfg.iterations, minutes=cfg.minutes)
+        burst = {"burst": True} if self.in_burst else {}
+        self.run.write_status("running", pid=os.getpid(), started=time.time(), step=self.trainer.step,
+                              iterations=cfg.iterations, minutes=cfg.minutes, **burst)
         try:
             for rec in self.trainer.fit(stop):
                 if records and records[-1].get("step") == rec["step"]:

@@ -244,12 +244,21 @@ def header_file_damage(path: Path) -> str | None:
 
 
 # --- whose pid a status may name -------------------------------------------------------------
-def trainer_alive(pid, started=None) -> bool:
-    """A live process that is a charrnn trainer (``python -m charrnn ... train``), started no later than
-    ``started`` (the epoch time its status records, when it does): a dead trainer's pid reused by another program,
-    or by a later process, does not count."""
+def status_alive(status: dict) -> bool:
+    """Whether the process a 'running' status names still trains: ``trainer_alive`` of its pid, its start time, and
+    whether it trains in bursts inside another program (an app's process: ``burst``)."""
+    return trainer_alive(status.get("pid"), status.get("started"), status.get("burst") is True)
+
+
+def trainer_alive(pid, started=None, burst: bool = False) -> bool:
+    """A live process that is a charrnn trainer (``python -m charrnn ... train``; any program when it trains in
+    ``burst``s), started no later than ``started`` (the epoch time its status records, when it does): a dead
+    trainer's pid reused by another program, or by a later process, does not count."""
     if not pid_alive(pid):
         return False
+    if burst:
+        born = process_start(pid)
+        return born is None or not isinstance(started, (int, float)) or born <= started + 2.0
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:  # no /proc (macOS): trust the pid

@@ -35,7 +35,7 @@ import torch
 
 from charrnn.model import CharRNN
 from charrnn.runs import schema, writes
-from charrnn.runs.schema import Damaged, trainer_alive
+from charrnn.runs.schema import Damaged, status_alive
 from charrnn.runs.weights import CheckpointError, load_weights, read_json, read_weights_header, write_weights
 from charrnn.runs.writes import LOW_ROOM, WriteFailed, append_line, atomic_write, human, write_anyway, write_json
 from charrnn.vocab import Vocab
@@ -318,7 +318,7 @@ class RunDir:
         """The run's status; a 'running' run whose process is gone reads as 'interrupted' at the step of its last
         checkpoint (``checkpoint_step``: that step, None when there is no checkpoint to resume from)."""
         status = self.status_as_written()
-        if status["state"] == "running" and not trainer_alive(status.get("pid"), status.get("started")):
+        if status["state"] == "running" and not status_alive(status):
             status = self.interrupted(status, "the training process is gone (killed, or out of memory)")
         return status
 
