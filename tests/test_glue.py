@@ -37,3 +37,19 @@ def test_the_engine_states_a_busy_trainer_and_the_page_words_it():
     assert message.startswith("A training run is in progress: someone's-run.")
     assert "press Stop" in message and "shown below" in message
     assert "press Stop" not in str(Busy("x"))                       # no UI wording in the engine
+
+
+def test_a_handler_asked_for_the_visitor_gets_the_address_the_front_door_found_hidden_from_the_api():
+    from gradio.helpers import special_args
+    from gradio.utils import get_function_params
+    from starlette.requests import Request
+
+    from webui.fair import VISITOR
+    from webui.glue import handler
+
+    wrapped = handler(lambda **kw: kw, ("password", "key"), visitor=True)
+    assert [p[0] for p in get_function_params(wrapped)] == ["password", "key"]      # what API callers see
+    request = gr.Request(Request({"type": "http", "headers": [], VISITOR: "192.0.2.1", "client": ("10.0.0.1", 1)}))
+    inputs, *_ = special_args(wrapped, ["pw", "k"], request=request)                 # as gradio calls it
+    assert wrapped(*inputs) == {"password": "pw", "key": "k", "visitor": "192.0.2.1"}
+    assert wrapped("pw", "k") == {"password": "pw", "key": "k", "visitor": None}     # called with no request

@@ -12,7 +12,8 @@ NO_GRADIO = ["charrnn.vocab", "charrnn.model", "charrnn.data", "charrnn.train", 
              "webui.errors", "webui.checks", "webui.models", "webui.colours", "webui.prime", "webui.context",
              "webui.fair", "webui.owners", "webui.transfer", "webui.train.forms", "webui.train.actions",
              "webui.train.render", "webui.train.compare", "webui.train.metrics", "webui.generate.generation",
-             "webui.generate.view", "webui.inside.units", "webui.inside.view"]
+             "webui.generate.view", "webui.inside.units", "webui.inside.view", "webui.quotas", "webui.expiry",
+             "webui.turns", "charrnn.runs.watchdog"]
 GRADIO_ALLOWED = {"app.py", "webui/glue.py", "webui/train/tab.py", "webui/generate/tab.py", "webui/inside/tab.py",
                   "webui/demo.py"}
 TABS = ("train", "generate", "inside")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
-import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,16 +120,60 @@ def test_a_run_that_is_training_is_neither_downloaded_nor_deleted(ctx, tmp_path)
         assert (ctx.settings.root / "busy" / RunDir.WEIGHTS).is_file()
 
 
-def test_download_folders_are_fresh_per_request_and_old_ones_are_removed():
-    folder = DownloadFolder(keep_s=60)
-    first = folder.fresh()
-    (first / "x.zip").write_bytes(b"x")
-    second = folder.fresh()
-    assert first != second and first.is_dir()                   # a recent request's files stay
-    old = time.time() - 120
-    os.utime(first, (old, old))
-    folder.fresh()
-    assert not first.exists() and second.is_dir()
+def test_repeated_downloads_of_one_run_version_reuse_one_built_file(ctx, tmp_path):
+    folder = tmp_path / "downloads"
+    first = build_download(ctx, "tiny", folder, now=1000.0)
+    again = [build_download(ctx, "tiny", folder, now=1000.0 + i) for i in range(20)]
+    assert all(paths == first for paths in again)
+    assert len({p.stat().st_ino for paths in again for p in paths}) == 2          # never written again
+    assert len(list(folder.iterdir())) == 1                                        # one version, no staging left
+    RunDir(ctx.settings.root / "tiny").append_metrics({"step": 11, "train_loss": 2.4})   # a new version of the run
+    newer = build_download(ctx, "tiny", folder, now=1100.0)
+    assert newer[0] != first[0] and len(list(folder.iterdir())) == 2
+
+
+def test_built_downloads_stay_within_their_total_least_recently_handed_out_removed_first(ctx, tmp_path):
+    shutil.copytree(ctx.settings.root / "tiny", ctx.settings.root / "other")     # as big as tiny
+    folder, size = tmp_path / "downloads", sum(p.stat().st_size for p in build_download(ctx, "tiny", tmp_path / "x"))
+    small = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, max_download_bytes=2 * size,
+                                                                  download_reuse_s=600.0))
+    tiny = build_download(small, "tiny", folder, now=1000.0)
+    with pytest.raises(UserError, match=r"handed out in the last 10 minutes take .* try again in 10 minutes"):
+        build_download(small, "other", folder, now=1300.0)           # tiny's visitor may still be fetching it
+    other = build_download(small, "other", folder, now=1700.0)       # tiny was handed out 700 s ago: it goes
+    assert not tiny[0].exists() and all(p.is_file() for p in other)
+    huge = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, max_download_bytes=size // 4))
+    with pytest.raises(UserError, match=r"tiny takes .* to download; this server prepares downloads of up to"):
+        build_download(huge, "tiny", tmp_path / "y", now=1000.0)
+    assert not list((tmp_path / "y").iterdir())
+
+
+def test_the_download_folder_is_one_per_app_and_one_a_killed_app_left_is_removed(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    left = tmp_path / f"charrnn-downloads-{gone.pid}-abc"            # a killed app's: its pid is no process now
+    live = tmp_path / f"charrnn-downloads-{os.getpid()}-def"          # another app's, still serving
+    for folder in (left, live):
+        (folder / "v").mkdir(parents=True)
+    downloads = DownloadFolder(base=tmp_path)
+    path = downloads.ready()
+    assert path == downloads.ready() == downloads.fresh() and path.is_dir()
+    assert not left.exists() and live.is_dir()
+
+
+def test_sigterm_ends_the_app_in_order_so_its_download_folder_is_removed(tmp_path):
+    code = ("import signal, time\n"
+            "from webui.demo import interrupted\n"
+            "from webui.transfer import DownloadFolder\n"
+            "signal.signal(signal.SIGTERM, interrupted)\n"
+            f"print(DownloadFolder(base={str(tmp_path)!r}).ready(), flush=True)\n"
+            "try:\n    time.sleep(120)\n"                           # as gradio's launch blocks, until Ctrl-C
+            "except KeyboardInterrupt:\n    pass\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    folder = Path(proc.stdout.readline().strip())
+    assert folder.is_dir()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0 and not folder.exists()
 
 
 # --- upload -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from charrnn.runs.jobs import Supervisor
 from webui.lru import LRU
 from webui.models import ModelCache
 from webui.settings import Settings
+from webui.turns import Turns
 
 
 @dataclass
@@ -18,7 +19,10 @@ class AppContext:
     activations: LRU = field(default_factory=lambda: LRU(6))    # a layer's (T, H) values per (checkpoint, text)
     copies: dict = field(default_factory=dict)                  # (file, mtime, size) -> its browser copy's digest
     readers: LRU = field(default_factory=lambda: LRU(8))        # run -> the reader following its metrics.jsonl
+    turns: Turns = None                                         # whose turn the one trainer is (webui.turns)
 
     def __post_init__(self):
         if self.jobs is None:
             self.jobs = Supervisor(self.settings.root, threads=self.settings.trainer_threads)
+        if self.turns is None:
+            self.turns = Turns(cooldown_s=60 * self.settings.train_cooldown_minutes)

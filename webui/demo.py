@@ -2,11 +2,15 @@
 follows the training run and keeps every checkpoint list fresh, and the Inside tab reading the Generate tab."""
 from __future__ import annotations
 
+import signal
+import threading
+
 import gradio as gr
 import torch
 from starlette.middleware import Middleware
 
 from charrnn.runs.jobs import resumable_runs
+from charrnn.runs.watchdog import Watchdog
 from webui import style
 from webui.context import AppContext
 from webui.fair import FrontDoor, Limits, keys_of, visitor_of
@@ -85,7 +89,9 @@ def launch(demo: gr.Blocks, ctx: AppContext, **options) -> None:
     queue_size = 64                 # waiting events; work (waiting or running) takes at most 48, leaving polls room
     limits = Limits(most=settings.max_pending, room=queue_size - 16, small_body=settings.max_event_body,
                     max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
-                    max_upload=settings.max_corpus_bytes + (1 << 20))
+                    max_upload=settings.max_corpus_bytes + (1 << 20),
+                    upload_per_minute=settings.visitor_upload_per_minute, upload_kept=settings.visitor_upload_kept,
+                    upload_kept_s=settings.upload_kept_s, download_per_minute=settings.visitor_download_per_minute)
     fair = Middleware(FrontDoor, events=lambda: pending_events(demo), quick=quick_events.__contains__,
                       takes_text=text_events.__contains__, limits=limits, trusted=settings.trusted_proxies)
     browser.sync_copies(settings, ctx.copies)     # before the first page asks (each poll keeps them in step)
@@ -93,8 +99,28 @@ def launch(demo: gr.Blocks, ctx: AppContext, **options) -> None:
     demo._queue.sleep_when_free = max(demo._queue.sleep_when_free, QUEUE_IDLE_POLL_S)
     demo._queue.progress_update_sleep_when_free = max(demo._queue.progress_update_sleep_when_free,
                                                       QUEUE_PROGRESS_POLL_S)
+    blocking = not options.get("prevent_thread_lock")
+    if blocking:                                        # this thread serves until the process ends
+        signal.signal(signal.SIGTERM, interrupted)
+        watch_trainer(ctx, lambda: True)
     demo.launch(max_file_size=settings.max_upload, app_kwargs={"middleware": [fair]}, css=page_css(),
                 head=browser.head_script(settings), **options)
+    if not blocking:                                    # served from a thread until the demo is closed
+        watch_trainer(ctx, lambda: demo.is_running)
+
+
+def interrupted(signum, frame):
+    """SIGTERM (a Space stopping or restarting) ends the app as Ctrl-C does, so its exit handlers run: the
+    downloads' temporary folder (``webui.transfer.DownloadFolder``) is removed, not left behind."""
+    raise KeyboardInterrupt
+
+
+def watch_trainer(ctx: AppContext, running) -> None:
+    """The trainer's watchdog (``charrnn.runs.watchdog``), in a thread of its own while ``running()``: a stopped or
+    stuck trainer is ended, so it cannot hold Start for everyone."""
+    watchdog = Watchdog(ctx.jobs, stall_s=60 * ctx.settings.stall_minutes)
+    threading.Thread(target=watchdog.keep_watch, args=(ctx.settings.watchdog_seconds, running), daemon=True,
+                     name="charrnn-watchdog").start()
 
 
 def pending_events(demo: gr.Blocks) -> list[tuple[str, int]]:

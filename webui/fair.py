@@ -10,6 +10,9 @@ queue, the memory or the threads for everyone else.
   training, the charts) and quick (polls and reads that run at once), so a visitor's own generations never starve
   their page's polls. Work of all visitors together is bounded too (``room``), leaving Gradio's queue places for
   polls. Past a bound a request is answered at once with 429 and when to try again.
+- Bytes: a visitor's uploads are counted, per minute and as kept (Gradio keeps an upload an hour or two), and so are
+  the files sent to them (downloads, browser copies) per minute (``webui.quotas.ByteMeter``); past a quota an upload
+  is refused before it is read, a file before it is sent: 429 and when to try again.
 - Visitors: the socket's peer, unless the peer is a proxy the operator trusts (``Settings.trusted_proxies``, from
   CHARRNN_TRUSTED_PROXIES); then the right-most X-Forwarded-For hop that is not a trusted proxy, repeated headers
   joined, so what a client writes in the header itself is never believed. A Space is reached only through the
@@ -26,11 +29,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from charrnn.runs.writes import human
+from webui.quotas import MINUTE, ByteMeter
 
 VISITOR = "charrnn.visitor"         # the scope key under which the front door leaves who sent a request
 
@@ -43,6 +51,12 @@ class Limits:
     max_body: int           # an event whose function reads a pasted text
     max_upload: int         # an upload (all its files)
     retry_after: int = 5    # seconds a refused visitor is told to wait
+    # bytes one visitor may move (0: no limit): upload a minute, have kept (an upload is kept upload_kept_s), and
+    # fetch as files a minute (webui.quotas)
+    upload_per_minute: int = 0
+    upload_kept: int = 0
+    upload_kept_s: float = 7200.0
+    download_per_minute: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,21 +67,24 @@ class Route:
     methods: tuple[str, ...]
     cap: str = "small_body"
     runs: str = ""
+    meter: str = ""         # "uploads" or "files": the visitor's bytes through it are counted (``webui.quotas``)
 
 
 READ = Route(("GET", "HEAD"))
+FILES = Route(("GET", "HEAD"), meter="files")
 # Gradio 6.31's routes (gradio/routes.py) that the page, gradio_client and the /call API use; the others (vibe
 # editing, MCP, streamed media, component server functions, proxying, login, monitoring, run history) stay closed.
 ROUTES = [(re.compile(pattern), route) for pattern, route in (
     (r"/gradio_api/queue/join", Route(("POST",), "max_body", "body")),
     (r"/gradio_api/(?:run|api)/(?P<name>[^/]+)", Route(("POST",), "max_body", "either")),
     (r"/gradio_api/call(?:/v2)?/(?P<name>[^/]+)", Route(("POST",), "max_body", "path")),
-    (r"/gradio_api/upload", Route(("POST",), "max_upload")),
+    (r"/gradio_api/upload", Route(("POST",), "max_upload", meter="uploads")),
     (r"/gradio_api/(?:cancel|reset)", Route(("POST",))),
     (r"/|/config|/favicon\.ico|/robots\.txt|/manifest\.json|/theme\.css|/pwa_icon(?:/[^/]+)?", READ),
     (r"/(?:assets|static|svelte)/.+", READ),
     (r"/gradio_api/(?:info|openapi\.json|app_id|theme\.css|startup-events|deep_link|upload_progress)", READ),
-    (r"/gradio_api/(?:queue/data|queue/status|heartbeat/[^/]+|call/[^/]+/[^/]+|file=.+|file/.+)", READ),
+    (r"/gradio_api/(?:queue/data|queue/status|heartbeat/[^/]+|call/[^/]+/[^/]+)", READ),
+    (r"/gradio_api/(?:file=.+|file/.+)", FILES),
 )]
 
 
@@ -88,8 +105,10 @@ class FrontDoor:
     """
 
     def __init__(self, app, events: Callable[[], Iterable[tuple[str, object]]], quick: Callable[[object], bool],
-                 takes_text: Callable[[object], bool], limits: Limits, trusted: Iterable[str] = ()):
+                 takes_text: Callable[[object], bool], limits: Limits, trusted: Iterable[str] = (),
+                 clock: Callable[[], float] = time.monotonic):
         self.app, self.events, self.quick, self.takes_text, self.limits = app, events, quick, takes_text, limits
+        self.uploads, self.files = ByteMeter(limits.upload_kept_s, clock), ByteMeter(MINUTE, clock)
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted]
         self.admitted: Counter = Counter()      # (visitor, quick) -> requests let through and not yet answered
         self.reading: Counter = Counter()       # visitor -> POST bodies being read
@@ -109,7 +128,14 @@ class FrontDoor:
         visitor = scope[VISITOR] = find_visitor(scope, self.trusted)
         if route.runs:
             return await self.run_event(scope, receive, send, route, name, visitor)
+        if route.meter == "files":
+            return await self.send_files(scope, receive, send, visitor)
+        if route.meter == "uploads":
+            self.check_upload(visitor, declared_length(scope))
         body = await self.read(scope, receive, visitor, getattr(self.limits, route.cap))
+        if route.meter == "uploads":
+            self.check_upload(visitor, len(body))           # no await from here to the count
+            self.uploads.add(visitor, len(body))
         await self.app(scope, replay(body, receive), send)
 
     async def run_event(self, scope, receive, send, route: Route, name: str | None, visitor: str):
@@ -172,6 +198,49 @@ class FrontDoor:
         else:
             detail = f"You already have {limits.most} requests waiting or running on this server; "
         return Refused(429, detail + f"try again in {limits.retry_after} s.", {"retry-after": str(limits.retry_after)})
+
+    def check_upload(self, visitor: str, size: int) -> None:
+        """Refuse an upload of ``size`` bytes past the visitor's bytes a minute or their bytes kept: 429 and when to
+        try again, or 413 for an upload no wait would let through."""
+        limits, uploads = self.limits, self.uploads
+        kept_for = f"{limits.upload_kept_s / 3600:g} hours"
+        for allowed, seconds, said in (
+                (limits.upload_per_minute, MINUTE, "You have uploaded {used} in the last minute; this server takes "
+                                                   "{allowed} a minute from one visitor, this upload included."),
+                (limits.upload_kept, limits.upload_kept_s, "Your uploads kept on this server come to {used} (an upload "
+                                                           f"is kept up to {kept_for}); it keeps {{allowed}} of one "
+                                                           "visitor's, this upload included.")):
+            wait = uploads.wait_s(visitor, seconds, allowed, size) if allowed else 0.0
+            if math.isinf(wait):
+                raise Refused(413, f"This upload is {human(size)}; this server takes at most {human(allowed)} from "
+                                   "one visitor. Send a smaller file.")
+            if wait:
+                raise quota_refusal(wait, said.format(used=human(uploads.since(visitor, seconds)),
+                                                      allowed=human(allowed)))
+
+    async def send_files(self, scope, receive, send, visitor: str):
+        """A file (a download, a browser copy, an upload read back) unless the visitor had their minute's worth;
+        its bytes are counted as they go out."""
+        limit, files = self.limits.download_per_minute, self.files
+        if limit and files.since(visitor, MINUTE) >= limit:
+            raise quota_refusal(files.wait_s(visitor, MINUTE, limit, 1), f"You have fetched "
+                                f"{human(files.since(visitor, MINUTE))} of files in the last minute; this server "
+                                f"sends {human(limit)} a minute to one visitor.")
+        body = await self.read(scope, receive, visitor, self.limits.small_body)
+
+        async def counted_send(message):
+            if message["type"] == "http.response.body":
+                files.add(visitor, len(message.get("body", b"")))
+            await send(message)
+
+        await self.app(scope, replay(body, receive), counted_send)
+
+
+def quota_refusal(wait_s: float, said: str) -> Refused:
+    """429 for a visitor past a byte quota: what they used, and when to try again."""
+    wait = math.ceil(wait_s)
+    when = f"{wait} s" if wait < 120 else f"{math.ceil(wait / 60)} minutes"
+    return Refused(429, f"{said} Try again in {when}.", {"retry-after": str(wait)})
 
 
 def keys_of(fns: dict, chosen: Callable[[object], bool]) -> set:

@@ -13,6 +13,7 @@ from charrnn.data import CorpusError
 from charrnn.runs.jobs import Busy, JobError
 from charrnn.runs.weights import CheckpointError
 from webui.errors import UserError, esc, no_markup
+from webui.fair import visitor_of
 
 QUIET = dict(api_visibility="private", show_progress="hidden")   # internal events: no API, no spinner
 
@@ -29,7 +30,8 @@ def message_of(error: Exception) -> str:
 ERRORS = (UserError, CheckpointError, CorpusError, JobError)
 
 
-def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable[[str], object] | None = None):
+def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable[[str], object] | None = None,
+            visitor: bool = False):
     """``fn`` as a gradio event handler.
 
     A ``UserError`` (or an engine error) becomes a ``gr.Error`` toast, or with ``inline`` the value
@@ -37,6 +39,9 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
     positionally, as gradio passes them, calls ``fn`` with them by name, and shows those names to
     the API, each optional (``gradio_client`` callers pass the ones they need as keywords; an omitted
     value is None: no upload, no password, the preset's own value). Generators stay generators, so gradio streams.
+    With ``names`` and ``visitor``, ``fn`` is also called with ``visitor``: the address the front door counted the
+    request under (``webui.fair``), whose quotas apply (``webui.quotas``); gradio hands the handler its request in a
+    last parameter that the API does not show.
     """
     def failed(error: Exception):
         if inline is None:
@@ -44,7 +49,15 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
         return inline(message_of(error))
 
     def call_args(args, kwargs):
-        return ((), {**dict(zip(names, args, strict=True)), **kwargs}) if names is not None else (args, kwargs)
+        if names is None:
+            return args, kwargs
+        request = kwargs.pop("request", None)
+        if visitor and len(args) == len(names) + 1:
+            *args, request = args
+        named = dict(zip(names, args, strict=True))
+        if visitor:
+            named["visitor"] = visitor_of_request(request)
+        return (), {**named, **kwargs}
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -63,9 +76,19 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
             except ERRORS as e:
                 return failed(e)
     if names is not None:      # gradio reads this signature for the API, not fn's; None = the form's default
-        wrapped.__signature__ = inspect.Signature(
-            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names])
+        params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+        if visitor:            # a gr.Request parameter: gradio fills it in, and leaves it out of the API
+            params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                            annotation=gr.Request))
+            wrapped.__annotations__ = {"request": gr.Request}
+        wrapped.__signature__ = inspect.Signature(params)
     return wrapped
+
+
+def visitor_of_request(request: gr.Request | None) -> str | None:
+    """Who sent a request, as the front door found it (None for a call with no request of the server's)."""
+    served = getattr(request, "request", None)          # the server's own request, inside gradio's
+    return visitor_of(served.scope) if served is not None else None
 
 
 def warn(message: str) -> None:

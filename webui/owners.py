@@ -4,7 +4,9 @@ Each browser keeps a random key of its own (``gr.BrowserState``, in its localSto
 SHA-256, in ``owner.json`` beside its files. An API caller may pass a key of its own choosing (any secret string
 it keeps) to the same effect. With a training password set, the password is what counts: its holder controls
 every run. A run with no owner recorded (started from the CLI, by a caller without a key, or before keys existed)
-may be controlled by anyone who may train here.
+may be controlled by anyone who may train here. owner.json also keeps the SHA-256 of the address the run came from
+(``webui.fair``), when known: a visitor's runs count toward their quota (``webui.quotas``) and expire
+(``webui.expiry``); a run with no owner.json is the operator's.
 
 No gradio: refusals are ``UserError``.
 """
@@ -47,10 +49,34 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def record_owner(directory: Path, key) -> None:
-    """Write down who owns the new run in ``directory`` (nothing when there is no usable key)."""
-    if usable_key(key):
-        write_json(Path(directory) / OWNER, {"key_sha256": digest(key)})
+def record_owner(directory: Path, key, visitor: str | None = None) -> None:
+    """Write down who owns the new run in ``directory``: the key's digest (who may control it) and the visitor's
+    (whose quota it counts toward, ``webui.quotas``); nothing when neither is known."""
+    owner = {"key_sha256": digest(key)} if usable_key(key) else {}
+    if visitor:
+        owner["visitor_sha256"] = visitor_digest(visitor)
+    if owner:
+        write_json(Path(directory) / OWNER, owner)
+
+
+def visitor_digest(visitor: str) -> str:
+    """What owner.json keeps of a visitor's address: enough to count their runs, not the address itself."""
+    return digest(f"visitor:{visitor}")
+
+
+def recorded_visitor(directory: Path) -> str | None:
+    """The digest of the visitor who made the run in ``directory`` (None when none is recorded)."""
+    try:
+        value = read_json(Path(directory) / OWNER).get("visitor_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def is_visitors(directory: Path) -> bool:
+    """A run started or added from the page or the API (it has an owner.json); the operator's runs (from the CLI,
+    or the bundled one) have none."""
+    return (Path(directory) / OWNER).exists()
 
 
 def owner_digest(directory: Path) -> str | None:
@@ -60,9 +86,12 @@ def owner_digest(directory: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        value = read_json(path).get("key_sha256")
+        recorded = read_json(path)
+        value = recorded.get("key_sha256")
     except (OSError, ValueError, AttributeError):
         return ""
+    if value is None and isinstance(recorded.get("visitor_sha256"), str):
+        return None             # made by a caller with no key: anyone's to control, as before visitors were recorded
     return value if isinstance(value, str) else ""
 
 

@@ -52,6 +52,22 @@ class Settings:
     # Start trains in the visitor's own GPU bursts (webui.train.burst), as on a ZeroGPU Space, where they are on
     # whatever this says: CHARRNN_GPU_BURSTS=1 runs that path here, on the CPU, to try it out or test it
     gpu_bursts: bool = False
+    # What one visitor (an address, as webui.fair finds it) may take of a public server, so that nobody can fill its
+    # disk or hold its one trainer (webui.quotas, webui.expiry, webui.turns, charrnn.runs.watchdog).
+    visitor_upload_per_minute: int = 64 << 20   # bytes one visitor may upload a minute
+    visitor_upload_kept: int = 256 << 20        # ... and have kept: Gradio keeps an upload up to upload_kept_s
+    upload_kept_s: float = 7200.0               # webui.demo's delete_cache=(3600, 3600): an upload goes in 1-2 hours
+    visitor_download_per_minute: int = 256 << 20    # bytes of files (downloads, browser copies) sent to one visitor
+    max_download_bytes: int = 1 << 30           # downloads built and kept for reuse, all runs together
+    download_reuse_s: float = 600.0             # a download handed out this recently is never removed for room
+    visitor_runs: int = 10                      # runs one visitor may own (started or added), with no password set
+    visitor_run_bytes: int = 1 << 30            # bytes those runs may take
+    visitor_run_hours: float = 24.0             # a visitor's run untouched this long expires: it is removed, oldest
+                                                # first, when the runs need room (the operator's, no owner.json, never)
+    train_cooldown_minutes: float = 10.0        # after a visitor's run ends, whoever asked for the trainer meanwhile
+                                                # goes first for this long (no password set)
+    stall_minutes: float = 5.0                  # a trainer with no new files and no CPU time this long is ended
+    watchdog_seconds: float = 30.0              # between the watchdog's looks
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root).resolve())

@@ -2,7 +2,8 @@
 and a run deleted. No gradio: refusals are ``UserError``.
 
 Every path comes from a resolved run directory (``webui.models.run_directory``). A download reads only fixed
-file names inside that directory (never through a symlink) and writes only into the folder its caller passes. An
+file names inside that directory (never through a symlink) and writes only into the folder its caller passes, where
+each version of a run is built once and handed to every request for it, within a total size. An
 upload is checked in full before anything is written: the extension, the size, the safetensors layout, the charrnn
 header and the weights, as ``load_checkpoint`` loads them (never unpickled); it then lands in a new run directory
 under the checkpoints folder, never over an existing one.
@@ -10,6 +11,7 @@ under the checkpoints folder, never over an existing one.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import secrets
@@ -21,19 +23,23 @@ import time
 import zipfile
 from pathlib import Path
 
+from charrnn.runs.schema import pid_alive
 from charrnn.runs.store import RunDir, load_checkpoint, safe_run_name
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import atomic_write, write_json
 from charrnn.runs.writes import human as human_bytes
 from webui.context import AppContext
 from webui.errors import UserError, esc, no_markup
+from webui.expiry import make_room
 from webui.models import BUNDLED_KEY, checkpoint_line, resolve_checkpoint, run_directory
 from webui.owners import check_owner, check_password, record_owner
+from webui.quotas import check_owned, folder_bytes
 from webui.settings import Settings
 
 TRAVELS = (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, "loss.png", "loss.pdf")   # what a download holds, when present
 STORED = {".safetensors", ".png", ".pdf"}          # already dense: zipped without compression
 HEADER_ROOM = 1 << 20                              # a checkpoint's JSON header, beyond its float32 weights
+ZIP_ROOM = 4096                                    # a zip's headers and directory, beyond 1% its deflate may add
 MAX_SAFETENSORS_HEADER = 8 << 20
 BUSY = ("running", "stopping", "starting")
 
@@ -68,22 +74,35 @@ def trainer_attached(ctx: AppContext, directory: Path, exit_wait_s: float = 5.0)
 
 
 # --- download ---------------------------------------------------------------------------
+DOWNLOADS_PREFIX = "charrnn-downloads-"
+
+
 class DownloadFolder:
-    """A private folder under the system's temp directory (made on first use, removed at exit) where downloads are
-    built, one subfolder per request; subfolders older than ``keep_s`` are removed (the server has copied them)."""
+    """Where downloads are built: a private folder under ``base`` (the system's temp directory), made on first use,
+    with one subfolder per run version that ``build_download`` builds once and hands to every request for it.
+    Removed at exit (``webui.demo.launch`` makes SIGTERM an orderly exit); one a killed app left behind is removed
+    by the next app's first download."""
 
-    def __init__(self, keep_s: float = 600.0):
-        self.keep_s, self.path, self.lock = keep_s, None, threading.Lock()
+    def __init__(self, base: Path | None = None):
+        self.base, self.path, self.lock = Path(base or tempfile.gettempdir()), None, threading.Lock()
 
-    def fresh(self) -> Path:
+    def ready(self) -> Path:
         with self.lock:
             if self.path is None or not self.path.is_dir():
-                self.path = Path(tempfile.mkdtemp(prefix="charrnn-downloads-"))
+                remove_orphans(self.base)
+                self.path = Path(tempfile.mkdtemp(prefix=f"{DOWNLOADS_PREFIX}{os.getpid()}-", dir=self.base))
                 atexit.register(shutil.rmtree, self.path, True)
-            for old in self.path.iterdir():
-                if time.time() - old.stat().st_mtime > self.keep_s:
-                    shutil.rmtree(old, ignore_errors=True)
-            return Path(tempfile.mkdtemp(dir=self.path))
+            return self.path
+
+    fresh = ready           # its earlier name, which webui/generate/tab.py still calls
+
+
+def remove_orphans(base: Path) -> None:
+    """Remove the download folders of apps that are gone (their pid is in the folder's name)."""
+    for folder in base.glob(f"{DOWNLOADS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(DOWNLOADS_PREFIX).split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def travelling_files(directory: Path) -> list[Path]:
@@ -105,19 +124,75 @@ def downloadable_run(ctx: AppContext, key) -> Path:
     return directory
 
 
-def build_download(ctx: AppContext, key, folder: Path) -> list[Path]:
+def build_download(ctx: AppContext, key, folder: Path, now: float | None = None) -> list[Path]:
     """``<run>.zip`` (a folder ``<run>/`` of the kept model, checkpoint.json, metrics.jsonl and the loss plot) and
-    ``<run>.safetensors`` (the kept model alone, to add back later), written into ``folder``."""
+    ``<run>.safetensors`` (the kept model alone, to add back later), built once per version of the run in a subfolder
+    of ``folder`` and handed out again while they last (``now``, epoch seconds, marks them handed out)."""
     directory = downloadable_run(ctx, key)
     name, files = directory.name, travelling_files(directory)
-    archive, model = folder / f"{name}.zip", folder / f"{name}.safetensors"
+    version = folder / version_of(directory, files)
+    built = [version / f"{name}.zip", version / f"{name}.safetensors"]
+    now = time.time() if now is None else now
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(archive, lambda tmp: write_zip(Path(tmp), name, files))
-        atomic_write(model, lambda tmp: shutil.copyfile(directory / RunDir.WEIGHTS, tmp))
+        if not built[1].is_file():              # a version's folder appears whole (renamed into place) or not at all
+            folder.mkdir(parents=True, exist_ok=True)
+            raw = sum(f.stat().st_size for f in files)
+            need = raw + raw // 100 + ZIP_ROOM + (directory / RunDir.WEIGHTS).stat().st_size
+            room_for_download(ctx.settings, folder, name, need, now)
+            build_version(version, name, directory, files)
+        os.utime(version, (now, now))           # handed out now: kept at least download_reuse_s from now
     except OSError as e:
         raise UserError(f"Cannot prepare the download of {esc(name)}: {esc(e.strerror or e)}") from None
-    return [archive, model]
+    return built
+
+
+def version_of(directory: Path, files: list[Path]) -> str:
+    """A name for what a download of the run holds now: its folder and each file's name, size and time."""
+    stamps = [str(directory)] + [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:24]
+
+
+def build_version(version: Path, name: str, directory: Path, files: list[Path]) -> None:
+    """Write the zip and the model into a hidden folder, then rename it to ``version``; a request that built the
+    same version meanwhile wins, and this copy is dropped."""
+    staging = version.parent / f".building-{secrets.token_hex(6)}"
+    try:
+        staging.mkdir()
+        write_zip(staging / f"{name}.zip", name, files)
+        shutil.copyfile(directory / RunDir.WEIGHTS, staging / f"{name}.safetensors")
+        try:
+            os.rename(staging, version)
+        except OSError:
+            if not (version / f"{name}.safetensors").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def room_for_download(settings: Settings, folder: Path, name: str, need: int, now: float) -> None:
+    """Remove built downloads, least recently handed out first, until ``need`` more bytes fit in
+    ``max_download_bytes``; never one handed out within ``download_reuse_s`` (its visitor may still be fetching it)."""
+    cap = settings.max_download_bytes
+    if need > cap:
+        raise UserError(f"{esc(name)} takes {human_bytes(need)} to download; this server prepares downloads of up "
+                        f"to {human_bytes(cap)}. Ask whoever runs it for the run's files.")
+    for version in sorted((v for v in folder.iterdir() if not v.name.startswith(".")), key=handed_out):
+        if folder_bytes(folder) + need <= cap or handed_out(version) > now - settings.download_reuse_s:
+            break
+        shutil.rmtree(version, ignore_errors=True)
+    if folder_bytes(folder) + need > cap:
+        minutes = max(1, round(settings.download_reuse_s / 60))
+        raise UserError(f"The downloads handed out in the last {minutes} minutes take "
+                        f"{human_bytes(folder_bytes(folder))} of the {human_bytes(cap)} this server keeps for them: "
+                        f"try again in {minutes} minutes.")
+
+
+def handed_out(version: Path) -> float:
+    """When a built download was last handed out (its folder's time, read now: another request may just have)."""
+    try:
+        return version.stat().st_mtime
+    except OSError:
+        return 0.0                                  # removed meanwhile
 
 
 def write_zip(path: Path, folder: str, files: list[Path]) -> None:
@@ -211,9 +286,11 @@ def new_run_dir(root: Path, wanted, stem: str) -> Path:
     raise UserError(f"Too many runs are named after {esc(base)}; give this one a name.")
 
 
-def add_model(ctx: AppContext, password, upload, run_name=None, owner_key=None) -> str:
+def add_model(ctx: AppContext, password, upload, run_name=None, owner_key=None, visitor: str | None = None,
+              now: float | None = None) -> str:
     """Add an uploaded charrnn checkpoint as a new run (selectable in the picker), owned by ``owner_key`` (see
-    ``webui.owners``); returns the message to show."""
+    ``webui.owners``) and counted toward ``visitor``'s quota (``webui.quotas``); expired runs make room for it
+    (``webui.expiry``, at ``now``, epoch seconds). Returns the message to show."""
     settings = ctx.settings
     check_password(settings, password)
     if not upload:
@@ -222,14 +299,17 @@ def add_model(ctx: AppContext, password, upload, run_name=None, owner_key=None) 
     if not path.is_file():
         raise UserError("The uploaded file is gone; upload it again.")
     header = check_model_file(path, model_cap(settings))
-    used, size = folder_bytes(settings.root), path.stat().st_size
+    size = path.stat().st_size
+    check_owned(settings, visitor, size)
+    make_room(ctx, size, now)
+    used = folder_bytes(settings.root)
     if used + size > settings.max_checkpoints_bytes:
         raise UserError(f"The saved runs take {human_bytes(used)}; with this model they would pass this server's "
                         f"{human_bytes(settings.max_checkpoints_bytes)}: delete a run you no longer need, then add it.")
     directory = new_run_dir(settings.root, run_name, path.stem)
     try:
         write_json(directory / RunDir.META, header)
-        record_owner(directory, owner_key)
+        record_owner(directory, owner_key, visitor)
         RunDir(directory).write_status("uploaded", file=path.name, added=time.time())
         atomic_write(directory / RunDir.WEIGHTS, lambda tmp: shutil.copyfile(path, tmp))   # last: then it is listed
     except OSError as e:
@@ -268,13 +348,3 @@ def delete_run(ctx: AppContext, password, key, owner_key=None) -> str:
 
 def stamp(message: str) -> str:
     return f"{time.strftime('%H:%M:%S')} · {message}"
-
-
-def folder_bytes(root: Path) -> int:
-    total = 0
-    for path in root.rglob("*") if root.is_dir() else []:
-        try:
-            total += path.stat().st_size if path.is_file() and not path.is_symlink() else 0
-        except OSError:
-            continue
-    return total

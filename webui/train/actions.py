@@ -6,23 +6,27 @@ each action returns the message the page shows.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import CorpusError
 from charrnn.model import count_params
-from charrnn.runs.jobs import capped_config
+from charrnn.runs.jobs import Busy, Supervisor, capped_config
 from charrnn.runs.memory import estimate_peak_bytes, memory_limit
 from charrnn.runs.runner import check_corpus
-from charrnn.runs.store import safe_run_name
+from charrnn.runs.store import RunDir, safe_run_name
 from charrnn.runs.writes import human
 from webui.context import AppContext
 from webui.errors import UserError, esc, no_markup
+from webui.expiry import make_room
 from webui.owners import check_password, check_run_owner, record_owner
+from webui.quotas import check_owned, folder_bytes
 from webui.settings import Settings
 from webui.train.forms import CorpusChoice, build_configs, read_corpus, text_stats, vocab_size_for
 from webui.train.render import corpus_line, model_line
-from webui.transfer import folder_bytes, stamp
+from webui.transfer import stamp
+from webui.turns import askers
 
 
 def default_run_name(choice: CorpusChoice, preset: str) -> str:
@@ -31,9 +35,11 @@ def default_run_name(choice: CorpusChoice, preset: str) -> str:
 
 
 def start_training(ctx: AppContext, password, source, bundled_name, upload, pasted, preset, values: dict,
-                   run_name, key=None) -> str:
+                   run_name, key=None, visitor: str | None = None, now: float | None = None) -> str:
     """Validate everything, then start the trainer on the chosen text; returns a message naming the run.
-    ``key`` (the browser's, see ``webui.owners``) becomes the run's owner."""
+    ``key`` (the browser's, see ``webui.owners``) becomes the run's owner, and the run counts toward ``visitor``'s
+    quota (their address, ``webui.fair``); ``now`` (epoch seconds) is when, for expiry and turns."""
+    now = time.time() if now is None else now
     settings = ctx.settings
     check_password(settings, password)
     choice = read_corpus(settings, source, bundled_name, upload, pasted)
@@ -50,10 +56,13 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
         raise UserError(f"That model has {params:,} parameters; the app trains at most {settings.max_params:,}. "
                         "Lower the hidden size or the layers.")
     check_memory(settings, model_cfg, train_cfg, len(choice.text))
+    check_owned(settings, visitor)
+    make_room(ctx, 0, now)
     check_disk(settings)
     name = run_name.strip() if isinstance(run_name, str) and run_name.strip() else default_run_name(choice, preset)
-    job = ctx.jobs.start(name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg,
-                         on_created=lambda directory: record_owner(directory, key))
+    job = in_turn(ctx, askers(key, visitor), name, now, lambda: ctx.jobs.start(
+        name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg,
+        on_created=lambda directory: record_owner(directory, key, visitor)))
     capped = f" Runs here train at most {cap:g} minutes (no training password is set)." if cap else ""
     return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}.{capped}")
 
@@ -76,6 +85,31 @@ def check_disk(settings: Settings) -> None:
                         ": delete a run you no longer need, then start again.")
 
 
+def in_turn(ctx: AppContext, who: frozenset[str], run: str, now: float, start: Callable):
+    """``start()`` (a Start or a Resume of ``run``) when it is ``who``'s turn at the one trainer (``webui.turns``); one
+    refused because the trainer is busy makes them wait for it. A password's holder waits for nobody, and a burst
+    (``webui.train.burst``) trains in its own event: no turns for them."""
+    if ctx.settings.password or not isinstance(ctx.jobs, Supervisor):
+        return start()
+    if ctx.jobs.active() is None:
+        ctx.turns.check(who, now, ended_at(ctx.settings.root, ctx.turns.run))
+    try:
+        started = start()
+    except Busy:
+        ctx.turns.asked(who, now)
+        raise
+    ctx.turns.began(who, run, now)
+    return started
+
+
+def ended_at(root: Path, run: str | None) -> float | None:
+    """When run ``run`` ended: its final status was written then (None when there is no such run)."""
+    try:
+        return (root / run / RunDir.STATUS).stat().st_mtime if run else None
+    except OSError:
+        return None
+
+
 def stop_training(ctx: AppContext, password, key=None) -> str:
     """Ask the running trainer to stop: it finishes its step, saves a checkpoint and says 'stopped'. With no
     password set, only the run's owner (``key``) may."""
@@ -87,13 +121,16 @@ def stop_training(ctx: AppContext, password, key=None) -> str:
     return stamp(f"Stopping **{job.name}**: it finishes the current step and saves a final checkpoint.")
 
 
-def resume_training(ctx: AppContext, password, run, more_iterations, more_minutes, key=None) -> str:
+def resume_training(ctx: AppContext, password, run, more_iterations, more_minutes, key=None,
+                    visitor: str | None = None, now: float | None = None) -> str:
     """Continue a stopped run from its checkpoint, optionally with a bigger budget (more steps or minutes). With no
-    password set, only the run's owner (``key``) may."""
+    password set, only the run's owner (``key``) may, and only in their turn (``webui.turns``)."""
     check_password(ctx.settings, password)
     cap = ctx.settings.visitor_minutes if ctx.settings.password is None else 0
     check_run_owner(ctx.settings, run, key, "resume")
-    job, step = ctx.jobs.resume(run, more_iterations, more_minutes, cap_minutes=cap)
+    now = time.time() if now is None else now
+    job, step = in_turn(ctx, askers(key, visitor), run, now,
+                        lambda: ctx.jobs.resume(run, more_iterations, more_minutes, cap_minutes=cap))
     capped = f" It trains at most {cap:g} more minutes (no training password is set)." if cap else ""
     return stamp(f"Resumed **{esc(run)}** (pid {job.pid}) from step {step:,}.{capped}")
 
