@@ -199,7 +199,8 @@ def launched(root: Path, **settings):
     from webui.demo import create_demo, launch
     from webui.settings import Settings
 
-    ctx = AppContext(Settings(root=root, **settings))
+    # every test client comes from 127.0.0.1: one visitor, who may start as many runs as the tests do
+    ctx = AppContext(Settings(root=root, **{"visitor_runs": 1000, **settings}))
     demo = create_demo(ctx.settings, ctx)
     port = free_port()
     launch(demo, ctx, prevent_thread_lock=True, server_port=port, quiet=True)

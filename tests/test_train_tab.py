@@ -160,7 +160,7 @@ def test_a_handler_with_names_takes_them_positionally_and_shows_them():
 # --- the wired Train tab ----------------------------------------------------------------------
 def test_the_start_training_handler_names_its_inputs(ctx):
     fns = wired(ctx)
-    assert tuple(inspect.signature(fns["start_training"]).parameters) == START_INPUTS
+    assert tuple(inspect.signature(fns["start_training"]).parameters) == (*START_INPUTS, "request")  # the visitor's
     assert START_INPUTS == ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers",
                             "seq_len", "batch_size", "lr", "iterations", "minutes", "run_name", "key",
                             "patience")                                   # patience, which callers may omit: last

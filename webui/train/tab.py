@@ -214,8 +214,8 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     def stop_training(password, key):
         return actions.stop_training(ctx, password, key)
 
-    def resume_training(password, run, more_iterations, more_minutes, key):
-        return actions.resume_training(ctx, password, run, more_iterations, more_minutes, key)
+    def resume_training(password, run, more_iterations, more_minutes, key, visitor=None):
+        return actions.resume_training(ctx, password, run, more_iterations, more_minutes, key, visitor)
 
     def controls(key):
         return control_states(ctx, key)
@@ -228,9 +228,9 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     if t.burst_seconds is not None:      # ZeroGPU: Start and Resume train in this event, in the visitor's GPU bursts
         wire_bursts(ctx, t, start_inputs, shown)
     else:
-        t.start_btn.click(handler(kept_in_place(start_training), START_INPUTS), start_inputs, t.message,
+        t.start_btn.click(handler(kept_in_place(start_training), START_INPUTS, visitor=True), start_inputs, t.message,
                           api_name="start_training", **train_opts).then(**shown)
-        t.resume_btn.click(handler(kept_in_place(resume_training), RESUME_INPUTS),
+        t.resume_btn.click(handler(kept_in_place(resume_training), RESUME_INPUTS, visitor=True),
                            [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key], t.message,
                            api_name="resume_training", **train_opts).then(**shown)
     t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key")), [t.password, t.key], t.message,
