@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from safetensors.torch import save_file
 
 from charrnn.runs.store import RunDir
+from webui.owners import record_owner
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -123,6 +124,66 @@ def test_a_trained_run_is_downloaded_deleted_added_back_and_generates_the_same_t
     generated(page, "the ", 50, 7)                               # so the next text is the added-back model's
     assert generated(page, "the ", 200, 7) == before
     page.screenshot(path=str(ARTIFACTS / "browser-transfer-added-back.png"), full_page=True)
+
+
+def choose_model(page, label: str) -> None:
+    page.locator("#checkpoint input").click()
+    page.get_by_role("option", name=label, exact=True).click()
+    expect(page.locator("#checkpoint input")).to_have_value(label)
+
+
+def test_delete_is_offered_only_where_it_can_work_and_a_refusal_is_a_plain_line(page, served):
+    make_checkpoint(served.root / "theirs", corpus_text())
+    record_owner(served.root / "theirs", "another-browsers-key")
+    make_checkpoint(served.root / "operators", corpus_text(), seed=1)          # no owner: anyone's (no password)
+    open_transfer(page)
+    delete = page.locator("#delete-btn")
+    choose_model(page, "shakespeare (bundled)")
+    expect(delete).to_be_hidden()                                              # never for the bundled model
+    choose_model(page, "theirs")
+    expect(delete).to_be_hidden()                                              # nor for another visitor's run
+    choose_model(page, "operators")
+    expect(delete).to_be_visible()
+    page.click("#delete-btn")
+    expect(page.locator("#confirm-delete-btn")).to_have_text("Yes, delete operators")
+    record_owner(served.root / "operators", "another-browsers-key")            # it changes hands meanwhile
+    page.click("#confirm-delete-btn")
+    message = page.locator("#transfer-message")
+    expect(message).to_contain_text("Only the browser that started or added operators can delete it")
+    expect(message).to_contain_text("Nothing was deleted")
+    assert "**" not in message.inner_text() and (served.root / "operators").is_dir()
+    expect(message.get_by_text("Error", exact=True)).to_have_count(0)          # no error badge over the line
+    expect(page.locator(".toast-body")).to_have_count(0)                       # and no toast
+    expect(page.locator("#confirm-delete-btn")).to_be_hidden()
+    choose_model(page, "theirs")
+    choose_model(page, "operators")
+    expect(delete).to_be_hidden()                                              # it is theirs now
+    page.screenshot(path=str(ARTIFACTS / "browser-transfer-delete-refused.png"), full_page=True)
+
+
+def test_with_a_password_delete_is_offered_for_any_run_and_a_wrong_password_is_refused_at_once(browser, tmp_path):
+    with launched(tmp_path / "checkpoints", password="sesame") as locked:
+        make_checkpoint(locked.root / "theirs", corpus_text())
+        record_owner(locked.root / "theirs", "another-browsers-key")
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            page.goto(locked.url)
+            page.wait_for_selector("#start-btn")
+            open_transfer(page)
+            choose_model(page, "theirs")
+            expect(page.locator("#delete-btn")).to_be_visible()
+            page.locator("#transfer-password input").fill("wrong")
+            page.click("#delete-btn")
+            expect(page.locator("#transfer-message")).to_contain_text("need the password")
+            expect(page.locator("#confirm-delete-btn")).to_be_hidden()             # refused at the first click
+            page.locator("#transfer-password input").fill("sesame")
+            page.click("#delete-btn")
+            page.click("#confirm-delete-btn")
+            expect(page.locator("#transfer-message")).to_contain_text("Deleted theirs")
+            assert not (locked.root / "theirs").exists()
+        finally:
+            page.close()
 
 
 def fake_run(root: Path, name: str, losses: list[float], batch: int) -> None:

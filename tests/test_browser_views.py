@@ -193,8 +193,8 @@ BARS = "#next-char-plot g.mark-rect path"
 
 
 def test_the_terms_have_plain_english_hints_and_greedy_shows_one_bar(page):
-    expect(page.locator("#temperature")).to_contain_text("softmax turns them into probabilities")
-    expect(page.locator("#temperature")).to_contain_text("score (its logit)")
+    expect(page.locator("#temperature")).to_contain_text("the scores (logits) are divided by T before the softmax")
+    expect(page.locator("#temperature")).to_contain_text("changes from the first pick that differs")
     expect(page.locator("#next-char-info")).to_contain_text("how unsure the model is")          # entropy
     page.locator("#temperature input[type=range]").fill("0")
     expect(page.locator("#next-char-info")).to_contain_text("greedy")

@@ -1,6 +1,8 @@
 """The Generate tab's gradio-facing helpers (webui.generate_tab), called in-process: the prime feeding the chart,
 the confidence colouring after a generation or a Stop, the checkpoint line, and the handlers ``wire`` builds
-(/generate streaming its text then a record, the chart showing problems inline, side by side refusing with a toast)."""
+(/generate streaming its text then a record, the chart showing problems inline, side by side refusing with a toast);
+the text a page generation sends back (no probabilities), what the page colours with; Delete offered only where it can
+work, refused at the first click in plain words, /delete_run refusing with errors."""
 from __future__ import annotations
 
 import inspect
@@ -15,9 +17,11 @@ from html_reading import columns
 
 from charrnn.runs.store import RunDir
 from charrnn.sample import generate_with_probs
+from webui.colours import confidence_colour, ink_for
 from webui.generate import tab as generate_tab
+from webui.generate.browser import record_chars
 from webui.generate.generation import SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
-from webui.generate.view import confidence_html
+from webui.generate.view import GENERATING, STOPPED, confidence_html, confidence_legend, page_views
 from webui.models import BUNDLED_KEY
 from webui.passages import model_prime
 from webui.prime import DEFAULT_PRIME
@@ -163,7 +167,9 @@ def test_a_stopped_generation_keeps_what_stop_wrote(tab):
 
 def test_the_temperature_and_the_views_explain_themselves(tab):
     info = tab.temperature.info
-    assert "logit" in info and "softmax turns them into probabilities" in info and "score" in info
+    assert "scores (logits) are divided by T before the softmax" in info and "0 = always the likeliest" in info
+    assert "changes from the first pick that differs" in info and "keeps the start" not in info    # what it does
+    assert len(info) < 240                                                   # three lines on a desktop, not nine
     for view in (tab.confidence, tab.compare_html, tab.dist_line):
         assert "charrnn-view" in view.elem_classes                       # drawn by webui/style.py in either theme
 
@@ -249,7 +255,7 @@ def test_download_gives_the_zip_and_the_model_file_of_the_chosen_or_latest_run(c
 def test_a_downloaded_model_is_deleted_then_added_back_through_the_tab(ctx, tab):
     before = [text for text, _ in wired(tab, tab.output, tab.record)("tiny", "the ", 0.8, 60, 0, 4)][-1]
     _, model = api_fn(tab, "download_run")("tiny")
-    button, pending, message = generate_tab.ask_to_delete("tiny")
+    button, pending, message = generate_tab.ask_to_delete(ctx, "tiny", None, None)
     assert button["visible"] and button["value"] == "Yes, delete tiny" and pending == "tiny" and "**tiny**" in message
     assert (ctx.settings.root / "tiny").is_dir()                   # asking deletes nothing
     assert "Deleted **tiny**" in api_fn(tab, "delete_run")(None, pending)
@@ -260,25 +266,131 @@ def test_a_downloaded_model_is_deleted_then_added_back_through_the_tab(ctx, tab)
         api_fn(tab, "add_model")(None, __file__, "")
 
 
-def test_delete_asks_for_a_chosen_run():
-    button, pending, message = generate_tab.ask_to_delete(None)
-    assert button == gr.skip() and pending == "" and "No run chosen" in message
-    assert "&lt;b&gt;" in generate_tab.ask_to_delete("<b>")[2]
-    button, pending, message = generate_tab.ask_to_delete(BUNDLED_KEY)
+def test_delete_asks_for_a_chosen_run(ctx):
+    button, pending, message = generate_tab.ask_to_delete(ctx, None, None, None)
+    assert not button["visible"] and pending == "" and "No run chosen" in message
+    hostile = generate_tab.ask_to_delete(ctx, "<b>", None, None)[2]
+    assert "invalid run name" in hostile and "&lt;b" in hostile and "<b>" not in hostile
+    button, pending, message = generate_tab.ask_to_delete(ctx, BUNDLED_KEY, None, None)
     assert not button["visible"] and pending == "" and "bundled model cannot be deleted" in message
 
 
+def owned_context(tmp_path, **fields):
+    """A context whose run "mine" belongs to the browser key "key-a" (and "tiny" to nobody: the operator's)."""
+    from webui.owners import record_owner
+    ctx = tiny_context(tmp_path, **fields)
+    make_checkpoint(ctx.settings.root / "mine", corpus_text())
+    record_owner(ctx.settings.root / "mine", "key-a")
+    return ctx
+
+
+def test_delete_is_offered_only_where_it_can_work(tmp_path):
+    ctx = owned_context(tmp_path)
+    offered = lambda key, owner: generate_tab.deletable(ctx.settings, key, owner)    # noqa: E731
+    assert offered("mine", "key-a") and offered("tiny", "key-a") and offered("tiny", None)   # its owner; no owner
+    assert not offered("mine", "key-b") and not offered("mine", None)                # another visitor's run
+    assert not offered(BUNDLED_KEY, "key-a") and not offered(None, "key-a") and not offered("gone", "key-a")
+    assert not offered("../x", "key-a")
+    locked = owned_context(tmp_path / "locked", password="sesame")
+    assert generate_tab.deletable(locked.settings, "mine", "key-b")                  # the password controls every run
+    assert not generate_tab.deletable(locked.settings, BUNDLED_KEY, "key-b")
+
+
+def test_the_picker_and_the_key_decide_whether_delete_is_shown(tmp_path):
+    ctx = owned_context(tmp_path)
+    with gr.Blocks() as demo:
+        g = generate_tab.build(ctx)
+        g.key = gr.BrowserState(None)
+        generate_tab.wire(ctx, g)
+    g.demo = demo
+    assert g.delete_btn.visible is False                                             # nothing chosen yet
+    offer = wired(g, g.delete_btn, g.confirm_delete_btn, g.pending_delete)
+    shown, confirm, pending = offer("mine", "key-a")
+    assert shown["visible"] and not confirm["visible"] and pending == ""            # a pending question is dropped
+    assert not offer("mine", "key-b")[0]["visible"] and not offer(BUNDLED_KEY, "key-a")[0]["visible"]
+    triggers = {(t[0], t[1]) for f in demo.fns.values() if f.fn is offer for t in f.targets}
+    assert triggers == {(g.checkpoint._id, "change"), (g.key._id, "change")}
+
+
+def test_delete_refused_at_the_first_click_says_why_in_plain_words(tmp_path):
+    ctx = owned_context(tmp_path)
+    button, pending, message = generate_tab.ask_to_delete(ctx, "mine", "key-b", None)
+    assert not button["visible"] and pending == ""
+    assert message.startswith("⚠️ Only the browser that started or added mine can delete it") and "**" not in message
+    locked = owned_context(tmp_path / "locked", password="sesame")
+    button, pending, message = generate_tab.ask_to_delete(locked, "mine", "key-b", "wrong")
+    assert not button["visible"] and "need the password" in message and "**" not in message
+    assert generate_tab.ask_to_delete(locked, "mine", "key-b", "sesame")[0]["visible"]
+
+
+def test_delete_refuses_a_run_that_is_training_at_the_first_click(tmp_path):
+    from app_fixtures import fake_trainer_running
+    ctx = tiny_context(tmp_path)
+    with fake_trainer_running(ctx.settings.root, "busy"):
+        button, pending, message = generate_tab.ask_to_delete(ctx, "busy", None, None)
+    assert not button["visible"] and pending == "" and "busy is training: press Stop" in message
+
+
+def test_a_refused_confirmation_is_a_plain_line_not_an_error(tmp_path):
+    ctx = owned_context(tmp_path)
+    message, button, pending = generate_tab.confirm_delete(ctx, None, "mine", "key-b")   # e.g. the picker raced it
+    assert message.startswith("⚠️ Only the browser that started or added mine can delete it") and "**" not in message
+    assert "Nothing was deleted" in message and not button["visible"] and pending == ""
+    assert (ctx.settings.root / "mine").is_dir()
+    message, button, _ = generate_tab.confirm_delete(ctx, None, "mine", "key-a")
+    assert "Deleted **mine**" in message and not button["visible"] and not (ctx.settings.root / "mine").exists()
+
+
+def test_the_delete_api_refuses_with_an_error_and_is_not_the_pages_button(tmp_path):
+    ctx = owned_context(tmp_path)
+    with gr.Blocks() as demo:
+        g = generate_tab.build(ctx)
+        g.key = gr.BrowserState(None)
+        generate_tab.wire(ctx, g)
+    g.demo = demo
+    delete = api_fn(g, "delete_run")
+    assert list(inspect.signature(delete).parameters) == ["password", "run", "key"]
+    with pytest.raises(gr.Error, match="can delete it"):
+        delete(None, "mine", "key-b")
+    (api,) = [f for f in demo.fns.values() if f.api_name == "delete_run"]
+    assert not api.targets                                       # called by API clients; the page's button is private
+    assert "Deleted **mine**" in delete(run="mine", key="key-a")
+
+
 # --- generation in the page: the record it sends back, and the copies behind it ------------------------------
-def test_a_record_from_the_page_is_checked_before_it_is_drawn():
+def test_a_record_from_the_page_is_checked_before_the_chart_reads_it():
     import json
 
-    from webui.generate.tab import browser_record
-    good = {"text": "ab cd", "start": 2, "probs": [0.5, 0.25, 1], "temperature": 0.8, "top_k": None}
-    assert browser_record(json.dumps(good))["probs"] == [0.5, 0.25, 1.0]
-    for bad in ({**good, "probs": [0.5]}, {**good, "start": 9}, {**good, "probs": [0.5, 2, 0.1]},
-                {**good, "text": 5}, [1, 2]):
+    from webui.generate.tab import after_browser_generation, browser_record
+    good = {"text": "ab cd", "start": 2, "temperature": 0.8, "top_k": None, "n": 3}
+    assert browser_record(json.dumps(good)) == {"text": "ab cd", "start": 2, "temperature": 0.8, "top_k": None}
+    for bad in ({**good, "start": 9}, {**good, "start": -1}, {**good, "start": True}, {**good, "text": 5}, [1, 2]):
         assert browser_record(json.dumps(bad)) is None
     assert browser_record("{not json") is None and browser_record(None) is None
+    reading, position, record = after_browser_generation(json.dumps(good))
+    assert reading == "ab cd" and position["value"] == 2 and position["maximum"] == 5 and record["start"] == 2
+    assert after_browser_generation("{not json") == (gr.skip(),) * 3
+
+
+def test_the_page_is_handed_what_the_server_colours_with():
+    views = page_views()
+    assert len(views["colours"]) == len(views["inks"]) == 121
+    for p in (0, 0.013, 0.5, 0.99, 1):                               # the page's hue rule picks the server's colour
+        colour = views["colours"][round(120 * p)]
+        assert colour == confidence_colour(p) and views["inks"][round(120 * p)] == ink_for(colour)
+    assert views["legend"] == confidence_legend() and views["readable"]["\n"] == "⏎" and "Cc" in views["invisible"]
+    assert views["generating"] == GENERATING and views["stopped"] == STOPPED
+
+
+def test_the_text_a_page_sends_back_fits_the_request_cap_whatever_it_holds():
+    from webui.generate.browser import RECORD_BYTES_PER_CHAR, RECORD_ROOM
+    from webui.settings import Settings
+    settings = Settings(root=".")
+    chars = record_chars(settings)
+    assert chars >= 1000 + settings.max_length                       # a 1,000-character prime end and the longest text
+    import json
+    worst = json.dumps({"data": [json.dumps({"text": "\x01" * chars, "start": 1000})]}, ensure_ascii=False)
+    assert len(worst.encode()) <= chars * RECORD_BYTES_PER_CHAR + RECORD_ROOM <= settings.max_event_body
 
 
 def test_every_complete_checkpoint_gets_a_copy_and_a_training_or_too_big_one_says_why(tmp_path):

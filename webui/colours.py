@@ -18,6 +18,13 @@ def confidence_colour(p: float) -> str:
     return f"hsl({120 * min(max(p, 0.0), 1.0):.0f},75%,78%)"
 
 
+def confidence_palette() -> tuple[list[str], list[str]]:
+    """Every colour ``confidence_colour`` gives (one per whole hue, 0 to 120) and the ink chosen for each: the page
+    colours the text it generated with these, so its view and the server's are the same HTML."""
+    colours = [confidence_colour(hue / 120) for hue in range(121)]
+    return colours, [ink_for(c) for c in colours]
+
+
 def activation_colour(value: float, scale: float) -> str:
     """White at 0, deeper red for positive and deeper blue for negative values (full colour at +-scale)."""
     t = max(-1.0, min(1.0, value / scale))
@@ -66,11 +73,11 @@ def swatches(items: list[tuple[str, str]], caption: str) -> str:
     return f"<div class='charrnn-legend'>{cells} &nbsp;{esc(caption)}</div>"
 
 
-def coloured_text(prime: str, spans: str) -> str:
+def coloured_text(prime: str, spans: str, scroll: bool = False) -> str:
     """The box of coloured characters, the prime before them uncoloured (webui/style.py draws both, in either
-    theme: the box stays light so the colours mean the same)."""
+    theme); ``scroll``: a long text scrolls inside the box, whose frame stays whole."""
     prime = f"<span class='charrnn-prime'>{esc(prime)}</span>" if prime else ""
-    return f"<div class='charrnn-chars'>{prime}{spans}</div>"
+    return f"<div class='charrnn-chars{' charrnn-scroll' if scroll else ''}'>{prime}{spans}</div>"
 
 
 # --- the next character under the temperature slider --------------------------------

@@ -14,13 +14,19 @@ from pathlib import Path
 from charrnn.runs.store import RunDir
 from charrnn.runs.weights import CheckpointError
 from webui.generate import wasm, webcopy
+from webui.generate.view import page_views
 from webui.models import list_checkpoints
 
 STATIC = Path(__file__).resolve().parent / "static"
 RUNTIME_FILES = ("runtime.js",)           # the worker's source
 PAGE_FILE = "page.js"                     # the page's side: the worker, the Generate button, the slider
-# the server button and the record box the page's script clicks and fills: in the page, never shown
-CSS = ".charrnn-hidden { display: none !important; }"
+# the server button and the record box the page's script clicks and fills: in the page, never shown (nor the
+# box's form wrapper, whose border would draw a stray line)
+CSS = ".charrnn-hidden, div.form:has(> #browser-record) { display: none !important; }"
+# A character of the text the page sends back for the chart takes at most 7 bytes of the request: a control
+# character is \u0001 in the record's JSON, escaped again in the request's (UTF-8 takes at most 4).
+RECORD_BYTES_PER_CHAR = 7
+RECORD_ROOM = 4096                        # the request's own fields, beside the record
 
 
 def sync_copies(settings, known: dict) -> dict:
@@ -61,12 +67,19 @@ def copy_entry(settings, r: dict, known: dict) -> dict:
 
 
 def head_script(settings) -> str:
-    """The <script> the page loads once: where the copies are, the worker's source and the kernel's bytes."""
+    """The <script> the page loads once: where the copies are, the worker's source and the kernel's bytes, what
+    it colours a generated text with, and how many characters of it fit in a request (``record_chars``)."""
     config = {"folder": f"/gradio_api/file={settings.browser_dir}/", "index": webcopy.INDEX,
-              "maxPrime": settings.max_prime,
+              "maxPrime": settings.max_prime, "views": page_views(), "recordChars": record_chars(settings),
               "wasm": base64.b64encode(wasm.matvec_module()).decode(), "rows": wasm.ROWS,
               "worker": "\n".join((STATIC / f).read_text() for f in RUNTIME_FILES)}
     page = (STATIC / PAGE_FILE).read_text()
     # </ never appears inside a JSON string we emit, so the script element cannot be closed early
     payload = json.dumps(config).replace("</", "<\\/")
     return f"<script>window.CHARRNN_BROWSER = {payload};\n{page}</script>"
+
+
+def record_chars(settings) -> int:
+    """The most characters of text the page sends back after generating (for the chart to read): any text that long
+    fits in an event under the app's request cap (``settings.max_event_body``)."""
+    return (settings.max_event_body - RECORD_ROOM) // RECORD_BYTES_PER_CHAR

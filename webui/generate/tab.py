@@ -1,6 +1,9 @@
 """The Generate tab: a checkpoint, a prime and a temperature; streamed text, the next-character bars
 under the temperature slider, the confidence colouring and temperatures side by side; and a run's model
-downloaded, added back from a file, or deleted."""
+downloaded, added back from a file, or deleted.
+
+Text is generated in the page when it can be (webui/generate/static/page.js), which then colours it itself and
+sends the server only the text, for the chart; the hidden server button generates it here otherwise."""
 from __future__ import annotations
 
 import json
@@ -21,24 +24,34 @@ from webui.generate.generation import (
     generation_stream,
     next_char,
 )
-from webui.generate.view import confidence_html
+from webui.generate.view import GENERATING, STOPPED, confidence_html
 from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of, warn
-from webui.models import BUNDLED_KEY, checkpoint_line, checkpoint_summaries, default_checkpoint, resolve_checkpoint
+from webui.models import (
+    BUNDLED_KEY,
+    checkpoint_line,
+    checkpoint_summaries,
+    default_checkpoint,
+    resolve_checkpoint,
+    run_directory,
+)
+from webui.owners import check_password, may_control
 from webui.passages import model_prime
 from webui.prime import DEFAULT_PRIME
-from webui.transfer import DownloadFolder, add_model, build_download, delete_run
+from webui.transfer import BUSY, DownloadFolder, add_model, build_download, delete_run, training_state
 
 GENERATE_INPUTS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed", "key")   # key: optional, last
 VIEW = ["charrnn-view"]          # the class webui/style.py draws the coloured views under
-TEMPERATURE_INFO = ("how adventurous the sampling is: below 1 safer (0 = always the likeliest character), above 1 "
-                    "wilder. The model gives every character a score (its logit); the scores are divided by T, then "
-                    "the softmax turns them into probabilities. Watch the bars. Moving it re-samples text made in "
-                    "your browser with the same random numbers, so only the temperature changes the picks: a small "
-                    "move keeps the start and changes the text from some point on (marked under the output).")
+# What the slider does, and no more: the smallest step can change a text from its first new character.
+TEMPERATURE_INFO = ("below 1 safer (0 = always the likeliest), above 1 wilder: the scores (logits) are divided by T "
+                    "before the softmax. Moving it re-samples this page's text with the same random numbers: it "
+                    "changes from the first pick that differs.")
 # The Generate button runs in the page (webui/static/page.js); it clicks the hidden server button when it cannot.
 BROWSER_GENERATE = "(c, p, t, n, k, s) => window.charrnn ? window.charrnn.generate(c, p, t, n, k, s) : " \
-                   "(document.querySelector('#generate-server-btn').click(), [undefined, undefined])"
+                   "(document.querySelector('#generate-server-btn').click(), [undefined, undefined, undefined])"
 HIDDEN = ["charrnn-hidden"]
+# webui/style.py lays these out; on a phone the temperature slider sits right under the output
+LAYOUT, MAIN, SIDE = ["charrnn-generate"], ["charrnn-generate-main"], ["charrnn-generate-side"]
+BUNDLED_REFUSAL = "The bundled model cannot be deleted: it is what a fresh app generates from."
 
 
 def build(ctx: AppContext) -> SimpleNamespace:
@@ -49,8 +62,8 @@ def build(ctx: AppContext) -> SimpleNamespace:
                                elem_id="checkpoint")
     g.checkpoint_md = gr.Markdown(elem_id="checkpoint-info")
     build_transfer(ctx, g)
-    with gr.Row():
-        with gr.Column(scale=3):
+    with gr.Column(elem_classes=VIEW), gr.Row(elem_classes=LAYOUT):
+        with gr.Column(scale=3, elem_classes=MAIN):
             g.prime = gr.Textbox(label="Prime", value=DEFAULT_PRIME, lines=2,
                                  info="Text to start from (at first, the start of a line of the chosen model's own "
                                       "text); characters the model does not know are transliterated to ASCII or left "
@@ -72,7 +85,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
             g.where = gr.HTML("<div class='charrnn-where'></div>", elem_id="gen-where", elem_classes=VIEW)
             g.browser_record = gr.Textbox(elem_id="browser-record", elem_classes=HIDDEN, show_label=False)
             g.record_btn = gr.Button("colours", elem_id="browser-record-btn", elem_classes=HIDDEN)
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, elem_classes=SIDE):
             g.temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature", elem_id="temperature",
                                       info=TEMPERATURE_INFO)
             g.dist_plot = gr.BarPlot(None, x="char", y="probability", sort="-y", y_lim=[0, 1], height=280,
@@ -84,7 +97,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
                                    info="characters read before the guess: of the prime, or after a generation "
                                         "of the output (it starts just after the prime)", elem_id="position")
     gr.Markdown("#### Confidence: how likely each generated character was")
-    g.confidence = gr.HTML(confidence_html(None), elem_id="confidence", max_height=420, elem_classes=VIEW)
+    g.confidence = gr.HTML(confidence_html(None), elem_id="confidence", elem_classes=VIEW)   # a long text scrolls
     gr.Markdown("#### Temperature side by side\n"                  # above the button: a phone has no room beside it
                 f"The prime continued at T = {', '.join(f'{t:g}' for t in SIDE_TEMPERATURES)}: "
                 f"{SIDE_LENGTH} characters each, all with one seed (the Seed above, or a random one).")
@@ -135,9 +148,10 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
             raise
         yield gen.text, gen.record(temperature, top_k)
 
-    for button in (g.generate_btn, g.server_btn):      # wherever it runs: no colours until the text is complete
-        button.click(lambda: ("<p><em>Generating… the colours appear when the text is complete.</em></p>", None),
-                     None, [g.confidence, g.record], **QUIET, queue=False)
+    # wherever it runs, no colours until the text is complete (the page says so itself, asking the server nothing)
+    g.generate_btn.click(None, None, g.confidence, js="() => window.charrnn?.generating()", api_visibility="private",
+                         show_progress="hidden")
+    g.server_btn.click(lambda: (GENERATING, None), None, [g.confidence, g.record], **QUIET, queue=False)
     gen_event = g.server_btn.click(handler(generate), [g.checkpoint, g.prime, g.temperature, g.length, g.top_k,
                                                          g.seed, g.key], [g.output, g.record],
                                      api_name="generate", concurrency_id="generate", concurrency_limit=6,
@@ -157,39 +171,42 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
 
 
 def wire_browser(g: SimpleNamespace, redraw: dict) -> None:
-    """Generation in the page: Generate, the temperature slider re-sampling as it moves, Stop; the record of a
-    finished in-page generation comes back for the confidence colours and the chart."""
+    """Generation in the page: Generate, the temperature slider re-sampling as it moves, Stop. The page colours what
+    it generated; the text alone comes back (``browser_record``), for the chart to read."""
     page = dict(fn=None, api_visibility="private", show_progress="hidden")
     g.generate_btn.click(inputs=[g.checkpoint, g.prime, g.temperature, g.length, g.top_k, g.seed],
-                         outputs=[g.output, g.browser_record], js=BROWSER_GENERATE, **page)
+                         outputs=[g.output, g.browser_record, g.confidence], js=BROWSER_GENERATE, **page)
     g.temperature.input(inputs=g.temperature, outputs=g.output, js="(t) => window.charrnn?.retemper(t)", **page)
-    g.record_btn.click(inputs=None, outputs=g.browser_record, js="() => window.charrnn?.lastRecord()", **page)
-    g.stop_btn.click(js="() => { window.charrnn?.stop(); }", **page)
-    g.browser_record.change(after_browser_generation, g.browser_record,
-                            [g.confidence, g.reading, g.position, g.record], **QUIET).then(**redraw)
+    g.record_btn.click(inputs=None, outputs=[g.confidence, g.browser_record], js="() => window.charrnn?.rested()",
+                       **page)                                  # the slider at rest: the page clicks this button
+    g.stop_btn.click(outputs=g.confidence, js="() => window.charrnn?.stop()", **page)
+    g.browser_record.change(after_browser_generation, g.browser_record, [g.reading, g.position, g.record],
+                            **QUIET).then(**redraw)
 
 
 def after_browser_generation(raw) -> tuple:
-    """A generation made in the page came back as JSON: checked (it is the visitor's), then drawn as the server's."""
+    """A generation made in the page came back: the chart reads it from just after the prime; the record is kept
+    (Stop then leaves the page's colours alone)."""
     record = browser_record(raw)
-    return *after_generation(record), record if record else gr.skip()
+    if record is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    return record["text"], gr.update(maximum=max(1, len(record["text"])), value=record["start"]), record
 
 
 def browser_record(raw) -> dict | None:
-    """The record the page sent, or None when it is not one (text, start, one probability per new character)."""
+    """The record the page sent (text, start: the prime's length in it, temperature, top_k), or None when it is not
+    one. It carries no probabilities: the page coloured the text itself."""
     try:
         rec = json.loads(raw) if isinstance(raw, str) and raw else None
     except ValueError:
         return None
-    if not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or not isinstance(rec.get("probs"), list):
+    if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
         return None
-    start, probs = rec.get("start"), rec["probs"]
-    if not isinstance(start, int) or not 0 <= start <= len(rec["text"]) or len(probs) != len(rec["text"]) - start:
-        return None
-    if not all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in probs):
+    start = rec.get("start")
+    if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start <= len(rec["text"]):
         return None
     t, k = rec.get("temperature"), rec.get("top_k")
-    return {"text": rec["text"], "start": start, "probs": [float(p) for p in probs],
+    return {"text": rec["text"], "start": start,
             "temperature": float(t) if isinstance(t, (int, float)) and finite(t) else 0.0,
             "top_k": k if isinstance(k, int) and k > 0 else None}
 
@@ -199,10 +216,12 @@ def build_transfer(ctx: AppContext, g: SimpleNamespace) -> None:
     with gr.Accordion("Take your model with you: download, add back, delete", open=False, elem_id="transfer"):
         gr.Markdown("A Space's disk is wiped when it restarts: download a run you trained (a zip of its model, "
                     "checkpoint.json, metrics and loss plot, and the model alone as a .safetensors file), and add "
-                    "that .safetensors file back later, here or on another copy of the app, to generate from it again.")
+                    "that .safetensors file back later, here or on another copy of the app, to generate from it again. "
+                    "Delete is offered for a run this browser started or added (for any run but the bundled model "
+                    "when the app has a training password).")
         with gr.Row():
             g.download_btn = gr.Button("Download the chosen run", elem_id="download-btn")
-            g.delete_btn = gr.Button("Delete the chosen run", variant="stop", elem_id="delete-btn")
+            g.delete_btn = gr.Button("Delete the chosen run", variant="stop", visible=False, elem_id="delete-btn")
             g.confirm_delete_btn = gr.Button("Yes, delete it", variant="stop", visible=False,
                                              elem_id="confirm-delete-btn")
         g.download_files = gr.File(label="Download", file_count="multiple", interactive=False, visible=False,
@@ -246,25 +265,96 @@ def wire_transfer(ctx: AppContext, g: SimpleNamespace) -> None:
 
     g.add_btn.click(handler(add), [g.transfer_password, g.model_file, g.model_name, g.key], g.transfer_md,
                     api_name="add_model", concurrency_id="transfer", concurrency_limit=2)
+    wire_delete(ctx, g)
 
-    def delete(password=None, run=None, key=None):
+
+def wire_delete(ctx: AppContext, g: SimpleNamespace) -> None:
+    """Delete, offered only where it can work, refused at the first click when it cannot, confirmed by a second
+    button; the page's refusals are plain lines under the buttons. /delete_run is the same for API callers, whose
+    refusals are errors."""
+    def offer(checkpoint, key):
+        return gr.update(visible=deletable(ctx.settings, checkpoint, key)), gr.update(visible=False), ""
+
+    gr.on([g.checkpoint.change, g.key.change], offer, [g.checkpoint, g.key],
+          [g.delete_btn, g.confirm_delete_btn, g.pending_delete], **QUIET, queue=False)
+
+    def ask(checkpoint, key, password):
+        return ask_to_delete(ctx, checkpoint, key, password)
+
+    g.delete_btn.click(ask, [g.checkpoint, g.key, g.transfer_password],
+                       [g.confirm_delete_btn, g.pending_delete, g.transfer_md], **QUIET)
+
+    def confirm(password, run, key):
+        return confirm_delete(ctx, password, run, key)
+
+    g.confirm_delete_btn.click(confirm, [g.transfer_password, g.pending_delete, g.key],
+                               [g.transfer_md, g.confirm_delete_btn, g.pending_delete], **QUIET,
+                               concurrency_id="transfer", concurrency_limit=2)
+
+    def delete(password: str | None = None, run: str | None = None, key: str | None = None) -> str:
+        """Delete run ``run`` (its folder and every file): never the bundled model, nor a run that is training; with
+        no training password set, only with the key it was started or added with."""
         return delete_run(ctx, password, run, key)
 
-    g.delete_btn.click(ask_to_delete, g.checkpoint, [g.confirm_delete_btn, g.pending_delete, g.transfer_md], **QUIET)
-    g.confirm_delete_btn.click(handler(delete), [g.transfer_password, g.pending_delete, g.key],
-                               g.transfer_md, api_name="delete_run", concurrency_id="transfer", concurrency_limit=2) \
-        .then(lambda: (gr.update(visible=False), ""), None, [g.confirm_delete_btn, g.pending_delete], **QUIET)
+    gr.api(handler(delete), api_name="delete_run", concurrency_id="transfer", concurrency_limit=2)
 
 
-def ask_to_delete(key) -> tuple:
-    """Delete pressed: name the run on a second button, which deletes it (so a click never deletes by surprise)."""
+def deletable(settings, key, owner_key) -> bool:
+    """Whether Delete is offered for picker value ``key``: a run of the checkpoints folder that the holder of
+    ``owner_key`` may control (``webui.owners``: the browser that started or added it, or anyone while a training
+    password is set, the password then being asked for)."""
+    return run_refusal(settings, key, owner_key) is None
+
+
+def run_refusal(settings, key, owner_key) -> str | None:
+    """Why the holder of ``owner_key`` can never delete ``key`` (plain text), or None."""
     if not key:
-        return gr.skip(), "", "⚠️ No run chosen: pick the run to delete."
+        return "No run chosen: pick the run to delete."
     if key == BUNDLED_KEY:
-        return (gr.update(visible=False), "",
-                "⚠️ The bundled model cannot be deleted: it is what a fresh app generates from.")
+        return BUNDLED_REFUSAL
+    try:
+        directory = run_directory(settings, key)
+    except ERRORS as e:
+        return plain(message_of(e))
+    if directory.resolve() == settings.bundled.resolve():
+        return BUNDLED_REFUSAL
+    if not directory.is_dir():
+        return f"There is no run named {esc(directory.name)}."
+    if not may_control(settings, directory, owner_key):
+        return f"Only the browser that started or added {esc(directory.name)} can delete it."
+    return None
+
+
+def ask_to_delete(ctx: AppContext, key, owner_key, password) -> tuple:
+    """Delete pressed: name the run on a second button, which deletes it (so a click never deletes by surprise); or
+    say at once, in plain words, why it cannot be deleted (the confirm button stays hidden)."""
+    reason = run_refusal(ctx.settings, key, owner_key)
+    if reason is None:
+        try:
+            check_password(ctx.settings, password)
+        except ERRORS as e:
+            reason = plain(message_of(e))
+    if reason is None and training_state(ctx, run_directory(ctx.settings, key)) in BUSY:
+        reason = f"{esc(key)} is training: press Stop, then delete it."
+    if reason is not None:
+        return gr.update(visible=False), "", f"⚠️ {reason}"
     return (gr.update(visible=True, value=f"Yes, delete {key}"), key,
             f"Delete **{esc(str(key))}** and all its files? Press the red button to confirm.")
+
+
+def confirm_delete(ctx: AppContext, password, run, owner_key) -> tuple:
+    """The confirm button: the run deleted, or why not, in a plain line where the question was (no toast, no error
+    badge over it); the confirm button hidden either way."""
+    try:
+        message = delete_run(ctx, password, run, owner_key)
+    except ERRORS as e:
+        message = f"⚠️ {plain(message_of(e))} Nothing was deleted."
+    return message, gr.update(visible=False), ""
+
+
+def plain(message: str) -> str:
+    """A message without the Markdown emphasis the engine's and the API's messages use (run names in **bold**)."""
+    return message.replace("**", "")
 
 
 def describe_checkpoint(ctx: AppContext, key) -> str:
@@ -311,4 +401,4 @@ def stopped_confidence(record: dict | None):
     """Stop pressed: a generation cut short has no colours (only one that ran to its end keeps its record)."""
     if record:
         return gr.skip()
-    return "<p><em>Stopped: the colours appear for a generation that runs to its end.</em></p>"
+    return STOPPED

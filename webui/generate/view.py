@@ -1,14 +1,20 @@
-"""What the Generate tab draws: the next-character bars and their line, confidence colours, temperature columns."""
+"""What the Generate tab draws: the next-character bars and their line, confidence colours, temperature columns.
+
+Text generated in the page is coloured there (webui/generate/static/page.js), to the same HTML: ``page_views``
+hands it the colours, inks, legend and wording this module draws with."""
 from __future__ import annotations
 
 import math
 
 import pandas as pd
 
-from charrnn.inside import readable
+from charrnn.inside import INVISIBLE, READABLE, readable
 from webui.checks import count
-from webui.colours import char_span, coloured_text, confidence_colour, swatches
+from webui.colours import char_span, coloured_text, confidence_colour, confidence_palette, swatches
 from webui.errors import esc
+
+GENERATING = "<p><em>Generating… the colours appear when the text is complete.</em></p>"
+STOPPED = "<p><em>Stopped: the colours appear for a generation that runs to its end.</em></p>"
 
 
 def distribution_frame(dist: list[tuple[str, float]], most: int) -> pd.DataFrame:
@@ -55,7 +61,16 @@ def confidence_html(record: dict | None) -> str:
         mean = sum(probs) / len(probs) if probs else math.nan
         summary = (f"Sampled at {how}: average probability {mean:.2f}; "
                    f"{sum(p < 0.1 for p in probs)} surprises (p < 0.1) in {count(len(probs), 'character')}.")
-    return f"<p>{summary}</p>{confidence_legend()}{coloured_text(text[:start], spans)}"
+    return f"<p>{summary}</p>{confidence_legend()}{coloured_text(text[:start], spans, scroll=True)}"
+
+
+def page_views() -> dict:
+    """What page.js draws the confidence view of a text generated in the page with, so that its HTML is
+    ``confidence_html``'s: the colour and ink of each hue, the legend, the stand-ins for invisible characters; and
+    the lines shown while it generates and after Stop."""
+    colours, inks = confidence_palette()
+    return {"colours": colours, "inks": inks, "legend": confidence_legend(), "readable": READABLE,
+            "invisible": sorted(INVISIBLE), "generating": GENERATING, "stopped": STOPPED}
 
 
 def temperature_columns(prime: str, runs: dict[float, list[tuple[str, float]]], seed: int) -> str:

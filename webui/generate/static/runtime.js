@@ -4,7 +4,8 @@
 // The matrix-vector products run in WebAssembly (webui/wasm.py) or, for comparison, plain JavaScript.
 // Messages in:  {type: "init", wasm}, {type: "generate", job, ...}, {type: "retemper", job, temperature},
 //               {type: "cancel"}, {type: "logits", job, url, text}.
-// Messages out: {type: "text", job, text}, {type: "done", job, ...}, {type: "error", job, message}.
+// Messages out: {type: "loading", job, loaded, total} (bytes of the weights, while they download),
+//               {type: "text", job, text}, {type: "done", job, ...}, {type: "error", job, message}.
 "use strict";
 
 let ROWS = 4;                   // rows per block of the WebAssembly kernel: webui/wasm.py ROWS, sent with "init"
@@ -183,17 +184,36 @@ const pauses = [];
 channel.port1.onmessage = () => pauses.shift()();
 const pause = () => new Promise((resolve) => { pauses.push(resolve); channel.port2.postMessage(0); });
 
-async function loadModel(url, kernelName) {
+async function loadModel(url, kernelName, job = null) {
   const key = `${kernelName}|${url}`;
   if (models.has(key)) return models.get(key);
   const info = await (await fetch(url + ".json")).json();
-  const floats = new Float32Array(await (await fetch(url + ".bin")).arrayBuffer());
-  if (floats.length !== info.floats) throw new Error("the browser copy is incomplete");
+  const floats = new Float32Array(await download(url + ".bin", 4 * info.floats, job));
   const kernel = kernelName === "js" || !wasmModule ? new JsKernel() : new WasmKernel(wasmModule);
   const m = new Model(info, floats, kernel);
   models.set(key, m);
   if (models.size > 2) models.delete(models.keys().next().value);
   return m;
+}
+
+// The weights, read as they arrive, the page told how far along they are (at the start, every 100 ms, at the end):
+// a first Generate waits for megabytes, and says so.
+async function download(url, total, job) {
+  const res = await fetch(url);
+  if (!res.ok || !res.body) throw new Error(`the browser copy could not be read (HTTP ${res.status})`);
+  const bytes = new Uint8Array(total), reader = res.body.getReader();
+  let loaded = 0, told = performance.now();
+  const tell = () => { if (job !== null) postMessage({type: "loading", job, loaded, total}); };
+  tell();
+  for (let part = await reader.read(); !part.done; part = await reader.read()) {
+    if (loaded + part.value.length > total) throw new Error("the browser copy is longer than its header says");
+    bytes.set(part.value, loaded);
+    loaded += part.value.length;
+    if (performance.now() - told > 100) { told = performance.now(); tell(); }
+  }
+  if (loaded !== total) throw new Error("the browser copy is incomplete");
+  tell();
+  return bytes.buffer;
 }
 
 function primeModel(m, ids) {
@@ -269,7 +289,7 @@ function usablePrime(m, text) {
 }
 
 async function generate(msg) {
-  const m = await loadModel(msg.url, msg.kernel);
+  const m = await loadModel(msg.url, msg.kernel, msg.job);
   if (msg.job !== current) return;
   const {prime, changed} = usablePrime(m, msg.prime);
   const ids = Array.from(prime, (ch) => m.stoi.get(ch));
