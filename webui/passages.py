@@ -78,7 +78,7 @@ def own_passage(text: str, chars: int) -> str:
 
 def model_prime(settings: Settings, key, most: int = PRIME_CHARS) -> str:
     """The Generate tab's default prime for the model of picker value ``key``: the start of a line of its own
-    text; "ROMEO:" for the bundled model (or none chosen); empty (the start of a line) when its text is not here."""
+    text; "ROMEO:\n" for the bundled model (or none chosen); empty (the start of a line) when its text is not here."""
     if not key or key == BUNDLED_KEY:
         return DEFAULT_PRIME
     found = model_corpus(settings, key)

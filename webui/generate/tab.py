@@ -75,7 +75,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
                 g.top_k = WholeNumber(0, precision=0, label="Top-k", elem_id="top-k",
                                       info="sample among the k likeliest; 0 = off")
                 g.seed = WholeNumber(0, precision=0, label="Seed", elem_id="seed",
-                                     info="0 = random; the same seed repeats the text")
+                                     info="0 = random; a seed gives the same text in this page, on the server and in Compare")
             with gr.Row():
                 g.generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                 g.stop_btn = gr.Button("Stop", elem_id="gen-stop-btn")
@@ -162,10 +162,11 @@ def wire(ctx: AppContext, g: SimpleNamespace) -> None:
     wire_browser(g, redraw)
     g.stop_btn.click(stopped_confidence, g.record, g.confidence, **QUIET, queue=False)
 
-    def compare(checkpoint, prime, seed):
-        return compare_temperatures(ctx, checkpoint, prime, seed, warn)
+    def compare(checkpoint, prime, seed, top_k):
+        return compare_temperatures(ctx, checkpoint, prime, seed, warn, top_k=top_k)
 
-    g.compare_btn.click(handler(compare), [g.checkpoint, g.prime, g.seed], g.compare_html, api_visibility="private",
+    g.compare_btn.click(handler(compare), [g.checkpoint, g.prime, g.seed, g.top_k], g.compare_html,
+                        api_visibility="private",
                         concurrency_id="generate", concurrency_limit=6)
     wire_transfer(ctx, g)
 
