@@ -444,6 +444,15 @@ def test_resume_is_refused_while_the_disk_has_no_room_for_a_checkpoint(root, job
         jobs.resume("full", 10, 0)
 
 
+def test_more_steps_than_a_run_may_train_are_refused_before_anything_starts():
+    """D9: 10,000,000 more iterations (the documented maximum of more) on a run at step 300 would pass the step limit:
+    refused with how many more it may take, instead of "Resumed" and a trainer that exits at once."""
+    header = {"step": 300, "elapsed": 12.0, "train_config": {"iterations": 1000, "minutes": 0.0}}
+    with pytest.raises(JobError, match="at most 9,999,700 more"):
+        budget(header, 10_000_000, 0)
+    assert budget(header, 9_999_700, 0)["iterations"] == 10_000_000
+
+
 def test_a_visitor_cap_bounds_the_time_of_a_resumed_part():
     header = {"step": 300, "elapsed": 120.0, "train_config": {"iterations": 1000, "minutes": 0.0}}
     assert budget(header, 200, 0, cap_minutes=30) == {"iterations": 500, "minutes": 32.0}
