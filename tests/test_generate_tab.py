@@ -221,13 +221,14 @@ def test_the_picker_is_wired_to_describe_checkpoint(ctx, tab):
 # --- temperatures side by side ----------------------------------------------------------
 def test_side_by_side_shows_every_temperature_and_refuses_with_a_toast(ctx, tab):
     compare = wired(tab, tab.compare_html)
-    markup = compare("tiny", "the ", 5)
+    markup = compare("tiny", "the ", 5, 0)
     assert markup == compare_temperatures(ctx, "tiny", "the ", 5)
     assert list(columns(markup)) == [f"{t:g}" for t in SIDE_TEMPERATURES]
+    assert compare("tiny", "the ", 5, 3) == compare_temperatures(ctx, "tiny", "the ", 5, top_k=3)   # the Top-k box
     with pytest.raises(gr.Error, match="Seed must be"):
-        compare("tiny", "the ", -3)
+        compare("tiny", "the ", -3, 0)
     with pytest.raises(gr.Error, match="No checkpoint chosen"):
-        compare(None, "the ", 1)
+        compare(None, "the ", 1, 0)
 
 
 # --- take your model with you: download, add back, delete ------------------------------------

@@ -75,7 +75,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
                 g.top_k = WholeNumber(0, precision=0, label="Top-k", elem_id="top-k",
                                       info="sample among the k likeliest; 0 = off")
                 g.seed = WholeNumber(0, precision=0, label="Seed", elem_id="seed",
-                                     info="0 = random; a seed gives the same text in this page, on the server and in Compare")
+                                     info="0 = random; one seed: one text, in the page, on the server, in Compare")
             with gr.Row():
                 g.generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
                 g.stop_btn = gr.Button("Stop", elem_id="gen-stop-btn")
