@@ -273,3 +273,12 @@ def test_the_chart_reads_at_most_a_prime_and_a_generation(tmp_path):
 def test_chart_problems_are_refused_with_a_message(ctx, key, temperature, message):
     with pytest.raises(UserError, match=message):
         chart(ctx, key=key, temperature=temperature)
+
+
+def test_the_prime_limit_holds_after_transliteration(tmp_path):
+    """A prime within the limit that folds to many times its length (U+FDFA is about 18 in ASCII) is refused,
+    not read whole: 10,000 of them would be some 180,000 characters."""
+    ctx = tiny_context(tmp_path, max_prime=100)
+    with pytest.raises(UserError, match=r"becomes [\d,]+ characters once transliterated.*at most 100"):
+        texts_of(ctx, prime="\ufdfa" * 100, length=5)
+    assert len(texts_of(ctx, prime="the café", length=5)[0]) == len("the cafe")      # a fold within it is fine

@@ -60,7 +60,7 @@ def generation_stream(ctx: AppContext, checkpoint, prime, temperature, length, t
                                                                     seed)
     model, vocab, _ = load_model(ctx.settings, ctx.models, checkpoint)
     check_top_k(top_k, vocab)
-    gen = Generation(usable_prime(vocab, prime, warn))
+    gen = Generation(usable_prime(vocab, prime, warn, most=ctx.settings.max_prime))
     yield gen
     every, last = ctx.settings.stream_seconds, clock()
     for ch, p in generate_with_probs(model, vocab, gen.prime, length, temperature, top_k, seed):
@@ -79,7 +79,7 @@ def compare_temperatures(ctx: AppContext, checkpoint, prime, seed, warn: Warn = 
     prime, _, length, top_k, seed = check_generation_args(ctx.settings, prime, 1.0, length, top_k, seed)
     model, vocab, _ = load_model(ctx.settings, ctx.models, checkpoint)
     check_top_k(top_k, vocab)
-    prime = usable_prime(vocab, prime, warn)
+    prime = usable_prime(vocab, prime, warn, most=ctx.settings.max_prime)
     seed = seed or secrets.randbelow(2**31 - 1) + 1          # 0 = random: draw one, shared by every column
     runs = generate_at_temperatures(model, vocab, prime, length, list(SIDE_TEMPERATURES), seed=seed, top_k=top_k)
     return temperature_columns(prime, runs, seed)

@@ -20,7 +20,7 @@ def inside_text(vocab: Vocab, text, most: int, warn: Warn) -> tuple[str, str]:
     if not isinstance(text, str) or not text.strip():
         raise UserError("Give the model some text to read: a passage, the generated text or your own.")
     note = f" Showing the first {most:,} characters." if len(text) > most else ""
-    text = usable_prime(vocab, text[:most], warn, "the text")
+    text = usable_prime(vocab, text[:most], warn, "the text", most)
     if not text:
         raise UserError("This model knows none of the text's characters; try text like the one it was trained on.")
     return text, note
