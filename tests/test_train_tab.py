@@ -531,3 +531,9 @@ def test_a_newcomers_page_opens_on_the_operators_model_and_no_other_visitors_run
     assert later["checkpoint"]["value"] == "operators"                           # bob's page stays where it was
     mine = poll(ctx, {}, None, None, key="alice")
     assert mine["checkpoint"]["value"] == "alices-second"                        # alice's opens on her newest
+
+
+def test_the_intro_says_what_closing_the_page_does_where_runs_train_in_bursts(settings, make_ctx):
+    assert "goes on if you close the page" in intro(make_ctx(settings))
+    bursting = intro(make_ctx(dataclasses.replace(settings, gpu_bursts=True)))
+    assert "closing the page ends the burst" in bursting and "goes on if you close" not in bursting

@@ -79,8 +79,11 @@ def intro(ctx: AppContext) -> str:
              "to write. " if bundled else "")
     return (f"{ready}Here you train a model of your own: pick a text (1), a recipe (2; *auto* fits itself to the "
             "text), press **Start training** and watch it learn (3): the loss falls and the samples turn from "
-            f"gibberish into words. A run takes up to {PRESETS[DEFAULT_PRESET][1]['minutes']:g} minutes by default, "
-            "and goes on if you close the page.")
+            "gibberish into words. " + (
+                "Here a run trains in short bursts (on a GPU where there is one), each as long as you choose; closing "
+                "the page ends the burst, and the run resumes where it stopped." if burst.enabled(ctx.settings) else
+                f"A run takes up to {PRESETS[DEFAULT_PRESET][1]['minutes']:g} minutes by default, and goes on if you "
+                "close the page."))
 
 
 def build(ctx: AppContext) -> SimpleNamespace:
