@@ -25,7 +25,7 @@ from pathlib import Path
 
 from charrnn.runs.schema import pid_alive
 from charrnn.runs.store import RunDir, load_checkpoint, safe_run_name
-from charrnn.runs.weights import CheckpointError
+from charrnn.runs.weights import CheckpointError, max_file_bytes
 from charrnn.runs.writes import atomic_write, write_json
 from charrnn.runs.writes import human as human_bytes
 from webui.context import AppContext
@@ -38,7 +38,6 @@ from webui.settings import Settings
 
 TRAVELS = (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, "loss.png", "loss.pdf")   # what a download holds, when present
 STORED = {".safetensors", ".png", ".pdf"}          # already dense: zipped without compression
-HEADER_ROOM = 1 << 20                              # a checkpoint's JSON header, beyond its float32 weights
 ZIP_ROOM = 4096                                    # a zip's headers and directory, beyond 1% its deflate may add
 MAX_SAFETENSORS_HEADER = 8 << 20
 BUSY = ("running", "stopping", "starting")
@@ -46,7 +45,7 @@ BUSY = ("running", "stopping", "starting")
 
 def model_cap(settings: Settings) -> int:
     """The largest model file the app takes: float32 weights of the biggest model it would train, and a header."""
-    return 4 * settings.max_params + HEADER_ROOM
+    return max_file_bytes(settings.max_params)
 
 
 def training_state(ctx: AppContext, directory: Path) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from charrnn.runs.runner import Run, as_run
-from charrnn.runs.schema import pid_alive, process_start
+from charrnn.runs.schema import status_alive
 from charrnn.runs.store import RunDir
 
 
@@ -46,11 +46,7 @@ def train_burst(run: RunDir | Path, seconds: float, steps: int = 0, overrides: d
 
 
 def training_now(run: RunDir) -> bool:
-    """Whether a live process trains ``run`` now: its status says running, written by a process still alive that
-    started before it. A trainer process or a burst in an app's process (``trainer_alive`` knows only the former)."""
+    """Whether a live process trains ``run`` now: a trainer process, or a burst in an app's process (its status
+    says ``burst``), by the same test every reader of a status makes (``schema.status_alive``)."""
     status = run.status_as_written()
-    pid, started = status.get("pid"), status.get("started")
-    if status["state"] != "running" or not pid_alive(pid):
-        return False
-    born = process_start(pid)
-    return born is None or not isinstance(started, (int, float)) or born <= started + 2.0
+    return status["state"] == "running" and status_alive(status)

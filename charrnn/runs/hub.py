@@ -18,24 +18,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from charrnn.runs.store import RunDir, load_checkpoint, safe_run_name
-from charrnn.runs.weights import CheckpointError, write_weights
+from charrnn.runs.weights import CheckpointError, max_file_bytes, write_weights
 from charrnn.runs.writes import atomic_write, human, write_json
 
 HUB_PREFIX = "hf:"                       # --checkpoint hf:OWNER/NAME generates from a model on the Hub
 CARD = "README.md"
 PLOT = RunDir.PLOTS[0]                   # loss.png: the Hub shows images, not PDFs
 MAX_PARAMS = 50_000_000                  # a pulled model above this is none charrnn trains (the app stops at 20M)
-HEADER_ROOM = 1 << 20                    # a checkpoint's JSON header, beyond its float32 weights
 LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}\Z")   # a Hub licence id: mit, apache-2.0, cc-by-sa-4.0, ...
 
 
 class HubError(ValueError):
     """A push or pull that cannot happen; the message says why and what to do."""
-
-
-def model_file_cap(max_params: int) -> int:
-    """The largest model file taken: float32 weights of ``max_params`` and a header."""
-    return 4 * max_params + HEADER_ROOM
 
 
 # --- push: stage, then upload ------------------------------------------------------------
@@ -181,9 +175,9 @@ def download(repo_id: str, local_dir: Path | None, max_params: int) -> Path:
     with hub_errors(repo_id, "read"):
         planned = snapshot_download(repo_id, local_dir=local_dir, allow_patterns=[RunDir.WEIGHTS], dry_run=True)
         sizes = [f.file_size for f in planned if f.filename == RunDir.WEIGHTS and f.file_size is not None]
-        if sizes and sizes[0] > model_file_cap(max_params):
+        if sizes and sizes[0] > max_file_bytes(max_params):
             raise HubError(f"{RunDir.WEIGHTS} of {repo_id} is {human(sizes[0])}; models up to "
-                           f"{human(model_file_cap(max_params))} ({max_params:,} parameters) are pulled. "
+                           f"{human(max_file_bytes(max_params))} ({max_params:,} parameters) are pulled. "
                            "Nothing was added.")
         return Path(snapshot_download(repo_id, local_dir=local_dir, allow_patterns=[RunDir.WEIGHTS]))
 
@@ -214,8 +208,8 @@ def check_model(path: Path, shown: str, max_params: int) -> dict:
     """The header of the charrnn checkpoint at ``path`` after the full check ``load_checkpoint`` makes (size,
     safetensors layout, header, shapes, parameter cap); a ``HubError`` saying what the file is instead."""
     size = path.stat().st_size
-    if size > model_file_cap(max_params):
-        raise HubError(f"{shown} is {human(size)}; models up to {human(model_file_cap(max_params))} are pulled. "
+    if size > max_file_bytes(max_params):
+        raise HubError(f"{shown} is {human(size)}; models up to {human(max_file_bytes(max_params))} are pulled. "
                        "Nothing was added.")
     with open(path, "rb") as f:
         head = f.read(9)

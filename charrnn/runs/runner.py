@@ -104,10 +104,9 @@ def file_sha256(path: Path) -> str:
 
 def config_of_header(header: dict, data_path: str | Path) -> dict:
     """run.json for a run from before it: the configs its latest header records (its preset is not known)."""
-    model = {k: v for k, v in header["model_config"].items()}
     return {"preset": "", "data": {"name": str(header.get("data", {}).get("name") or Path(data_path).name),
                                    "path": str(data_path)},
-            "model_config": model, "train_config": dict(header["train_config"])}
+            "model_config": dict(header["model_config"]), "train_config": dict(header["train_config"])}
 
 
 PATIENCE_REASON = "validation stopped improving at step"     # how a run that patience ended says why, then the step

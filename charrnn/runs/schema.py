@@ -256,15 +256,13 @@ def trainer_alive(pid, started=None, burst: bool = False) -> bool:
     trainer's pid reused by another program, or by a later process, does not count."""
     if not pid_alive(pid):
         return False
-    if burst:
-        born = process_start(pid)
-        return born is None or not isinstance(started, (int, float)) or born <= started + 2.0
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:  # no /proc (macOS): trust the pid
-        return True
-    if not (b"charrnn" in argv and b"train" in argv[argv.index(b"charrnn"):]):
-        return False
+    if not burst:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:  # no /proc (macOS): trust the pid
+            return True
+        if not (b"charrnn" in argv and b"train" in argv[argv.index(b"charrnn"):]):
+            return False
     born = process_start(pid)
     return born is None or not isinstance(started, (int, float)) or born <= started + 2.0
 

@@ -136,10 +136,6 @@ class RunDir:
     def corpus_copy(self) -> Path:
         return self.path / self.CORPUS_COPY
 
-    def exists(self) -> bool:
-        """A real folder with a run's name: a symlink is never a run (it could lead anywhere)."""
-        return is_run_dir(self.path)
-
     def has_model(self) -> bool:
         return self.weights.exists() or (self.path / self.LATEST).exists()
 

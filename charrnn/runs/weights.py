@@ -22,6 +22,12 @@ from charrnn.runs.writes import atomic_write
 from charrnn.vocab import Vocab
 
 FORMAT = "charrnn/1"
+HEADER_ROOM = 1 << 20          # a weights file's JSON header, beyond its float32 weights
+
+
+def max_file_bytes(max_params: int) -> int:
+    """The largest weights file a model of at most ``max_params`` parameters makes (float32, and its header)."""
+    return 4 * max_params + HEADER_ROOM
 
 
 class CheckpointError(ValueError):
