@@ -22,7 +22,7 @@ from charrnn.config import (
 )
 from charrnn.data import CorpusError, read_text
 from charrnn.finetune import BaseMismatch
-from charrnn.runs import hub
+from charrnn.runs import hub, startpoint
 from charrnn.runs.jobs import JobError, stop_run
 from charrnn.runs.runner import Run, stop_on_signals
 from charrnn.runs.store import (
@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="run name (default: <corpus>-<preset>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its latest weights")
     t.add_argument("--init", metavar="RUN_OR_FILE", help="start from this trained model (a run name or a .safetensors "
-                   "file): its shape and weights, its vocabulary extended with the text's new characters (fine-tuning)")
+                   "file): its shape and weights, its vocabulary extended with the text's new characters (fine-tuning); "
+                   "'none': from zero; 'auto' (the auto preset's default): the bundled English base where a probe on "
+                   "the text's held-out part says it knows this kind of text, else zero")
     t.add_argument("--run", metavar="RUN", help="train the run whose configs are in RUN/run.json (how the app starts "
                    "and resumes a run): started when it has no checkpoint yet, else continued")
     # every field of the model and train configs is a flag; unset flags keep the preset's value
@@ -139,7 +141,9 @@ def train_run(args, root: Path) -> int:
         model_cfg, train_cfg = preset_configs(args.preset, None, overrides_m, overrides_t, size)
         name = args.name or shared_name(
             safe_run_name(f"{args.data.stem}-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"))
-        init = resolve_checkpoint(root, args.init) if args.init else None
+        init = args.init or (startpoint.AUTO if args.preset == "auto" else None)
+        if init not in (None, startpoint.AUTO, startpoint.NONE):
+            init = resolve_checkpoint(root, init)
         asked = {k: v for k, v in overrides_m.items() if v is not None}
         run = Run.create(RunDir.of(root, name), args.data, model_cfg, train_cfg, data_name=args.data_name,
                          text=text, preset=args.preset, init=init, asked=asked)
@@ -159,6 +163,9 @@ def report_training(run: Run, stop, quiet: bool) -> int:
     say = print if is_writer() else (lambda *a, **k: None)
     say(f"run {run.name}: {t.model.num_params():,} parameters, {len(t.corpus.vocab)} characters, "
           f"device {t.device}, directory {run.directory}", file=sys.stderr)
+    if run.start:
+        where = f"from the base {run.start['base']}" if run.start["choice"] == "base" else "from zero"
+        say(f"auto starts {where}" + (f": {run.start['why']}" if run.start.get("why") else ""), file=sys.stderr)
     total = cfg.iterations or None
     bar = tqdm(total=total, initial=t.step, unit="step", disable=quiet, dynamic_ncols=True)
     try:

@@ -194,14 +194,15 @@ class Supervisor:
 
     def start(self, name: str, text: str, path: Path | None, data_name: str, preset: str,
               model_cfg: ModelConfig, train_cfg: TrainConfig,
-              on_created: Callable[[Path], None] | None = None) -> Job:
+              on_created: Callable[[Path], None] | None = None, init: str | Path | None = None) -> Job:
         """Create the run folder, write ``text`` (unless it is file ``path``) and run.json with exactly these
-        configs, and spawn its trainer; ``on_created(directory)`` adds files of the caller's before it starts."""
+        configs, and spawn its trainer; ``on_created(directory)`` adds files of the caller's before it starts.
+        ``init``: where the run starts (a model's file, ``auto`` or ``none``; ``charrnn.runs.startpoint``)."""
         with self.lock:
             self.refuse_if_busy()
             run, data = create_run(self.root, name, text, path)
             train_cfg = replace(train_cfg, threads=self.threads)
-            run.write_config(run_config(preset, data_name, data, model_cfg, train_cfg))
+            run.write_config(run_config(preset, data_name, data, model_cfg, train_cfg, init))
             if on_created is not None:
                 on_created(run.path)
             return self.spawn(run)

@@ -26,7 +26,8 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Corpus, CorpusError, min_corpus_chars, read_text
 from charrnn.finetune import BaseMismatch, extended_vocab, from_base, shape_config
 from charrnn.model import CharRNN
-from charrnn.runs.store import RunDir, checkpoint_file, load_checkpoint
+from charrnn.runs import startpoint
+from charrnn.runs.store import RunDir, checkpoint_file, load_checkpoint, read_header
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import NO_ROOM, WriteFailed, write_failure
 from charrnn.train import Trainer, TrainingDiverged, is_writer, local_rank, pick_device
@@ -92,6 +93,31 @@ def start_from(init: str | Path, text: str, model_cfg: ModelConfig, train_cfg: T
     record = {"name": str(header.get("run") or path.parent.name), "sha256": file_sha256(path),
               "added_chars": len(vocab) - len(base_vocab)}
     return model, corpus, record
+
+
+def choose_start(text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, asked: dict | None
+                 ) -> tuple[Path | None, dict, tuple | None]:
+    """auto's start: the base model when its probe on the run's held-out split says it knows this kind of text
+    (``startpoint``), else zero. Returns the base's file (or None), the choice as headers record it, and the
+    model, corpus and init record built from the base (None when starting from zero)."""
+    base = startpoint.base_model()
+    if base is None:
+        return None, {"choice": "zero", "how": "no base model"}, None
+    path = checkpoint_file(base)
+    header = read_header(path)
+    name = str(header.get("run") or path.parent.name)
+    clash = startpoint.asked_shape(asked, model_cfg, ModelConfig(**header["model_config"]))
+    if clash:
+        return None, {"choice": "zero", "how": "asked", "base": name,
+                      "why": f"{clash} was set, and the base {name} has {clash} {header['model_config'][clash]}"}, None
+    try:
+        built = start_from(path, text, model_cfg, train_cfg, asked)
+    except BaseMismatch as e:
+        return None, {"choice": "zero", "how": "refused", "base": name, "why": str(e)}, None
+    measured = startpoint.probe(built[0], built[1], train_cfg)
+    choice = startpoint.decide(measured)
+    record = {"choice": choice, "how": "measured", "base": name, **measured, "why": startpoint.why(choice, measured)}
+    return (path, record, built) if choice == "base" else (None, record, None)
 
 
 def file_sha256(path: Path) -> str:
@@ -168,8 +194,9 @@ class Run:
     """A prepared run: model, trainer and where to save them."""
 
     def __init__(self, run: RunDir, trainer: Trainer, data_info: dict, best: BestSoFar | None = None,
-                 started_from: dict | None = None):
+                 started_from: dict | None = None, start: dict | None = None):
         self.run, self.trainer, self.data_info, self.started_from = run, trainer, data_info, started_from
+        self.start = start              # auto's choice between the base and zero, and why (None: not auto's)
         self.directory, self.name = run.path, run.name
         self.in_burst = False           # trains inside another program (an app's GPU burst), not a trainer process
         cfg = trainer.cfg
@@ -187,9 +214,18 @@ class Run:
         device = pick_device(train_cfg.device, local_rank())        # refuse a missing device before writing
         if run.has_model():
             raise CheckpointError(f"run {run.name!r} already exists; resume it or pick another name")
-        if init is not None:
+        began, start = time.perf_counter(), None
+        if init == startpoint.AUTO:
+            init, start, built = choose_start(text, model_cfg, train_cfg, asked)
+        elif init == startpoint.NONE:
+            init, built = None, None
+        elif init is not None:
             init = checkpoint_file(init)                             # run.json names the very file it started from
-            model, corpus, started_from = start_from(init, text, model_cfg, train_cfg, asked)
+            built = start_from(init, text, model_cfg, train_cfg, asked)
+        else:
+            built = None
+        if built is not None:
+            model, corpus, started_from = built
             model_cfg = model.config
         else:
             corpus, started_from = build_corpus(text, train_cfg), None
@@ -199,7 +235,10 @@ class Run:
         data_info = corpus_info(data_name or Path(data_path).name, data_path, corpus)
         if is_writer():
             run.prepare_new(data_path, run_config(preset, data_info["name"], data_path, model_cfg, train_cfg, init))
-        return cls(run, Trainer(model.to(device), corpus, train_cfg), data_info, started_from=started_from)
+        trainer = Trainer(model.to(device), corpus, train_cfg)
+        if start is not None:           # auto's probe counts in the run's time, as the precision probe does
+            trainer.setup_seconds += time.perf_counter() - began
+        return cls(run, trainer, data_info, started_from=started_from, start=start)
 
     @classmethod
     def configured(cls, run: RunDir, overrides: dict | None = None) -> Run:
@@ -241,7 +280,8 @@ class Run:
             run.prepare_resume(point.header["step"], data_path,
                                run_config(preset, name, data_path, point.model.config, train_cfg))
         best = BestSoFar.resumed(train_cfg, point.kept, point.state.get("best"))
-        return cls(run, trainer, corpus_info(name, data_path, trainer.corpus), best, point.header.get("init"))
+        return cls(run, trainer, corpus_info(name, data_path, trainer.corpus), best, point.header.get("init"),
+                   point.header.get("start"))
 
     def meta(self, records: list[dict]) -> dict:
         """The header of the weights as they are now; ``val_loss`` is theirs (None unless evaluated at this step)."""
@@ -251,7 +291,8 @@ class Run:
                 "val_loss": t.last_val if self.best.last_eval_step == t.step else None,
                 "train_loss": next((r["train_loss"] for r in reversed(records) if "train_loss" in r), None),
                 "params": t.model.num_params(), "data": self.data_info, "precision": t.precision,
-                "saved": time.time(), **({"init": self.started_from} if self.started_from else {})}
+                "saved": time.time(), **({"init": self.started_from} if self.started_from else {}),
+                **({"start": self.start} if self.start else {})}
 
     def save(self, records: list[dict], improved: bool) -> None:
         """Save where training is; when the validation loss improved (or nothing is kept yet) keep it too."""
@@ -284,6 +325,8 @@ class Run:
                               iterations=cfg.iterations, minutes=cfg.minutes, **burst)
         try:
             for rec in self.trainer.fit(stop):
+                if "precision" in rec and self.start and not any("start" in r for r in records):
+                    rec["start"] = self.start           # the first record says where the run started, and why
                 if records and records[-1].get("step") == rec["step"]:
                     # stopped right after a logged step: the end record replaces that step's record
                     rec = {**records.pop(), **rec}
