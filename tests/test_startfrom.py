@@ -1,0 +1,60 @@
+"""The Train tab's "Start from" (webui.train.startfrom): what it offers a browser, and what each choice becomes in
+run.json; someone else's run, a missing run and anything else are refused in words. No gradio."""
+from __future__ import annotations
+
+import pytest
+from app_fixtures import app_settings, corpus_text, make_checkpoint
+
+from charrnn.config import ModelConfig
+from charrnn.runs import startpoint
+from charrnn.runs.store import RunDir
+from webui.errors import UserError
+from webui.models import list_checkpoints
+from webui.owners import record_owner
+from webui.train import startfrom
+
+
+@pytest.fixture
+def settings(tmp_path):
+    s = app_settings(tmp_path)
+    make_checkpoint(s.root / "mine", corpus_text())
+    record_owner(s.root / "mine", "my-key-0123456789abcdef")
+    make_checkpoint(s.root / "theirs", corpus_text())
+    record_owner(s.root / "theirs", "their-key-0123456789abcdef")
+    return s
+
+
+def test_offers_auto_nothing_the_base_and_only_the_callers_runs(settings):
+    values = [v for _, v in startfrom.choices(settings, list_checkpoints(settings), "my-key-0123456789abcdef")]
+    assert values[:3] == ["auto", "none", "english-base"]
+    assert "run:mine" in values and "run:theirs" not in values
+
+
+def test_each_choice_becomes_what_run_json_says(settings):
+    key = "my-key-0123456789abcdef"
+    assert startfrom.resolve(settings, "auto", key) == "auto" and startfrom.resolve(settings, None, key) == "auto"
+    assert startfrom.resolve(settings, "none", key) == "none"
+    assert startfrom.resolve(settings, "english-base", key) == str(startpoint.BUNDLED_BASE / RunDir.WEIGHTS)
+    assert startfrom.resolve(settings, "run:mine", key) == str(settings.root / "mine" / RunDir.WEIGHTS)
+
+
+@pytest.mark.parametrize("value, said", [("run:theirs", "Only the browser that started"),
+                                         ("run:nobody", "There is no run"), ("run:../etc", "There is no run"),
+                                         ("/etc/passwd", "Choose where the run starts"),
+                                         ("bundled", "cannot be read")])
+def test_refusals_are_words(settings, value, said):
+    with pytest.raises(UserError, match=said):
+        startfrom.resolve(settings, value, "my-key-0123456789abcdef")
+
+
+def test_a_base_over_the_apps_size_is_refused(settings):
+    small = app_settings(settings.root.parent, max_params=1000)
+    with pytest.raises(UserError, match="at most 1,000"):
+        startfrom.resolve(small, "english-base", None)
+
+
+def test_the_shape_checked_before_a_start_is_the_bases(settings):
+    form = ModelConfig(vocab_size=80, hidden=256, layers=2, dropout=0.5)
+    shaped = startfrom.shape_of(str(startpoint.BUNDLED_BASE / RunDir.WEIGHTS), form)
+    assert (shaped.hidden, shaped.layers, shaped.embed, shaped.dropout) == (512, 1, 64, 0.5)
+    assert startfrom.shape_of("auto", form) is form
