@@ -143,7 +143,7 @@ def test_a_run_in_progress_is_named_drawn_with_points_and_polled_without_progres
     expect(page.locator("#run-banner")).to_contain_text("Training now: elsewhere")
     expect(page.locator("#run-banner")).to_contain_text("The form is for your next run")
     expect(page.locator("#start-btn")).to_be_disabled()
-    expect(page.locator("#stop-btn")).to_be_enabled()
+    expect(page.locator("#stop-btn")).to_be_visible()            # started from the CLI: the operator's, ours to stop
 
     page.wait_for_selector(VALIDATION_POINT, state="attached")                   # the first validation check
     assert shown(page, VALIDATION_POINT), "a validation check is drawn as a point, before there is a line"
@@ -161,7 +161,10 @@ def test_a_run_in_progress_is_named_drawn_with_points_and_polled_without_progres
     page.click("#stop-btn")
     expect(page.locator("#train-status")).to_contain_text("Stopped: elsewhere")
     expect(page.locator("#start-btn")).to_be_enabled()
-    expect(page.locator("#stop-btn")).to_be_disabled()
+    expect(page.locator("#stop-btn")).to_be_hidden()
+    message = page.locator("#train-message")                     # what the Stop click said gives way to what happened
+    expect(message).to_contain_text(re.compile(r"Run elsewhere stopped at step [\d,]+, with a final checkpoint"))
+    expect(message).not_to_contain_text("Stopping")
     expect(page.locator("#run-banner")).to_be_hidden()
     assert page.evaluate("window.progressSeen") == []
 
@@ -178,7 +181,7 @@ def test_a_run_another_browser_started_can_be_watched_but_not_stopped_here(brows
     page = open_page(browser, served.url, DESKTOP)
     expect(page.locator("#run-banner")).to_contain_text("Training now: theirs")
     expect(page.locator("#run-banner")).to_contain_text("started in another browser: only that browser can stop it")
-    expect(page.locator("#stop-btn")).to_be_disabled()
+    expect(page.locator("#stop-btn")).to_be_hidden()             # not this browser's to stop: no dead button
     expect(page.locator("#start-btn")).to_be_disabled()
     expect(page.locator("#train-status")).to_contain_text("theirs")
     shoot(page, "theirs")

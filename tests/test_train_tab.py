@@ -50,6 +50,7 @@ from webui.train.tab import (
     intro,
     preset_form,
     refit,
+    settled_message,
     timeline_of,
     training_view,
 )
@@ -214,15 +215,39 @@ def test_the_pages_start_sends_the_forms_patience_and_the_api_the_presets(ctx, m
     assert spawned[1]["train_config"]["patience"] == PRESETS["quick"][1].get("patience", 0)
 
 
-def test_start_is_off_while_a_run_trains_and_stop_while_none_does(settings, ctx):
+def test_start_is_off_while_a_run_trains_and_stop_is_there_only_while_one_of_yours_does(settings, ctx):
     banner, start, stop = control_states(ctx)
     assert banner == {"__type__": "update", "value": "", "visible": False}
-    assert start["interactive"] is True and stop["interactive"] is False
+    assert start["interactive"] is True and stop["visible"] is False
     with fake_trainer_running(settings.root):
         banner, start, stop = control_states(ctx)
+        record_owner(settings.root / "busy", "their-key")
+        _, _, theirs = control_states(ctx, "my-key")
+        ctx.jobs.stopping.add("busy")
+        _, _, stopping = control_states(ctx, "their-key")
     assert banner["visible"] and banner["value"].startswith("**Training now: busy**. Section 3 below follows")
     assert "The form is for your next run" in banner["value"]
-    assert start["interactive"] is False and stop["interactive"] is True
+    assert start["interactive"] is False and stop["visible"] is True      # no owner recorded: the operator's
+    assert theirs["visible"] is False                                       # another browser's run: no Stop here
+    assert stopping["visible"] is False                                     # pressed already: nothing more to stop
+
+
+def test_the_message_under_start_says_how_the_run_ended_once_it_has(settings, ctx):
+    started = actions.stamp("Started run **busy** (pid 4242): 1,000 parameters on tiny.txt.")
+    with fake_trainer_running(settings.root):
+        assert settled_message(ctx, started) == gr.skip()                  # still true while it trains
+    RunDir(settings.root / "busy").metrics.write_text('{"step": 1234}\n')       # the newest run: the one followed
+    RunDir(settings.root / "busy").write_final_status("stopped", step=1234)
+    stopping = actions.stamp("Stopping **busy**: it finishes the current step and saves a final checkpoint.")
+    settled = settled_message(ctx, stopping)
+    assert "Stopping" not in settled
+    assert settled.endswith("Run **busy** stopped at step 1,234, with a final checkpoint: **Resume** (below) "
+                            "continues it.")
+    RunDir(settings.root / "busy").write_final_status("finished", step=2000)
+    assert "Run **busy** finished at step 2,000: generate from it" in settled_message(ctx, started)
+    assert settled_message(ctx, "") == gr.skip()                            # a fresh page: nothing to replace
+    RunDir(settings.root / "busy").write_status("uploaded", file="busy.safetensors")
+    assert settled_message(ctx, started) == ""                              # nothing trained here: cleared
 
 
 def test_the_status_of_a_run_in_progress_gives_its_settings_read_only(settings, ctx):
@@ -247,6 +272,9 @@ def test_the_buttons_follow_every_status_change_and_every_control(ctx):
     clicks = {d["id"]: d["targets"][0][0] for d in deps if d["targets"] and d["targets"][0][1] == "click"}
     after = [clicks.get(d["trigger_after"]) for d in controls if d["targets"] == [(None, "then")]]
     assert sorted(after) == sorted(by_id[e]._id for e in ("start-btn", "stop-btn", "resume-btn"))
+    settles = [d for d in deps if d["outputs"] == [by_id["train-message"]._id]
+               and (by_id["train-status"]._id, "change") in d["targets"]]
+    assert settles, "the message under Start follows the status the poll redraws"
 
 
 def test_the_model_line_is_drawn_inline_even_when_a_value_is_wrong(ctx):
@@ -276,7 +304,7 @@ def test_the_form_opens_on_the_auto_preset_with_patience_and_says_what_each_fiel
         "seed: the lecture's exact model, a few min", "quick: a first look, 30 s"]
     assert by_id["patience"].value == PRESETS["auto"][1]["patience"] > 0
     assert all(by_id[name.replace("_", "-")].info for name in (*FORM_FIELDS, *PAGE_FIELDS))
-    assert by_id["stop-btn"].interactive is False                    # nothing to stop until a run trains
+    assert by_id["stop-btn"].visible is False                        # nothing to stop until a run trains
 
 
 def test_the_hidden_size_follows_the_minutes_unless_it_was_changed_by_hand():
@@ -454,6 +482,15 @@ def test_the_bundled_run_has_a_timeline_and_a_run_without_samples_says_so(ctx):
     write_metrics(ctx.settings.bundled, sample_records(10))
     assert [s for s, _ in timeline_rows(timeline_of(ctx, BUNDLED_KEY))] == [50, 100]
     assert "no samples yet" in timeline_of(ctx, "nothing-here")
+
+
+def test_an_uploaded_model_says_it_trained_elsewhere_instead_of_no_samples_yet(settings, ctx):
+    make_checkpoint(settings.root / "added", corpus_text())
+    RunDir(settings.root / "added").write_status("uploaded", file="added.safetensors")    # as add_model writes it
+    markup = timeline_of(ctx, "added")
+    assert "no samples yet" not in markup
+    assert "added is an uploaded model: it was trained elsewhere, so no samples were recorded here" in markup
+    assert training_view(ctx, "added")["status_md"].startswith("**Uploaded**: added, a model trained elsewhere")
 
 
 def test_the_live_timeline_ends_with_the_latest_sample(ctx):

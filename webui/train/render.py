@@ -135,9 +135,13 @@ def timeline_html(samples: list[dict], empty: str) -> str:
             f"<th>Sample</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def run_timeline(name: str, records: list[dict], most: int) -> str:
-    """A run's samples over time, kept in its metrics.jsonl: the whole story of a finished run."""
+def run_timeline(name: str, records: list[dict], most: int, uploaded: bool = False) -> str:
+    """A run's samples over time, kept in its metrics.jsonl: the whole story of a finished run. A model added from
+    a file (``uploaded``) trained elsewhere: it has none here, and never will."""
     samples = [r for r in records if isinstance(r.get("sample"), str)]
+    if not samples and uploaded:
+        return (f"<p><em>{esc(name)} is an uploaded model: it was trained elsewhere, so no samples were recorded "
+                "here. Generate from it in the Generate tab.</em></p>")
     if not samples:
         return f"<p><em>{esc(name)} has no samples yet.</em></p>"
     losses = [r["val_loss"] for r in samples if finite(r.get("val_loss"))]
@@ -298,6 +302,24 @@ def active_banner(run: str, status: dict, ours: bool = True) -> str:
             f"your next run: **Start** comes back when this one ends; {stop}")
 
 
+def ended_line(run: str, status: dict) -> str:
+    """What the message under Start says once the run it was about has ended, in place of "Started…" or
+    "Stopping…": how it ended and what to do next; empty (cleared) for a run that never trained here."""
+    step = status.get("step")
+    at = f" at step {step:,}" if isinstance(step, int) else ""
+    name = f"Run **{esc(run)}**"
+    lines = {
+        "stopped": f"{name} stopped{at}, with a final checkpoint: **Resume** (below) continues it.",
+        "cancelled": f"{name} stopped before training began (no checkpoint).",
+        "finished": f"{name} finished{at}: generate from it in the Generate tab.",
+        "failed": f"{name} failed{at}: section 3 says why.",
+        "ended": f"{name} ended before training began: section 3 says why.",
+        "interrupted": f"{name} was interrupted{at}: section 3 says why, and whether **Resume** can continue it.",
+        "damaged": f"{name} is damaged: section 3 says how.",
+    }
+    return lines.get(status.get("state"), "")
+
+
 def status_line(run: str | None, status: dict, log: str = "") -> str:
     """One line saying what the run is doing, with the trainer's last log lines when it went wrong.
 
@@ -330,6 +352,8 @@ def status_line(run: str | None, status: dict, log: str = "") -> str:
         "cancelled": f"**Stopped**: {run}, before training began (no checkpoint).",
         "damaged": f"**Damaged**: {run}: {reason}. The app neither trusts nor resumes it; its kept model still "
                    "generates if it loads.",
+        "uploaded": f"**Uploaded**: {run}, a model trained elsewhere and added from a file: nothing trained here. "
+                    "Generate from it in the Generate tab.",
     }
     line = lines.get(state, f"{run}: no status yet.")
     if status.get("metrics_damage"):

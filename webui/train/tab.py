@@ -31,6 +31,7 @@ from webui.train.forms import (
 from webui.train.metrics import MetricsReader
 from webui.train.render import (
     active_banner,
+    ended_line,
     kept_line,
     latest_sample,
     loss_guide,
@@ -127,7 +128,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
                                         elem_id="burst-seconds") if burst.enabled(settings) else None
             with gr.Row():
                 t.start_btn = gr.Button("Start training", variant="primary", elem_id="start-btn")
-                t.stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop-btn")
+                t.stop_btn = gr.Button("Stop", variant="stop", visible=False, elem_id="stop-btn")   # while yours trains
             t.message = gr.Markdown(elem_id="train-message")
     build_watch(ctx, t)
     with gr.Accordion("4. Samples over time of any run", open=False):
@@ -239,6 +240,7 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key")), [t.password, t.key], t.message,
                      api_name="stop_training", **train_opts).then(**shown)
     t.status_md.change(**shown)          # the poll redrew the status: a run started or ended, here or elsewhere
+    t.status_md.change(lambda message: settled_message(ctx, message), t.message, t.message, **QUIET, queue=False)
 
 
 def wire_bursts(ctx: AppContext, t: SimpleNamespace, start_inputs: list, shown: dict) -> None:
@@ -300,15 +302,26 @@ def kept_in_place(fn):
 
 
 def control_states(ctx: AppContext, key=None) -> tuple:
-    """The banner naming the run in progress (hidden when none), and whether Start and Stop may be pressed: Stop
-    only in the browser that started the run (``key``; any, with a training password, which is asked for)."""
+    """The banner naming the run in progress (hidden when none), whether Start may be pressed, and whether Stop is
+    there: only while a run trains that this browser started (``key``; any, with a training password, which is
+    asked for), and not once it is stopping: offered only where it can work, never as a dead button."""
     job = ctx.jobs.active()
     if job is None:
-        return gr.update(value="", visible=False), gr.update(interactive=True), gr.update(interactive=False)
+        return gr.update(value="", visible=False), gr.update(interactive=True), gr.update(visible=False)
     status = ctx.jobs.state(job.name)
     ours = may_control(ctx.settings, ctx.settings.root / job.name, key)
     return (gr.update(value=active_banner(job.name, status, ours), visible=True), gr.update(interactive=False),
-            gr.update(interactive=ours and status.get("state") != "stopping"))
+            gr.update(visible=ours and status.get("state") != "stopping"))
+
+
+def settled_message(ctx: AppContext, message):
+    """The message under Start once no run is in progress: how the last run ended, in place of what a click said
+    while it ran ("Started…", "Stopping…", "Resumed…", a refusal); left alone while a run trains, or when empty."""
+    if not message or ctx.jobs.active() is not None:
+        return gr.skip()
+    run = ctx.jobs.last_run()
+    line = ended_line(run, ctx.jobs.state(run)) if run else ""
+    return actions.stamp(line) if line else ""
 
 
 def corpus_view(ctx: AppContext, source, bundled_name, upload, pasted) -> tuple:
@@ -380,8 +393,9 @@ def timeline_of(ctx: AppContext, key) -> str:
         return "<p><em>Pick a run to see its samples over time.</em></p>"
 
     def timeline(key):
-        directory = run_directory(ctx.settings, key)
-        return run_timeline(directory.name, RunDir(directory).records(), ctx.settings.timeline_samples)
+        run = RunDir(run_directory(ctx.settings, key))
+        uploaded = run.status_as_written()["state"] == "uploaded"        # webui.transfer.add_model's
+        return run_timeline(run.name, run.records(), ctx.settings.timeline_samples, uploaded)
 
     return handler(timeline, inline=lambda m: f"<p>⚠️ {m}</p>")(key)
 
