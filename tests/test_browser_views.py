@@ -13,6 +13,7 @@ from app_fixtures import corpus_text, launched, make_checkpoint
 from browser_fixtures import ARTIFACTS, TIMEOUT_MS, chromium
 from playwright.sync_api import expect
 
+from charrnn.runs.store import RunDir
 from webui.generate.generation import SIDE_TEMPERATURES
 from webui.passages import model_passage, model_prime
 from webui.prime import DEFAULT_PRIME
@@ -22,6 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 DESKTOP, PHONE = {"width": 1300, "height": 1000}, {"width": 390, "height": 844}
 BUNDLED = "shakespeare (bundled)"
 OWN = corpus_text()          # the "cats" run's own text: "the cat sat on the mat 0" ...
+ADDED = "QWERTY\nasdf\n"     # the vocabulary of "added", a model added from a file whose text is not here
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,8 @@ LONG = 50_000        # this app's longest generation (Settings.max_length): seco
 def served(tmp_path_factory):
     """An app with the bundled model and "cats" (the newest, so the one the page starts on) with its own text."""
     root = tmp_path_factory.mktemp("checkpoints")
+    make_checkpoint(root / "added", ADDED, data={"name": "elsewhere.txt", "chars": len(ADDED), "path": ""})
+    RunDir(root / "added").write_status("uploaded", file="added.safetensors")      # as webui.transfer.add_model
     make_checkpoint(root / "cats", OWN)
     (root / "cats" / "corpus.txt").write_text(OWN, encoding="utf-8")
     with launched(root, max_length=LONG) as served:
@@ -175,7 +179,7 @@ def test_the_coloured_views_are_readable_and_fit_the_screen(browser, served, the
 
 # --- 3. the prime follows the chosen model --------------------------------------------------
 def test_the_prime_is_the_start_of_a_line_of_the_chosen_models_own_text(page, served):
-    own = model_prime(served.settings, "cats")
+    own = model_prime(served.settings, served.ctx.models, "cats")
     assert own.startswith("the cat") and own != DEFAULT_PRIME
     expect(page.locator("#prime textarea")).to_have_value(own)                      # the page starts on "cats"
     choose_model(page, BUNDLED)
@@ -183,9 +187,23 @@ def test_the_prime_is_the_start_of_a_line_of_the_chosen_models_own_text(page, se
     page.locator("#prime textarea").fill("my own words")
     choose_model(page, "cats")
     page.get_by_role("tab", name="Inside a unit").click()
-    expect(page.locator("#unit-text textarea")).to_have_value(model_passage(served.settings, "cats")[0])  # its text
+    own_passage = model_passage(served.settings, served.ctx.models, "cats")[0]
+    expect(page.locator("#unit-text textarea")).to_have_value(own_passage)          # its text
     page.get_by_role("tab", name="Generate").click()
     expect(page.locator("#prime textarea")).to_have_value("my own words")            # an edited prime is kept
+
+
+def test_a_model_added_from_a_file_gets_a_prime_and_a_passage_it_wrote_and_says_why(page, served):
+    written = model_prime(served.settings, served.ctx.models, "added")
+    assert written and set(written) <= set(ADDED)                                   # from its own vocabulary
+    choose_model(page, "added")
+    expect(page.locator("#prime textarea")).to_have_value(written)                  # not an empty prime
+    page.get_by_role("tab", name="Inside a unit").click()
+    passage = model_passage(served.settings, served.ctx.models, "added")[0]
+    expect(page.locator("#unit-text textarea")).to_have_value(passage)              # its writing, not Shakespeare
+    expect(page.locator("#passage-btn")).to_have_text("A passage it wrote")
+    expect(page.locator("#unit-model")).to_contain_text("Its training text is not on this server")
+    shoot(page, "browser-views-inside-added")
 
 
 # --- 5. and 7. plain-English hints where the terms appear; one bar at T = 0 ---------------------

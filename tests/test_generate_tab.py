@@ -68,9 +68,16 @@ def test_choosing_a_model_sets_the_prime_to_the_start_of_a_line_of_its_own_text(
     (ctx.settings.root / "tiny" / "corpus.txt").write_text(OWN, encoding="utf-8")
     follow = wired(tab, tab.prime, tab.default_prime)
     prime, suggested = follow("tiny", DEFAULT_PRIME, DEFAULT_PRIME)         # the page's first prime, unedited
-    assert prime == suggested == model_prime(ctx.settings, "tiny") and prime.startswith("whiskers 0 ")
+    assert prime == suggested == model_prime(ctx.settings, ctx.models, "tiny") and prime.startswith("whiskers 0 ")
     assert follow(BUNDLED_KEY, prime, suggested) == (DEFAULT_PRIME, DEFAULT_PRIME)   # and back: ROMEO
     assert tab.prime.value == tab.default_prime.value == DEFAULT_PRIME
+
+
+def test_a_model_whose_text_is_not_here_gets_a_prime_it_wrote_itself_not_an_empty_one(ctx, tab):
+    follow = wired(tab, tab.prime, tab.default_prime)                       # "tiny": its corpus is not here
+    prime, suggested = follow("tiny", DEFAULT_PRIME, DEFAULT_PRIME)
+    assert prime == suggested == model_prime(ctx.settings, ctx.models, "tiny") != ""
+    assert set(prime) <= set(corpus_text()) and len(prime) <= 16 and prime != DEFAULT_PRIME
 
 
 def test_a_prime_the_visitor_edited_is_kept_when_the_model_changes(ctx):

@@ -14,6 +14,7 @@ from charrnn.runs.store import RunDir
 from webui.context import AppContext
 from webui.inside import tab as inside_tab
 from webui.inside.units import suggestions, unit_view
+from webui.passages import model_passage
 from webui.settings import Settings
 
 TEXT = corpus_text(40)
@@ -164,6 +165,14 @@ def test_choosing_another_model_gives_the_tab_its_own_passage_and_a_fresh_first_
     follow = wired(tab, tab.text, tab.passage_btn, tab.shown, tab.model_md)
     text, button, shown, line = follow("tiny")
     assert text == own and button["value"] == "A passage of tiny" and shown is False and "tiny" in line
+
+
+def test_a_model_whose_text_is_not_here_reads_a_passage_it_wrote_and_the_tab_says_why(ctx, tab):
+    follow = wired(tab, tab.text, tab.passage_btn, tab.shown, tab.model_md)   # "tiny": no corpus.txt, no tiny.txt
+    text, button, _, line = follow("tiny")
+    assert text == model_passage(ctx.settings, ctx.models, "tiny")[0] and set(text) <= set(corpus_text())
+    assert "ROMEO" not in text and button["value"] == "A passage it wrote"
+    assert "Model: **tiny**. Its training text is not on this server" in line
 
 
 def test_the_terms_of_the_tab_have_plain_english_hints(tab):

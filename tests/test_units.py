@@ -17,10 +17,12 @@ from webui.colours import activation_colour, ink_for
 from webui.errors import UserError
 from webui.inside import units
 from webui.inside.units import inside_text, suggestions, unit_args, unit_view
-from webui.models import BUNDLED_KEY
-from webui.passages import PASSAGE, corpus_passage, line_start, model_passage, model_prime
+from webui.models import BUNDLED_KEY, ModelCache
+from webui.passages import PASSAGE, WRITTEN_NOTE, corpus_passage, line_start, model_passage, model_prime
 from webui.prime import DEFAULT_PRIME
 from webui.settings import Settings
+
+MODELS = ModelCache()          # the passages' and primes' models, loaded once
 
 TEXT = "the cat\nsat on"
 
@@ -184,9 +186,9 @@ def test_a_passage_starts_after_a_blank_line_and_ends_on_a_whole_line(tmp_path):
 # --- the passage follows the chosen model ----------------------------------------------------------
 def test_the_bundled_model_reads_its_shakespeare_passage(tmp_path):
     settings = Settings(root=tmp_path)                         # the project's own data folder
-    text, label = model_passage(settings, BUNDLED_KEY)
+    text, label, note = model_passage(settings, MODELS, BUNDLED_KEY)
     assert text == corpus_passage(settings.data_dir, *PASSAGE) and "ROMEO" in text
-    assert label == "A Shakespeare passage"
+    assert label == "A Shakespeare passage" and note == ""
 
 
 def test_a_run_reads_whole_lines_from_the_held_out_end_of_its_own_text(tmp_path):
@@ -194,10 +196,10 @@ def test_a_run_reads_whole_lines_from_the_held_out_end_of_its_own_text(tmp_path)
     own = "".join(f"line {i} of my own prose, nothing like Shakespeare.\n" for i in range(2000))
     make_checkpoint(settings.root / "mine", own)
     (settings.root / "mine" / "corpus.txt").write_text(own, encoding="utf-8")
-    text, label = model_passage(settings, "mine")
+    text, label, note = model_passage(settings, MODELS, "mine")
     assert text in own and text.endswith("\n") and own[own.index(text) - 1] == "\n"     # whole lines
     assert own.index(text) >= 0.9 * len(own) and 750 < len(text) <= 1500
-    assert label == "A passage of tiny"        # make_checkpoint names its corpus tiny.txt
+    assert label == "A passage of tiny" and note == ""       # make_checkpoint names its corpus tiny.txt
 
 
 def test_a_short_own_text_is_read_from_its_start(tmp_path):
@@ -205,25 +207,33 @@ def test_a_short_own_text_is_read_from_its_start(tmp_path):
     own = "a short text of mine\nwith two lines\n"
     make_checkpoint(settings.root / "short", own)
     (settings.root / "short" / "corpus.txt").write_text(own, encoding="utf-8")
-    assert model_passage(settings, "short")[0] == own
+    assert model_passage(settings, MODELS, "short")[0] == own
 
 
-def test_a_run_on_a_bundled_corpus_reads_that_corpus_and_one_without_its_text_falls_back(tmp_path):
+def test_a_run_on_a_bundled_corpus_reads_that_corpus(tmp_path):
     settings = app_settings(tmp_path, corpus=True)
     make_checkpoint(settings.root / "on-bundled", corpus_text(), data={"name": "tiny.txt", "chars": 10, "path": ""})
     (settings.data_dir / "tiny.txt").write_text(corpus_text(3000), encoding="utf-8")
-    text, _ = model_passage(settings, "on-bundled")
+    text, _, _ = model_passage(settings, MODELS, "on-bundled")
     assert text in corpus_text(3000)
-    make_checkpoint(settings.root / "lost", corpus_text(), data={"name": "gone.txt", "chars": 10, "path": ""})
-    assert model_passage(settings, "lost")[1] == "A Shakespeare passage"
-    assert model_passage(settings, "../escape")[1] == "A Shakespeare passage"
+
+
+def test_a_model_whose_text_is_not_here_reads_what_it_writes_itself_and_says_so(tmp_path):
+    settings = app_settings(tmp_path, corpus=True)
+    make_checkpoint(settings.root / "uploaded", "xyz\nqrs\n", data={"name": "elsewhere.txt", "chars": 8, "path": ""})
+    text, label, note = model_passage(settings, MODELS, "uploaded")
+    assert label == "A passage it wrote" and note == WRITTEN_NOTE and "not on this server" in note
+    assert text == model_passage(settings, ModelCache(), "uploaded")[0]       # one seed: the same passage each time
+    assert set(text) <= set("xyz\nqrs") and len(text) > PASSAGE[2] // 2     # its own characters, no Shakespeare
+    assert text.endswith("\n")                                                # whole lines
+    assert model_passage(settings, MODELS, "../escape")[1] == "A Shakespeare passage"   # no model: the tab refuses
 
 
 # --- the Generate tab's prime follows the chosen model ---------------------------------------------
 def test_the_bundled_model_and_no_model_start_from_romeo(tmp_path):
     settings = Settings(root=tmp_path)
-    assert model_prime(settings, BUNDLED_KEY) == DEFAULT_PRIME == "ROMEO:\n"
-    assert model_prime(settings, None) == DEFAULT_PRIME and model_prime(settings, "") == DEFAULT_PRIME
+    assert model_prime(settings, MODELS, BUNDLED_KEY) == DEFAULT_PRIME == "ROMEO:\n"
+    assert model_prime(settings, MODELS, None) == DEFAULT_PRIME and model_prime(settings, MODELS, "") == DEFAULT_PRIME
 
 
 def test_a_run_starts_from_the_start_of_a_line_of_its_own_held_out_text(tmp_path):
@@ -231,17 +241,20 @@ def test_a_run_starts_from_the_start_of_a_line_of_its_own_held_out_text(tmp_path
     own = "".join(f"line {i} of my own prose, nothing like Shakespeare.\n" for i in range(2000))
     make_checkpoint(settings.root / "mine", own)
     (settings.root / "mine" / "corpus.txt").write_text(own, encoding="utf-8")
-    prime = model_prime(settings, "mine")
-    first_line = model_passage(settings, "mine")[0].split("\n")[0]
+    prime = model_prime(settings, MODELS, "mine")
+    first_line = model_passage(settings, MODELS, "mine")[0].split("\n")[0]
     assert first_line.startswith(prime) and prime.startswith("line 1") and prime.endswith(" ")
     assert "ROMEO" not in prime and len(prime) <= 16
     assert ("\n" + prime) in own[int(0.9 * len(own)):]                    # a line's start, from the held-out end
 
 
-def test_a_run_whose_text_is_gone_starts_at_the_start_of_a_line(tmp_path):
+def test_a_model_whose_text_is_not_here_starts_from_the_first_line_it_writes_itself(tmp_path):
     settings = app_settings(tmp_path)
-    make_checkpoint(settings.root / "lost", corpus_text(), data={"name": "gone.txt", "chars": 10, "path": ""})
-    assert model_prime(settings, "lost") == "" and model_prime(settings, "../escape") == ""
+    make_checkpoint(settings.root / "uploaded", "xyz\nqrs\n", data={"name": "elsewhere.txt", "chars": 8, "path": ""})
+    prime = model_prime(settings, MODELS, "uploaded")
+    assert prime and set(prime) <= set("xyz\nqrs") and len(prime) <= 16      # not empty, and from its vocabulary
+    assert model_passage(settings, MODELS, "uploaded")[0].lstrip("\n").startswith(prime)  # the passage's first line
+    assert model_prime(settings, MODELS, "../escape") == ""                   # no such model: the start of a line
 
 
 @pytest.mark.parametrize("text, prime", [

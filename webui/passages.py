@@ -1,5 +1,6 @@
 """What a model reads by default: a passage of its own text (the Inside tab's), and the start of a line of it
-(the Generate tab's prime)."""
+(the Generate tab's prime). A model whose text is not here (one added from a file, trained elsewhere) reads what
+it writes itself, from one fixed seed: the same passage and prime every time."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -8,13 +9,18 @@ from pathlib import Path
 from charrnn.data import CorpusError, read_text
 from charrnn.runs.store import read_header
 from charrnn.runs.weights import CheckpointError
+from charrnn.sample import generate
 from webui.errors import UserError
-from webui.models import BUNDLED_KEY, run_directory
+from webui.models import BUNDLED_KEY, ModelCache, load_model, run_directory
 from webui.prime import DEFAULT_PRIME
 from webui.settings import Settings
 
 PASSAGE = ("tinyshakespeare.txt", 557_600, 1500)   # file, offset, length: Romeo and Balthasar, names in caps
 PRIME_CHARS = 16                                   # a default prime: a line of the model's text, about this long
+WRITING_SEED, WRITING_T = 1, 0.8                   # how a model without its text here writes its own passage
+FIRST_LINE_CHARS = 200                             # of that writing, enough for the first line (the prime)
+WRITTEN_NOTE = (f"Its training text is not on this server (it was added from a file), so it reads a passage it "
+                f"wrote itself (seed {WRITING_SEED}, temperature {WRITING_T:g}).")
 
 
 @lru_cache(maxsize=4)
@@ -53,17 +59,34 @@ def model_corpus(settings: Settings, key) -> tuple[str, str] | None:
     return None
 
 
-def model_passage(settings: Settings, key, chars: int = PASSAGE[2]) -> tuple[str, str]:
-    """A passage for the Inside tab to read with the chosen model, and the button's label.
+def model_passage(settings: Settings, models: ModelCache, key, chars: int = PASSAGE[2]) -> tuple[str, str, str]:
+    """A passage for the Inside tab to read with the chosen model, the button's label, and a note on where the
+    passage comes from ("" when it is the model's own text).
 
-    The bundled model reads its Shakespeare passage; a run reads whole lines of its own corpus, from
-    its held-out end when that is long enough (text the model has not trained on).
+    The bundled model reads its Shakespeare passage; a run reads whole lines of its own corpus, from its held-out
+    end when that is long enough (text the model has not trained on); a model whose corpus is not here reads what
+    it writes (``model_writing``). A key that names no model here gets the Shakespeare passage (the tab refuses it).
     """
     found = model_corpus(settings, key)
-    if found is None:
-        return corpus_passage(settings.data_dir, *PASSAGE), "A Shakespeare passage"
-    text, name = found
-    return own_passage(text, chars), f"A passage of {Path(name).stem}"
+    if found is not None:
+        text, name = found
+        return own_passage(text, chars), f"A passage of {Path(name).stem}", ""
+    if key and key != BUNDLED_KEY:
+        try:
+            return model_writing(settings, models, key, chars), "A passage it wrote", WRITTEN_NOTE
+        except UserError:
+            pass
+    return corpus_passage(settings.data_dir, *PASSAGE), "A Shakespeare passage", ""
+
+
+def model_writing(settings: Settings, models: ModelCache, key, chars: int) -> str:
+    """About ``chars`` characters the model of picker value ``key`` writes from the start of a line, whole lines
+    (seed WRITING_SEED at WRITING_T: the same text each time, and its first line is the prime ``model_prime``
+    gives). UserError when there is no such model."""
+    model, vocab, _ = load_model(settings, models, key)
+    text = "".join(generate(model, vocab, "", chars, WRITING_T, seed=WRITING_SEED))
+    end = text.rfind("\n")
+    return text[:end + 1] if end > chars // 2 else text
 
 
 def own_passage(text: str, chars: int) -> str:
@@ -76,13 +99,19 @@ def own_passage(text: str, chars: int) -> str:
     return piece[:end + 1] if end > chars // 2 else piece
 
 
-def model_prime(settings: Settings, key, most: int = PRIME_CHARS) -> str:
+def model_prime(settings: Settings, models: ModelCache, key, most: int = PRIME_CHARS) -> str:
     """The Generate tab's default prime for the model of picker value ``key``: the start of a line of its own
-    text; "ROMEO:\n" for the bundled model (or none chosen); empty (the start of a line) when its text is not here."""
+    text; "ROMEO:\n" for the bundled model (or none chosen); when its text is not here, the start of the first line
+    it writes itself (``model_writing``); empty (the start of a line) when there is no such model."""
     if not key or key == BUNDLED_KEY:
         return DEFAULT_PRIME
     found = model_corpus(settings, key)
-    return line_start(own_passage(found[0], PASSAGE[2]), most) if found else ""
+    if found is not None:
+        return line_start(own_passage(found[0], PASSAGE[2]), most)
+    try:
+        return line_start(model_writing(settings, models, key, FIRST_LINE_CHARS), most)
+    except UserError:
+        return ""
 
 
 def line_start(text: str, most: int) -> str:

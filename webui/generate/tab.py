@@ -78,7 +78,7 @@ def build(ctx: AppContext) -> SimpleNamespace:
                                      info="0 = random; one seed: one text, in the page, on the server, in Compare")
             with gr.Row():
                 g.generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-                g.stop_btn = gr.Button("Stop", elem_id="gen-stop-btn")
+                g.stop_btn = gr.Button("Stop", variant="stop", elem_id="gen-stop-btn")   # as the Train tab's Stop
                 g.server_btn = gr.Button("Generate on the server", elem_id="generate-server-btn", elem_classes=HIDDEN)
             g.output = gr.Textbox(label="Output", lines=12, max_lines=30, interactive=False, buttons=["copy"],
                                   elem_id="output")
@@ -376,7 +376,7 @@ def follow_prime(ctx: AppContext, checkpoint, prime, suggested) -> tuple:
     """A newly chosen model: its own default prime, unless the prime was edited since the last one was suggested."""
     if prime != suggested:
         return gr.skip(), gr.skip()
-    fresh = model_prime(ctx.settings, checkpoint)
+    fresh = model_prime(ctx.settings, ctx.models, checkpoint)
     return fresh, fresh
 
 

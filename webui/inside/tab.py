@@ -72,13 +72,15 @@ def wire(ctx: AppContext, u: SimpleNamespace, tab: gr.Tab, checkpoint: gr.Dropdo
     u.suggest_btn.click(handler(suggest), [*unit_inputs, u.suggested], suggested, **inside_opts)
     u.suggestions.input(pick_suggestion, u.suggestions, [u.kind, u.unit], **QUIET, queue=False).then(**show_unit)
     def passage(checkpoint):
-        text, label = model_passage(ctx.settings, checkpoint)
+        text, label, _ = model_passage(ctx.settings, ctx.models, checkpoint)
         return text, gr.update(value=label)
 
     def follow(checkpoint):
-        """A newly chosen model: its own passage, its name, and fresh suggestions when the tab opens next."""
-        text, label = model_passage(ctx.settings, checkpoint)
-        return text, gr.update(value=label), False, f"Model: **{checkpoint_name(checkpoint)}**" if checkpoint else ""
+        """A newly chosen model: its own passage (and where it comes from), its name, and fresh suggestions when the
+        tab opens next."""
+        text, label, note = model_passage(ctx.settings, ctx.models, checkpoint)
+        named = f"Model: **{checkpoint_name(checkpoint)}**" + (f". {note}" if note else "") if checkpoint else ""
+        return text, gr.update(value=label), False, named
 
     checkpoint.change(follow, checkpoint, [u.text, u.passage_btn, u.shown, u.model_md], **QUIET)
     u.passage_btn.click(passage, checkpoint, [u.text, u.passage_btn], **QUIET, queue=False).then(**show_unit)
