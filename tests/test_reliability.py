@@ -618,7 +618,7 @@ def test_with_no_password_only_the_caller_that_started_a_run_can_stop_or_delete_
     client.predict(*start_args("owned", key="starter-secret"), api_name="/start_training")
     wait_for(lambda: last_step(root, "owned") > 0, what="the first metrics")
     for key in ("someone-else", None):
-        assert "Only the browser that started or added **owned** can stop it" in refusal(
+        assert "Only the browser that started or added owned can stop it" in refusal(
             lambda key=key: client.predict(password=None, key=key, api_name="/stop_training"))
     assert status_of(root, "owned") == "running"
     assert "Stopping **owned**" in client.predict(password=None, key="starter-secret", api_name="/stop_training")

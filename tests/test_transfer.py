@@ -330,7 +330,7 @@ def test_with_no_password_only_the_browser_that_added_a_model_can_delete_it(ctx,
     model = downloaded(ctx, tmp_path)
     assert "Added **mine**" in add_model(ctx, None, str(model), "mine", "browser-a-key")
     for other in ("browser-b-key", None):
-        with pytest.raises(UserError, match=r"Only the browser that started or added \*\*mine\*\* can delete it"):
+        with pytest.raises(UserError, match=r"Only the browser that started or added mine can delete it"):
             delete_run(ctx, None, "mine", other)
     assert (ctx.settings.root / "mine" / RunDir.WEIGHTS).is_file()
     assert "Deleted **mine**" in delete_run(ctx, None, "mine", "browser-a-key")

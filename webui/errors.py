@@ -8,7 +8,8 @@ ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"(),]+/)+[^\s/:'\"(),]*")
 
 
 class UserError(Exception):
-    """Something the user can fix; the message (Markdown) says what. The UI shows it, never a traceback."""
+    """Something the user can fix; the message (plain text, user values through ``esc``) says what. The page shows it
+    as a toast or in place, an API caller gets it as its error, the server log gets one line: never a traceback."""
 
 
 def esc(text) -> str:
@@ -25,3 +26,9 @@ def no_markup(error) -> str:
 def short_paths(text: str) -> str:
     """'/srv/app/checkpoints/run/model.safetensors' -> 'run/model.safetensors'."""
     return ABSOLUTE_PATH.sub(lambda m: "/".join(m.group(0).rstrip("/").split("/")[-2:]), text)
+
+
+def plain_text(message: str) -> str:
+    """A message for a toast and an API caller: no Markdown emphasis or code marks (a toast shows them as typed, a
+    script reads them as noise), no server path (``short_paths``). HTML escapes stay: a toast renders HTML."""
+    return re.sub(r"\*\*|`", "", short_paths(message))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import math
 from collections.abc import Callable
 
@@ -12,19 +13,30 @@ import gradio as gr
 from charrnn.data import CorpusError
 from charrnn.runs.jobs import Busy, JobError
 from charrnn.runs.weights import CheckpointError
-from webui.errors import UserError, esc, no_markup
+from webui.errors import UserError, esc, no_markup, plain_text
 from webui.fair import visitor_of
 
 QUIET = dict(api_visibility="private", show_progress="hidden")   # internal events: no API, no spinner
+# One line per refusal (a visitor's request the app declined, and why); a bug keeps Gradio's traceback.
+REFUSALS = logging.getLogger("webui.refused")
 
 
 def message_of(error: Exception) -> str:
-    """What the page says for ``error``: a ``UserError`` as written (Markdown of the app's own), an engine's
-    error as plain text, and what the engine states as a fact worded for the page."""
+    """What the page and API callers are told of ``error``, in plain text (``errors.plain_text``): a ``UserError``
+    as written, an engine's error with its markup shown as text, what the engine states as a fact worded for the
+    page. Every refusal a visitor sees is worded here."""
     if isinstance(error, Busy):
         return (f"A training run is in progress: {esc(error.run)}. One run at a time: wait for it to finish or "
                 "press Stop. Its progress is shown below.")
-    return str(error) if isinstance(error, UserError) else no_markup(error)
+    return plain_text(str(error) if isinstance(error, UserError) else no_markup(error))
+
+
+def refusal(message: str, what: str) -> gr.Error:
+    """The ``gr.Error`` that tells the page (a toast) and an API caller ``message``: plain text, logged as one line
+    naming ``what`` was refused, without the traceback Gradio prints for an error."""
+    message = plain_text(message)
+    REFUSALS.warning("refused %s: %s", what, " ".join(message.split()))
+    return gr.Error(message, print_exception=False)
 
 
 ERRORS = (UserError, CheckpointError, CorpusError, JobError)
@@ -35,18 +47,24 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
     """``fn`` as a gradio event handler.
 
     A ``UserError`` (or an engine error) becomes a ``gr.Error`` toast, or with ``inline`` the value
-    ``inline(message)`` returns (a warning drawn in place). With ``names`` the handler takes its inputs
-    positionally, as gradio passes them, calls ``fn`` with them by name, and shows those names to
-    the API, each optional (``gradio_client`` callers pass the ones they need as keywords; an omitted
-    value is None: no upload, no password, the preset's own value). Generators stay generators, so gradio streams.
+    ``inline(message)`` returns (a warning drawn in place). A toast's refusal, and a ``gr.Error`` that ``fn`` raises
+    itself, is logged as one line (``refusal``); any other exception is a bug, whose traceback Gradio logs.
+    With ``names`` the handler takes its inputs positionally, as gradio passes them, calls ``fn`` with them by name,
+    and shows those names to the API, each optional (``gradio_client`` callers pass the ones they need as keywords;
+    an omitted value is None: no upload, no password, the preset's own value). Generators stay generators, so gradio streams.
     With ``names`` and ``visitor``, ``fn`` is also called with ``visitor``: the address the front door counted the
     request under (``webui.fair``), whose quotas apply (``webui.quotas``); gradio hands the handler its request in a
     last parameter that the API does not show.
     """
+    what = getattr(fn, "__name__", "a request")
+
     def failed(error: Exception):
         if inline is None:
-            raise gr.Error(message_of(error)) from None
+            raise refusal(message_of(error), what) from None
         return inline(message_of(error))
+
+    def reworded(error: gr.Error) -> gr.Error:      # one raised further in (a refusal kept in place, then raised)
+        return refusal(error.message, what) if error.print_exception else error
 
     def call_args(args, kwargs):
         if names is None:
@@ -67,6 +85,8 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
                 yield from fn(*a, **k)
             except ERRORS as e:
                 yield failed(e)
+            except gr.Error as e:
+                raise reworded(e) from None
     else:
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
@@ -75,6 +95,8 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
                 return fn(*a, **k)
             except ERRORS as e:
                 return failed(e)
+            except gr.Error as e:
+                raise reworded(e) from None
     if names is not None:      # gradio reads this signature for the API, not fn's; None = the form's default
         params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
         if visitor:            # a gr.Request parameter: gradio fills it in, and leaves it out of the API
@@ -108,5 +130,5 @@ class WholeNumber(gr.Number):
     def preprocess(self, payload):
         if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))
                                     or not math.isfinite(payload) or payload != int(payload)):
-            raise gr.Error(f"{self.label} must be a whole number, got {esc(repr(payload)[:40])}.")
+            raise refusal(f"{self.label} must be a whole number, got {esc(repr(payload)[:40])}.", self.label)
         return super().preprocess(payload)

@@ -116,7 +116,7 @@ def may_control(settings: Settings, directory: Path, key) -> bool:
 def check_owner(settings: Settings, directory: Path, key, doing: str) -> None:
     """Refuse ``doing`` (stop, resume, delete) to anyone but the run's owner, when no password is set."""
     if not may_control(settings, directory, key):
-        raise UserError(f"Only the browser that started or added **{esc(Path(directory).name)}** can {doing} it. "
+        raise UserError(f"Only the browser that started or added {esc(Path(directory).name)} can {doing} it. "
                         "(Whoever runs this app can set a training password, CHARRNN_TRAIN_PASSWORD, that "
                         "controls every run.)")
 

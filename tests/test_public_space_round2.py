@@ -1,0 +1,97 @@
+"""A public Space, second round (issue 26): refusals logged as one line, plain-text messages for toasts and API callers,
+no server paths in the page, salted visitor digests, wrong keys rate-limited, pasted text bounded per visitor, and
+GPU bursts counted toward the visitor's runs."""
+import logging
+
+import gradio as gr
+import pytest
+from fastapi.testclient import TestClient
+from gradio.routes import App
+
+from webui.errors import UserError
+from webui.glue import handler, message_of
+
+
+# --- refusals: one log line, plain text ----------------------------------------------------------------------------
+def served(**handlers) -> TestClient:
+    """An app with one API route per handler (a text in, a text out), called as an API caller calls it."""
+    with gr.Blocks() as demo:
+        box, out = gr.Textbox(), gr.Textbox()
+        for name, fn in handlers.items():
+            gr.Button().click(fn, box, out, api_name=name)
+    return TestClient(App.create_app(demo))
+
+
+def refuse(name):
+    raise UserError(f"Only the browser that started **{name}** can stop it; see `--help`.")
+
+
+def bug(name):
+    raise RuntimeError("an unexpected failure")
+
+
+def test_a_refusal_is_logged_as_one_line_without_a_traceback(caplog, capsys):
+    with caplog.at_level(logging.INFO), served(refuse=handler(refuse)) as client:
+        reply = client.post("/gradio_api/run/refuse", json={"data": ["tiny"]})
+    assert reply.status_code == 500 and "tiny" in reply.json()["error"]
+    refused = [r for r in caplog.records if r.name == "webui.refused"]
+    assert len(refused) == 1 and refused[0].exc_info is None
+    assert refused[0].getMessage() == "refused refuse: Only the browser that started tiny can stop it; see --help."
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_bug_still_logs_its_traceback(caplog, capsys):
+    with caplog.at_level(logging.INFO), served(bug=handler(bug)) as client:
+        assert client.post("/gradio_api/run/bug", json={"data": ["x"]}).status_code == 500
+    assert not [r for r in caplog.records if r.name == "webui.refused"]
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: an unexpected failure" in err
+
+
+def test_a_refusal_raised_as_an_error_further_in_is_logged_as_one_line_too(caplog, capsys):
+    def kept_in_place(name):                    # as the Train tab's controls do: the message kept, then raised
+        raise gr.Error(f"⚠️ Run **{name}** is busy.")
+
+    with caplog.at_level(logging.INFO), served(control=handler(kept_in_place)) as client:
+        reply = client.post("/gradio_api/run/control", json={"data": ["tiny"]})
+    assert reply.json()["error"] == "⚠️ Run tiny is busy."
+    assert [r.getMessage() for r in caplog.records if r.name == "webui.refused"] == \
+        ["refused kept_in_place: ⚠️ Run tiny is busy."]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_api_caller_gets_a_refusal_in_plain_text_without_markdown():
+    with served(refuse=handler(refuse)) as client:
+        error = client.post("/gradio_api/run/refuse", json={"data": ["tiny"]}).json()["error"]
+    assert error == "Only the browser that started tiny can stop it; see --help."
+
+
+def test_every_refusal_is_worded_without_markdown_or_server_paths():
+    from charrnn.runs.jobs import JobError
+    assert message_of(UserError("Run **a** needs `b`.")) == "Run a needs b."
+    assert message_of(JobError("Cannot write /srv/app/checkpoints/run/model.safetensors")) == \
+        "Cannot write run/model.safetensors"
+    assert message_of(UserError("Disk full in /srv/app/checkpoints")) == "Disk full in app/checkpoints"
+
+
+def test_a_refused_whole_number_is_logged_as_one_line(caplog):
+    from webui.glue import WholeNumber
+    with gr.Blocks():
+        box = WholeNumber(1, precision=0, label="Hidden size")
+    with caplog.at_level(logging.INFO), pytest.raises(gr.Error) as refused:
+        box.preprocess("abc")
+    assert refused.value.print_exception is False
+    assert [r.getMessage() for r in caplog.records if r.name == "webui.refused"] == \
+        ["refused Hidden size: Hidden size must be a whole number, got 'abc'."]
+
+
+def test_the_owner_refusal_names_the_run_in_plain_words(tmp_path):
+    from webui.owners import check_owner, record_owner
+    from webui.settings import Settings
+    settings = Settings(root=tmp_path)
+    (tmp_path / "mine").mkdir()
+    record_owner(tmp_path / "mine", "my-key")
+    with pytest.raises(UserError) as refused:
+        check_owner(settings, tmp_path / "mine", "not-my-key", "stop")
+    assert str(refused.value).startswith("Only the browser that started or added mine can stop it.")
+    assert "**" not in str(refused.value)
