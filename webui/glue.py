@@ -51,7 +51,8 @@ def handler(fn: Callable, names: tuple[str, ...] | None = None, inline: Callable
     itself, is logged as one line (``refusal``); any other exception is a bug, whose traceback Gradio logs.
     With ``names`` the handler takes its inputs positionally, as gradio passes them, calls ``fn`` with them by name,
     and shows those names to the API, each optional (``gradio_client`` callers pass the ones they need as keywords;
-    an omitted value is None: no upload, no password, the preset's own value). Generators stay generators, so gradio streams.
+    an omitted value is None: no upload, no password, the preset's own value). Generators stay generators, so gradio
+    streams.
     With ``names`` and ``visitor``, ``fn`` is also called with ``visitor``: the address the front door counted the
     request under (``webui.fair``), whose quotas apply (``webui.quotas``); gradio hands the handler its request in a
     last parameter that the API does not show.
