@@ -58,7 +58,7 @@ def full(ctx):
 
 
 def runs(ctx) -> list[str]:
-    return sorted(p.name for p in ctx.settings.root.iterdir())
+    return sorted(p.name for p in ctx.settings.root.iterdir() if not p.name.startswith("."))     # not the secret
 
 
 def test_an_expired_visitor_run_is_removed_oldest_first_when_the_cap_is_reached(ctx, tmp_path):

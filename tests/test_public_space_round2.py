@@ -95,3 +95,59 @@ def test_the_owner_refusal_names_the_run_in_plain_words(tmp_path):
         check_owner(settings, tmp_path / "mine", "not-my-key", "stop")
     assert str(refused.value).startswith("Only the browser that started or added mine can stop it.")
     assert "**" not in str(refused.value)
+
+
+# --- the visitor's digest, salted with the deployment's secret ------------------------------------------------------
+def test_a_visitors_digest_is_keyed_by_a_secret_made_once_for_the_deployment(tmp_path):
+    import hashlib
+    import stat
+
+    from webui import owners
+    first = owners.visitor_digest(tmp_path, "192.0.2.1")
+    secret = tmp_path / owners.SECRET
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    made = secret.read_text()
+    assert owners.visitor_digest(tmp_path, "192.0.2.1") == first and secret.read_text() == made     # made once
+    assert owners.visitor_digest(tmp_path, "192.0.2.2") != first
+    assert owners.visitor_digest(tmp_path / "elsewhere", "192.0.2.1") != first        # another deployment's
+    unsalted = {hashlib.sha256(f"{prefix}192.0.2.1".encode()).hexdigest() for prefix in ("", "visitor:")}
+    assert first not in unsalted                      # hashing every IPv4 address no longer finds it
+
+
+def test_threads_making_the_secret_at_once_all_use_the_same_one(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from webui import owners
+    with ThreadPoolExecutor(8) as pool:
+        digests = set(pool.map(lambda _: owners.visitor_digest(tmp_path, "192.0.2.1"), range(32)))
+    assert len(digests) == 1
+
+
+def test_a_damaged_secret_is_refused_naming_the_file_not_silently_replaced(tmp_path):
+    from webui import owners
+    (tmp_path / owners.SECRET).write_text("not a secret")
+    with pytest.raises(UserError, match=r"\.visitor-secret in its checkpoints folder\) is damaged"):
+        owners.visitor_digest(tmp_path, "192.0.2.1")
+    assert (tmp_path / owners.SECRET).read_text() == "not a secret"
+
+
+def test_an_owner_file_from_before_the_secret_keeps_its_key_and_counts_toward_nobodys_quota(tmp_path):
+    import hashlib
+    import json
+
+    from webui import owners
+    from webui.quotas import owned_runs
+    from webui.settings import Settings
+    settings = Settings(root=tmp_path)
+    for name, key in (("old", "old-key"), ("old-keyless", None)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"x")
+        recorded = {"visitor_sha256": hashlib.sha256(b"visitor:192.0.2.1").hexdigest()}
+        (tmp_path / name / owners.OWNER).write_text(json.dumps({**recorded, **({"key_sha256": owners.digest(key)}
+                                                                              if key else {})}))
+    assert owners.may_control(settings, tmp_path / "old", "old-key")
+    assert not owners.may_control(settings, tmp_path / "old", "another-key")
+    assert owners.may_control(settings, tmp_path / "old-keyless", "anyone")     # keyless: anyone's, as before
+    assert owners.is_visitors(tmp_path / "old")                                 # still a visitor's: it expires
+    assert owners.recorded_visitor(tmp_path / "old") is None
+    assert owned_runs(tmp_path, "192.0.2.1") == []

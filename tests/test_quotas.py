@@ -180,7 +180,8 @@ def test_a_run_records_its_visitors_digest_not_the_address(ctx, tmp_path):
     model = make_checkpoint(tmp_path / "file", corpus_text())
     add_model(ctx, None, str(model), "mine", "key-a", visitor=A)
     recorded = read_json(ctx.settings.root / "mine" / owners.OWNER)
-    assert recorded == {"key_sha256": owners.digest("key-a"), "visitor_sha256": owners.visitor_digest(A)}
+    salted = owners.visitor_digest(ctx.settings.root, A)
+    assert recorded == {"key_sha256": owners.digest("key-a"), "visitor_hmac": salted}
     assert A not in (ctx.settings.root / "mine" / owners.OWNER).read_text()
 
 

@@ -4,9 +4,10 @@ Each browser keeps a random key of its own (``gr.BrowserState``, in its localSto
 SHA-256, in ``owner.json`` beside its files. An API caller may pass a key of its own choosing (any secret string
 it keeps) to the same effect. With a training password set, the password is what counts: its holder controls
 every run. A run with no owner recorded (started from the CLI, by a caller without a key, or before keys existed)
-may be controlled by anyone who may train here. owner.json also keeps the SHA-256 of the address the run came from
+may be controlled by anyone who may train here. owner.json also keeps a digest of the address the run came from
 (``webui.fair``), when known: a visitor's runs count toward their quota (``webui.quotas``) and expire
-(``webui.expiry``); a run with no owner.json is the operator's.
+(``webui.expiry``); a run with no owner.json is the operator's. That digest is an HMAC keyed by this deployment's
+secret (``SECRET`` in the checkpoints folder): a plain hash of an address is undone by hashing every IPv4 address.
 
 No gradio: refusals are ``UserError``.
 """
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import time
 from pathlib import Path
 
 from charrnn.runs.store import RunDir
@@ -29,6 +32,8 @@ OWNER = "owner.json"
 # that browser's localStorage is that browser anyway.
 STORAGE_KEY, STORAGE_SECRET = "charrnn-key", "charrnn-browser-key"
 MAX_KEY = 200
+SECRET = ".visitor-secret"      # in the checkpoints folder: hidden, so never a run
+VISITOR = "visitor_hmac"        # owner.json's field for the visitor's digest (an unsalted "visitor_sha256" before it)
 
 
 def new_key() -> str:
@@ -54,20 +59,54 @@ def record_owner(directory: Path, key, visitor: str | None = None) -> None:
     (whose quota it counts toward, ``webui.quotas``); nothing when neither is known."""
     owner = {"key_sha256": digest(key)} if usable_key(key) else {}
     if visitor:
-        owner["visitor_sha256"] = visitor_digest(visitor)
+        owner[VISITOR] = visitor_digest(Path(directory).parent, visitor)
     if owner:
         write_json(Path(directory) / OWNER, owner)
 
 
-def visitor_digest(visitor: str) -> str:
-    """What owner.json keeps of a visitor's address: enough to count their runs, not the address itself."""
-    return digest(f"visitor:{visitor}")
+def visitor_digest(root: Path, visitor: str) -> str:
+    """What owner.json keeps of a visitor's address: enough to count their runs, not the address itself, nor
+    anything from which a guess at it can be checked without this deployment's secret."""
+    return hmac.new(deployment_secret(root), visitor.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def deployment_secret(root: Path) -> bytes:
+    """The secret of the deployment whose runs are in ``root``: 32 random bytes, made once (exclusively: whoever
+    creates the file first wins), readable by this server's user only, kept as long as the runs are."""
+    path = Path(root) / SECRET
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_secret(path)
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(32))
+    return read_secret(path)
+
+
+def read_secret(path: Path, tries: int = 20) -> bytes:
+    """The secret in ``path``; a moment's wait when another thread or process has created it and not yet written it."""
+    for _ in range(tries):
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+        if text:
+            break
+        time.sleep(0.05)
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) != 32:
+        raise UserError(f"This server's secret for visitors ({SECRET} in its checkpoints folder) is damaged; whoever "
+                        "runs it can remove that file (a new one is made, and visitors' runs count as nobody's).")
+    return secret
 
 
 def recorded_visitor(directory: Path) -> str | None:
-    """The digest of the visitor who made the run in ``directory`` (None when none is recorded)."""
+    """The digest of the visitor who made the run in ``directory`` (None when none is recorded). An owner.json from
+    before the secret (an unsalted "visitor_sha256") records none: its run counts toward nobody's quota, and still
+    expires and keeps its key's owner."""
     try:
-        value = read_json(Path(directory) / OWNER).get("visitor_sha256")
+        value = read_json(Path(directory) / OWNER).get(VISITOR)
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
@@ -90,7 +129,7 @@ def owner_digest(directory: Path) -> str | None:
         value = recorded.get("key_sha256")
     except (OSError, ValueError, AttributeError):
         return ""
-    if value is None and isinstance(recorded.get("visitor_sha256"), str):
+    if value is None and any(isinstance(recorded.get(field), str) for field in (VISITOR, "visitor_sha256")):
         return None             # made by a caller with no key: anyone's to control, as before visitors were recorded
     return value if isinstance(value, str) else ""
 

@@ -71,7 +71,7 @@ class ByteMeter:
 # --- runs owned ---------------------------------------------------------------------------------------------------
 def owned_runs(root: Path, visitor: str) -> list[Path]:
     """The run folders ``visitor`` made (their owner.json records the visitor's digest)."""
-    mine = visitor_digest(visitor)
+    mine = visitor_digest(root, visitor)
     return [run.path for run in run_dirs(root) if recorded_visitor(run.path) == mine]
 
 
