@@ -151,3 +151,75 @@ def test_an_owner_file_from_before_the_secret_keeps_its_key_and_counts_toward_no
     assert owners.is_visitors(tmp_path / "old")                                 # still a visitor's: it expires
     assert owners.recorded_visitor(tmp_path / "old") is None
     assert owned_runs(tmp_path, "192.0.2.1") == []
+
+
+# --- wrong keys: a few a minute per visitor --------------------------------------------------------------------------
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def owned_run(root, name="theirs", key="the-owners-key"):
+    from webui.owners import record_owner
+    (root / name).mkdir(parents=True)
+    (root / name / "model.safetensors").write_bytes(b"x")
+    record_owner(root / name, key)
+    return root / name
+
+
+def test_wrong_keys_past_a_few_a_minute_are_refused_with_the_wait_then_pass_again(tmp_path):
+    from webui.owners import WrongKeys, check_owner
+    from webui.settings import Settings
+    settings, clock = Settings(root=tmp_path), Clock()
+    wrong_keys, run = WrongKeys(most=5, window_s=60, clock=clock), owned_run(tmp_path)
+    for guess in range(5):
+        clock.now += 1
+        with pytest.raises(UserError, match="Only the browser that started"):
+            check_owner(settings, run, f"guess-{guess}", "delete", wrong_keys, "192.0.2.1")
+    with pytest.raises(UserError, match=r"Too many wrong keys from your address: 5 in the last 60 s\. Wait 56 s"):
+        check_owner(settings, run, "the-owners-key", "delete", wrong_keys, "192.0.2.1")    # right or wrong: refused
+    check_owner(settings, run, "the-owners-key", "delete", wrong_keys, "198.51.100.7")    # another visitor: theirs
+    clock.now += 56
+    check_owner(settings, run, "the-owners-key", "delete", wrong_keys, "192.0.2.1")       # the oldest has left
+    with pytest.raises(UserError, match="Only the browser that started"):
+        check_owner(settings, run, "guess-5", "delete", wrong_keys, "192.0.2.1")
+    with pytest.raises(UserError, match="Too many wrong keys"):
+        check_owner(settings, run, "guess-6", "delete", wrong_keys, "192.0.2.1")
+
+
+def test_runs_anyone_may_control_and_a_password_holder_count_no_wrong_keys(tmp_path):
+    import dataclasses
+
+    from webui.owners import WrongKeys, check_owner
+    from webui.settings import Settings
+    settings, wrong_keys = Settings(root=tmp_path), WrongKeys(most=1, clock=Clock())
+    (tmp_path / "operators").mkdir()
+    for _ in range(3):
+        check_owner(settings, tmp_path / "operators", "any", "stop", wrong_keys, "192.0.2.1")
+        check_owner(dataclasses.replace(settings, password="pw"), owned_run(tmp_path, f"r{_}"), "any", "stop",
+                    wrong_keys, "192.0.2.1")
+    assert wrong_keys.failures == {}
+
+
+def test_resume_stop_and_delete_count_the_visitors_wrong_keys(tmp_path):
+    from app_fixtures import tiny_context
+
+    from webui.owners import WrongKeys
+    from webui.train.actions import resume_training, stop_training
+    from webui.transfer import delete_run
+    ctx = tiny_context(tmp_path)
+    ctx.wrong_keys = WrongKeys(most=3, window_s=60, clock=Clock())
+    owned_run(ctx.settings.root)
+    with pytest.raises(UserError, match="can resume it"):
+        resume_training(ctx, None, "theirs", None, None, key="guess-1", visitor="192.0.2.1")
+    with pytest.raises(UserError, match="can delete it"):
+        delete_run(ctx, None, "theirs", "guess-2", visitor="192.0.2.1")
+    ctx.jobs.stop = lambda check: (check("theirs"), None)        # as the supervisor asks, with its run training
+    with pytest.raises(UserError, match="can stop it"):
+        stop_training(ctx, None, "guess-3", visitor="192.0.2.1")
+    with pytest.raises(UserError, match="Too many wrong keys"):
+        delete_run(ctx, None, "theirs", "the-owners-key", visitor="192.0.2.1")
+    assert (ctx.settings.root / "theirs").is_dir()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from charrnn.runs.jobs import Supervisor
 from webui.lru import LRU
 from webui.models import ModelCache
+from webui.owners import WrongKeys
 from webui.settings import Settings
 from webui.turns import Turns
 
@@ -20,6 +21,7 @@ class AppContext:
     copies: dict = field(default_factory=dict)                  # (file, mtime, size) -> its browser copy's digest
     readers: LRU = field(default_factory=lambda: LRU(8))        # run -> the reader following its metrics.jsonl
     turns: Turns = None                                         # whose turn the one trainer is (webui.turns)
+    wrong_keys: WrongKeys = field(default_factory=WrongKeys)    # failed ownership checks per visitor (webui.owners)
 
     def __post_init__(self):
         if self.jobs is None:

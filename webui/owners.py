@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from charrnn.runs.store import RunDir
@@ -152,22 +156,68 @@ def may_control(settings: Settings, directory: Path, key) -> bool:
     return bool(owner and key) and hmac.compare_digest(owner, digest(key))
 
 
-def check_owner(settings: Settings, directory: Path, key, doing: str) -> None:
-    """Refuse ``doing`` (stop, resume, delete) to anyone but the run's owner, when no password is set."""
+class WrongKeys:
+    """Failed ownership checks per visitor: after ``most`` in ``window_s`` seconds of ``clock``, any check of theirs
+    against an owned run is refused, right key or wrong, until the oldest leaves the window, so a key cannot be
+    guessed at speed; a mistyping owner waits a minute. Kept in memory: a restart forgets them."""
+
+    def __init__(self, most: int = 5, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.most, self.window_s, self.clock = most, window_s, clock
+        self.failures: dict[str, deque[float]] = {}
+        self.lock, self.pruned = threading.Lock(), clock()
+
+    def check(self, visitor: str) -> None:
+        """Refuse ``visitor`` while they have had ``most`` wrong keys within the window, saying how long to wait."""
+        with self.lock:
+            recent = self.recent(visitor, self.clock())
+            if len(recent) >= self.most:
+                wait = max(1, math.ceil(recent[0] + self.window_s - self.clock()))
+                raise UserError(f"Too many wrong keys from your address: {len(recent)} in the last "
+                                f"{self.window_s:g} s. Wait {wait} s, then try again with the right key.")
+
+    def failed(self, visitor: str) -> None:
+        with self.lock:
+            now = self.clock()
+            self.failures.setdefault(visitor, deque()).append(now)
+            if now - self.pruned > self.window_s:       # forget everyone's old failures, at most once a window
+                for who in list(self.failures):
+                    self.recent(who, now)
+                self.pruned = now
+
+    def recent(self, visitor: str, now: float) -> deque[float]:
+        """``visitor``'s failures within the window (call with the lock); a visitor with none is forgotten."""
+        times = self.failures.get(visitor, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            self.failures.pop(visitor, None)
+        return times
+
+
+def check_owner(settings: Settings, directory: Path, key, doing: str, wrong_keys: WrongKeys | None = None,
+                visitor: str | None = None) -> None:
+    """Refuse ``doing`` (stop, resume, delete) to anyone but the run's owner, when no password is set; with
+    ``wrong_keys``, a ``visitor`` who sent too many wrong keys of late is refused before their key is looked at."""
+    counted = bool(wrong_keys and visitor) and not settings.password and owner_digest(directory) is not None
+    if counted:
+        wrong_keys.check(visitor)
     if not may_control(settings, directory, key):
+        if counted:
+            wrong_keys.failed(visitor)
         raise UserError(f"Only the browser that started or added {esc(Path(directory).name)} can {doing} it. "
                         "(Whoever runs this app can set a training password, CHARRNN_TRAIN_PASSWORD, that "
                         "controls every run.)")
 
 
-def check_run_owner(settings: Settings, name, key, doing: str) -> None:
+def check_run_owner(settings: Settings, name, key, doing: str, wrong_keys: WrongKeys | None = None,
+                    visitor: str | None = None) -> None:
     """``check_owner`` for run ``name`` under the checkpoints folder (a name that is no run's passes: what
     follows refuses it with its own message)."""
     try:
         directory = RunDir.of(settings.root, name).path
     except CheckpointError:
         return
-    check_owner(settings, directory, key, doing)
+    check_owner(settings, directory, key, doing, wrong_keys, visitor)
 
 
 def check_password(settings: Settings, password: str | None) -> None:

@@ -318,9 +318,9 @@ def add_model(ctx: AppContext, password, upload, run_name=None, owner_key=None, 
 
 
 # --- delete -----------------------------------------------------------------------------
-def delete_run(ctx: AppContext, password, key, owner_key=None) -> str:
+def delete_run(ctx: AppContext, password, key, owner_key=None, visitor: str | None = None) -> str:
     """Delete a run's directory: never the bundled model, never a run that is training; with no password set,
-    only the run's owner (``owner_key``) may."""
+    only the run's owner (``owner_key``) may; ``visitor``'s wrong keys are counted (``owners.WrongKeys``)."""
     settings = ctx.settings
     check_password(settings, password)
     if not key:
@@ -330,7 +330,7 @@ def delete_run(ctx: AppContext, password, key, owner_key=None) -> str:
         raise UserError("The bundled model cannot be deleted: it is what a fresh app generates from.")
     if not directory.is_dir():
         raise UserError(f"There is no run named {esc(directory.name)}.")
-    check_owner(settings, directory, owner_key, "delete")
+    check_owner(settings, directory, owner_key, "delete", ctx.wrong_keys, visitor)
     trash = settings.root / f".deleting-{directory.name}-{secrets.token_hex(4)}"   # hidden: never listed
     with ctx.jobs.lock:                                   # no Start or Resume of it in between
         if training_state(ctx, directory) in BUSY:

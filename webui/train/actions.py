@@ -110,12 +110,13 @@ def ended_at(root: Path, run: str | None) -> float | None:
         return None
 
 
-def stop_training(ctx: AppContext, password, key=None) -> str:
+def stop_training(ctx: AppContext, password, key=None, visitor: str | None = None) -> str:
     """Ask the running trainer to stop: it finishes its step, saves a checkpoint and says 'stopped'. With no
-    password set, only the run's owner (``key``) may."""
+    password set, only the run's owner (``key``) may; ``visitor``'s wrong keys are counted (``owners.WrongKeys``)."""
     settings = ctx.settings
     check_password(settings, password)
-    job, signalled = ctx.jobs.stop(check=lambda name: check_run_owner(settings, name, key, "stop"))
+    job, signalled = ctx.jobs.stop(check=lambda name: check_run_owner(settings, name, key, "stop", ctx.wrong_keys,
+                                                                      visitor))
     if not signalled:
         return stamp(f"Run **{job.name}** had already ended.")
     return stamp(f"Stopping **{job.name}**: it finishes the current step and saves a final checkpoint.")
@@ -127,7 +128,7 @@ def resume_training(ctx: AppContext, password, run, more_iterations, more_minute
     password set, only the run's owner (``key``) may, and only in their turn (``webui.turns``)."""
     check_password(ctx.settings, password)
     cap = ctx.settings.visitor_minutes if ctx.settings.password is None else 0
-    check_run_owner(ctx.settings, run, key, "resume")
+    check_run_owner(ctx.settings, run, key, "resume", ctx.wrong_keys, visitor)
     now = time.time() if now is None else now
     job, step = in_turn(ctx, askers(key, visitor), run, now,
                         lambda: ctx.jobs.resume(run, more_iterations, more_minutes, cap_minutes=cap))

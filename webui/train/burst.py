@@ -142,14 +142,15 @@ def start_burst(ctx: AppContext, bursts: Bursts, view: Callable[[str], dict], se
 
 
 def resume_burst(ctx: AppContext, bursts: Bursts, view: Callable[[str], dict], password, run, more_iterations,
-                 more_minutes, seconds, key=None, cap: float = MAX_BURST_S, train: Callable = gpu_burst
-                 ) -> Iterator[dict]:
+                 more_minutes, seconds, key=None, cap: float = MAX_BURST_S, train: Callable = gpu_burst,
+                 visitor: str | None = None) -> Iterator[dict]:
     """Resume: a stopped run trained ``seconds`` more, with a bigger budget when more iterations or minutes are
-    given (the run's budget is its schedule: bursts only slice it). Only its owner (``key``) may, with no password."""
+    given (the run's budget is its schedule: bursts only slice it). Only its owner (``key``) may, with no password;
+    ``visitor``'s wrong keys are counted (``owners.WrongKeys``)."""
     settings = ctx.settings
     check_password(settings, password)
     seconds = burst_seconds(seconds, cap)
-    check_run_owner(settings, run, key, "resume")
+    check_run_owner(settings, run, key, "resume", ctx.wrong_keys, visitor)
     runs = {r["name"]: r for r in resumable_runs(settings.root)}
     if run not in runs:
         raise JobError(ctx.jobs.not_resumable(run))
