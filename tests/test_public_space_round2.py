@@ -223,3 +223,68 @@ def test_resume_stop_and_delete_count_the_visitors_wrong_keys(tmp_path):
     with pytest.raises(UserError, match="Too many wrong keys"):
         delete_run(ctx, None, "theirs", "the-owners-key", visitor="192.0.2.1")
     assert (ctx.settings.root / "theirs").is_dir()
+
+
+# --- pasted text held per visitor ------------------------------------------------------------------------------------
+def text_door(inner, events=(), text_held=50_000):
+    from test_fair import QUICK, TEXT
+
+    from webui.fair import FrontDoor, Limits
+    limits = Limits(most=8, room=100, small_body=1000, max_body=30_000, max_upload=20_000, text_held=text_held)
+    return FrontDoor(inner, lambda: list(events), quick=lambda key: key == QUICK, takes_text=lambda key: key == TEXT,
+                     limits=limits)
+
+
+def test_a_visitor_whose_events_hold_their_share_of_pasted_text_waits_before_sending_more():
+    from test_fair import TEXT, Inner, call, event
+    inner, held = Inner(), [("192.0.2.1", TEXT, 25_000), ("192.0.2.1", TEXT, 0)]
+    status, reply = call(text_door(inner, held), body=event(TEXT, "x" * 26_000))
+    assert status == 429 and "already carry 24.4 KiB of pasted text" in reply["detail"] and inner.bodies == []
+    assert "holds 48.8 KiB of one visitor's at once" in reply["detail"]
+    assert call(text_door(inner, held), body=event(TEXT, "x" * 20_000))[0] == 200         # what is left of it
+    assert call(text_door(inner, held), body=event(TEXT, "short"))[0] == 200              # a small body: always
+    assert call(text_door(inner, held), body=event(TEXT, "x" * 26_000), client="198.51.100.7")[0] == 200
+
+
+def test_a_pasted_text_past_what_is_left_is_never_read_whole():
+    import asyncio
+
+    from test_fair import TEXT, Inner, Request, event
+    inner, held = Inner(), [("192.0.2.1", TEXT, 45_000)]
+    request = Request(body=event(TEXT, "x" * 29_000), chunks=100)             # no declared length
+    status, _ = asyncio.run(request.through(text_door(inner, held)))
+    assert status == 429 and request.taken < 100 and inner.bodies == []
+
+
+def test_pasted_texts_sent_together_count_toward_the_same_bound():
+    import asyncio
+
+    from test_fair import TEXT, Held, Request, event, together
+    inner = Held()
+    body = event(TEXT, "x" * 20_000)
+    requests = [Request(body=body, headers=[("content-length", str(len(body)))]) for _ in range(3)]
+    statuses = asyncio.run(together(text_door(inner), requests, inner))
+    assert sorted(statuses) == [200, 200, 429]
+
+
+def test_an_admitted_pasted_text_leaves_its_size_for_the_queue_to_report():
+    from test_fair import TEXT, Inner, call, event
+
+    from webui.fair import TEXT_BYTES
+    inner, body = Inner(), event(TEXT, "x" * 5000)
+    assert call(text_door(inner), body=body)[0] == 200 and inner.scopes[0][TEXT_BYTES] == len(body)
+    assert call(text_door(inner), body=event(TEXT, "short"))[0] == 200 and TEXT_BYTES not in inner.scopes[1]
+
+
+def test_the_queue_reports_each_events_pasted_text_to_the_front_door():
+    from types import SimpleNamespace as NS
+
+    from webui.demo import pending_events
+    from webui.fair import TEXT_BYTES, VISITOR
+
+    def queued(fn_id, scope):
+        return NS(fn=NS(_id=fn_id), request=NS(scope={VISITOR: "192.0.2.1", **scope}))
+
+    demo = NS(_queue=NS(event_queue_per_concurrency_id={"train": NS(queue=[queued(7, {TEXT_BYTES: 12_345})])},
+                        active_jobs=[[queued(9, {})], None]))
+    assert sorted(pending_events(demo)) == [("192.0.2.1", 7, 12_345), ("192.0.2.1", 9, 0)]

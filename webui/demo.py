@@ -13,7 +13,7 @@ from charrnn.runs.jobs import resumable_runs
 from charrnn.runs.watchdog import Watchdog
 from webui import style
 from webui.context import AppContext
-from webui.fair import FrontDoor, Limits, keys_of, visitor_of
+from webui.fair import TEXT_BYTES, FrontDoor, Limits, keys_of, visitor_of
 from webui.generate import browser
 from webui.generate import tab as generate_tab
 from webui.generate.tab import describe_checkpoint
@@ -87,8 +87,9 @@ def launch(demo: gr.Blocks, ctx: AppContext, **options) -> None:
     text_events = keys_of(demo.fns, lambda fn: any(getattr(c, "elem_id", None) == PASTED for c in fn.inputs))
     quick_events = keys_of(demo.fns, lambda fn: not fn.queue or fn.concurrency_limit is None)
     queue_size = 64                 # waiting events; work (waiting or running) takes at most 48, leaving polls room
+    max_body = 2 * settings.max_corpus_bytes + settings.max_event_body     # a pasted text, JSON-escaped
     limits = Limits(most=settings.max_pending, room=queue_size - 16, small_body=settings.max_event_body,
-                    max_body=2 * settings.max_corpus_bytes + settings.max_event_body,
+                    max_body=max_body, text_held=2 * max_body,     # the page's Start and one look at the text
                     max_upload=settings.max_corpus_bytes + (1 << 20),
                     upload_per_minute=settings.visitor_upload_per_minute, upload_kept=settings.visitor_upload_kept,
                     upload_kept_s=settings.upload_kept_s, download_per_minute=settings.visitor_download_per_minute)
@@ -123,12 +124,14 @@ def watch_trainer(ctx: AppContext, running) -> None:
                      name="charrnn-watchdog").start()
 
 
-def pending_events(demo: gr.Blocks) -> list[tuple[str, int]]:
-    """(visitor, function id) of each event waiting in Gradio's queue or running (read in the server's event loop)."""
+def pending_events(demo: gr.Blocks) -> list[tuple[str, int, int]]:
+    """(visitor, function id, bytes of pasted text) of each event waiting in Gradio's queue or running (read in the
+    server's event loop)."""
     queue = demo._queue
     waiting = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
     running = [e for job in queue.active_jobs if job for e in job]
-    return [(visitor_of(e.request.scope), e.fn._id) for e in waiting + running if e.request is not None]
+    return [(visitor_of(e.request.scope), e.fn._id, e.request.scope.get(TEXT_BYTES, 0))
+            for e in waiting + running if e.request is not None]
 
 
 def page_css() -> str:

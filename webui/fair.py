@@ -5,6 +5,9 @@ queue, the memory or the threads for everyone else.
   method) unread. Each open route caps its body: an event's request is small unless its function reads a pasted
   text, an upload may be larger, anything else is small. A body over its cap is refused with 413 as soon as it
   declares its length or grows past the cap, never read whole.
+- Pasted text: the bytes of the large bodies (a pasted text) in one visitor's events waiting, running or being read
+  are bounded (``text_held``): past it a request that may carry one is read only up to what is left, else answered
+  429, so a visitor's queued texts cannot hold the memory.
 - Events: every route that runs a function (the queue, ``/call``, ``/run``, ``/api``) counts toward its visitor's
   events waiting or running, at most ``most`` of each kind: work (functions with a concurrency limit: generation,
   training, the charts) and quick (polls and reads that run at once), so a visitor's own generations never starve
@@ -41,6 +44,7 @@ from charrnn.runs.writes import human
 from webui.quotas import MINUTE, ByteMeter
 
 VISITOR = "charrnn.visitor"         # the scope key under which the front door leaves who sent a request
+TEXT_BYTES = "charrnn.text_bytes"   # ... and the size of its body, when it is larger than a small one (a pasted text)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Limits:
     upload_kept: int = 0
     upload_kept_s: float = 7200.0
     download_per_minute: int = 0
+    text_held: int = 0      # bytes of large bodies (pasted texts) one visitor's events may hold at once (0: no limit)
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,8 @@ class Refused(Exception):
 class FrontDoor:
     """ASGI middleware: closed routes, capped bodies, and a bounded number of events per visitor.
 
-    ``events()`` lists (visitor, function key) for every event waiting or running in the app; ``quick(key)`` says
+    ``events()`` lists (visitor, function key) for every event waiting or running in the app, or (visitor, function
+    key, bytes of pasted text: its scope's ``TEXT_BYTES``); ``quick(key)`` says
     whether a function runs at once; ``takes_text(key)`` whether its request may carry a pasted text. A function
     key is its fn_index or its API name, as the request names it.
     """
@@ -112,6 +118,7 @@ class FrontDoor:
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted]
         self.admitted: Counter = Counter()      # (visitor, quick) -> requests let through and not yet answered
         self.reading: Counter = Counter()       # visitor -> POST bodies being read
+        self.holding: Counter = Counter()       # visitor -> bytes of pasted text being read or admitted
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -149,16 +156,47 @@ class FrontDoor:
         cap, over = (getattr(limits, route.cap), None) if work_room else (limits.small_body, self.busy(visitor, False))
         if route.runs == "path" and not self.takes_text(name):     # the function is known before its body
             cap, over = limits.small_body, None
-        body = await self.read(scope, receive, visitor, cap, over)
+        cap, over, reserved = self.text_room(scope, visitor, cap, over)
+        with counted(self.holding, visitor, reserved):
+            body = await self.read(scope, receive, visitor, cap, over)
         key = function_key(route, name, body)
         is_quick = bool(self.quick(key))
         # from the check to the count, no await: requests arriving together are counted as they are admitted
         if not self.has_room(visitor, is_quick):
             raise self.busy(visitor, is_quick)
-        if len(body) > limits.small_body and not self.takes_text(key):
+        text = len(body) if len(body) > limits.small_body else 0
+        if text and not self.takes_text(key):
             raise too_large(len(body), limits.small_body)
-        with counted(self.admitted, (visitor, is_quick)):           # until the event is queued, or has run
-            await self.app(scope, replay(body, receive), send)
+        if text and limits.text_held and self.held_text(visitor) + text > limits.text_held:
+            raise self.text_busy(visitor)
+        if text:
+            scope[TEXT_BYTES] = text                                # what the event holds, while it waits or runs
+        with counted(self.admitted, (visitor, is_quick)), counted(self.holding, visitor, text):
+            await self.app(scope, replay(body, receive), send)     # until the event is queued, or has run
+
+    def text_room(self, scope, visitor: str, cap: int, over: Refused | None) -> tuple[int, Refused | None, int]:
+        """A body's cap and refusal within what the visitor's events leave of ``text_held``, and the bytes it holds
+        while read (its declared length, else the cap), so that bodies read together count toward it too."""
+        limits = self.limits
+        if cap <= limits.small_body or not limits.text_held:
+            return cap, over, 0
+        room = limits.text_held - self.held_text(visitor)
+        if room < cap:
+            cap, over = max(room, limits.small_body), over or self.text_busy(visitor)
+        declared = declared_length(scope)
+        return cap, over, min(declared, cap) if declared else cap
+
+    def held_text(self, visitor: str) -> int:
+        """Bytes of pasted text in ``visitor``'s events: waiting, running, being read or admitted."""
+        queued = sum(event[2] for event in self.events() if len(event) > 2 and event[0] == visitor)
+        return queued + self.holding[visitor]
+
+    def text_busy(self, visitor: str) -> Refused:
+        """429 for a visitor whose events already hold their share of pasted text."""
+        limits = self.limits
+        return Refused(429, f"Your requests waiting or running already carry {human(self.held_text(visitor))} of "
+                            f"pasted text; this server holds {human(limits.text_held)} of one visitor's at once. Try "
+                            f"again in {limits.retry_after} s.", {"retry-after": str(limits.retry_after)})
 
     async def read(self, scope, receive, visitor: str, cap: int, over: Refused | None = None) -> bytes:
         """The request's body, refused (``over``, else 413) past ``cap``; a visitor's POST bodies are read a few at
@@ -179,7 +217,7 @@ class FrontDoor:
 
     def load(self, visitor: str) -> tuple[int, int, int]:
         """This visitor's work and quick events, and all visitors' work: waiting, running, or being admitted."""
-        tally = Counter((who, bool(self.quick(key))) for who, key in self.events()) + self.admitted
+        tally = Counter((who, bool(self.quick(key))) for who, key, *_ in self.events()) + self.admitted
         everyone = sum(n for (_, quick), n in tally.items() if not quick)
         return tally[visitor, False], tally[visitor, True], everyone
 
@@ -383,13 +421,13 @@ def replay(body: bytes, receive):
 
 
 @contextmanager
-def counted(counter: Counter, key):
-    """``key`` counted once more in ``counter`` for the duration (and gone from it at zero)."""
-    counter[key] += 1
+def counted(counter: Counter, key, amount: int = 1):
+    """``key`` counted ``amount`` more in ``counter`` for the duration (and gone from it at zero)."""
+    counter[key] += amount
     try:
         yield
     finally:
-        counter[key] -= 1
+        counter[key] -= amount
         if not counter[key]:
             del counter[key]
 
