@@ -288,3 +288,64 @@ def test_the_queue_reports_each_events_pasted_text_to_the_front_door():
     demo = NS(_queue=NS(event_queue_per_concurrency_id={"train": NS(queue=[queued(7, {TEXT_BYTES: 12_345})])},
                         active_jobs=[[queued(9, {})], None]))
     assert sorted(pending_events(demo)) == [("192.0.2.1", 7, 12_345), ("192.0.2.1", 9, 0)]
+
+
+# --- GPU bursts: the visitor's run quotas, as on the CPU path --------------------------------------------------------
+@pytest.fixture
+def burst_ctx(tmp_path):
+    import dataclasses
+
+    from app_fixtures import app_settings
+
+    from webui.context import AppContext
+    settings = dataclasses.replace(app_settings(tmp_path, corpus=True, gpu_bursts=True), visitor_runs=1)
+    return AppContext(settings)
+
+
+def burst_start(ctx, run_name, visitor, key="mine"):
+    """A burst's Start as the Train tab calls it, with a burst that trains nothing; its last view."""
+    from app_fixtures import TINY_TRAINING
+
+    from webui.train import burst
+    form = {k: v for k, v in TINY_TRAINING.items() if k != "preset"}
+    def no_training(*args):
+        yield from ()
+
+    views = burst.start_burst(ctx, burst.Bursts(), lambda run: {}, 1, train=no_training, password=None,
+                              source="bundled", bundled_name="tiny.txt", upload=None, pasted=None,
+                              preset=TINY_TRAINING["preset"], values=form, run_name=run_name, key=key,
+                              visitor=visitor)
+    return list(views)[-1]
+
+
+def test_a_burst_start_counts_toward_the_visitors_runs_and_is_refused_past_them(burst_ctx):
+    from webui.owners import recorded_visitor, visitor_digest
+    from webui.quotas import owned_runs
+    root = burst_ctx.settings.root
+    assert "Started run **first**" in burst_start(burst_ctx, "first", "192.0.2.1")["message"]
+    assert recorded_visitor(root / "first") == visitor_digest(root, "192.0.2.1")
+    assert owned_runs(root, "192.0.2.1") == [root / "first"]
+    with pytest.raises(UserError, match="You already have 1 runs on this server"):
+        burst_start(burst_ctx, "second", "192.0.2.1")
+    assert not (root / "second").exists()
+    assert "Started run **theirs**" in burst_start(burst_ctx, "theirs", "198.51.100.7", key="theirs")["message"]
+
+
+@pytest.mark.xfail(strict=True, reason="webui/train/tab.py's wire_bursts does not yet pass the visitor: its two "
+                                       "handler(...) calls need visitor=True (and resume_training a visitor param)")
+def test_the_pages_burst_start_and_resume_take_the_visitor_from_the_request(burst_ctx):
+    from gradio.utils import get_function_params
+
+    from webui.train import tab as train_tab
+    with gr.Blocks() as demo:
+        t = train_tab.build(burst_ctx)
+        t.key = gr.BrowserState(None)
+        train_tab.wire(burst_ctx, t)
+    for name in ("start_training", "resume_training"):
+        fn = next(f for f in demo.fns.values() if f.api_name == name).fn
+        assert "request" in inspect_params(fn) and "request" not in [p[0] for p in get_function_params(fn)]
+
+
+def inspect_params(fn) -> list[str]:
+    import inspect
+    return list(inspect.signature(fn).parameters)
