@@ -349,3 +349,51 @@ def test_the_pages_burst_start_and_resume_take_the_visitor_from_the_request(burs
 def inspect_params(fn) -> list[str]:
     import inspect
     return list(inspect.signature(fn).parameters)
+
+
+# --- no server paths in the page -------------------------------------------------------------------------------------
+def test_a_refusal_quoting_the_checkpoints_folder_shows_no_server_path(tmp_path):
+    from charrnn.runs.jobs import JobError
+    root = (tmp_path / "checkpoints").resolve()
+
+    def full_disk(run):
+        raise JobError(f"Run {run} cannot be resumed: [Errno 28] No space left on device: '{root}/{run}/latest'.")
+
+    with pytest.raises(gr.Error) as refused:
+        handler(full_disk)("mine")
+    inline = handler(full_disk, inline=lambda m: f"⚠️ {m}")("mine")
+    for shown in (refused.value.message, inline):
+        assert str(root) not in shown and str(tmp_path) not in shown and "mine/latest" in shown
+
+
+def rendered_failure(tmp_path):
+    """A Train tab view of a run that failed on a full disk, its reason and log quoting the checkpoints folder."""
+    from app_fixtures import app_settings, corpus_text, make_checkpoint
+
+    from charrnn.runs.store import RunDir
+    from webui.context import AppContext
+    from webui.train import tab as train_tab
+    ctx = AppContext(app_settings(tmp_path, corpus=True))
+    root = ctx.settings.root
+    make_checkpoint(root / "run1", corpus_text())
+    RunDir(root / "run1").write_status("failed", step=3, reason=f"No space left on device: '{root}/run1/latest'")
+    (root / "run1" / "train.log").write_text(f"OSError: [Errno 28] No space left on device: '{root}/run1/latest'\n")
+    return ctx, repr(train_tab.training_view(ctx, "run1"))
+
+
+@pytest.mark.xfail(strict=True, reason="webui/train/render.py's status_line shows the run's reason and log lines as "
+                                       "written: they need errors.short_paths (another developer's file)")
+def test_a_failed_runs_view_shows_no_server_path(tmp_path):
+    ctx, view = rendered_failure(tmp_path)
+    assert "No space left on device" in view and str(ctx.settings.root) not in view
+
+
+@pytest.mark.xfail(strict=True, reason="webui/generate/browser.py's head script names the browser copies' folder "
+                                       "by its absolute path (/gradio_api/file=<root>/.browser/): they need a route "
+                                       "of their own (another developer's file)")
+def test_the_pages_head_names_no_server_path(tmp_path):
+    from app_fixtures import app_settings
+
+    from webui.generate import browser
+    settings = app_settings(tmp_path)
+    assert str(settings.root) not in browser.head_script(settings)
