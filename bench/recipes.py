@@ -12,6 +12,7 @@ given. --only picks texts by name.
     python -m bench.recipes
     python -m bench.recipes --seconds 120 --presets auto default --text my-faq.txt
     python -m bench.recipes --only python-stdlib-200k.txt
+    python -m bench.recipes --starts --seconds 120 --only shakespeare-80k.txt    # from zero vs from the base
 """
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def kept_val_loss(run: Path) -> tuple[float, dict]:
     return evaluate(model, corpus.val, cfg.seq_len, cfg.batch_size), header
 
 
-def train(root: Path, text: Path, preset: str, seconds: float, extra: list[str]) -> Path:
-    name = f"{text.stem}-{preset}"
+def train(root: Path, text: Path, preset: str, seconds: float, extra: list[str], tag: str = "") -> Path:
+    name = f"{text.stem}-{preset}" + (f"-{tag}" if tag else "")
     subprocess.run([sys.executable, "-m", "charrnn", "--checkpoints", str(root), "train", "--data", str(text),
                     "--preset", preset, "--minutes", str(seconds / 60), "--name", name, "--quiet", *extra],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -107,6 +108,61 @@ def python_source(path: Path) -> Path:
     return path
 
 
+LICENCES = ("GPL-3", "Apache-2.0", "LGPL-3", "MPL-2.0", "Artistic", "GFDL-1.3")   # /usr/share/common-licenses, in order
+LICENCE_CHARS = 100_000
+
+
+def licences(path: Path) -> Path | None:
+    """Our own check text for starting from the base, tuned on by nobody: the licence texts every Debian system has
+    (legal English, unlike anything the base read), joined as bench/RESULTS.md's first --init measurement did."""
+    folder = Path("/usr/share/common-licenses")
+    parts = [(folder / name).read_text(encoding="utf-8") for name in LICENCES if (folder / name).is_file()]
+    if not parts:
+        print(f"skipping {path.name}: {folder} is missing")
+        return None
+    path.write_text("".join(parts)[:LICENCE_CHARS], encoding="utf-8")
+    return path
+
+
+def compare_starts(args, tmp: Path, texts_: list[Path]) -> None:
+    """auto from zero vs from the bundled base on each text (both forced), with auto's probe and its choice."""
+    from charrnn.runs import startpoint
+
+    rows = []
+    for text in texts_:
+        zero, _ = kept_val_loss(train(tmp / "runs", text, "auto", args.seconds, ["--init", "none"], "zero"))
+        based, header = kept_val_loss(train(tmp / "runs", text, "auto", args.seconds,
+                                            ["--init", str(startpoint.BUNDLED_BASE)], "base"))
+        probe = probe_of(text)
+        choice = startpoint.decide(probe)
+        rows.append((text.name, text.stat().st_size, zero, based, probe, choice))
+    print(f"# auto from zero vs from the bundled English base: the kept model's loss on the whole held-out 10%, "
+          f"{args.seconds:.0f} s each")
+    print(machine_line())
+    print(f"command: python {' '.join(['-m', 'bench.recipes', *sys.argv[1:]])}")
+    print(f"auto's rule: start from the base when its loss on the held-out part is at most "
+          f"{startpoint.BASE_RATIO:.0%} of the text's unigram entropy\n")
+    print(f"{'text':<26}{'bytes':>10}{'from zero':>11}{'from base':>11}{'gain':>8}{'base probe':>12}{'ratio':>7}"
+          f"{'auto':>6}{'auto gain':>11}")
+    for name, size, zero, based, probe, choice in rows:
+        gain = zero - based
+        print(f"{name:<26}{size:>10,}{zero:>11.4f}{based:>11.4f}{gain:>+8.4f}{probe['base_loss']:>12.3f}"
+              f"{probe['ratio']:>7.2f}{choice:>6}{gain if choice == 'base' else 0.0:>+11.4f}")
+
+
+def probe_of(text: Path) -> dict:
+    """auto's probe of the bundled base on ``text``, as a run of the auto preset makes it."""
+    from charrnn.config import preset_configs
+    from charrnn.data import read_text
+    from charrnn.runs import startpoint
+    from charrnn.runs.runner import start_from
+
+    body = read_text(text)
+    model_cfg, train_cfg = preset_configs("auto", None, None, {"minutes": 2.0}, len(body))
+    model, corpus, _ = start_from(startpoint.BUNDLED_BASE, body, model_cfg, train_cfg)
+    return startpoint.probe(model, corpus, train_cfg)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=60.0, help="training budget of each run")
@@ -115,11 +171,19 @@ def main(argv=None) -> None:
     p.add_argument("--only", nargs="+", help="compare on these texts only (by file name)")
     p.add_argument("--train-args", default="", help='more `charrnn train` flags for every run, for sweeps, e.g. '
                    '--train-args="--input-dropout 0.2"')
+    p.add_argument("--starts", action="store_true", help="compare auto from zero with auto from the bundled "
+                   "English base (issue 28), on the texts and on our own licence texts")
     args = p.parse_args(argv)
     load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.starts:
+            own = licences(tmp / f"licences-{LICENCE_CHARS // 1000}k.txt")
+            chosen = [t for t in texts(tmp, args.text + ([own] if own else [])) if not args.only or t.name in args.only]
+            compare_starts(args, tmp, chosen)
+            print(f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
+            return
         for text in [t for t in texts(tmp, args.text) if not args.only or t.name in args.only]:
             for preset in args.presets:
                 loss, header = kept_val_loss(train(tmp / "runs", text, preset, args.seconds,
