@@ -53,7 +53,8 @@ def by_api(tab, name: str):
 def start_args(seconds, run_name="burst", key="mine") -> list:
     """/start_training's arguments as the page sends them, the burst's seconds last."""
     named = {"password": None, "source": "bundled", "bundled_name": "tiny.txt", "upload": None, "pasted": None,
-             "preset": TINY_TRAINING["preset"], **FORM, "run_name": run_name, "key": key, "patience": None}
+             "preset": TINY_TRAINING["preset"], **FORM, "run_name": run_name, "key": key, "patience": None,
+             "start_from": None}
     return [named[name] for name in START_INPUTS] + [seconds]
 
 

@@ -331,8 +331,6 @@ def test_a_burst_start_counts_toward_the_visitors_runs_and_is_refused_past_them(
     assert "Started run **theirs**" in burst_start(burst_ctx, "theirs", "198.51.100.7", key="theirs")["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="webui/train/tab.py's wire_bursts does not yet pass the visitor: its two "
-                                       "handler(...) calls need visitor=True (and resume_training a visitor param)")
 def test_the_pages_burst_start_and_resume_take_the_visitor_from_the_request(burst_ctx):
     from gradio.utils import get_function_params
 
@@ -381,8 +379,6 @@ def rendered_failure(tmp_path):
     return ctx, repr(train_tab.training_view(ctx, "run1"))
 
 
-@pytest.mark.xfail(strict=True, reason="webui/train/render.py's status_line shows the run's reason and log lines as "
-                                       "written: they need errors.short_paths (another developer's file)")
 def test_a_failed_runs_view_shows_no_server_path(tmp_path):
     ctx, view = rendered_failure(tmp_path)
     assert "No space left on device" in view and str(ctx.settings.root) not in view

@@ -58,3 +58,29 @@ def test_the_shape_checked_before_a_start_is_the_bases(settings):
     shaped = startfrom.shape_of(str(startpoint.BUNDLED_BASE / RunDir.WEIGHTS), form)
     assert (shaped.hidden, shaped.layers, shaped.embed, shaped.dropout) == (512, 1, 64, 0.5)
     assert startfrom.shape_of("auto", form) is form
+
+
+@pytest.mark.parametrize("preset, chosen, init", [("auto", None, "auto"), ("quick", None, "none"),
+                                                  ("quick", "none", "none"), ("quick", "english-base", "base"),
+                                                  ("auto", "run:mine", "mine")])
+def test_a_start_writes_where_the_run_starts_into_run_json(settings, preset, chosen, init):
+    import dataclasses
+
+    from app_fixtures import TINY_TRAINING
+
+    from webui.context import AppContext
+    from webui.train import actions
+    from webui.train.burst import RunFolder
+
+    ctx = AppContext(settings)
+    values = {k: v for k, v in TINY_TRAINING.items() if k != "preset"}
+    message = actions.start_training(dataclasses.replace(ctx, jobs=RunFolder(settings.root)), None, "paste", None,
+                                     None, corpus_text(), preset, values, "new", key="my-key-0123456789abcdef",
+                                     start_from=chosen)
+    written = RunDir(settings.root / "new").read_config()["init"]
+    expected = {"base": str(startpoint.BUNDLED_BASE / RunDir.WEIGHTS),
+                "mine": str(settings.root / "mine" / RunDir.WEIGHTS)}.get(init, init)
+    assert written == expected
+    if init == "base":
+        assert "fine-tuning english-base" in message
+        assert int(message.split(" parameters")[0].split()[-1].replace(",", "")) > 10**6   # the base's size (H512)

@@ -22,6 +22,7 @@ from webui.inside import tab as inside_tab
 from webui.models import checkpoint_signature, default_checkpoint, list_checkpoints, picked_checkpoint, yours
 from webui.owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from webui.settings import Settings
+from webui.train import startfrom
 from webui.train import style as train_style
 from webui.train import tab as train_tab
 from webui.train.tab import PASTED, TRAIN_VIEW
@@ -62,7 +63,8 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
         generate_tab.wire(ctx, generate)
         inside_tab.wire(ctx, inside, inside_page, generate.checkpoint, generate.output)
 
-        polled = {name: getattr(train, name) for name in TRAIN_VIEW + ("resume_run", "review_run", "compare_runs")}
+        polled = {name: getattr(train, name) for name in TRAIN_VIEW + ("resume_run", "review_run", "compare_runs",
+                                                                       "start_from")}
         polled.update(checkpoint=generate.checkpoint, checkpoint_md=generate.checkpoint_md, view=view)
 
         def refresh(view, checkpoint, resume_run, review, compared, key):
@@ -169,6 +171,7 @@ def poll(ctx: AppContext, view: dict | None, checkpoint, resume_run, review=None
         browser.sync_copies(ctx.settings, ctx.copies)     # a new, retrained or finished run gets its browser copy
         picker, info, resume, reviewed, keys = checkpoint_updates(ctx, checkpoint, keys, review, key)
         kept = [k for k in compared if k in keys] if isinstance(compared, list) else []
+        out["start_from"] = gr.update(choices=startfrom.choices(ctx.settings, list_checkpoints(ctx.settings), key))
         out.update(checkpoint=picker, checkpoint_md=info, resume_run=resume, review_run=reviewed,
                    compare_runs=gr.update(choices=reviewed["choices"], value=kept))
     return {**out, "view": {"run": run, "run_sig": run_sig, "ckpt_sig": ckpt_sig, "keys": keys}}

@@ -23,6 +23,7 @@ from webui.expiry import make_room
 from webui.owners import check_password, check_run_owner, record_owner
 from webui.quotas import check_owned, folder_bytes
 from webui.settings import Settings
+from webui.train import startfrom
 from webui.train.forms import CorpusChoice, build_configs, read_corpus, text_stats, vocab_size_for
 from webui.train.render import corpus_line, model_line
 from webui.transfer import stamp
@@ -35,10 +36,12 @@ def default_run_name(choice: CorpusChoice, preset: str) -> str:
 
 
 def start_training(ctx: AppContext, password, source, bundled_name, upload, pasted, preset, values: dict,
-                   run_name, key=None, visitor: str | None = None, now: float | None = None) -> str:
+                   run_name, key=None, visitor: str | None = None, now: float | None = None,
+                   start_from=None) -> str:
     """Validate everything, then start the trainer on the chosen text; returns a message naming the run.
     ``key`` (the browser's, see ``webui.owners``) becomes the run's owner, and the run counts toward ``visitor``'s
-    quota (their address, ``webui.fair``); ``now`` (epoch seconds) is when, for expiry and turns."""
+    quota (their address, ``webui.fair``); ``now`` (epoch seconds) is when, for expiry and turns. ``start_from``:
+    where the run starts (``webui.train.startfrom``; omitted: auto)."""
     now = time.time() if now is None else now
     settings = ctx.settings
     check_password(settings, password)
@@ -50,7 +53,8 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
         vocab_size = check_corpus(choice.text, train_cfg)
     except (CorpusError, ValueError) as e:
         raise UserError(no_markup(e)) from None
-    model_cfg = ModelConfig(**{**model_cfg.to_dict(), "vocab_size": vocab_size})
+    init = startfrom.resolve(settings, start_from, key, preset, ctx.wrong_keys, visitor)
+    model_cfg = ModelConfig(**{**startfrom.shape_of(init, model_cfg).to_dict(), "vocab_size": vocab_size})
     params = count_params(model_cfg)
     if params > settings.max_params:
         raise UserError(f"That model has {params:,} parameters; the app trains at most {settings.max_params:,}. "
@@ -62,9 +66,10 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
     name = run_name.strip() if isinstance(run_name, str) and run_name.strip() else default_run_name(choice, preset)
     job = in_turn(ctx, askers(key, visitor), name, now, lambda: ctx.jobs.start(
         name, choice.text, choice.path, choice.name, preset, model_cfg, train_cfg,
-        on_created=lambda directory: record_owner(directory, key, visitor)))
+        on_created=lambda directory: record_owner(directory, key, visitor), init=init))
     capped = f" Runs here train at most {cap:g} minutes (no training password is set)." if cap else ""
-    return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}.{capped}")
+    return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}"
+                 f"{startfrom.started_words(init)}.{capped}")
 
 
 def check_memory(settings: Settings, model_cfg: ModelConfig, train_cfg: TrainConfig, corpus_chars: int) -> None:

@@ -119,9 +119,9 @@ class RunFolder:
         self.root, self.started, self.model_cfg, self.data_name = Path(root), None, None, ""
 
     def start(self, name: str, text: str, path: Path | None, data_name: str, preset: str, model_cfg: ModelConfig,
-              train_cfg: TrainConfig, on_created: Callable[[Path], None] | None = None) -> Job:
+              train_cfg: TrainConfig, on_created: Callable[[Path], None] | None = None, init=None) -> Job:
         run, data = create_run(self.root, name, text, path)
-        run.write_config(run_config(preset, data_name, data, model_cfg, train_cfg))
+        run.write_config(run_config(preset, data_name, data, model_cfg, train_cfg, init))
         if on_created is not None:
             on_created(run.path)
         self.started, self.model_cfg, self.data_name = Job(name, os.getpid()), model_cfg, data_name

@@ -13,7 +13,7 @@ from charrnn.config import SMALL_TEXT, ModelConfig, TrainConfig
 from charrnn.runs.runner import PATIENCE_REASON
 from charrnn.runs.writes import human as human_bytes
 from webui.checks import as_dict, finite, whole
-from webui.errors import esc
+from webui.errors import esc, short_paths
 from webui.train.forms import CorpusChoice
 
 
@@ -284,6 +284,7 @@ def run_settings(header: dict) -> str:
         dropout = "".join(f", {words} {m[key]:g}" for key, words in (("dropout", "dropout"),
                           ("input_dropout", "input dropout")) if finite(m.get(key)) and m[key] > 0)
         parts.append(f"{esc(str(m.get('cell', 'lstm'))).upper()} {m['layers']} x {m['hidden']}{dropout}")
+    parts.append(started_from(header))
     if whole(t.get("batch_size")) is not None and whole(t.get("seq_len")) is not None and finite(t.get("lr")):
         parts.append(f"batch {t['batch_size']} x {t['seq_len']}, learning rate {t['lr']:g}")
     budget = [f"{t['iterations']:,} steps" if whole(t.get("iterations")) else "",
@@ -291,6 +292,16 @@ def run_settings(header: dict) -> str:
     parts.append(" or ".join(filter(None, budget)))
     parts.append(f"patience {t['patience']}" if whole(t.get("patience")) else "")
     return " · ".join(filter(None, parts))
+
+
+def started_from(header: dict) -> str:
+    """Where a run started, as its header records it: the model it fine-tuned, or auto's choice of zero and why."""
+    init, start = as_dict(header.get("init")), as_dict(header.get("start"))
+    if isinstance(init.get("name"), str):
+        return f"fine-tuned from {esc(init['name'])}" + (" (auto's choice)" if start.get("choice") == "base" else "")
+    if start.get("choice") == "zero" and start.get("how") == "measured":
+        return "from zero (auto: the English base knows too little of this text to help)"
+    return ""
 
 
 def active_banner(run: str, status: dict, ours: bool = True) -> str:
@@ -329,7 +340,8 @@ def status_line(run: str | None, status: dict, log: str = "") -> str:
         return "No training run yet. Pick a corpus and a preset, then press **Start**."
     state, step = status.get("state"), status.get("step")
     at = f" at step {step:,}" if isinstance(step, int) else ""
-    reason = esc(str(status.get("reason", "")))
+    reason = esc(short_paths(str(status.get("reason", ""))))
+    log = short_paths(log)
     if "checkpoint_step" in status and not isinstance(status["checkpoint_step"], int):
         resume = "No checkpoint was saved, so there is nothing to resume: start it again."
     elif isinstance(status.get("checkpoint_step"), int):

@@ -21,8 +21,8 @@ from webui.settings import Settings
 
 AUTO, NONE, BASE, BUNDLED, RUN = startpoint.AUTO, startpoint.NONE, "english-base", "bundled", "run:"
 HINT = ("Fine-tuning starts from a trained model instead of random numbers: it keeps what that model learnt "
-        "(letters, words, spelling) and learns your text on top, at that model's size. auto does it when a quick "
-        "check shows the English base already reads your text well (English prose), and trains from zero otherwise.")
+        "(letters, words, spelling) and learns your text on top, at that model's size. auto (with the auto recipe) "
+        "does it when a quick check shows the English base already reads your text well, else trains from zero.")
 
 
 def choices(settings: Settings, listed: list[dict], key) -> list[tuple[str, str]]:
@@ -38,10 +38,12 @@ def choices(settings: Settings, listed: list[dict], key) -> list[tuple[str, str]
     return out
 
 
-def resolve(settings: Settings, value, key) -> str | None:
-    """What run.json's ``init`` says for a choice: ``auto``, ``none`` or a model file; a refusal says why."""
+def resolve(settings: Settings, value, key, preset: str = "auto", wrong_keys=None, visitor: str | None = None) -> str:
+    """What run.json's ``init`` says for a choice: ``auto``, ``none`` or a model file; a refusal says why. auto
+    weighs the base for the auto recipe only (another preset is a fixed recipe, its model from zero). A run is
+    someone's to start from as to resume (``wrong_keys``/``visitor``: wrong keys counted, ``webui.owners``)."""
     if value in (None, "", AUTO):
-        return AUTO
+        return AUTO if preset == "auto" else NONE
     if value == NONE:
         return NONE
     if value == BASE:
@@ -61,7 +63,7 @@ def resolve(settings: Settings, value, key) -> str | None:
             raise UserError(f"There is no run {name!r} to start from.")
         if not run.weights.is_file():
             raise UserError(f"Run {name!r} has no kept model yet to start from.")
-        check_run_owner(settings, name, key, "start from")
+        check_run_owner(settings, name, key, "start from", wrong_keys, visitor)
         return str(checked(settings, run.weights, f"Run {name}"))
     raise UserError("Choose where the run starts: auto, nothing, a bundled model or one of your runs.")
 
@@ -86,3 +88,14 @@ def shape_of(init: str | None, model_cfg: ModelConfig) -> ModelConfig:
         return model_cfg
     base = ModelConfig(**read_header(init)["model_config"])
     return ModelConfig(**{**model_cfg.to_dict(), **{k: getattr(base, k) for k in startpoint.SHAPE_KEYS}})
+
+
+def started_words(init: str | None) -> str:
+    """How a Start's message says where the run starts ("" from zero)."""
+    if init == AUTO:
+        return "; it starts from the English base if a quick check says the base suits the text"
+    if init in (None, NONE):
+        return ""
+    path = Path(init)
+    name = path.parent.name if path.name == RunDir.WEIGHTS else path.stem
+    return f", fine-tuning {name} (its size and weights)"

@@ -13,9 +13,9 @@ from charrnn.runs.store import RunDir
 from charrnn.runs.weights import CheckpointError
 from webui.context import AppContext
 from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of
-from webui.models import run_directory
+from webui.models import list_checkpoints, run_directory
 from webui.owners import may_control
-from webui.train import actions, burst
+from webui.train import actions, burst, startfrom
 from webui.train.compare import X_AXES, compare_runs, settings_table
 from webui.train.forms import (
     FIELD_HINTS,
@@ -48,7 +48,7 @@ from webui.train.render import (
 
 # /start_training's inputs, in order: patience comes last, so an API caller that omits it gets the preset's
 START_INPUTS = ("password", "source", "bundled_name", "upload", "pasted", "preset", *FORM_FIELDS, "run_name", "key",
-                *PAGE_FIELDS)
+                *PAGE_FIELDS, "start_from")
 RESUME_INPUTS = ("password", "run", "more_iterations", "more_minutes", "key")
 FIELD_ROWS = (("hidden", "layers", "seq_len"), ("batch_size", "lr"), ("iterations", "minutes", "patience"))
 PASTED = "pasted"                 # the pasted text box: the one input whose events may be large (webui.fair)
@@ -118,6 +118,9 @@ def build(ctx: AppContext) -> SimpleNamespace:
             for row in FIELD_ROWS:
                 with gr.Row():
                     t.fields.update({name: form_field(name, values[name]) for name in row})
+            t.start_from = gr.Dropdown(startfrom.choices(settings, list_checkpoints(settings), None),
+                                       value=startfrom.AUTO, label="Start from", info=startfrom.HINT,
+                                       elem_id="start-from", elem_classes=POLLED)
             t.model_md = gr.Markdown(handler(actions.describe_model, inline=lambda m: f"⚠️ {m}")(
                 settings, stats, DEFAULT_PRESET, values), elem_id="model-info")
             t.run_name = gr.Textbox(label="Run name (optional)", placeholder="corpus-preset-date-time",
@@ -215,8 +218,8 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
         values = {name: kw.pop(name) for name in FORM_FIELDS + PAGE_FIELDS if name in kw}
         return actions.start_training(ctx, values=values, **kw)
 
-    def stop_training(password, key):
-        return actions.stop_training(ctx, password, key)
+    def stop_training(password, key, visitor=None):
+        return actions.stop_training(ctx, password, key, visitor)
 
     def resume_training(password, run, more_iterations, more_minutes, key, visitor=None):
         return actions.resume_training(ctx, password, run, more_iterations, more_minutes, key, visitor)
@@ -228,7 +231,7 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     train_opts = dict(concurrency_id="train-control", concurrency_limit=1, show_progress="hidden")
     shown = dict(fn=controls, inputs=t.key, outputs=[t.banner, t.start_btn, t.stop_btn], **QUIET, queue=False)
     start_inputs = [t.password, *corpus_inputs, t.preset, *(t.fields[name] for name in FORM_FIELDS), t.run_name,
-                    t.key, *(t.fields[name] for name in PAGE_FIELDS)]
+                    t.key, *(t.fields[name] for name in PAGE_FIELDS), t.start_from]
     if t.burst_seconds is not None:      # ZeroGPU: Start and Resume train in this event, in the visitor's GPU bursts
         wire_bursts(ctx, t, start_inputs, shown)
     else:
@@ -237,7 +240,8 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
         t.resume_btn.click(handler(kept_in_place(resume_training), RESUME_INPUTS, visitor=True),
                            [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key], t.message,
                            api_name="resume_training", **train_opts).then(**shown)
-    t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key")), [t.password, t.key], t.message,
+    t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key"), visitor=True), [t.password, t.key],
+                     t.message,
                      api_name="stop_training", **train_opts).then(**shown)
     t.status_md.change(**shown)          # the poll redrew the status: a run started or ended, here or elsewhere
     t.status_md.change(lambda message: settled_message(ctx, message), t.message, t.message, **QUIET, queue=False)
@@ -256,14 +260,15 @@ def wire_bursts(ctx: AppContext, t: SimpleNamespace, start_inputs: list, shown: 
         values = {name: kw.pop(name) for name in FORM_FIELDS + PAGE_FIELDS if name in kw}
         yield from burst.start_burst(ctx, bursts, view, seconds, values=values, **kw)
 
-    def resume_training(password, run, more_iterations, more_minutes, key, seconds=None):
-        yield from burst.resume_burst(ctx, bursts, view, password, run, more_iterations, more_minutes, seconds, key)
+    def resume_training(password, run, more_iterations, more_minutes, key, seconds=None, visitor=None):
+        yield from burst.resume_burst(ctx, bursts, view, password, run, more_iterations, more_minutes, seconds, key,
+                                      visitor=visitor)
 
     # its own queue: a burst takes up to a minute, and must not hold Stop or anyone's Start behind it
     opts = dict(concurrency_id="gpu-burst", concurrency_limit=burst.CONCURRENT_BURSTS, show_progress="hidden")
-    t.start_btn.click(handler(streamed(t, start_training), (*START_INPUTS, "seconds")),
+    t.start_btn.click(handler(streamed(t, start_training), (*START_INPUTS, "seconds"), visitor=True),
                       [*start_inputs, t.burst_seconds], outputs, api_name="start_training", **opts).then(**shown)
-    t.resume_btn.click(handler(streamed(t, resume_training), (*RESUME_INPUTS, "seconds")),
+    t.resume_btn.click(handler(streamed(t, resume_training), (*RESUME_INPUTS, "seconds"), visitor=True),
                        [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key, t.burst_seconds],
                        outputs, api_name="resume_training", **opts).then(**shown)
 
