@@ -55,7 +55,8 @@ pytestmark = pytest.mark.slow
 
 GENERIC = "has not enabled verbose error reporting"  # Gradio's text for an exception the app let through
 START_FIELDS = ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers", "seq_len",
-                "batch_size", "lr", "iterations", "minutes", "run_name", "key", "patience")
+                "batch_size", "lr", "iterations", "minutes", "run_name", "key", "patience",
+                "start_from")
 GENERATE_FIELDS = ("checkpoint", "prime", "temperature", "length", "top_k", "seed", "key")
 BUNDLED = Settings(root=PROJECT_DIR).bundled          # the pretrained run shipped with the app
 APP_PY = PROJECT_DIR / "app.py"                       # a server file no request may read
@@ -114,7 +115,7 @@ def root(served):
 
 def start_args(run: str, **changes) -> list:
     values = dict(password=None, source="paste", bundled_name=None, upload=None, pasted=corpus_text(),
-                  **TINY_TRAINING, run_name=run, key=None, patience=None)
+                  **TINY_TRAINING, run_name=run, key=None, patience=None, start_from=None)
     return [{**values, **changes}[k] for k in START_FIELDS]
 
 
