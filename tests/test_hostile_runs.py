@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 
 GENERIC = "has not enabled verbose error reporting"  # Gradio's text for an exception the app let through
 START_FIELDS = ("password", "source", "bundled_name", "upload", "pasted", "preset", "hidden", "layers", "seq_len",
-                "batch_size", "lr", "iterations", "minutes", "run_name", "key", "patience")
+                "batch_size", "lr", "iterations", "minutes", "run_name", "key", "patience",
+                "start_from")
 BAD_STATUS = {"a list": "[1,2,3]", "a string": '"finished"', "null": "null",
               "a 20-digit pid": '{"state": "running", "pid": 123456789012345678901}'}
 BAD_LINES = {"a list": "[1,2]", "null": "null", "a text step": '{"step":"x"}',
@@ -60,7 +61,7 @@ def root(served):
 
 def start_args(run: str, **changes) -> list:
     values = dict(password=None, source="paste", bundled_name=None, upload=None, pasted=corpus_text(),
-                  **TINY_TRAINING, run_name=run, key=None, patience=None)
+                  **TINY_TRAINING, run_name=run, key=None, patience=None, start_from=None)
     return [{**values, **changes}[k] for k in START_FIELDS]
 
 
