@@ -357,7 +357,8 @@ def test_the_delete_api_refuses_with_an_error_and_is_not_the_pages_button(tmp_pa
         generate_tab.wire(ctx, g)
     g.demo = demo
     delete = api_fn(g, "delete_run")
-    assert list(inspect.signature(delete).parameters) == ["password", "run", "key"]
+    assert list(inspect.signature(delete).parameters) == ["password", "run", "key", "request"]
+    assert [name for name, *_ in gr.utils.get_function_params(delete)] == ["password", "run", "key"]   # the API's
     with pytest.raises(gr.Error, match="can delete it"):
         delete(None, "mine", "key-b")
     (api,) = [f for f in demo.fns.values() if f.api_name == "delete_run"]

@@ -225,6 +225,64 @@ def test_resume_stop_and_delete_count_the_visitors_wrong_keys(tmp_path):
     assert (ctx.settings.root / "theirs").is_dir()
 
 
+def generate_tab_of(ctx):
+    """The Generate tab built and wired as the demo does (``g.demo``: its Blocks)."""
+    from webui.generate import tab as generate_tab
+    with gr.Blocks() as demo:
+        g = generate_tab.build(ctx)
+        g.key = gr.BrowserState(None)
+        generate_tab.wire(ctx, g)
+    g.demo = demo
+    return g
+
+
+def request_from(visitor):
+    """What gradio hands a handler's gr.Request parameter: the server's request, whose scope the front door marked."""
+    from types import SimpleNamespace
+
+    from webui.fair import VISITOR
+    return SimpleNamespace(request=SimpleNamespace(scope={VISITOR: visitor}))
+
+
+def test_the_generate_tabs_delete_counts_the_visitors_wrong_keys(tmp_path):
+    from app_fixtures import tiny_context, wired
+
+    from webui.owners import WrongKeys
+    ctx = tiny_context(tmp_path)
+    ctx.wrong_keys = WrongKeys(most=3, window_s=60, clock=Clock())
+    owned_run(ctx.settings.root)
+    g = generate_tab_of(ctx)
+    ask = wired(g, g.confirm_delete_btn, g.pending_delete, g.transfer_md)           # the Delete button
+    confirm = wired(g, g.transfer_md, g.confirm_delete_btn, g.pending_delete)       # "Yes, delete it"
+    stranger, owner = request_from("192.0.2.1"), request_from("198.51.100.7")
+    assert "can delete it" in ask("theirs", "guess-1", None, stranger)[2]
+    assert "can delete it" in ask("theirs", "guess-2", None, stranger)[2]
+    assert "can delete it" in confirm(None, "theirs", "guess-3", stranger)[0]
+    button, pending, message = ask("theirs", "the-owners-key", None, stranger)      # right or wrong: refused
+    assert not button["visible"] and pending == "" and "Too many wrong keys from your address" in message
+    message = confirm(None, "theirs", "the-owners-key", stranger)[0]
+    assert "Too many wrong keys from your address" in message and "Nothing was deleted" in message
+    assert (ctx.settings.root / "theirs").is_dir()
+    assert ask("theirs", "the-owners-key", None, owner)[0]["visible"]               # another visitor: theirs
+    assert "Deleted **theirs**" in confirm(None, "theirs", "the-owners-key", owner)[0]
+
+
+def test_the_delete_api_counts_its_callers_wrong_keys(tmp_path):
+    from app_fixtures import tiny_context
+
+    from webui.owners import WrongKeys
+    ctx = tiny_context(tmp_path)
+    ctx.wrong_keys = WrongKeys(most=2, window_s=60, clock=Clock())
+    owned_run(ctx.settings.root)
+    with TestClient(App.create_app(generate_tab_of(ctx).demo)) as client:    # the visitor: the client's address
+        delete = lambda key: client.post("/gradio_api/run/delete_run", json={"data": [None, "theirs", key]})  # noqa: E731
+        for guess in ("guess-1", "guess-2"):
+            assert "can delete it" in delete(guess).json()["error"]
+        refused = delete("the-owners-key")
+    assert refused.status_code == 500 and "Too many wrong keys from your address" in refused.json()["error"]
+    assert (ctx.settings.root / "theirs").is_dir()
+
+
 # --- pasted text held per visitor ------------------------------------------------------------------------------------
 def text_door(inner, events=(), text_held=50_000):
     from test_fair import QUICK, TEXT

@@ -15,7 +15,7 @@ from charrnn.runs.store import read_header
 from webui.checks import finite
 from webui.colours import warning_html
 from webui.context import AppContext
-from webui.errors import esc
+from webui.errors import UserError, esc
 from webui.generate.generation import (
     SIDE_LENGTH,
     SIDE_TEMPERATURES,
@@ -25,7 +25,7 @@ from webui.generate.generation import (
     next_char,
 )
 from webui.generate.view import GENERATING, STOPPED, confidence_html
-from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of, warn
+from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of, visitor_of_request, warn
 from webui.models import (
     BUNDLED_KEY,
     checkpoint_line,
@@ -34,7 +34,7 @@ from webui.models import (
     resolve_checkpoint,
     run_directory,
 )
-from webui.owners import check_password, may_control
+from webui.owners import WrongKeys, check_owner, check_password
 from webui.passages import model_prime
 from webui.prime import DEFAULT_PRIME
 from webui.transfer import BUSY, DownloadFolder, add_model, build_download, delete_run, training_state
@@ -279,23 +279,27 @@ def wire_delete(ctx: AppContext, g: SimpleNamespace) -> None:
     gr.on([g.checkpoint.change, g.key.change], offer, [g.checkpoint, g.key],
           [g.delete_btn, g.confirm_delete_btn, g.pending_delete], **QUIET, queue=False)
 
-    def ask(checkpoint, key, password):
-        return ask_to_delete(ctx, checkpoint, key, password)
+    def ask(checkpoint, key, password, visitor):
+        return ask_to_delete(ctx, checkpoint, key, password, visitor)
 
-    g.delete_btn.click(ask, [g.checkpoint, g.key, g.transfer_password],
+    g.delete_btn.click(handler(ask, ("checkpoint", "key", "password"), visitor=True),
+                       [g.checkpoint, g.key, g.transfer_password],
                        [g.confirm_delete_btn, g.pending_delete, g.transfer_md], **QUIET)
 
-    def confirm(password, run, key):
-        return confirm_delete(ctx, password, run, key)
+    def confirm(password, run, key, visitor):
+        return confirm_delete(ctx, password, run, key, visitor)
 
-    g.confirm_delete_btn.click(confirm, [g.transfer_password, g.pending_delete, g.key],
+    g.confirm_delete_btn.click(handler(confirm, ("password", "run", "key"), visitor=True),
+                               [g.transfer_password, g.pending_delete, g.key],
                                [g.transfer_md, g.confirm_delete_btn, g.pending_delete], **QUIET,
                                concurrency_id="transfer", concurrency_limit=2)
 
-    def delete(password: str | None = None, run: str | None = None, key: str | None = None) -> str:
+    # gr.api reads its inputs' types from this signature, so the visitor comes from a gr.Request of its own here
+    def delete(password: str | None = None, run: str | None = None, key: str | None = None,
+               request: gr.Request = None) -> str:
         """Delete run ``run`` (its folder and every file): never the bundled model, nor a run that is training; with
         no training password set, only with the key it was started or added with."""
-        return delete_run(ctx, password, run, key)
+        return delete_run(ctx, password, run, key, visitor=visitor_of_request(request))
 
     gr.api(handler(delete), api_name="delete_run", concurrency_id="transfer", concurrency_limit=2)
 
@@ -307,8 +311,10 @@ def deletable(settings, key, owner_key) -> bool:
     return run_refusal(settings, key, owner_key) is None
 
 
-def run_refusal(settings, key, owner_key) -> str | None:
-    """Why the holder of ``owner_key`` can never delete ``key`` (plain text), or None."""
+def run_refusal(settings, key, owner_key, wrong_keys: WrongKeys | None = None,
+                visitor: str | None = None) -> str | None:
+    """Why the holder of ``owner_key`` cannot delete ``key`` (plain text), or None; with ``wrong_keys``, a wrong key
+    of ``visitor``'s is counted, and one who sent too many is refused (``owners.check_owner``)."""
     if not key:
         return "No run chosen: pick the run to delete."
     if key == BUNDLED_KEY:
@@ -321,15 +327,18 @@ def run_refusal(settings, key, owner_key) -> str | None:
         return BUNDLED_REFUSAL
     if not directory.is_dir():
         return f"There is no run named {esc(directory.name)}."
-    if not may_control(settings, directory, owner_key):
-        return f"Only the browser that started or added {esc(directory.name)} can delete it."
+    try:
+        check_owner(settings, directory, owner_key, "delete", wrong_keys, visitor)
+    except UserError as e:
+        return plain(message_of(e))
     return None
 
 
-def ask_to_delete(ctx: AppContext, key, owner_key, password) -> tuple:
+def ask_to_delete(ctx: AppContext, key, owner_key, password, visitor: str | None = None) -> tuple:
     """Delete pressed: name the run on a second button, which deletes it (so a click never deletes by surprise); or
-    say at once, in plain words, why it cannot be deleted (the confirm button stays hidden)."""
-    reason = run_refusal(ctx.settings, key, owner_key)
+    say at once, in plain words, why it cannot be deleted (the confirm button stays hidden). A wrong key counts
+    toward ``visitor``'s wrong keys, as the deletion itself would."""
+    reason = run_refusal(ctx.settings, key, owner_key, ctx.wrong_keys, visitor)
     if reason is None:
         try:
             check_password(ctx.settings, password)
@@ -343,11 +352,11 @@ def ask_to_delete(ctx: AppContext, key, owner_key, password) -> tuple:
             f"Delete **{esc(str(key))}** and all its files? Press the red button to confirm.")
 
 
-def confirm_delete(ctx: AppContext, password, run, owner_key) -> tuple:
+def confirm_delete(ctx: AppContext, password, run, owner_key, visitor: str | None = None) -> tuple:
     """The confirm button: the run deleted, or why not, in a plain line where the question was (no toast, no error
-    badge over it); the confirm button hidden either way."""
+    badge over it); the confirm button hidden either way. ``visitor``'s wrong keys are counted (``delete_run``)."""
     try:
-        message = delete_run(ctx, password, run, owner_key)
+        message = delete_run(ctx, password, run, owner_key, visitor=visitor)
     except ERRORS as e:
         message = f"⚠️ {plain(message_of(e))} Nothing was deleted."
     return message, gr.update(visible=False), ""
