@@ -141,13 +141,16 @@ def test_only_the_browser_copies_are_served(browser, own):
     page, _ = open_generate(browser, served)
     settings = served.ctx.settings
     folder = settings.browser_dir
-    get = lambda path: page.request.get(f"{served.url}gradio_api/file={path}").status      # noqa: E731
+    get = lambda path: page.request.get(f"{served.url}{path}").status      # noqa: E731
     digest = json.loads((folder / INDEX).read_text())["bundled/shakespeare"]["copy"]
-    assert get(folder / f"{digest}.json") == 200 and get(folder / f"{digest}.bin") == 200
+    assert get(f"charrnn/copies/{digest}.json") == 200 and get(f"charrnn/copies/{digest}.bin") == 200
     make_checkpoint(settings.root / "secret-run", corpus_text())
     for path in (settings.root / "secret-run" / "model.safetensors", f"{folder}/../secret-run/model.safetensors",
-                 PROJECT_DIR / "app.py", settings.bundled / "model.safetensors"):
-        assert get(path) in (403, 404), path
+                 PROJECT_DIR / "app.py", settings.bundled / "model.safetensors", folder / f"{digest}.bin"):
+        assert get(f"gradio_api/file={path}") in (403, 404), path       # the copies' folder, by path, too
+    for name in ("../secret-run/model.safetensors", "..%2Fsecret-run%2Fmodel.safetensors", "index.json/x"):
+        assert get(f"charrnn/copies/{name}") == 404, name
+    assert str(settings.root) not in page.content()
     page.close()
 
 

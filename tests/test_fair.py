@@ -98,7 +98,8 @@ def test_a_request_within_the_limits_reaches_the_app_unchanged():
 def test_the_pages_reads_pass_whatever_the_visitor_has_pending():
     inner, busy = Inner(), [("192.0.2.1", 1)] * 3 + [("192.0.2.1", QUICK)] * 3
     for path in ("/", "/config", "/gradio_api/info", "/gradio_api/queue/data", "/gradio_api/heartbeat/abc",
-                 "/assets/index.js", "/gradio_api/file=/tmp/x.bin", "/gradio_api/call/generate/e1"):
+                 "/assets/index.js", "/gradio_api/file=/tmp/x.bin", "/gradio_api/call/generate/e1",
+                 "/charrnn/copies/index.json", "/charrnn/copies/0123456789abcdef.bin"):
         assert call(door(inner, busy), path, b"", "GET")[0] == 200, path
     assert call(door(inner, busy), "/gradio_api/upload", b"small")[0] == 200
 
@@ -135,7 +136,8 @@ def test_every_route_that_reads_a_body_stops_reading_past_its_cap(path, method, 
     ("/gradio_api/stream/e1", "POST", 404), ("/gradio_api/stream/s/r/c/playlist.m3u8", "GET", 404),
     ("/gradio_api/process_recording", "POST", 404), ("/login", "POST", 404), ("/monitoring", "GET", 404),
     ("/gradio_api/proxy=https://example.com/x", "GET", 404), ("/gradio_api/mcp/sse", "GET", 404),
-    ("/gradio_api/queue/join", "GET", 405), ("/gradio_api/upload", "PUT", 405), ("/config", "POST", 405)])
+    ("/gradio_api/queue/join", "GET", 405), ("/gradio_api/upload", "PUT", 405), ("/config", "POST", 405),
+    ("/charrnn/copies/index.json", "POST", 405), ("/charrnn/copies/a/b.bin", "GET", 404)])
 def test_routes_the_app_does_not_use_are_closed_without_reading_them(path, method, status):
     inner = Inner()
     request = Request(path, b"x" * 100_000, method, chunks=10)

@@ -162,3 +162,17 @@ def test_through_a_trusted_proxy_the_right_most_untrusted_hop_is_the_visitor(ser
 def test_the_app_has_no_component_whose_server_functions_need_a_closed_route(served):
     config = httpx.get(served.url + "config").raise_for_status().json()
     assert not [c for c in config["components"] if c.get("props", {}).get("server_fns")]    # /component_server
+
+
+def test_the_browser_copies_come_from_a_route_that_names_no_server_path(served):
+    settings = served.ctx.settings
+    page = httpx.get(served.url).raise_for_status().text
+    assert str(settings.root) not in page and str(settings.browser_dir) not in page and "charrnn/copies/" in page
+    listed = httpx.get(served.url + "charrnn/copies/index.json", headers={"x-forwarded-for": "198.51.100.40"})
+    assert listed.status_code == 200 and listed.headers["cache-control"] == "no-store"
+    digest = listed.json()[BUNDLED_KEY]["copy"]
+    floats = httpx.get(served.url + f"charrnn/copies/{digest}.bin")
+    assert floats.status_code == 200 and "immutable" in floats.headers["cache-control"]
+    assert floats.content == (settings.browser_dir / f"{digest}.bin").read_bytes()
+    assert httpx.get(served.url + f"gradio_api/file={settings.browser_dir / f'{digest}.bin'}").status_code in (403, 404)
+    assert httpx.post(served.url + "charrnn/copies/index.json").status_code == 405      # the front door: GET only

@@ -420,3 +420,47 @@ def test_every_complete_checkpoint_gets_a_copy_and_a_training_or_too_big_one_say
     small = sync_copies(Settings(root=tmp_path, max_browser_bytes=100), {})
     assert small["done"]["copy"] is None and "too big" in small["done"]["why"]
     assert not list((tmp_path / ".browser").glob("*.bin"))            # the unused copy is gone
+
+
+def copies_client(tmp_path):
+    """A client of the browser copies' route alone, over a checkpoints folder with the run "done" synced; and the
+    index the sync wrote."""
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from webui.generate.browser import copies_route, sync_copies
+    from webui.settings import Settings
+    make_checkpoint(tmp_path / "done", corpus_text())
+    settings = Settings(root=tmp_path)
+    return TestClient(Starlette(routes=[copies_route(settings)])), sync_copies(settings, {}), settings
+
+
+def test_the_copies_route_serves_the_index_fresh_and_each_copy_for_good(tmp_path):
+    from webui.generate import webcopy
+    client, index, settings = copies_client(tmp_path)
+    listed = client.get("/charrnn/copies/index.json")
+    assert listed.status_code == 200 and listed.json() == index and listed.headers["cache-control"] == "no-store"
+    digest = index["done"]["copy"]
+    floats = client.get(f"/charrnn/copies/{digest}.bin")
+    assert floats.status_code == 200 and floats.content == (settings.browser_dir / f"{digest}.bin").read_bytes()
+    assert floats.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert client.get(f"/charrnn/copies/{digest}.json").json() == webcopy.read_copy(settings.browser_dir, digest)[0]
+    head = client.head(f"/charrnn/copies/{digest}.bin")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(floats.content)
+
+
+def test_the_copies_route_serves_nothing_else(tmp_path):
+    client, index, settings = copies_client(tmp_path)
+    folder, digest = settings.browser_dir, index["done"]["copy"]
+    (folder / "notes.txt").write_text("private")
+    (tmp_path / "outside.bin").write_text("private")
+    (folder / ("0" * 16 + ".bin")).symlink_to(tmp_path / "outside.bin")          # a link out of the folder
+    (folder / ("1" * 16 + ".json")).mkdir()                                       # not a file
+    for name in ("notes.txt", "0" * 16 + ".bin", "1" * 16 + ".json", "2" * 16 + ".bin", f"{digest}.safetensors",
+                 f"{digest.upper()}.bin", f"{digest}.bin.tmp", "..%2Fdone%2Fmodel.safetensors", ".%2E", "",
+                 "..", "%2E%2E%2Foutside.bin"):
+        reply = client.get(f"/charrnn/copies/{name}")
+        assert reply.status_code == 404 and b"private" not in reply.content, name
+    assert client.get("/charrnn/copies/../done/model.safetensors").status_code == 404
+    assert client.post("/charrnn/copies/index.json").status_code == 405

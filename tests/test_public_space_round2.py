@@ -442,12 +442,11 @@ def test_a_failed_runs_view_shows_no_server_path(tmp_path):
     assert "No space left on device" in view and str(ctx.settings.root) not in view
 
 
-@pytest.mark.xfail(strict=True, reason="webui/generate/browser.py's head script names the browser copies' folder "
-                                       "by its absolute path (/gradio_api/file=<root>/.browser/): they need a route "
-                                       "of their own (another developer's file)")
 def test_the_pages_head_names_no_server_path(tmp_path):
     from app_fixtures import app_settings
 
     from webui.generate import browser
     settings = app_settings(tmp_path)
-    assert str(settings.root) not in browser.head_script(settings)
+    head = browser.head_script(settings)
+    assert str(settings.root) not in head and str(settings.browser_dir) not in head and "file=" not in head
+    assert '"folder": "charrnn/copies/"' in head

@@ -123,7 +123,8 @@ def test_an_upload_bigger_than_the_quota_itself_is_refused_for_good():
     assert status(refused) == 413 and "Send a smaller file" in detail(refused)
 
 
-def test_files_sent_to_a_visitor_are_counted_and_refused_past_a_minutes_quota():
+@pytest.mark.parametrize("path", [FILE, "/charrnn/copies/0123456789abcdef.bin"], ids=["download", "browser-copy"])
+def test_files_sent_to_a_visitor_are_counted_and_refused_past_a_minutes_quota(path):
     class Big(Inner):
         async def __call__(self, scope, receive, send):
             await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -131,12 +132,12 @@ def test_files_sent_to_a_visitor_are_counted_and_refused_past_a_minutes_quota():
 
     clock = Clock()
     door = quota_door(clock, Big(), download_per_minute=10_000)
-    assert [status(send(door, FILE, method="GET")) for _ in range(2)] == [200, 200]
-    refused = send(door, FILE, method="GET")
+    assert [status(send(door, path, method="GET")) for _ in range(2)] == [200, 200]
+    refused = send(door, path, method="GET")
     assert status(refused) == 429 and "You have fetched 11.7 KiB of files in the last minute" in detail(refused)
-    assert status(send(door, FILE, method="GET", client=B)) == 200
+    assert status(send(door, path, method="GET", client=B)) == 200
     clock.now += 61
-    assert status(send(door, FILE, method="GET")) == 200
+    assert status(send(door, path, method="GET")) == 200
 
 
 def test_without_quotas_the_front_door_counts_nothing():

@@ -97,3 +97,11 @@ def test_a_new_format_gives_every_copy_a_new_name(tmp_path, monkeypatch):
     before = webcopy.file_digest(weights)
     monkeypatch.setattr(webcopy, "FORMAT", "charrnn-web/next")
     assert webcopy.file_digest(weights) != before          # no browser reads an old copy from its cache
+
+
+def test_only_the_index_and_the_copies_files_are_served_by_name():
+    assert webcopy.is_served("index.json") and webcopy.is_served("0123456789abcdef.bin")
+    assert webcopy.is_served("0123456789abcdef.json")
+    for name in ("0123456789abcdef.safetensors", "0123456789ABCDEF.bin", "0123456789abcde.bin", "../index.json",
+                 "index.json/", ".0123456789abcdef.bin.tmp", "0123456789abcdef.bin\n", "notes.txt", ""):
+        assert not webcopy.is_served(name), name

@@ -43,7 +43,6 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
     """The app for ``settings`` (``ctx`` to share a job supervisor and caches, as tests do)."""
     ctx = ctx or AppContext(settings)
     torch.set_num_threads(settings.server_threads)   # generation steps are tiny; the trainer process gets the cores
-    gr.set_static_paths([settings.browser_dir])      # the browser copies, and nothing else, are served as files
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:     # uploads older than an hour go
         gr.Markdown(INTRO)
         view = gr.State({})
@@ -81,8 +80,9 @@ def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
 def launch(demo: gr.Blocks, ctx: AppContext, **options) -> None:
     """Serve ``demo`` as the Space does (``options`` add to it): a bounded queue, uploads capped by the server,
     and ``webui.fair.FrontDoor`` in front, so no visitor can hold more than a few events, send huge bodies or reach
-    routes the app does not use; the queue polls less often when idle (QUEUE_IDLE_POLL_S), so an idle app leaves
-    the cores to the trainer. ``ctx`` is the one ``demo`` was built with."""
+    routes the app does not use; the browser copies on a route of their own (``browser.copies_route``); the queue
+    polls less often when idle (QUEUE_IDLE_POLL_S), so an idle app leaves the cores to the trainer. ``ctx`` is the
+    one ``demo`` was built with."""
     settings = ctx.settings
     # how webui.fair tells the functions apart (by fn_index or API name): those that may be sent a pasted corpus
     # (only their requests may be large), and those that run at once (polls, reads: counted apart from the work)
@@ -106,8 +106,8 @@ def launch(demo: gr.Blocks, ctx: AppContext, **options) -> None:
     if blocking:                                        # this thread serves until the process ends
         signal.signal(signal.SIGTERM, interrupted)
         watch_trainer(ctx, lambda: True)
-    demo.launch(max_file_size=settings.max_upload, app_kwargs={"middleware": [fair]}, css=page_css(),
-                head=browser.head_script(settings), **options)
+    demo.launch(max_file_size=settings.max_upload, css=page_css(), head=browser.head_script(settings),
+                app_kwargs={"middleware": [fair], "routes": [browser.copies_route(settings)]}, **options)
     if not blocking:                                    # served from a thread until the demo is closed
         watch_trainer(ctx, lambda: demo.is_running)
 

@@ -90,6 +90,7 @@ ROUTES = [(re.compile(pattern), route) for pattern, route in (
     (r"/gradio_api/(?:info|openapi\.json|app_id|theme\.css|startup-events|deep_link|upload_progress)", READ),
     (r"/gradio_api/(?:queue/data|queue/status|heartbeat/[^/]+|call/[^/]+/[^/]+)", READ),
     (r"/gradio_api/(?:file=.+|file/.+)", FILES),
+    (r"/charrnn/copies/[^/]+", FILES),              # the app's own: the browser copies (webui.generate.browser)
 )]
 
 

@@ -3,13 +3,15 @@
 A copy is named by the SHA-256 of its format and checkpoint file, so a retrained or resumed run's copy (or a
 copy of a new format) gets a new name and URL: a browser never reads a stale one from its cache.
 ``<digest>.bin`` is written first and ``<digest>.json`` last, each atomically, so a copy whose JSON exists is
-complete. The folder holds only copies and ``index.json`` (which model key has which copy); it is the one
-folder the app serves. The JSON carries the vocabulary's fold table: the page folds a prime as the server does.
+complete. The folder holds only copies and ``index.json`` (which model key has which copy); the app serves
+those files of it by name (``is_served``), and nothing else. The JSON carries the vocabulary's fold table: the page
+folds a prime as the server does.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +22,20 @@ from charrnn.runs.writes import atomic_write
 
 FORMAT = "charrnn-web/2"                # 2: the fold table, and the format in the copy's name
 INDEX = "index.json"
+DIGEST_CHARS = 16                       # hex digits of the SHA-256 in a copy's name
+SERVED = re.compile(rf"{re.escape(INDEX)}|[0-9a-f]{{{DIGEST_CHARS}}}\.(?:json|bin)")   # the folder's files a page reads
 # the blocks a visitor is likely to type from: ASCII to Cyrillic (Latin-1, Latin Extended, IPA, combining marks,
 # Greek), Latin and Greek extended, punctuation to arrows (quotes, dashes, currency, ™, ½), ligatures, full width
 FOLD_BLOCKS = ((0x0000, 0x052F), (0x1E00, 0x1FFF), (0x2000, 0x21FF), (0xFB00, 0xFB4F), (0xFF00, 0xFFEF))
 
 
 def file_digest(path: Path) -> str:
-    """The first 16 hex digits of the SHA-256 of FORMAT and the file: the copy's name."""
+    """The first DIGEST_CHARS hex digits of the SHA-256 of FORMAT and the file: the copy's name."""
     h = hashlib.sha256(FORMAT.encode() + b"\n")
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:DIGEST_CHARS]
 
 
 def fold_table(vocab) -> dict[str, str]:
@@ -92,6 +96,11 @@ def write_index(folder: Path, copies: dict) -> None:
     for f in folder.iterdir():
         if f.suffix in (".bin", ".json") and f.name != INDEX and f.stem not in used and not f.name.startswith("."):
             f.unlink(missing_ok=True)
+
+
+def is_served(name: str) -> bool:
+    """Whether a page may read the file ``name`` of the copies' folder: the index, or a copy's JSON or floats."""
+    return SERVED.fullmatch(name) is not None
 
 
 def read_copy(folder: Path, digest: str) -> tuple[dict, np.ndarray]:
