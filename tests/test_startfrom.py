@@ -73,7 +73,7 @@ def test_a_start_writes_where_the_run_starts_into_run_json(settings, preset, cho
     from webui.train.burst import RunFolder
 
     ctx = AppContext(settings)
-    values = {k: v for k, v in TINY_TRAINING.items() if k != "preset"}
+    values = {k: v for k, v in TINY_TRAINING.items() if k not in ("preset", "hidden", "layers")}
     message = actions.start_training(dataclasses.replace(ctx, jobs=RunFolder(settings.root)), None, "paste", None,
                                      None, corpus_text(), preset, values, "new", key="my-key-0123456789abcdef",
                                      start_from=chosen)
@@ -84,3 +84,26 @@ def test_a_start_writes_where_the_run_starts_into_run_json(settings, preset, cho
     if init == "base":
         assert "fine-tuning english-base" in message
         assert int(message.split(" parameters")[0].split()[-1].replace(",", "")) > 10**6   # the base's size (H512)
+
+
+
+@pytest.mark.parametrize("values", [{"hidden": 32}, {"layers": 2}])
+def test_auto_trains_from_zero_when_the_visitor_sets_a_model_size(settings, values):
+    import dataclasses
+
+    from webui.context import AppContext
+    from webui.train import actions
+    from webui.train.burst import RunFolder
+
+    ctx = dataclasses.replace(AppContext(settings), jobs=RunFolder(settings.root))
+    for name, form in (("sized", {"minutes": 1.0, **values}), ("unsized", {"minutes": 1.0})):
+        actions.start_training(ctx, None, "paste", None, None, corpus_text(), "auto", form, name,
+                               key="my-key-0123456789abcdef")
+    assert RunDir(settings.root / "sized").read_config()["init"] == "none"
+    assert RunDir(settings.root / "unsized").read_config()["init"] == "auto"
+
+
+def test_auto_never_weighs_a_base_bigger_than_the_app_trains(settings):
+    assert startfrom.resolve(settings, None, None, "auto") == "auto"
+    small = app_settings(settings.root.parent, max_params=1_000_000)
+    assert startfrom.resolve(small, None, None, "auto") == "none"

@@ -78,11 +78,14 @@ def deployment_secret(root: Path) -> bytes:
     """The secret of the deployment whose runs are in ``root``: 32 random bytes, made once (exclusively: whoever
     creates the file first wins), readable by this server's user only, kept as long as the runs are."""
     path = Path(root) / SECRET
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return read_secret(path)
+    except OSError as err:
+        raise UserError(f"This server cannot write its secret for visitors ({SECRET}) in its checkpoints folder: "
+                        f"{err.strerror or err}. Whoever runs it can make that folder writable.") from None
     with os.fdopen(fd, "w") as file:
         file.write(secrets.token_hex(32))
     return read_secret(path)
@@ -91,7 +94,10 @@ def deployment_secret(root: Path) -> bytes:
 def read_secret(path: Path, tries: int = 20) -> bytes:
     """The secret in ``path``; a moment's wait when another thread or process has created it and not yet written it."""
     for _ in range(tries):
-        text = path.read_text(encoding="ascii", errors="replace").strip()
+        try:
+            text = path.read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            text = ""
         if text:
             break
         time.sleep(0.05)

@@ -71,8 +71,11 @@ class ByteMeter:
 # --- runs owned ---------------------------------------------------------------------------------------------------
 def owned_runs(root: Path, visitor: str) -> list[Path]:
     """The run folders ``visitor`` made (their owner.json records the visitor's digest)."""
+    recorded = [(run.path, recorded_visitor(run.path)) for run in run_dirs(root)]
+    if not any(digest for _, digest in recorded):
+        return []               # nobody's runs: no need for (or to make) the deployment's secret
     mine = visitor_digest(root, visitor)
-    return [run.path for run in run_dirs(root) if recorded_visitor(run.path) == mine]
+    return [path for path, digest in recorded if digest == mine]
 
 
 def folder_bytes(root: Path) -> int:

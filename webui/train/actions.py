@@ -24,7 +24,7 @@ from webui.owners import check_password, check_run_owner, record_owner
 from webui.quotas import check_owned, folder_bytes
 from webui.settings import Settings
 from webui.train import startfrom
-from webui.train.forms import CorpusChoice, build_configs, read_corpus, text_stats, vocab_size_for
+from webui.train.forms import MODEL_FIELDS, CorpusChoice, build_configs, read_corpus, text_stats, vocab_size_for
 from webui.train.render import corpus_line, model_line
 from webui.transfer import stamp
 from webui.turns import askers
@@ -53,7 +53,8 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
         vocab_size = check_corpus(choice.text, train_cfg)
     except (CorpusError, ValueError) as e:
         raise UserError(no_markup(e)) from None
-    init = startfrom.resolve(settings, start_from, key, preset, ctx.wrong_keys, visitor)
+    init = startfrom.resolve(settings, start_from, key, preset, ctx.wrong_keys, visitor,
+                             sizes_set=sizes_set(settings, preset, values, len(choice.text), model_cfg))
     model_cfg = ModelConfig(**{**startfrom.shape_of(init, model_cfg).to_dict(), "vocab_size": vocab_size})
     params = count_params(model_cfg)
     if params > settings.max_params:
@@ -70,6 +71,12 @@ def start_training(ctx: AppContext, password, source, bundled_name, upload, past
     capped = f" Runs here train at most {cap:g} minutes (no training password is set)." if cap else ""
     return stamp(f"Started run **{name}** (pid {job.pid}): {params:,} parameters on {esc(choice.name)}"
                  f"{startfrom.started_words(init)}.{capped}")
+
+
+def sizes_set(settings: Settings, preset: str, values: dict, corpus_chars: int, model_cfg: ModelConfig) -> bool:
+    """The form sets a model size other than the preset's own for this text (so auto keeps it, from zero)."""
+    own, _ = build_configs(settings, preset, None, {**values, **dict.fromkeys(MODEL_FIELDS)}, corpus_chars)
+    return any(getattr(own, k) != getattr(model_cfg, k) for k in MODEL_FIELDS)
 
 
 def check_memory(settings: Settings, model_cfg: ModelConfig, train_cfg: TrainConfig, corpus_chars: int) -> None:

@@ -38,12 +38,14 @@ def choices(settings: Settings, listed: list[dict], key) -> list[tuple[str, str]
     return out
 
 
-def resolve(settings: Settings, value, key, preset: str = "auto", wrong_keys=None, visitor: str | None = None) -> str:
+def resolve(settings: Settings, value, key, preset: str = "auto", wrong_keys=None, visitor: str | None = None,
+            sizes_set: bool = False) -> str:
     """What run.json's ``init`` says for a choice: ``auto``, ``none`` or a model file; a refusal says why. auto
-    weighs the base for the auto recipe only (another preset is a fixed recipe, its model from zero). A run is
-    someone's to start from as to resume (``wrong_keys``/``visitor``: wrong keys counted, ``webui.owners``)."""
+    weighs the base for the auto recipe only (another preset is a fixed recipe, its model from zero), and not when
+    the visitor set the model's size (``sizes_set``) or the base is bigger than this app trains. A run is someone's
+    to start from as to resume (``wrong_keys``/``visitor``: wrong keys counted, ``webui.owners``)."""
     if value in (None, "", AUTO):
-        return AUTO if preset == "auto" else NONE
+        return AUTO if preset == "auto" and not sizes_set and base_fits(settings) else NONE
     if value == NONE:
         return NONE
     if value == BASE:
@@ -66,6 +68,18 @@ def resolve(settings: Settings, value, key, preset: str = "auto", wrong_keys=Non
         check_run_owner(settings, name, key, "start from", wrong_keys, visitor)
         return str(checked(settings, run.weights, f"Run {name}"))
     raise UserError("Choose where the run starts: auto, nothing, a bundled model or one of your runs.")
+
+
+def base_fits(settings: Settings) -> bool:
+    """There is an English base this app may fine-tune (within ``max_params``)."""
+    base = startpoint.base_model()
+    if base is None:
+        return False
+    try:
+        checked(settings, base / RunDir.WEIGHTS if base.is_dir() else base, "The English base")
+    except UserError:
+        return False
+    return True
 
 
 def checked(settings: Settings, weights: Path, what: str) -> Path:
