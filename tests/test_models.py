@@ -92,7 +92,7 @@ def test_checkpoint_summaries_say_what_a_script_needs_to_pick_one(settings):
     path = make_checkpoint(settings.root / "run", corpus_text(), step=30, best_val_loss=1.25, best_step=25)
     RunDir(settings.root / "run").write_status("finished")
     run, bundled = checkpoint_summaries(settings)
-    assert run == {"key": "run", "label": "run", "corpus": "tiny.txt", "corpus_chars": len(corpus_text()),
+    assert run == {"key": "run", "label": "run", "corpus": "tiny.txt", "corpus_chars": len(corpus_text()), "base": None,
                    "params": read_header(path)["params"], "bytes": path.stat().st_size, "cell": "lstm",
                    "layers": 1, "hidden": 16, "steps": 30, "kept_step": 25, "val_loss": 1.25, "state": "finished",
                    "default": True}

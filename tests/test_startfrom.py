@@ -107,3 +107,19 @@ def test_auto_never_weighs_a_base_bigger_than_the_app_trains(settings):
     assert startfrom.resolve(settings, None, None, "auto") == "auto"
     small = app_settings(settings.root.parent, max_params=1_000_000)
     assert startfrom.resolve(small, None, None, "auto") == "none"
+
+
+def test_the_model_line_follows_start_from(settings):
+    from webui.train import actions
+    from webui.train.forms import text_stats
+
+    stats = text_stats(corpus_text())
+    auto = actions.describe_model(settings, stats, "auto", {"minutes": 2.0}, "auto")
+    assert "auto may instead fine-tune the English base (LSTM 1 x 512, 1,23" in auto
+    sized = actions.describe_model(settings, stats, "auto", {"minutes": 2.0, "hidden": 64}, "auto")
+    assert "may instead" not in sized and "LSTM 1 x 64" in sized                 # a size set: auto keeps it
+    base = actions.describe_model(settings, stats, "quick", {}, "english-base")
+    assert base.startswith("Fine-tuning **english-base**") and "LSTM 1 x 512" in base
+    assert "may instead" not in actions.describe_model(settings, stats, "auto", {"minutes": 2.0}, "none")
+    with pytest.raises(UserError, match="Only the browser that started"):
+        actions.describe_model(settings, stats, "auto", {}, "run:theirs", "my-key-0123456789abcdef")

@@ -281,11 +281,13 @@ def test_the_model_line_is_drawn_inline_even_when_a_value_is_wrong(ctx):
     describe = wired(ctx)["describe_model"]
     values = preset_values("quick")
     assert list(values) == [*FORM_FIELDS, *PAGE_FIELDS]
-    assert describe({"chars": 5000, "distinct": 30}, "quick", *values.values()).startswith("**")
-    bad = describe({"chars": 5000, "distinct": 30}, "quick", *{**values, "layers": 9}.values())
+    assert describe({"chars": 5000, "distinct": 30}, "quick", *values.values(), "auto", None).startswith("**")
+    bad = describe({"chars": 5000, "distinct": 30}, "quick", *{**values, "layers": 9}.values(), "auto", None)
     assert bad.startswith("⚠️ ") and "allowed 1 to 8" in bad
-    stops = describe({"chars": 5000, "distinct": 30}, "quick", *{**values, "patience": 7}.values())
+    stops = describe({"chars": 5000, "distinct": 30}, "quick", *{**values, "patience": 7}.values(), "none", None)
     assert "stopping early after 7 checks" in stops
+    tuned = describe({"chars": 5000, "distinct": 30}, "quick", *values.values(), "english-base", None)
+    assert tuned.startswith("Fine-tuning **english-base**")                    # Start from gives the model
 
 
 def test_the_preset_fills_the_form_in_field_order_with_the_hidden_size_it_set():

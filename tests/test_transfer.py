@@ -196,6 +196,30 @@ def test_a_downloaded_model_added_back_is_a_new_run_that_generates_the_same_text
     assert text_of(ctx, "tiny") == before
 
 
+def test_a_fine_tuned_model_is_named_by_its_base_and_text_and_comes_back_the_same_from_a_download(ctx, tmp_path):
+    from charrnn.config import ModelConfig, TrainConfig
+    from charrnn.runs.runner import Run
+    from webui.models import checkpoint_line
+
+    data = tmp_path / "poem.txt"
+    data.write_text("Ünder the linden, on the heath, där vi två låg.\n" * 30, encoding="utf-8")
+    steps = dict(batch_size=4, seq_len=16, iterations=6, warmup=1, eval_every=3, sample_every=1000,
+                 checkpoint_every=3, log_every=3, eval_chars=300, device="cpu")
+    run = Run.create(ctx.settings.root / "tuned", data, ModelConfig(vocab_size=1), TrainConfig(**steps),
+                     init=ctx.settings.root / "tiny")
+    list(run.train())
+    listed = {r["key"]: r for r in list_checkpoints(ctx.settings)}
+    assert listed["tuned"]["label"] == "tuned (tiny fine-tuned on poem.txt)"
+    assert checkpoint_line(listed["tuned"]["header"]).startswith("Fine-tuned from **tiny** on **poem.txt**")
+    assert listed["tiny"]["label"] == "tiny"                                      # trained from zero: its name
+    before = text_of(ctx, "tuned")
+    model = downloaded(ctx, tmp_path, "tuned")
+    delete_run(ctx, None, "tuned")
+    add_model(ctx, None, str(model), "")
+    assert text_of(ctx, "tuned") == before
+    assert {r["key"]: r for r in list_checkpoints(ctx.settings)}["tuned"]["label"].endswith("fine-tuned on poem.txt)")
+
+
 def test_an_added_model_never_overwrites_a_run(ctx, tmp_path):
     model = downloaded(ctx, tmp_path)
     original = (ctx.settings.root / "tiny" / RunDir.WEIGHTS).stat().st_mtime_ns

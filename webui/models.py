@@ -23,7 +23,7 @@ BUNDLED_KEY = "bundled/shakespeare"      # picker value of the shipped model ('/
 
 def list_checkpoints(settings: Settings) -> list[dict]:
     """Runs with a checkpoint, newest first, plus the bundled model when the checkpoints folder is elsewhere."""
-    found = [{**r, "key": r["name"], "label": r["name"]} for r in list_runs(settings.root)]
+    found = [{**r, "key": r["name"], "label": r["name"] + tuned_words(r["header"])} for r in list_runs(settings.root)]
     bundled = settings.bundled / RunDir.WEIGHTS
     if settings.bundled.parent.resolve() != settings.root and bundled.is_file():
         try:
@@ -79,11 +79,26 @@ def summary(r: dict, default: bool) -> dict:
     except OSError:
         size = None
     return {"key": r["key"], "label": r["label"], "corpus": str(data.get("name", "")),
-            "corpus_chars": data.get("chars"), "params": header.get("params"), "bytes": size,
+            "corpus_chars": data.get("chars"), "base": base_name(header), "params": header.get("params"), "bytes": size,
             "cell": cfg.get("cell"), "layers": cfg.get("layers"), "hidden": cfg.get("hidden"),
             "steps": header.get("step"), "kept_step": header.get("best_step", header.get("step")),
             "val_loss": val if isinstance(val, float) and math.isfinite(val) else None,
             "state": r["status"].get("state"), "default": default}
+
+
+def base_name(header: dict) -> str | None:
+    """The model a run was fine-tuned from, as its header records it (None: trained from zero)."""
+    name = as_dict(header.get("init")).get("name")
+    return name if isinstance(name, str) and name else None
+
+
+def tuned_words(header: dict) -> str:
+    """What the picker adds to a fine-tuned run's name: its base and its text."""
+    base = base_name(header)
+    if base is None:
+        return ""
+    text = as_dict(header.get("data")).get("name")
+    return f" ({base} fine-tuned on {text})" if isinstance(text, str) and text else f" (fine-tuned {base})"
 
 
 def checkpoint_signature(settings: Settings) -> tuple:
@@ -176,6 +191,8 @@ def checkpoint_line(header: dict) -> str:
         kept = f"{step:,} steps · {val_text}"
     params = f"{header['params']:,} parameters, " if whole(header.get("params")) is not None else ""
     chars = whole(data.get("chars")) or 0
-    return (f"Trained on **{esc(str(data.get('name', '?')))}** ({chars:,} chars) · "
+    base = base_name(header)
+    tuned = f"Fine-tuned from **{esc(base)}** on" if base else "Trained on"
+    return (f"{tuned} **{esc(str(data.get('name', '?')))}** ({chars:,} chars) · "
             f"{esc(str(cfg.get('cell', 'lstm'))).upper()} {esc(str(cfg.get('layers')))} x "
             f"{esc(str(cfg.get('hidden')))}, {params}{len(str(header.get('vocab', '')))}-character vocabulary · {kept}")

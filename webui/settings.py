@@ -41,7 +41,7 @@ class Settings:
     visitor_minutes: float = 30.0               # with no password, a run (or a resumed part) trains at most this
                                                 # long: one visitor cannot hold the one trainer (0 = no cap)
     max_inside_chars: int = 3000                # characters a unit's activations are computed over
-    browser_dir: Path | None = None             # browser copies, the one folder served (default: root/.browser)
+    browser_dir: Path | None = None             # browser copies, served by name (default: root/.browser)
     max_browser_bytes: int = 32 << 20           # a bigger checkpoint is generated on the server only
     # Proxies whose X-Forwarded-For the app believes (CHARRNN_TRUSTED_PROXIES: addresses or networks, comma-
     # separated): a request from one is counted for the right-most forwarded address that is not one of them (see

@@ -156,9 +156,20 @@ def describe_corpus(settings: Settings, source, bundled_name, upload, pasted) ->
     return corpus_line(choice, stats), stats
 
 
-def describe_model(settings: Settings, stats: dict | None, preset, values: dict) -> str:
-    """The parameter count of the configured model, its shape and budget."""
+def describe_model(settings: Settings, stats: dict | None, preset, values: dict, start_from=None, key=None) -> str:
+    """The parameter count of the configured model, its shape and budget; where it starts from (``start_from``,
+    the Train tab's choice): a model it fine-tunes gives it its shape, and auto says what it may fine-tune."""
     vocab_size = vocab_size_for(preset, stats) or 1
-    model_cfg, train_cfg = build_configs(settings, preset, vocab_size, values, stats["chars"] if stats else None)
-    return model_line(model_cfg, train_cfg, count_params(model_cfg), settings.max_params,
-                      vocab_known=bool(stats) or vocab_size > 1)
+    chars = stats["chars"] if stats else None
+    model_cfg, train_cfg = build_configs(settings, preset, vocab_size, values, chars)
+    init = startfrom.resolve(settings, start_from, key, preset,
+                             sizes_set=bool(chars) and sizes_set(settings, preset, values, chars, model_cfg))
+    if init in (startfrom.AUTO, startfrom.NONE):
+        line = model_line(model_cfg, train_cfg, count_params(model_cfg), settings.max_params,
+                          vocab_known=bool(stats) or vocab_size > 1)
+        return line + (" " + startfrom.auto_words() if init == startfrom.AUTO else "")
+    base = startfrom.base_config(init)
+    tuned = ModelConfig(**{**startfrom.shape_of(init, model_cfg).to_dict(), "vocab_size": base.vocab_size})
+    line = model_line(tuned, train_cfg, count_params(tuned), settings.max_params, vocab_known=True)
+    return (f"Fine-tuning **{esc(startfrom.model_name(init))}**, so its size and its {base.vocab_size} characters "
+            f"(the text's new ones are added): {line}")

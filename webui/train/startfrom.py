@@ -100,8 +100,28 @@ def shape_of(init: str | None, model_cfg: ModelConfig) -> ModelConfig:
     and size checks before it starts; the form's own under auto (it is the larger of the two only rarely)."""
     if init in (None, AUTO, NONE):
         return model_cfg
-    base = ModelConfig(**read_header(init)["model_config"])
+    base = base_config(init)
     return ModelConfig(**{**model_cfg.to_dict(), **{k: getattr(base, k) for k in startpoint.SHAPE_KEYS}})
+
+
+def base_config(init: str) -> ModelConfig:
+    """The model config of the model file ``init`` (a path ``resolve`` returned)."""
+    return ModelConfig(**read_header(init)["model_config"])
+
+
+def model_name(init: str) -> str:
+    """The name a model file is known by: its run folder's, or the file's own stem."""
+    path = Path(init)
+    return path.parent.name if path.name == RunDir.WEIGHTS else path.stem
+
+
+def auto_words() -> str:
+    """What the model line adds under auto: the model it may fine-tune instead, and when."""
+    base = startpoint.base_model()
+    weights = base / RunDir.WEIGHTS if base.is_dir() else base
+    cfg = base_config(str(weights))
+    return (f"auto may instead fine-tune the English base ({cfg.cell.upper()} {cfg.layers} x {cfg.hidden}, "
+            f"{count_params(cfg):,} parameters) if a quick check at the start says it already reads this text well.")
 
 
 def started_words(init: str | None) -> str:
@@ -110,6 +130,4 @@ def started_words(init: str | None) -> str:
         return "; it starts from the English base if a quick check says the base suits the text"
     if init in (None, NONE):
         return ""
-    path = Path(init)
-    name = path.parent.name if path.name == RunDir.WEIGHTS else path.stem
-    return f", fine-tuning {name} (its size and weights)"
+    return f", fine-tuning {model_name(init)} (its size and weights)"

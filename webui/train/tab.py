@@ -176,7 +176,7 @@ def wire(ctx: AppContext, t: SimpleNamespace) -> None:
     settings = ctx.settings
     corpus_inputs = [t.source, t.bundled_name, t.upload, t.pasted]
     form = [t.fields[name] for name in FORM_FIELDS + PAGE_FIELDS]
-    model_inputs = [t.corpus_stats, t.preset, *form]
+    model_inputs = [t.corpus_stats, t.preset, *form, t.start_from, t.key]
     refit_io = ([t.preset, t.corpus_stats, t.fields["minutes"], t.fields["hidden"], t.fitted],
                 [t.fields["hidden"], t.fitted])
     describe_opts = dict(**QUIET, concurrency_id="describe", concurrency_limit=1, trigger_mode="always_last")
@@ -184,9 +184,10 @@ def wire(ctx: AppContext, t: SimpleNamespace) -> None:
     def describe_corpus(source, bundled_name, upload, pasted):
         return corpus_view(ctx, source, bundled_name, upload, pasted)
 
-    def describe_model(stats, preset, *values):
+    def describe_model(stats, preset, *rest):
+        *values, start_from, key = rest
         return actions.describe_model(settings, stats, preset, dict(zip(FORM_FIELDS + PAGE_FIELDS, values,
-                                                                        strict=True)))
+                                                                        strict=True)), start_from, key)
 
     model_md = handler(describe_model, inline=lambda m: f"⚠️ {m}")
     t.source.change(corpus_inputs_shown, t.source, [t.bundled_name, t.upload, t.pasted], **QUIET, queue=False)
@@ -201,6 +202,7 @@ def wire(ctx: AppContext, t: SimpleNamespace) -> None:
     for name, box in t.fields.items():
         if name != "minutes":
             box.input(model_md, model_inputs, t.model_md, **describe_opts)
+    t.start_from.input(model_md, model_inputs, t.model_md, **describe_opts)
     wire_controls(ctx, t)
     t.review_run.change(lambda key: timeline_of(ctx, key), t.review_run, t.review_html, **QUIET,
                         concurrency_limit=None)
