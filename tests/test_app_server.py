@@ -82,11 +82,31 @@ def test_a_run_is_started_followed_refused_twice_stopped_resumed_and_generated_f
     assert read_header(root / "tiny")["step"] == stopped_at + 20
 
 
+def test_fields_an_api_caller_omits_take_the_named_presets_values(served, client):
+    from charrnn.config import PRESETS
+
+    endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/start_training"]
+    params = {p["parameter_name"]: p for p in endpoint["parameters"]}
+    assert params["hidden"]["parameter_default"] is None and params["start_from"]["parameter_default"] is None
+    assert params["source"]["parameter_default"] == "bundled"                       # the page's own default stays
+    message = client.predict(source="paste", pasted=corpus_text(), preset="quick", iterations=3, minutes=0,
+                             run_name="omitted", api_name="/start_training")
+    assert "Started run **omitted**" in message
+    config = RunDir(served.root / "omitted").read_config()
+    model, train = PRESETS["quick"]
+    assert {k: config["model_config"][k] for k in model} == model            # not the page form's (auto's) values
+    assert {k: config["train_config"][k] for k in train if k not in ("iterations", "minutes")} == \
+        {k: v for k, v in train.items() if k not in ("iterations", "minutes")}
+    assert config.get("init", "none") == "none"                              # a fixed preset starts from zero
+    wait_for(lambda: status_of(served.root, "omitted") == "finished", what="the run to finish")
+    wait_for(lambda: served.ctx.jobs.proc.poll() is not None, what="the trainer to exit")
+
+
 IMPORT_APP = """
 import gradio as gr
 import app
 assert isinstance(app.demo, gr.Blocks), type(app.demo)
-print("demo:", type(app.demo).__name__)
+print("demo: a gr.Blocks")
 """
 
 
@@ -104,7 +124,7 @@ def test_app_py_is_a_thin_entry_point_exposing_a_module_level_demo(tmp_path):
     done = subprocess.run([sys.executable, "-c", IMPORT_APP], cwd=PROJECT_DIR, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "demo: Blocks" in done.stdout
+    assert "demo: a gr.Blocks" in done.stdout
     assert list(root.iterdir()) == []                   # importing wrote nothing into the checkpoints folder
 
 

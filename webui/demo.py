@@ -25,6 +25,7 @@ from webui.settings import Settings
 from webui.train import startfrom
 from webui.train import style as train_style
 from webui.train import tab as train_tab
+from webui.train.forms import FORM_FIELDS, PAGE_FIELDS
 from webui.train.tab import PASTED, TRAIN_VIEW
 
 CSS_MODULES = (style, train_style, browser)                 # modules whose CSS string the page loads (see page_css)
@@ -39,11 +40,26 @@ INTRO = ("# Watch an LSTM learn to write\nTrain a character-level LSTM on a text
          "play with the temperature.")
 
 
+class App(gr.Blocks):
+    """The app's Blocks, whose API description says what an omitted field means: /start_training's model and
+    training fields and Start from default to None, which the named preset fills in (and auto), not the page
+    form's current values (Gradio's default for an input is its component's first value: the auto recipe's)."""
+
+    PRESET_FILLED = frozenset(FORM_FIELDS + PAGE_FIELDS + ("start_from",))
+
+    def get_api_info(self, *args, **kwargs):
+        info = super().get_api_info(*args, **kwargs)
+        for param in (info or {}).get("named_endpoints", {}).get("/start_training", {}).get("parameters", []):
+            if param.get("parameter_name") in self.PRESET_FILLED:
+                param["parameter_has_default"], param["parameter_default"] = True, None
+        return info
+
+
 def create_demo(settings: Settings, ctx: AppContext | None = None) -> gr.Blocks:
     """The app for ``settings`` (``ctx`` to share a job supervisor and caches, as tests do)."""
     ctx = ctx or AppContext(settings)
     torch.set_num_threads(settings.server_threads)   # generation steps are tiny; the trainer process gets the cores
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:     # uploads older than an hour go
+    with App(title=TITLE, delete_cache=(3600, 3600)) as demo:     # uploads older than an hour go
         gr.Markdown(INTRO)
         view = gr.State({})
         timer = gr.Timer(settings.poll_seconds)

@@ -212,8 +212,8 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     """Start, Stop and Resume, and what they may do now: Start is off while a run trains, Stop while none does.
 
     A refusal stays in the message area under the buttons and still reaches the page (a toast) and API callers
-    (an error) as a ``gr.Error``. The page's Start is ``/start_training``: it sends the form's patience, which an API
-    caller may omit (its run then gets the preset's patience)."""
+    (an error) as a ``gr.Error``. The page's Start is ``/start_training``: the page sends every field; an API caller
+    may omit the model and training fields, patience and Start from (``webui.demo.App``: the preset's values)."""
     corpus_inputs = [t.source, t.bundled_name, t.upload, t.pasted]
 
     def start_training(**kw):
