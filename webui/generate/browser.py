@@ -74,10 +74,12 @@ def copy_entry(settings, r: dict, known: dict) -> dict:
     return {"copy": digest}
 
 
-def head_script(settings) -> str:
+def head_script(settings, serverless: bool = False) -> str:
     """The <script> the page loads once: where the copies are, the worker's source and the kernel's bytes, what
-    it colours a generated text with, and how many characters of it fit in a request (``record_chars``)."""
+    it colours a generated text with, and how many characters of it fit in a request (``record_chars``);
+    ``serverless``: a page with no server to fall back on (the static site, ``webui.generate.export``)."""
     config = {"folder": f"{COPIES}/", "index": webcopy.INDEX,         # relative: the page's base is the app's root
+              "serverless": serverless,
               "maxPrime": settings.max_prime, "views": page_views(), "recordChars": record_chars(settings),
               "wasm": base64.b64encode(wasm.matvec_module()).decode(), "rows": wasm.ROWS,
               "worker": "\n".join((STATIC / f).read_text() for f in RUNTIME_FILES)}

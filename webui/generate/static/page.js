@@ -72,6 +72,10 @@ window.charrnn = (() => {
     }
   }
   function server(why) {
+    if (cfg.serverless) {                   // the static site: there is no server to fall back on
+      where(`Cannot generate in this page: ${why}.`);
+      return [undefined, undefined, undefined];
+    }
     where(`Generated on the server: ${why}.`);
     lastJob = null;
     el("#generate-server-btn")?.click();
@@ -176,7 +180,7 @@ window.charrnn = (() => {
     show(text);
     const same = msg.differs < 0 ? "the same text: every pick stayed the same"
       : msg.differs === 0 ? "different from the first new character on (marked)"
-      : `the same for ${msg.differs.toLocaleString("en")} characters after the prime, then different (marked)`;
+      : `the same for ${count(msg.differs, "character")} after the prime, then different (marked)`;
     where(`Re-sampled in your browser at T = ${j.temperature}, same seed ${j.seed}: ${same}.`, text,
           msg.differs < 0 ? -1 : chars(j.prime).length + msg.differs);
     clearTimeout(settle);           // once the slider rests, the colours and the chart follow (not at every move)

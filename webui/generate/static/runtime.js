@@ -310,11 +310,11 @@ async function retemper(msg) {
   if (out) finish(job, out);
 }
 
-async function logitsOf(msg) {                       // for the parity tests: logits after a text
+async function logitsOf(msg) {                       // logits after a text: the static site's bars, the parity tests
   const m = await loadModel(msg.url, msg.kernel);
   const ids = Array.from(msg.text, (ch) => m.stoi.get(ch));
   const {logits} = primeModel(m, ids);
-  postMessage({type: "logits", job: msg.job, logits: Array.from(logits.subarray(0, m.V))});
+  postMessage({type: "logits", job: msg.job, logits: Array.from(logits.subarray(0, m.V)), vocab: m.vocab});
 }
 
 onmessage = async (e) => {
