@@ -60,7 +60,7 @@ def start_args(seconds, run_name="burst", key="mine") -> list:
 
 def named(tab, view: dict) -> dict:
     """A streamed update keyed by component name instead of component."""
-    names = {id(getattr(tab, name)): name for name in (*TRAIN_VIEW, "message")}
+    names = {id(getattr(tab, name)): name for name in (*TRAIN_VIEW, "message", "stop_btn")}
     return {names[id(component)]: value for component, value in view.items()}
 
 
@@ -91,10 +91,14 @@ def test_the_form_says_how_long_a_burst_is_and_whose_quota_it_spends(tab):
 # --- Start, Resume --------------------------------------------------------------------------------------------
 def test_start_trains_a_burst_streams_the_view_and_leaves_a_resumable_run(tab, ctx):
     start, outputs = by_api(tab, "start_training")
-    assert list(outputs) == [*(getattr(tab, name) for name in TRAIN_VIEW), tab.message]
+    assert list(outputs) == [*(getattr(tab, name) for name in TRAIN_VIEW), tab.message, tab.stop_btn]
     views = [named(tab, v) for v in start(*start_args(1))]
 
-    assert len(views) >= 2 and all(set(v) == {*TRAIN_VIEW, "message"} for v in views)
+    *training, after = views
+    assert len(training) >= 2 and all(set(v) == {*TRAIN_VIEW, "message", "stop_btn"} for v in training)
+    assert all(v["stop_btn"]["visible"] is True for v in training) and after == {"stop_btn": after["stop_btn"]}
+    assert after["stop_btn"]["visible"] is False                         # Stop while it trains, gone after
+    views = training
     assert "Started run **burst**" in views[0]["message"] and "trains 1 s now" in views[0]["message"]
     assert "**Training** burst in a burst of 1 s" in views[0]["status_md"]
     assert views[-1]["status_md"].startswith("**Stopped**: burst") and views[-1]["loss_plot"] is not None
@@ -106,7 +110,7 @@ def test_start_trains_a_burst_streams_the_view_and_leaves_a_resumable_run(tab, c
     assert "burst" in [r["name"] for r in resumable_runs(ctx.settings.root)]
 
     resume, _ = by_api(tab, "resume_training")
-    more = [named(tab, v) for v in resume(None, "burst", 0, 0, "mine", 1)]
+    more = [named(tab, v) for v in resume(None, "burst", 0, 0, "mine", 1)][:-1]
     assert f"Resumed **burst** from step {status['step']:,}" in more[0]["message"]
     assert more[-1]["status_md"].startswith("**Stopped**: burst")
     assert run.status()["state"] == "stopped" and run.resume_step() >= status["step"]
@@ -157,3 +161,14 @@ def test_a_bursts_records_cross_a_process_boundary_and_a_stated_failure_comes_ba
     RunDir(ctx.settings.root / "crossing").corpus_path().unlink()      # its text is gone: refused in words
     out = list(burst.gpu_burst(str(ctx.settings.root), "crossing", 0.5))
     assert len(out) == 1 and "corpus" in out[0]["error"]
+
+
+def test_stop_cancels_this_pages_burst_and_says_so(tab):
+    fns = tab.demo.fns.values()
+    bursts = {f._id for f in fns if f.api_name in ("start_training", "resume_training")}
+    on_stop = [f for f in fns if any(target[0] == tab.stop_btn._id for target in f.targets)]
+    cancel = [f for f in on_stop if f.is_cancel_function]
+    assert len(cancel) == 1 and set(cancel[0].cancels) == bursts     # Gradio cancels the event: the burst closes
+    said = [f for f in on_stop if f.fn is not None]
+    message, hidden = said[0].fn()
+    assert "Stopped: the burst saved its steps" in message and hidden["visible"] is False

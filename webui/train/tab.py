@@ -234,26 +234,29 @@ def wire_controls(ctx: AppContext, t: SimpleNamespace) -> None:
     shown = dict(fn=controls, inputs=t.key, outputs=[t.banner, t.start_btn, t.stop_btn], **QUIET, queue=False)
     start_inputs = [t.password, *corpus_inputs, t.preset, *(t.fields[name] for name in FORM_FIELDS), t.run_name,
                     t.key, *(t.fields[name] for name in PAGE_FIELDS), t.start_from]
-    if t.burst_seconds is not None:      # ZeroGPU: Start and Resume train in this event, in the visitor's GPU bursts
-        wire_bursts(ctx, t, start_inputs, shown)
-    else:
-        t.start_btn.click(handler(kept_in_place(start_training), START_INPUTS, visitor=True), start_inputs, t.message,
-                          api_name="start_training", **train_opts).then(**shown)
-        t.resume_btn.click(handler(kept_in_place(resume_training), RESUME_INPUTS, visitor=True),
-                           [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key], t.message,
-                           api_name="resume_training", **train_opts).then(**shown)
-    t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key"), visitor=True), [t.password, t.key],
-                     t.message,
-                     api_name="stop_training", **train_opts).then(**shown)
     t.status_md.change(**shown)          # the poll redrew the status: a run started or ended, here or elsewhere
     t.status_md.change(lambda message: settled_message(ctx, message), t.message, t.message, **QUIET, queue=False)
+    if t.burst_seconds is not None:      # ZeroGPU: Start and Resume train in this event, in the visitor's GPU bursts
+        events = wire_bursts(ctx, t, start_inputs, shown)
+        # Stop ends this page's burst: its event is cancelled, which closes the burst, and a closed burst saves
+        t.stop_btn.click(lambda: (actions.stamp("Stopped: the burst saved its steps. **Resume** trains it more."),
+                                  gr.update(visible=False)), None, [t.message, t.stop_btn], cancels=events,
+                         **QUIET, queue=False)
+        return
+    t.start_btn.click(handler(kept_in_place(start_training), START_INPUTS, visitor=True), start_inputs, t.message,
+                      api_name="start_training", **train_opts).then(**shown)
+    t.resume_btn.click(handler(kept_in_place(resume_training), RESUME_INPUTS, visitor=True),
+                       [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key], t.message,
+                       api_name="resume_training", **train_opts).then(**shown)
+    t.stop_btn.click(handler(kept_in_place(stop_training), ("password", "key"), visitor=True), [t.password, t.key],
+                     t.message, api_name="stop_training", **train_opts).then(**shown)
 
-
-def wire_bursts(ctx: AppContext, t: SimpleNamespace, start_inputs: list, shown: dict) -> None:
-    """Start and Resume as GPU bursts (``webui.train.burst``): each streams the run's view as the poll draws it, and
-    the message; the API names stay, the burst's seconds come last."""
+def wire_bursts(ctx: AppContext, t: SimpleNamespace, start_inputs: list, shown: dict) -> list:
+    """Start and Resume as GPU bursts (``webui.train.burst``): each streams the run's view as the poll draws it, the
+    message, and Stop while it trains; the API names stay, the burst's seconds come last. Returns the two events
+    (for Stop to cancel)."""
     bursts = burst.Bursts()
-    outputs = [*(getattr(t, name) for name in TRAIN_VIEW), t.message]
+    outputs = [*(getattr(t, name) for name in TRAIN_VIEW), t.message, t.stop_btn]
 
     def view(run):
         return training_view(ctx, run)
@@ -268,25 +271,30 @@ def wire_bursts(ctx: AppContext, t: SimpleNamespace, start_inputs: list, shown: 
 
     # its own queue: a burst takes up to a minute, and must not hold Stop or anyone's Start behind it
     opts = dict(concurrency_id="gpu-burst", concurrency_limit=burst.CONCURRENT_BURSTS, show_progress="hidden")
-    t.start_btn.click(handler(streamed(t, start_training), (*START_INPUTS, "seconds"), visitor=True),
-                      [*start_inputs, t.burst_seconds], outputs, api_name="start_training", **opts).then(**shown)
-    t.resume_btn.click(handler(streamed(t, resume_training), (*RESUME_INPUTS, "seconds"), visitor=True),
-                       [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key, t.burst_seconds],
-                       outputs, api_name="resume_training", **opts).then(**shown)
+    start = t.start_btn.click(handler(streamed(t, start_training), (*START_INPUTS, "seconds"), visitor=True),
+                              [*start_inputs, t.burst_seconds], outputs, api_name="start_training", **opts)
+    resume = t.resume_btn.click(handler(streamed(t, resume_training), (*RESUME_INPUTS, "seconds"), visitor=True),
+                                [t.password, t.resume_run, t.more_iterations, t.more_minutes, t.key, t.burst_seconds],
+                                outputs, api_name="resume_training", **opts)
+    start.then(**shown)
+    resume.then(**shown)
+    return [start, resume]
 
 
 def streamed(t: SimpleNamespace, fn):
-    """``fn``'s views (dicts keyed by component name) as a handler's updates; a refusal kept in the message area and
-    raised as a ``gr.Error``, as ``kept_in_place`` does."""
+    """``fn``'s views (dicts keyed by component name) as a handler's updates, with Stop shown while it trains (and
+    hidden after); a refusal kept in the message area and raised as a ``gr.Error``, as ``kept_in_place`` does."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
         try:
             with contextlib.closing(fn(*args, **kwargs)) as views:      # closed with this: the burst stops and saves
                 for view in views:
-                    yield {getattr(t, name): value for name, value in view.items()}
+                    yield {t.stop_btn: gr.update(visible=True),
+                           **{getattr(t, name): value for name, value in view.items()}}
+            yield {t.stop_btn: gr.update(visible=False)}
         except ERRORS as e:
             refusal = message_of(e)
-            yield {t.message: actions.stamp(f"⚠️ {refusal}")}
+            yield {t.message: actions.stamp(f"⚠️ {refusal}"), t.stop_btn: gr.update(visible=False)}
             raise gr.Error(refusal) from None
 
     return run
