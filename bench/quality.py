@@ -70,16 +70,17 @@ def train_for(preset: str, text: str, seconds: float, model_over: dict, train_ov
     trainer.setup_seconds += probe_s          # auto's probe counts in the budget, as in a run
     t0 = time.perf_counter()
     last = list(trainer.fit())[-1]        # the final record carries a whole-split evaluation and a sample
-    return {"preset": preset + (" bf16" if trainer.bf16 else ""), "start": chose, "val_loss": last["val_loss"], "steps": trainer.step,
-            "train_s": trainer.elapsed, "total_s": time.perf_counter() - t0,
+    return {"preset": preset + (" bf16" if trainer.bf16 else ""), "start": chose, "val_loss": last["val_loss"],
+            "steps": trainer.step, "train_s": trainer.elapsed, "total_s": time.perf_counter() - t0,
             "chars_per_s": trainer.chars_seen / trainer.elapsed, "epochs": trainer.chars_seen / len(corpus.train),
             "params": model.num_params(), "model": model_cfg, "train": train_cfg, "sample": last["sample"]}
 
 
 def describe(r: dict) -> str:
     m, t = r["model"], r["train"]
-    return (f"{r['preset']} from {r['start']}: {m.cell} E{m.embed} H{m.hidden} L{m.layers} drop {m.dropout} in {m.input_dropout} | "
-            f"B{t.batch_size} T{t.seq_len} lr {t.lr} warmup {t.warmup} {t.decay} | {r['params']:,} params")
+    return (f"{r['preset']} from {r['start']}: {m.cell} E{m.embed} H{m.hidden} L{m.layers} drop {m.dropout} "
+            f"in {m.input_dropout} | B{t.batch_size} T{t.seq_len} lr {t.lr} warmup {t.warmup} {t.decay} | "
+            f"{r['params']:,} params")
 
 
 def report(results: list[dict], seconds: float, command: str, load_before: float) -> None:
@@ -91,7 +92,8 @@ def report(results: list[dict], seconds: float, command: str, load_before: float
           "cores, chars/s drops and so does quality; re-run when the load is low\n")
     print(f"{'run':<18}{'val nats/char':>14}{'bits/char':>11}{'steps':>8}{'chars/s':>10}{'epochs':>8}")
     for r in results:
-        print(f"{r['preset'] + ' ' + r['start'].split()[0]:<18}{r['val_loss']:>14.4f}{r['val_loss'] / math.log(2):>11.3f}{r['steps']:>8}"
+        name = r["preset"] + " " + r["start"].split()[0]
+        print(f"{name:<18}{r['val_loss']:>14.4f}{r['val_loss'] / math.log(2):>11.3f}{r['steps']:>8}"
               f"{r['chars_per_s']:>10.0f}{r['epochs']:>8.2f}")
     for r in results:
         print("  " + describe(r))

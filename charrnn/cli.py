@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipe to start from (auto: fitted to the size of the text and the budget)")
     t.add_argument("--name", help="run name (default: <corpus>-<preset>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the stopped run RUN from its latest weights")
-    t.add_argument("--init", metavar="RUN_OR_FILE", help="start from this trained model (a run name or a .safetensors "
-                   "file): its shape and weights, its vocabulary extended with the text's new characters (fine-tuning); "
+    t.add_argument("--init", metavar="RUN_OR_FILE", help="start from this trained model (a run name or a "
+                   ".safetensors file): its shape and weights, its vocabulary extended with the text's new characters "
+                   "(fine-tuning); "
                    "'none': from zero; 'auto' (the auto preset's default): the bundled English base where a probe on "
                    "the text's held-out part says it knows this kind of text, else zero")
     t.add_argument("--run", metavar="RUN", help="train the run whose configs are in RUN/run.json (how the app starts "

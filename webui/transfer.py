@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -24,8 +23,8 @@ import zipfile
 from pathlib import Path
 
 from charrnn.runs.schema import pid_alive
-from charrnn.runs.store import RunDir, load_checkpoint, safe_run_name
-from charrnn.runs.weights import CheckpointError, max_file_bytes
+from charrnn.runs.store import RunDir, load_checkpoint, new_run_folder, safe_run_name
+from charrnn.runs.weights import CheckpointError, layout_problem, max_file_bytes
 from charrnn.runs.writes import atomic_write, write_json
 from charrnn.runs.writes import human as human_bytes
 from webui.context import AppContext
@@ -39,7 +38,6 @@ from webui.settings import Settings
 TRAVELS = (RunDir.WEIGHTS, RunDir.META, RunDir.METRICS, "loss.png", "loss.pdf")   # what a download holds, when present
 STORED = {".safetensors", ".png", ".pdf"}          # already dense: zipped without compression
 ZIP_ROOM = 4096                                    # a zip's headers and directory, beyond 1% its deflate may add
-MAX_SAFETENSORS_HEADER = 8 << 20
 BUSY = ("running", "stopping", "starting")
 
 
@@ -217,7 +215,7 @@ def check_model_file(path: Path, max_bytes: int) -> dict:
     size = path.stat().st_size
     if size > max_bytes:
         raise UserError(f"{shown} is {human_bytes(size)}; the app takes models up to {human_bytes(max_bytes)}.")
-    check_layout(path, size, shown)
+    check_layout(path, shown)
     try:
         _, _, header = load_checkpoint(path)
     except CheckpointError as e:
@@ -226,58 +224,25 @@ def check_model_file(path: Path, max_bytes: int) -> dict:
     return header
 
 
-def check_layout(path: Path, size: int, shown: str) -> None:
+def check_layout(path: Path, shown: str) -> None:
     """The safetensors layout (8-byte header length, JSON header, tensor data) and a charrnn header in it."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        raw = f.read(n) if 2 <= n <= MAX_SAFETENSORS_HEADER else b""
-    if not raw.startswith(b"{"):
-        raise UserError(f"{shown} is not a safetensors file: it does not begin with a safetensors header "
-                        "(a pickle or another format renamed .safetensors?). Nothing was added.")
-    if len(raw) < n:
-        raise UserError(f"{shown} is cut short: its header alone needs {n + 8:,} bytes and the file has "
-                        f"{size:,}. Download it again. Nothing was added.")
-    try:
-        index = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        index = None
-    if not isinstance(index, dict):
-        raise UserError(f"{shown} is not a safetensors file: its header is not JSON. Nothing was added.")
-    meta = index.get("__metadata__")
-    if not isinstance(meta, dict) or "charrnn" not in meta:
-        raise UserError(f"{shown} is a safetensors file, but not a charrnn model (it has no charrnn header: made "
-                        "by another program?). Nothing was added.")
-    ends = [t["data_offsets"][1] for k, t in index.items() if k != "__metadata__" and isinstance(t, dict)
-            and isinstance(t.get("data_offsets"), list) and len(t["data_offsets"]) == 2
-            and isinstance(t["data_offsets"][1], int)]
-    expected = 8 + n + max(ends, default=0)
-    if size < expected:
-        raise UserError(f"{shown} is cut short: {size:,} of the {expected:,} bytes its header describes. "
-                        "Download it again. Nothing was added.")
-
+    problem = layout_problem(path, shown)
+    if problem:
+        again = " Download it again." if "cut short" in problem else ""
+        raise UserError(f"{problem}{again} Nothing was added.")
 
 def new_run_dir(root: Path, wanted, stem: str) -> Path:
     """A new, empty run directory: named ``wanted`` (refused if taken), else after the file (``-2``, ``-3``, ...
     added until the name is free). Made with mkdir, so two uploads never share one."""
+    named = isinstance(wanted, str) and bool(wanted.strip())
+    base = wanted.strip() if named else safe_run_name(stem)[:70]
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        if isinstance(wanted, str) and wanted.strip():
-            directory = RunDir.of(root, wanted.strip()).path
-            try:
-                directory.mkdir()
-            except FileExistsError:
-                raise UserError(f"A run named {esc(directory.name)} already exists; pick another name "
-                                "(nothing was overwritten).") from None
-            return directory
-        base = safe_run_name(stem)[:70]
-        for i in range(1, 1000):
-            directory = RunDir.of(root, base if i == 1 else f"{base}-{i}").path
-            try:
-                directory.mkdir()
-                return directory
-            except FileExistsError:
-                continue
+        run = new_run_folder(root, base, numbered=not named)
+        if run is not None:
+            return run.path
+        if named:
+            raise UserError(f"A run named {esc(base)} already exists; pick another name (nothing was "
+                            "overwritten).")
     except CheckpointError as e:
         raise UserError(no_markup(e)) from None
     except OSError as e:

@@ -17,8 +17,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from charrnn.runs.store import RunDir, load_checkpoint, safe_run_name
-from charrnn.runs.weights import CheckpointError, max_file_bytes, write_weights
+from charrnn.runs.store import RunDir, load_checkpoint, new_run_folder, safe_run_name
+from charrnn.runs.weights import CheckpointError, layout_problem, max_file_bytes, write_weights
 from charrnn.runs.writes import atomic_write, human, write_json
 
 HUB_PREFIX = "hf:"                       # --checkpoint hf:OWNER/NAME generates from a model on the Hub
@@ -211,11 +211,9 @@ def check_model(path: Path, shown: str, max_params: int) -> dict:
     if size > max_file_bytes(max_params):
         raise HubError(f"{shown} is {human(size)}; models up to {human(max_file_bytes(max_params))} are pulled. "
                        "Nothing was added.")
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if len(head) < 9 or head[8:9] != b"{":
-        raise HubError(f"{shown} is not a safetensors file: it does not begin with a safetensors header "
-                       "(a pickle or another format renamed .safetensors?). Nothing was added.")
+    problem = layout_problem(path, shown)
+    if problem:
+        raise HubError(f"{problem} Nothing was added.")
     try:
         _, _, header = load_checkpoint(path, max_params=max_params)
     except CheckpointError as e:
@@ -226,14 +224,9 @@ def check_model(path: Path, shown: str, max_params: int) -> dict:
 def new_run(root: Path, name: str, numbered: bool = False) -> RunDir:
     """A new, empty run folder ``name``, made with mkdir so no other pull shares it; when taken: refused, or where
     ``numbered``, ``-2``, ``-3``, ... added until free."""
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 100 if numbered else 2):
-        run = RunDir.of(root, name if i == 1 else f"{name[:70]}-{i}")
-        try:
-            run.path.mkdir()
-            return run
-        except FileExistsError:
-            continue
+    run = new_run_folder(root, name, numbered, tries=99)
+    if run is not None:
+        return run
     if not numbered:
         raise HubError(f"a run named {name} already exists in {root}; pick another with --name (nothing was "
                        "overwritten)")

@@ -24,7 +24,7 @@ from pathlib import Path
 from charrnn.config import MAX_ITERATIONS, ModelConfig, TrainConfig
 from charrnn.runs.runner import config_of_header, run_config
 from charrnn.runs.schema import status_alive
-from charrnn.runs.store import FINAL_STATES, PROJECT_DIR, RunDir, list_runs, run_dirs
+from charrnn.runs.store import FINAL_STATES, PROJECT_DIR, RunDir, list_runs, new_run_folder, run_dirs
 from charrnn.runs.weights import CheckpointError
 from charrnn.runs.writes import atomic_write
 
@@ -80,19 +80,13 @@ def create_run(root: Path, name: str, text: str, path: Path | None) -> tuple[Run
     """Create the folder of run ``name``, refusing one that exists (a name is never reused: its owner and text
     stay its own), and write ``text`` there unless it is file ``path``; (the run, the file its trainer reads)."""
     try:
-        run = RunDir.of(root, name)
+        run = new_run_folder(root, name)
     except CheckpointError as e:
         raise JobError(str(e)) from None
-    try:
-        root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise JobError(f"Cannot write to {root}: {e.strerror or e}") from None
-    try:
-        run.path.mkdir()
-    except FileExistsError:
-        raise JobError(f"A run named {name} already exists; resume it or pick another name.") from None
-    except OSError as e:
-        raise JobError(f"Cannot write to {root}: {e.strerror or e}") from None
+    if run is None:
+        raise JobError(f"A run named {name} already exists; resume it or pick another name.")
     if path is not None:
         return run, path
     try:

@@ -57,6 +57,23 @@ def safe_run_name(text: str) -> str:
     return name or "run"
 
 
+def new_run_folder(root: str | Path, name: str, numbered: bool = False, tries: int = 999) -> RunDir | None:
+    """A new, empty run folder under ``root``: ``name``, or where ``numbered``, the first free of ``name``,
+    ``name-2``, ``name-3``, ... (``tries`` in all). Made with mkdir, so no other creator ever shares it, and a name
+    is never reused. None when it (or every numbered one) is taken; a bad name is a ``CheckpointError``, a folder
+    that cannot be written an ``OSError``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, tries + 1 if numbered else 2):
+        run = RunDir.of(root, name if i == 1 else f"{name[:70]}-{i}")
+        try:
+            run.path.mkdir()
+            return run
+        except FileExistsError:
+            continue
+    return None
+
+
 @dataclass(frozen=True)
 class Resumed:
     """What a run continues from: the latest weights with their header and optimizer state, the kept model's

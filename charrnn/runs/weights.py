@@ -23,6 +23,7 @@ from charrnn.vocab import Vocab
 
 FORMAT = "charrnn/1"
 HEADER_ROOM = 1 << 20          # a weights file's JSON header, beyond its float32 weights
+MAX_SAFETENSORS_HEADER = 8 << 20   # a safetensors JSON header longer than this is not read (no file of ours has one)
 
 
 def max_file_bytes(max_params: int) -> int:
@@ -50,6 +51,39 @@ def write_weights(path: Path, model: CharRNN, vocab: Vocab, meta: dict) -> dict:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"charrnn": json.dumps(header)}))
     return header
+
+
+def layout_problem(path: Path, shown: str) -> str | None:
+    """What is wrong with the file at ``path`` as a charrnn weights file, read from its first bytes only (the
+    safetensors layout: an 8-byte header length, a JSON header with a charrnn entry, the data it describes), as a
+    sentence naming it ``shown``; None when the layout holds (``load_weights`` checks the rest)."""
+    size = Path(path).stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        raw = f.read(n) if 2 <= n <= MAX_SAFETENSORS_HEADER else b""
+    if not raw.startswith(b"{"):
+        return (f"{shown} is not a safetensors file: it does not begin with a safetensors header (a pickle or "
+                "another format renamed .safetensors?).")
+    if len(raw) < n:
+        return f"{shown} is cut short: its header alone needs {n + 8:,} bytes and the file has {size:,}."
+    try:
+        index = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        index = None
+    if not isinstance(index, dict):
+        return f"{shown} is not a safetensors file: its header is not JSON."
+    meta = index.get("__metadata__")
+    if not isinstance(meta, dict) or "charrnn" not in meta:
+        return (f"{shown} is a safetensors file, but not a charrnn model (it has no charrnn header: made by another "
+                "program?).")
+    ends = [t["data_offsets"][1] for k, t in index.items() if k != "__metadata__" and isinstance(t, dict)
+            and isinstance(t.get("data_offsets"), list) and len(t["data_offsets"]) == 2
+            and isinstance(t["data_offsets"][1], int)]
+    expected = 8 + n + max(ends, default=0)
+    if size < expected:
+        return f"{shown} is cut short: {size:,} of the {expected:,} bytes its header describes."
+    return None
 
 
 def read_weights_header(path: Path) -> dict:
