@@ -161,3 +161,20 @@ def test_a_prime_character_the_table_lacks_is_refused_so_the_page_asks_the_serve
     p, base, models = page
     got = p.evaluate("([u, t]) => window.charrnn.run(u, t, 10, 1.0, 3)", [base + models[("lstm", 1)][2], "the 北 cat"])
     assert got["type"] == "error" and "fold table lacks" in got["message"] and "北" in got["message"]
+
+
+@pytest.mark.parametrize("key", [("lstm", 2), ("gru", 1)])
+def test_a_model_made_in_the_page_is_generated_from_as_its_copy_is(page, key):
+    """A model trained in the page never becomes a file on a server: its copy's header and floats are handed to
+    the worker (addModel), and it generates the server's text for the same seed."""
+    p, _, models = page
+    model, vocab, _ = models[key]
+    info, arrays = webcopy.copy_header(model, vocab, {"run": "made", "step": 1})
+    floats = np.concatenate([a.ravel() for a in arrays]).tolist()
+    added = p.evaluate("([k, i, f]) => window.charrnn.addModel(k, i, Float32Array.from(f))",
+                       [f"made-{key[0]}{key[1]}", info, floats])
+    assert added["type"] == "added"
+    url = p.evaluate("(k) => window.charrnn.copyFor(k)", f"made-{key[0]}{key[1]}")["url"]
+    got = p.evaluate("([u, t]) => window.charrnn.run(u, t, 120, 0.8, 11)", [url, PRIME])
+    assert got["type"] == "done"
+    assert got["text"] == "".join(generate(model, vocab, PRIME, 120, temperature=0.8, seed=11))

@@ -44,7 +44,15 @@ window.charrnn = (() => {
     });
   }
 
+  const made = new Set();             // keys of models made in this page (addModel), held by the worker
+  async function addModel(key, info, floats) {
+    await start();
+    made.add(key);
+    return ask({type: "add", url: `made:${key}`, info, floats});
+  }
+
   async function copyFor(key) {
+    if (made.has(key)) return {url: `made:${key}`};
     try {
       const res = await fetch(cfg.folder + cfg.index, {cache: "no-store"});
       const index = res.ok ? await res.json() : {};
@@ -216,5 +224,6 @@ window.charrnn = (() => {
     return ask({type: "generate", url, prime, length, temperature, seed, kernel, topK});
   }
   const resample = (temperature) => ask({type: "retemper", temperature});     // the last run, re-sampled
-  return {generate, retemper, rested, stop, generating, logits, run, resample, copyFor, start, confidenceHtml};
+  return {generate, retemper, rested, stop, generating, logits, run, resample, copyFor, start, confidenceHtml,
+          addModel};
 })();

@@ -3,7 +3,8 @@
 // temperature and top-k give the same text (the same random stream, the same fold table, the same rule).
 // The matrix-vector products run in WebAssembly (webui/wasm.py) or, for comparison, plain JavaScript.
 // Messages in:  {type: "init", wasm}, {type: "generate", job, ...}, {type: "retemper", job, temperature},
-//               {type: "cancel"}, {type: "logits", job, url, text}.
+//               {type: "cancel"}, {type: "logits", job, url, text}, {type: "add", job, url, info, floats} (a model
+//               made in the page, then generated from by its url like a copy).
 // Messages out: {type: "loading", job, loaded, total} (bytes of the weights, while they download),
 //               {type: "text", job, text}, {type: "done", job, ...}, {type: "error", job, message}.
 "use strict";
@@ -184,11 +185,20 @@ const pauses = [];
 channel.port1.onmessage = () => pauses.shift()();
 const pause = () => new Promise((resolve) => { pauses.push(resolve); channel.port2.postMessage(0); });
 
+// Models made in this page (trained here): url -> {info, floats}, a copy's header and floats held in memory.
+const made = new Map();
+function addModel(msg) {
+  made.set(msg.url, {info: msg.info, floats: msg.floats});
+  for (const key of [...models.keys()]) if (key.endsWith(`|${msg.url}`)) models.delete(key);
+  postMessage({type: "added", job: msg.job});
+}
+
 async function loadModel(url, kernelName, job = null) {
   const key = `${kernelName}|${url}`;
   if (models.has(key)) return models.get(key);
-  const info = await (await fetch(url + ".json")).json();
-  const floats = new Float32Array(await download(url + ".bin", 4 * info.floats, job));
+  const mine = made.get(url);
+  const info = mine ? mine.info : await (await fetch(url + ".json")).json();
+  const floats = mine ? mine.floats : new Float32Array(await download(url + ".bin", 4 * info.floats, job));
   const kernel = kernelName === "js" || !wasmModule ? new JsKernel() : new WasmKernel(wasmModule);
   const m = new Model(info, floats, kernel);
   models.set(key, m);
@@ -332,6 +342,7 @@ onmessage = async (e) => {
     if (msg.type === "generate") await generate(msg);
     else if (msg.type === "retemper") await retemper(msg);
     else if (msg.type === "logits") await logitsOf(msg);
+    else if (msg.type === "add") addModel(msg);
   } catch (err) {
     postMessage({type: "error", job: msg.job, message: String(err && err.message || err)});
   }
