@@ -119,7 +119,11 @@ def resolve_checkpoint(root: Path, spec: str | None) -> Path:
 def cmd_train(args, root: Path) -> int:
     distributed = init_distributed()
     try:
-        return train_run(args, root)
+        code = train_run(args, root)
+        if distributed:             # the writer may still be saving: no rank tears the group down before all are done
+            import torch.distributed as dist
+            dist.barrier()
+        return code
     finally:
         if distributed:
             import torch.distributed as dist
