@@ -1,0 +1,409 @@
+// The arithmetic of one training step in the page, as charrnn's trainer does it in torch (charrnn/model.py,
+// charrnn/train.py): CharRNN's LSTM (1 or more layers) forward and backward through time over a batch of B streams
+// x T characters, starting from a carried (detached) state; cross-entropy averaged over the B*T predictions;
+// clip_grad_norm_; and torch's AdamW (or Adam). Parameters are Float32Arrays named as torch's state_dict names them,
+// so weights go from torch to the page and back as {name: {shape, data}} (weights.js writes them as charrnn's file).
+// A classic script: `importScripts("trainer.js")` in a Web Worker or a <script> tag in a page; no network.
+//   CharrnnTrain.initModel(config, seed) -> model {config, params: {name: Float32Array}, shapes: {name: dims}, rand}
+//     config: charrnn's ModelConfig fields {vocab_size, embed, hidden, layers, dropout, input_dropout, cell: "lstm"};
+//     the weights are drawn from torch's initial distributions (not torch's numbers) with a seeded generator.
+//   CharrnnTrain.fromTensors(config, tensors, seed) -> model;  CharrnnTrain.toTensors(model) -> {name: {shape, data}}
+//   CharrnnTrain.zeroState(config, B) -> {h, c: Float32Array (L*B*H, laid out as torch's (L, B, H))}
+//   CharrnnTrain.lossAndGrads(model, x, y, B, T, state, options) -> {loss, grads: {name: Float32Array}, state, masks}
+//     x, y: Int32Array (B*T, row-major as torch's (B, T)); state: null (zeros) or a state as above; the state
+//     returned is the one after the batch, for the next batch (the gradient stops at its first character).
+//     options: train (default true: dropout on); rand (a function giving [0, 1) that draws the dropout masks;
+//     default model.rand, seeded by the seed the model was made with and going on from step to step); masks
+//     ({input: B*T*E, between: [B*T*H for each layer above the first], output: B*T*H}, each row-major (B, T,
+//     features), each number 0 or 1 / (1 - p): given masks are used instead of drawn ones; the result's masks are
+//     the ones used, in the same layout, null where nothing was dropped); backward (default true; false gives the
+//     loss and state only, for validation).
+//   CharrnnTrain.clipGradNorm(grads, maxNorm) -> the total norm before clipping (grads scaled in place, as torch)
+//   new CharrnnTrain.AdamW(params, {lr, betas, eps, weightDecay, decoupled}).step(grads, lr) (decoupled false: Adam)
+//   CharrnnTrain.kernels: {xWt, dyW, dyTx}: the three matrix products every step is made of.
+"use strict";
+self.CharrnnTrain = (() => {
+  // --- the three matrix products ---------------------------------------------------------------------------------
+  // Row-major Float32Arrays; each adds its product into its output, summing in doubles and rounding once to float32.
+  // Y (n, m) += X (n, k) . W (m, k)^T: a layer's forward
+  function xWt(X, W, Y, n, k, m) {
+    for (let r = 0; r < n; r++) {
+      const xo = r * k, yo = r * m;
+      for (let o = 0; o < m; o++) {
+        const wo = o * k;
+        let s = 0;
+        for (let i = 0; i < k; i++) s += X[xo + i] * W[wo + i];
+        Y[yo + o] += s;
+      }
+    }
+  }
+
+  // dX (n, k) += dY (n, m) . W (m, k): the gradient that flows back to a layer's input
+  function dyW(dY, W, dX, n, m, k) {
+    const acc = new Float64Array(k);
+    for (let r = 0; r < n; r++) {
+      acc.fill(0);
+      for (let o = 0; o < m; o++) {
+        const a = dY[r * m + o], wo = o * k;
+        if (a === 0) continue;
+        for (let i = 0; i < k; i++) acc[i] += a * W[wo + i];
+      }
+      for (let i = 0, xo = r * k; i < k; i++) dX[xo + i] += acc[i];
+    }
+  }
+
+  // dW (m, k) += dY (n, m)^T . X (n, k): a weight's gradient, summed over every row of the batch
+  function dyTx(dY, X, dW, n, m, k) {
+    const acc = new Float64Array(m * k);
+    for (let r = 0; r < n; r++) {
+      const xo = r * k;
+      for (let o = 0; o < m; o++) {
+        const a = dY[r * m + o], ao = o * k;
+        if (a === 0) continue;
+        for (let i = 0; i < k; i++) acc[ao + i] += a * X[xo + i];
+      }
+    }
+    for (let j = 0; j < m * k; j++) dW[j] += acc[j];
+  }
+
+  // --- the model -------------------------------------------------------------------------------------------------
+  function checkConfig(config) {
+    if ((config.cell ?? "lstm") !== "lstm") throw new Error(`cell ${config.cell}: the page trains an LSTM only`);
+    for (const key of ["vocab_size", "embed", "hidden", "layers"]) {
+      if (!(Number.isInteger(config[key]) && config[key] >= 1)) {
+        throw new Error(`config.${key} must be a whole number >= 1, got ${config[key]}`);
+      }
+    }
+  }
+
+  // torch's state_dict names and shapes, in its order
+  function shapes(config) {
+    checkConfig(config);
+    const {vocab_size: V, embed: E, hidden: H, layers: L} = config;
+    const out = {"embed.weight": [V, E]};
+    for (let l = 0; l < L; l++) {
+      const inputs = l ? H : E;
+      out[`rnn.weight_ih_l${l}`] = [4 * H, inputs];
+      out[`rnn.weight_hh_l${l}`] = [4 * H, H];
+      out[`rnn.bias_ih_l${l}`] = [4 * H];
+      out[`rnn.bias_hh_l${l}`] = [4 * H];
+    }
+    out["head.weight"] = [V, H];
+    out["head.bias"] = [V];
+    return out;
+  }
+
+  const count = (shape) => shape.reduce((a, b) => a * b, 1);
+
+  function fromTensors(config, tensors, seed = 1) {
+    const dims = shapes(config), params = {};
+    for (const [name, shape] of Object.entries(dims)) {
+      const t = tensors[name];
+      if (!t) throw new Error(`tensor ${name} is missing`);
+      if (t.shape.join(",") !== shape.join(",") || t.data.length !== count(shape)) {
+        throw new Error(`tensor ${name}: shape [${t.shape}] (${t.data.length} numbers); this model needs [${shape}]`);
+      }
+      params[name] = Float32Array.from(t.data);
+    }
+    return {config, params, shapes: dims, rand: random(seed)};
+  }
+
+  function toTensors(model) {
+    return Object.fromEntries(Object.entries(model.params).map(
+      ([name, data]) => [name, {shape: model.shapes[name], data: Float32Array.from(data)}]));
+  }
+
+  // mulberry32, as session.js: the page's random numbers are its own (only the arithmetic of a step is torch's)
+  function random(seed) {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6D2B79F5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  // torch's initial distributions: the embedding N(0, 1); every LSTM number U(-1/sqrt(H), 1/sqrt(H)); the head's
+  // weight and bias U(-1/sqrt(H), 1/sqrt(H)) (nn.Linear's kaiming_uniform with a = sqrt(5) comes to that bound)
+  function initModel(config, seed = 1) {
+    const rand = random(seed), params = {}, dims = shapes(config), bound = 1 / Math.sqrt(config.hidden);
+    const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    for (const [name, shape] of Object.entries(dims)) {
+      const draw = name === "embed.weight" ? normal : () => (2 * rand() - 1) * bound;
+      params[name] = Float32Array.from({length: count(shape)}, draw);
+    }
+    return {config, params, shapes: dims, rand};
+  }
+
+  function zeroState(config, B) {
+    const n = config.layers * B * config.hidden;
+    return {h: new Float32Array(n), c: new Float32Array(n)};
+  }
+
+  // --- dropout ---------------------------------------------------------------------------------------------------
+  // A mask in the step's time-major rows (t * B + b), from a given row-major (B, T, F) one or drawn: each number
+  // kept with probability 1 - p and scaled by 1 / (1 - p), as nn.Dropout. null: nothing is dropped.
+  function timeMajorMask(given, p, B, T, F, rand, what) {
+    if (given) {
+      given = Float32Array.from(given);
+      if (given.length !== B * T * F) throw new Error(`mask ${what}: ${given.length} numbers, ${B * T * F} needed`);
+      const out = new Float32Array(B * T * F);
+      for (let b = 0; b < B; b++) {
+        for (let t = 0; t < T; t++) out.set(given.subarray((b * T + t) * F, (b * T + t + 1) * F), (t * B + b) * F);
+      }
+      return out;
+    }
+    if (!(p > 0)) return null;
+    const keep = 1 / (1 - p);
+    return Float32Array.from({length: B * T * F}, () => (rand() < 1 - p ? keep : 0));
+  }
+
+  function batchFirst(rows, B, T, F) {
+    const out = new Float32Array(B * T * F);
+    for (let t = 0; t < T; t++) {
+      for (let b = 0; b < B; b++) out.set(rows.subarray((t * B + b) * F, (t * B + b + 1) * F), (b * T + t) * F);
+    }
+    return out;
+  }
+
+  const times = (a, mask) => (mask ? a.map((v, i) => v * mask[i]) : a);
+
+  // --- one LSTM layer --------------------------------------------------------------------------------------------
+  const sigmoid = (v) => 1 / (1 + Math.exp(-v));
+
+  // X: (T*B, K) time-major. Returns the gates after their nonlinearities (T*B, 4H; i, f, g, o as torch orders them),
+  // the hidden and cell states with the starting ones first ((T+1)*B, H), and tanh of each cell state (T*B, H).
+  function lstmForward(p, l, X, K, B, T, H, h0, c0) {
+    const Wih = p[`rnn.weight_ih_l${l}`], Whh = p[`rnn.weight_hh_l${l}`];
+    const bih = p[`rnn.bias_ih_l${l}`], bhh = p[`rnn.bias_hh_l${l}`];
+    const N = T * B, G4 = 4 * H, gates = new Float32Array(N * G4);
+    for (let r = 0; r < N; r++) {
+      for (let j = 0; j < G4; j++) gates[r * G4 + j] = bih[j] + bhh[j];
+    }
+    xWt(X, Wih, gates, N, K, G4);                                 // every step's input at once
+    const hs = new Float32Array((T + 1) * B * H), cs = new Float32Array((T + 1) * B * H);
+    const tanhC = new Float32Array(N * H);
+    hs.set(h0); cs.set(c0);
+    for (let t = 0; t < T; t++) {
+      const g = gates.subarray(t * B * G4, (t + 1) * B * G4);
+      xWt(hs.subarray(t * B * H, (t + 1) * B * H), Whh, g, B, H, G4);
+      for (let b = 0; b < B; b++) {
+        for (let j = 0; j < H; j++) {
+          const o4 = b * G4 + j, k = b * H + j, now = (t + 1) * B * H + k;
+          const gi = sigmoid(g[o4]), gf = sigmoid(g[o4 + H]), gg = Math.tanh(g[o4 + 2 * H]);
+          const go = sigmoid(g[o4 + 3 * H]);
+          g[o4] = gi; g[o4 + H] = gf; g[o4 + 2 * H] = gg; g[o4 + 3 * H] = go;
+          cs[now] = gf * cs[t * B * H + k] + gi * gg;
+          tanhC[t * B * H + k] = Math.tanh(cs[now]);
+          hs[now] = go * tanhC[t * B * H + k];
+        }
+      }
+    }
+    return {gates, hs, cs, tanhC};
+  }
+
+  // Back through time: dOut is the loss's gradient with respect to the layer's outputs (T*B, H). Adds the layer's
+  // weight gradients into grads; returns the gradient with respect to its input X (T*B, K).
+  function lstmBackward(p, grads, l, cache, X, K, B, T, H, dOut) {
+    const {gates, cs, hs, tanhC} = cache, Whh = p[`rnn.weight_hh_l${l}`], G4 = 4 * H, N = T * B;
+    const dGates = new Float32Array(N * G4), dhNext = new Float32Array(B * H), dcNext = new Float64Array(B * H);
+    for (let t = T - 1; t >= 0; t--) {
+      const g = gates.subarray(t * B * G4, (t + 1) * B * G4), dg = dGates.subarray(t * B * G4, (t + 1) * B * G4);
+      for (let b = 0; b < B; b++) {
+        for (let j = 0; j < H; j++) {
+          const o4 = b * G4 + j, k = b * H + j, at = t * B * H + k;
+          const gi = g[o4], gf = g[o4 + H], gg = g[o4 + 2 * H], go = g[o4 + 3 * H], tc = tanhC[at];
+          const dh = dOut[at] + dhNext[k];
+          const dc = dcNext[k] + dh * go * (1 - tc * tc);
+          dg[o4] = dc * gg * gi * (1 - gi);
+          dg[o4 + H] = dc * cs[at] * gf * (1 - gf);                 // cs[at]: the cell state before step t
+          dg[o4 + 2 * H] = dc * gi * (1 - gg * gg);
+          dg[o4 + 3 * H] = dh * tc * go * (1 - go);
+          dcNext[k] = dc * gf;
+        }
+      }
+      dhNext.fill(0);
+      if (t > 0) dyW(dg, Whh, dhNext, B, G4, H);                  // the carried state itself gets no gradient
+    }
+    dyTx(dGates, X, grads[`rnn.weight_ih_l${l}`], N, G4, K);
+    dyTx(dGates, hs.subarray(0, N * H), grads[`rnn.weight_hh_l${l}`], N, G4, H);     // each step's previous h
+    const bias = columnSums(dGates, N, G4);
+    grads[`rnn.bias_ih_l${l}`].set(bias);
+    grads[`rnn.bias_hh_l${l}`].set(bias);
+    const dX = new Float32Array(N * K);
+    dyW(dGates, p[`rnn.weight_ih_l${l}`], dX, N, G4, K);
+    return dX;
+  }
+
+  function columnSums(A, n, m) {
+    const acc = new Float64Array(m);
+    for (let r = 0; r < n; r++) {
+      for (let j = 0; j < m; j++) acc[j] += A[r * m + j];
+    }
+    return Float32Array.from(acc);
+  }
+
+  // --- the loss: softmax cross-entropy averaged over the N rows --------------------------------------------------
+  // Returns the mean loss and, when wanted, its gradient with respect to the logits (N, V).
+  function crossEntropy(logits, targets, N, V, wantGrad) {
+    let total = 0;
+    const dLogits = wantGrad ? new Float32Array(N * V) : null;
+    for (let r = 0; r < N; r++) {
+      const row = logits.subarray(r * V, (r + 1) * V);
+      let max = -Infinity, sum = 0;
+      for (let v = 0; v < V; v++) max = Math.max(max, row[v]);
+      for (let v = 0; v < V; v++) sum += Math.exp(row[v] - max);
+      const logSum = max + Math.log(sum);
+      total += logSum - row[targets[r]];
+      if (!wantGrad) continue;
+      for (let v = 0; v < V; v++) dLogits[r * V + v] = Math.exp(row[v] - logSum) / N;
+      dLogits[r * V + targets[r]] -= 1 / N;
+    }
+    return {loss: total / N, dLogits};
+  }
+
+  // --- one step's loss and gradients ------------------------------------------------------------------------------
+  function checkBatch(model, x, y, B, T, state) {
+    const {vocab_size: V, hidden: H, layers: L} = model.config;
+    if (x.length !== B * T || y.length !== B * T) throw new Error(`x and y must hold B*T = ${B * T} ids`);
+    for (const ids of [x, y]) {
+      for (const id of ids) if (!(id >= 0 && id < V)) throw new Error(`id ${id} is outside the vocabulary (${V})`);
+    }
+    if (state && (state.h.length !== L * B * H || state.c.length !== L * B * H)) {
+      throw new Error(`the state must hold layers*B*hidden = ${L * B * H} numbers in h and in c`);
+    }
+  }
+
+  // The batch in the step's time-major rows (t * B + b), so that each time step's B rows lie together.
+  function timeMajor(ids, B, T) {
+    const rows = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) rows[t * B + b] = ids[b * T + t];
+    }
+    return rows;
+  }
+
+  // embedding -> input dropout -> LSTM layers (dropout between them) -> dropout -> head. drop(given, p, F, what)
+  // gives a mask or null. Returns what the backward pass reads, the logits (T*B, V) and the masks used.
+  function forward(model, rows, B, T, start, given, drop) {
+    const {config, params: p} = model, {vocab_size: V, embed: E, hidden: H, layers: L} = config, N = T * B;
+    const masks = {input: drop(given.input, config.input_dropout, E, "input"), between: [], output: null};
+    const embedded = new Float32Array(N * E);
+    for (let r = 0; r < N; r++) embedded.set(p["embed.weight"].subarray(rows[r] * E, (rows[r] + 1) * E), r * E);
+    const caches = [], inputs = [];
+    let X = times(embedded, masks.input);
+    for (let l = 0; l < L; l++) {
+      if (l) {
+        masks.between.push(drop(given.between && given.between[l - 1], config.dropout, H, `between ${l - 1}`));
+        X = times(caches[l - 1].hs.subarray(B * H), masks.between[l - 1]);
+      }
+      inputs.push(X);
+      const at = l * B * H;
+      caches.push(lstmForward(p, l, X, l ? H : E, B, T, H, start.h.subarray(at, at + B * H),
+                              start.c.subarray(at, at + B * H)));
+    }
+    masks.output = drop(given.output, config.dropout, H, "output");
+    const top = times(caches[L - 1].hs.subarray(B * H), masks.output);                  // (T*B, H)
+    const logits = new Float32Array(N * V);
+    for (let r = 0; r < N; r++) logits.set(p["head.bias"], r * V);
+    xWt(top, p["head.weight"], logits, N, H, V);
+    return {caches, inputs, masks, top, logits};
+  }
+
+  // The state after the batch's last character, as torch's (L, B, H)
+  function lastState(caches, B, T, H) {
+    const n = caches.length * B * H, after = {h: new Float32Array(n), c: new Float32Array(n)};
+    caches.forEach((cache, l) => {
+      after.h.set(cache.hs.subarray(T * B * H), l * B * H);
+      after.c.set(cache.cs.subarray(T * B * H), l * B * H);
+    });
+    return after;
+  }
+
+  // From the logits' gradient back to every parameter's: {name: Float32Array}
+  function backward(model, rows, B, T, fwd, dLogits) {
+    const {config, params: p} = model, {vocab_size: V, embed: E, hidden: H, layers: L} = config, N = T * B;
+    const {caches, inputs, masks, top} = fwd;
+    const grads = Object.fromEntries(Object.entries(p).map(([name, a]) => [name, new Float32Array(a.length)]));
+    dyTx(dLogits, top, grads["head.weight"], N, V, H);
+    grads["head.bias"].set(columnSums(dLogits, N, V));
+    let dOut = new Float32Array(N * H);
+    dyW(dLogits, p["head.weight"], dOut, N, V, H);
+    dOut = times(dOut, masks.output);
+    for (let l = L - 1; l >= 0; l--) {
+      const dX = lstmBackward(p, grads, l, caches[l], inputs[l], l ? H : E, B, T, H, dOut);
+      dOut = times(dX, l ? masks.between[l - 1] : masks.input);
+    }
+    const dEmbed = new Float64Array(V * E);                       // a character read many times sums its gradients
+    for (let r = 0; r < N; r++) {
+      for (let e = 0; e < E; e++) dEmbed[rows[r] * E + e] += dOut[r * E + e];
+    }
+    grads["embed.weight"].set(dEmbed);
+    return grads;
+  }
+
+  function lossAndGrads(model, x, y, B, T, state = null, options = {}) {
+    const {config} = model, {embed: E, hidden: H} = config;
+    checkBatch(model, x, y, B, T, state);
+    const train = options.train ?? true, wantGrads = options.backward ?? true;
+    const rand = options.rand ?? model.rand;
+    const drop = (g, rate, F, what) => (train ? timeMajorMask(g, rate ?? 0, B, T, F, rand, what) : null);
+    const rows = timeMajor(x, B, T);
+    const fwd = forward(model, rows, B, T, state ?? zeroState(config, B), options.masks ?? {}, drop);
+    const {loss, dLogits} = crossEntropy(fwd.logits, timeMajor(y, B, T), T * B, config.vocab_size, wantGrads);
+    const {input, between, output} = fwd.masks;
+    const masks = {input: input && batchFirst(input, B, T, E), between: between.map((m) => m && batchFirst(m, B, T, H)),
+                   output: output && batchFirst(output, B, T, H)};          // the masks used, row-major (B, T, F)
+    const grads = wantGrads ? backward(model, rows, B, T, fwd, dLogits) : null;
+    return {loss, grads, state: lastState(fwd.caches, B, T, H), masks};
+  }
+
+  // --- the update ------------------------------------------------------------------------------------------------
+  // torch.nn.utils.clip_grad_norm_: the L2 norm over every gradient together; when it is over maxNorm every gradient
+  // is scaled by maxNorm / (norm + 1e-6)
+  function clipGradNorm(grads, maxNorm) {
+    let squares = 0;
+    for (const g of Object.values(grads)) {
+      for (let i = 0; i < g.length; i++) squares += g[i] * g[i];
+    }
+    const norm = Math.sqrt(squares), scale = Math.min(maxNorm / (norm + 1e-6), 1);
+    if (scale < 1) {
+      for (const g of Object.values(grads)) {
+        for (let i = 0; i < g.length; i++) g[i] *= scale;
+      }
+    }
+    return norm;
+  }
+
+  // torch.optim.AdamW (decoupled weight decay: the weights shrink by lr * weightDecay, then the Adam step), or
+  // torch.optim.Adam (decoupled false: the weight decay is added to the gradient). Moments are float32, as torch's.
+  class AdamW {
+    constructor(params, {lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01, decoupled = true} = {}) {
+      this.params = params; this.lr = lr; this.betas = betas; this.eps = eps;
+      this.weightDecay = weightDecay; this.decoupled = decoupled; this.steps = 0;
+      this.m = Object.fromEntries(Object.entries(params).map(([k, a]) => [k, new Float32Array(a.length)]));
+      this.v = Object.fromEntries(Object.entries(params).map(([k, a]) => [k, new Float32Array(a.length)]));
+    }
+
+    step(grads, lr = this.lr) {
+      const [beta1, beta2] = this.betas, wd = this.weightDecay, eps = this.eps;
+      this.steps += 1;
+      const stepSize = lr / (1 - beta1 ** this.steps), correction2 = Math.sqrt(1 - beta2 ** this.steps);
+      for (const [name, w] of Object.entries(this.params)) {
+        const g = grads[name], m = this.m[name], v = this.v[name];
+        for (let i = 0; i < w.length; i++) {
+          const gi = this.decoupled ? g[i] : g[i] + wd * w[i];
+          if (this.decoupled) w[i] *= 1 - lr * wd;
+          m[i] += (gi - m[i]) * (1 - beta1);
+          v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
+          w[i] -= stepSize * m[i] / (Math.sqrt(v[i]) / correction2 + eps);
+        }
+      }
+    }
+  }
+
+  return {initModel, fromTensors, toTensors, shapes, zeroState, lossAndGrads, clipGradNorm, AdamW, random,
+          kernels: {xWt, dyW, dyTx}};
+})();
