@@ -152,3 +152,34 @@ def test_the_page_follows_a_dark_system_theme_and_fits_a_phone(site, page):
             output, slider = p.locator("#output").bounding_box(), p.locator("#temperature-box").bounding_box()
             assert 0 <= slider["y"] - (output["y"] + output["height"]) < 40
         p.screenshot(path=str(ARTIFACTS / f"static-site-{scheme}-{size[0]}.png"), full_page=True)
+
+
+def test_a_visitor_trains_on_their_text_in_the_page_then_generates_from_and_downloads_it(page, tmp_path):
+    p, base, requests = page
+    p.set_viewport_size({"width": 1200, "height": 1000})
+    p.reload()
+    text = corpus_text(200)
+    p.fill("#train-text", text)
+    p.fill("#train-seconds", "6")
+    p.fill("#train-hidden", "32")
+    p.click("#train-btn")
+    expect(p.locator("#train-status")).to_contain_text("Training in this page")
+    expect(p.locator("#train-status")).to_contain_text("the kept model (step", timeout=120_000)
+    assert p.locator("#train-plot path").count() == 1 and p.locator("#train-plot circle").count() >= 1
+    expect(p.locator("#train-sample")).not_to_have_value("")
+    expect(p.locator("#model")).to_have_value("trained-here")
+    expect(p.locator("#model option:checked")).to_have_text("your model (trained here on pasted text)")
+    p.fill("#prime-text", "the ")
+    p.fill("#length", "80")
+    p.click("#generate-btn")
+    expect(p.locator("#gen-where")).to_contain_text("Generated in your browser")
+    assert p.locator("#output-text").input_value().startswith("the ")
+    with p.expect_download() as info:
+        p.click("#model-download")
+    assert info.value.suggested_filename == "trained-here.safetensors"
+    info.value.save_as(tmp_path / "trained-here.safetensors")
+    model, vocab, header = load_checkpoint(tmp_path / "trained-here.safetensors")
+    assert vocab.chars == sorted(set(text)) and header["data"]["name"] == "pasted text"
+    assert header["best_step"] == header["step"] > 0 and model.config.hidden == 32
+    p.screenshot(path=str(ARTIFACTS / "static-site-trained.png"), full_page=True)
+    assert all(url.startswith(base) or url.startswith("blob:") for url in requests)

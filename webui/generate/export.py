@@ -14,6 +14,7 @@ bundled model is in it unless ``--no-bundled``; ``--runs`` adds runs of the chec
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -29,6 +30,8 @@ from webui.settings import Settings, settings_from_env
 from webui.style import CSS
 
 PAGE, GLUE, SLOT = "site.html", "site.js", "<!--CHARRNN-->"
+TRAINING = STATIC.parent.parent / "train" / "static"        # training in the page: its worker, and the file writer
+TRAIN_WORKER, WRITER = ("trainer.js", "session.js", "loop.js"), "weights.js"
 MODELS = "models"
 OURS = ("index.html", "README.md", "charrnn", MODELS)      # what an export writes: all a re-export replaces
 CARD = """---
@@ -85,8 +88,12 @@ def export_site(out: Path, settings: Settings, runs: list[str] = (), bundled: bo
                       "download": f"{MODELS}/{key}.safetensors"}
     webcopy.write_index(copies, index)
     page = (STATIC / PAGE).read_text(encoding="utf-8")
-    script = (head_script(settings, serverless=True) + f"<script>{(STATIC / GLUE).read_text(encoding='utf-8')}</script>"
-              f"<style>{CSS}</style>")
+    worker = "\n".join((TRAINING / name).read_text(encoding="utf-8") for name in TRAIN_WORKER)
+    worker = json.dumps(worker).replace("</", "<\\/")      # a JSON string: "</" never closes the script early
+    script = (head_script(settings, serverless=True)
+              + f"<script>window.CHARRNN_BROWSER.trainWorker = {worker};</script>"
+              + f"<script>{(TRAINING / WRITER).read_text(encoding='utf-8')}</script>"
+              + f"<script>{(STATIC / GLUE).read_text(encoding='utf-8')}</script><style>{CSS}</style>")
     atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(page.replace(SLOT, script), encoding="utf-8"))
     lines = "\n".join(f"- **{entry['label']}**: {entry['line']}" for entry in index.values())
     atomic_write(out / "README.md", lambda tmp: Path(tmp).write_text(CARD.format(title=title, models=lines),

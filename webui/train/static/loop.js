@@ -1,0 +1,146 @@
+// A training run in the page, as charrnn's trainer runs one (charrnn/train.py fit): B streams of T characters with
+// the state carried (session.js), a step's arithmetic (trainer.js: forward and backward, clipping, AdamW), the
+// learning rate warmed up then decayed by progress (the time budget or the passes over the text, whichever is
+// further along), validation on the held-out 10% every eval_every steps, the kept model (the best validation loss
+// so far), and early stopping after `patience` checks without a better one. Stop is heard between two steps.
+//   await CharrnnLoop.run(text, cfg, {post, stopped}) -> the end message (also posted)
+//     cfg: {embed, hidden, layers, dropout, input_dropout, batch_size, seq_len, lr, warmup, decay, min_lr_ratio,
+//           weight_decay, grad_clip, seconds, max_epochs, eval_every, eval_chars, patience, log_every, seed, name}
+//     post(message): {type: "record", ...} as charrnn's metrics records (step, train_loss, lr, chars_per_s,
+//       elapsed, progress; val_loss, best_step, best_val_loss on a check), {type: "model", step, vocab, tensors}
+//       after each check (for the page to sample from), and at the end {type: "done", end, reason, header,
+//       vocab, tensors}: the kept model as charrnn's header and tensors (weights.js makes its file).
+//     stopped(): true once Stop was pressed.
+// In a Worker (trainer.js, session.js and this file loaded): {type: "train", text, cfg} starts a run, {type: "stop"}
+// ends it at the next step.
+"use strict";
+self.CharrnnLoop = (() => {
+  const S = self.CharrnnSession, C = self.CharrnnTrain;
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 0));     // let a Stop message in
+
+  function zeroRows(state, restarted, L, B, H) {
+    for (let b = 0; b < B; b++) {
+      if (!restarted[b]) continue;
+      for (let l = 0; l < L; l++) {
+        const at = (l * B + b) * H;
+        state.h.fill(0, at, at + H);
+        state.c.fill(0, at, at + H);
+      }
+    }
+  }
+
+  function validate(model, val, cfg) {
+    const layout = S.evalLayout(val, cfg.seq_len, cfg.batch_size, cfg.eval_chars);
+    if (!layout) return NaN;
+    const {batch: B, length} = layout;
+    let total = 0, count = 0, state = null;
+    for (let t = 0; t < length; t += cfg.seq_len) {
+      const T = Math.min(cfg.seq_len, length - t), x = new Int32Array(B * T), y = new Int32Array(B * T);
+      for (let b = 0; b < B; b++) {
+        x.set(layout.x.subarray(b * length + t, b * length + t + T), b * T);
+        y.set(layout.y.subarray(b * length + t, b * length + t + T), b * T);
+      }
+      const out = C.lossAndGrads(model, x, y, B, T, state, {train: false, backward: false});
+      total += out.loss * B * T;
+      count += B * T;
+      state = out.state;
+    }
+    return total / Math.max(count, 1);
+  }
+
+  const copy = (tensors) => Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, {shape: t.shape,
+                                                                                            data: t.data.slice()}]));
+
+  async function run(text, cfg, {post, stopped = () => false, now = () => performance.now()}) {
+    const corpus = S.corpus(text);
+    const config = {vocab_size: corpus.vocab.length, embed: cfg.embed, hidden: cfg.hidden, layers: cfg.layers,
+                    dropout: cfg.dropout ?? 0, input_dropout: cfg.input_dropout ?? 0, cell: "lstm"};
+    const model = C.initModel(config, cfg.seed ?? 1);
+    const streams = new S.Streams(corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed ?? 1);
+    const opt = new C.AdamW(model.params, {lr: cfg.lr, weightDecay: cfg.weight_decay ?? 0});
+    const {batch_size: B, seq_len: T, hidden: H, layers: L} = {...cfg, layers: config.layers};
+    const started = now(), seconds = () => (now() - started) / 1000;
+    let step = 0, charsSeen = 0, state = null, best = {loss: Infinity, step: null, tensors: null}, waited = 0;
+    let sum = 0, summed = 0, lastVal = null, end = "finished", reason = "";
+    const progress = () => Math.max(cfg.seconds ? seconds() / cfg.seconds : 0,
+                                    cfg.max_epochs ? charsSeen / (cfg.max_epochs * corpus.train.length) : 0);
+    const check = () => {
+      lastVal = validate(model, corpus.val, cfg);
+      if (lastVal < best.loss) {
+        best = {loss: lastVal, step, tensors: copy(C.toTensors(model))};
+        waited = 0;
+      } else {
+        waited += 1;
+      }
+      post({type: "model", step, vocab: corpus.vocab, tensors: C.toTensors(model)});
+      return {val_loss: lastVal, val_bpc: lastVal / Math.LN2, best_step: best.step, best_val_loss: best.loss};
+    };
+    let posted = 0;                      // the step of the last record posted
+    while (progress() < 1) {
+      const lr = cfg.lr * S.lrFactor(progress(), step, cfg);
+      const batch = streams.next();
+      if (state) zeroRows(state, batch.restarted, L, B, H);
+      const out = C.lossAndGrads(model, batch.x, batch.y, B, T, state);
+      if (!Number.isFinite(out.loss)) {
+        end = "failed";
+        reason = `the loss became ${out.loss} at step ${step + 1}; try a lower learning rate`;
+        break;
+      }
+      state = out.state;
+      if (cfg.grad_clip > 0) C.clipGradNorm(out.grads, cfg.grad_clip);
+      opt.step(out.grads, lr);
+      step += 1;
+      charsSeen += B * T;
+      sum += out.loss;
+      summed += 1;
+      if (stopped()) { end = "stopped"; reason = "Stop was pressed"; break; }
+      if (progress() >= 1) break;                  // the last step's record comes with the final check, below
+      const evalNow = cfg.eval_every && step % cfg.eval_every === 0;
+      if (step % (cfg.log_every || 10) === 0 || evalNow) {
+        const elapsed = seconds();
+        post({type: "record", step, train_loss: sum / summed, lr, chars_per_s: charsSeen / elapsed, elapsed,
+              progress: Math.min(progress(), 1), chars_seen: charsSeen, ...(evalNow ? check() : {})});
+        posted = step;
+        sum = summed = 0;
+        if (evalNow && cfg.patience && waited >= cfg.patience) {
+          end = "finished";
+          reason = `validation stopped improving at step ${best.step.toLocaleString("en")}`;
+          break;
+        }
+      }
+      await pause();
+    }
+    if (end !== "failed" && step && posted !== step) {          // the last steps are checked too
+      const elapsed = seconds();
+      post({type: "record", step, train_loss: summed ? sum / summed : null, lr: null, elapsed,
+            chars_per_s: charsSeen / Math.max(elapsed, 1e-9), progress: Math.min(progress(), 1),
+            chars_seen: charsSeen, ...check(), end});
+    }
+    const elapsed = seconds();
+    const header = {model_config: config, vocab: corpus.vocab.join(""), step: best.step ?? step,
+                    run: cfg.name ?? "in-page",
+                    data: {name: cfg.data_name ?? "pasted text", chars: Array.from(text).length}, elapsed,
+                    chars_seen: charsSeen, best_step: best.step, best_val_loss: best.loss, val_loss: lastVal,
+                    params: Object.values(model.params).reduce((n, a) => n + a.length, 0), saved: Date.now() / 1000};
+    const done = {type: "done", end, reason, header, vocab: corpus.vocab,
+                  tensors: best.tensors ?? C.toTensors(model)};
+    post(done);
+    return done;
+  }
+
+  if (typeof WorkerGlobalScope !== "undefined" && self instanceof WorkerGlobalScope) {
+    let stop = false;
+    self.onmessage = async (e) => {
+      const msg = e.data;
+      if (msg.type === "stop") { stop = true; return; }
+      if (msg.type !== "train") return;
+      stop = false;
+      try {
+        await run(msg.text, msg.cfg, {post: (m) => postMessage(m), stopped: () => stop});
+      } catch (err) {
+        postMessage({type: "done", end: "failed", reason: String(err && err.message || err)});
+      }
+    };
+  }
+  return {run, validate};
+})();
