@@ -31,7 +31,8 @@ from webui.style import CSS
 
 PAGE, GLUE, SLOT = "site.html", "site.js", "<!--CHARRNN-->"
 TRAINING = STATIC.parent.parent / "train" / "static"        # training in the page: its worker, and the file writer
-TRAIN_WORKER, WRITER = ("trainer.js", "session.js", "loop.js"), "weights.js"
+TRAIN_WORKER = ("trainer.js", "session.js", "loop.js")
+PAGE_SCRIPTS = ("weights.js", "loop.js")                    # the file writer, and the run's recipe for the form
 MODELS = "models"
 OURS = ("index.html", "README.md", "charrnn", MODELS)      # what an export writes: all a re-export replaces
 CARD = """---
@@ -92,7 +93,7 @@ def export_site(out: Path, settings: Settings, runs: list[str] = (), bundled: bo
     worker = json.dumps(worker).replace("</", "<\\/")      # a JSON string: "</" never closes the script early
     script = (head_script(settings, serverless=True)
               + f"<script>window.CHARRNN_BROWSER.trainWorker = {worker};</script>"
-              + f"<script>{(TRAINING / WRITER).read_text(encoding='utf-8')}</script>"
+              + "".join(f"<script>{(TRAINING / name).read_text(encoding='utf-8')}</script>" for name in PAGE_SCRIPTS)
               + f"<script>{(STATIC / GLUE).read_text(encoding='utf-8')}</script><style>{CSS}</style>")
     atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(page.replace(SLOT, script), encoding="utf-8"))
     lines = "\n".join(f"- **{entry['label']}**: {entry['line']}" for entry in index.values())

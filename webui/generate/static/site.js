@@ -78,14 +78,14 @@
   $("temperature").addEventListener("input", retemper);
 
   // --- training in this page: a second worker (trainer.js, session.js, loop.js: cfg.trainWorker) -----------------
-  const RECIPE = {embed: 32, layers: 1, dropout: 0.1, input_dropout: 0, batch_size: 16, seq_len: 32, lr: 4e-3,
-                  warmup: 20, decay: "cosine", min_lr_ratio: 0.1, weight_decay: 0, grad_clip: 1, max_epochs: 20,
-                  eval_every: 50, eval_chars: 20000, patience: 5, log_every: 10, seed: 1};
+  const RECIPE = window.CharrnnLoop.RECIPE;          // loop.js, loaded in the page for its recipe
   const TRAINED = "trained-here";
   let trainer = null, points = [], trainedName = "";
   const recipeLine = () => `LSTM 1 x ${$("train-hidden").value}, embedding ${RECIPE.embed}, ` +
     `${RECIPE.batch_size} streams x ${RECIPE.seq_len} characters a step, learning rate ${RECIPE.lr}, dropout ` +
     `${RECIPE.dropout}; at most ${RECIPE.max_epochs} passes over the text; checked every ${RECIPE.eval_every} steps.`;
+  $("train-hidden").value = RECIPE.hidden;
+  $("train-seconds").value = RECIPE.seconds;
   $("train-recipe").textContent = recipeLine();
   $("train-hidden").addEventListener("input", () => { $("train-recipe").textContent = recipeLine(); });
   $("train-text").addEventListener("input", () => {
@@ -141,10 +141,10 @@
   function train() {
     const text = $("train-text").value;
     if (Array.from(text).length < 200) { $("train-status").textContent = "The text is too short: paste at least 200 characters."; return; }
-    const seconds = Math.min(Math.max(Number($("train-seconds").value) || 120, 5), 3600);
-    const hidden = Math.min(Math.max(Math.round(Number($("train-hidden").value)) || 128, 16), 512);
-    const cfg = {...RECIPE, hidden, seconds, name: TRAINED, data_name: trainedName || "pasted text"};
-    const config = {layers: cfg.layers, embed: cfg.embed, hidden};
+    const seconds = Math.min(Math.max(Number($("train-seconds").value) || RECIPE.seconds, 5), 3600);
+    const hidden = Math.min(Math.max(Math.round(Number($("train-hidden").value)) || RECIPE.hidden, 16), 512);
+    const cfg = {hidden, seconds, name: TRAINED, data_name: trainedName || "pasted text"};
+    const config = {layers: RECIPE.layers, embed: RECIPE.embed, hidden};
     trainer?.terminate();
     trainer = new Worker(URL.createObjectURL(new Blob([window.CHARRNN_BROWSER.trainWorker], {type: "text/javascript"})));
     points = [];

@@ -4,7 +4,7 @@
 // further along), validation on the held-out 10% every eval_every steps, the kept model (the best validation loss
 // so far), and early stopping after `patience` checks without a better one. Stop is heard between two steps.
 //   await CharrnnLoop.run(text, cfg, {post, stopped}) -> the end message (also posted)
-//     cfg: {embed, hidden, layers, dropout, input_dropout, batch_size, seq_len, lr, warmup, decay, min_lr_ratio,
+//     cfg: what differs from CharrnnLoop.RECIPE, of {embed, hidden, layers, dropout, input_dropout, batch_size, seq_len, lr, warmup, decay, min_lr_ratio,
 //           weight_decay, grad_clip, seconds, max_epochs, eval_every, eval_chars, patience, log_every, seed, name}
 //     post(message): {type: "record", ...} as charrnn's metrics records (step, train_loss, lr, chars_per_s,
 //       elapsed, progress; val_loss, best_step, best_val_loss on a check), {type: "model", step, vocab, tensors}
@@ -16,6 +16,10 @@
 "use strict";
 self.CharrnnLoop = (() => {
   const S = self.CharrnnSession, C = self.CharrnnTrain;
+  // the page's recipe: small enough for plain JavaScript on one core (chosen by hand: not yet by measurement)
+  const RECIPE = {embed: 32, hidden: 128, layers: 1, dropout: 0.1, input_dropout: 0, batch_size: 16, seq_len: 32,
+                  lr: 4e-3, warmup: 20, decay: "cosine", min_lr_ratio: 0.1, weight_decay: 0, grad_clip: 1,
+                  seconds: 120, max_epochs: 20, eval_every: 50, eval_chars: 20000, patience: 5, log_every: 10, seed: 1};
   const pause = () => new Promise((resolve) => setTimeout(resolve, 0));     // let a Stop message in
 
   function zeroRows(state, restarted, L, B, H) {
@@ -52,6 +56,7 @@ self.CharrnnLoop = (() => {
                                                                                             data: t.data.slice()}]));
 
   async function run(text, cfg, {post, stopped = () => false, now = () => performance.now()}) {
+    cfg = {...RECIPE, ...cfg};
     const corpus = S.corpus(text);
     const config = {vocab_size: corpus.vocab.length, embed: cfg.embed, hidden: cfg.hidden, layers: cfg.layers,
                     dropout: cfg.dropout ?? 0, input_dropout: cfg.input_dropout ?? 0, cell: "lstm"};
@@ -142,5 +147,5 @@ self.CharrnnLoop = (() => {
       }
     };
   }
-  return {run, validate};
+  return {run, validate, RECIPE};
 })();
