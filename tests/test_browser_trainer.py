@@ -1,7 +1,8 @@
 """The arithmetic of a training step in the page (webui/train/static/trainer.js) against charrnn's CharRNN in torch,
-in Chromium: the loss and every parameter's gradient (LSTM of 1 and 2 layers, sizes no multiple of 4), a state
-carried from one batch into the next, dropout masks applied as nn.Dropout applies them, clip_grad_norm_ and two
-steps of AdamW and Adam, and a new model with torch's names, shapes and initial ranges."""
+in Chromium: the loss and every parameter's gradient (LSTM of 1 and 2 layers, sizes no multiple of 4) with the
+JavaScript and the WebAssembly SIMD matrix products, a state carried from one batch into the next, dropout masks
+applied as nn.Dropout applies them, clip_grad_norm_ and two steps of AdamW and Adam, the script in a Web Worker, and
+a new model with torch's names, shapes and initial ranges."""
 from __future__ import annotations
 
 import math
@@ -23,9 +24,11 @@ PAGE_HELPERS = """
   self.typed = (tensors) => Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, {shape: t.shape,
                                                                               data: Float32Array.from(t.data)}]));
   self.lists = (arrays) => Object.fromEntries(Object.entries(arrays).map(([k, a]) => [k, Array.from(a)]));
+  self.KERNELS = {js: CharrnnTrain.kernels, wasm: CharrnnTrain.wasmKernels()};
 """
 # Runs the batches one after another, each from the state the last one ended in (the first from zeros).
-STEPS = """([config, tensors, batches, options, [B, T]]) => {
+STEPS = """([config, tensors, batches, options, [B, T], kernel = "js"]) => {
+  options = {...options, kernels: KERNELS[kernel]};
   const model = CharrnnTrain.fromTensors(config, typed(tensors), 5);
   let state = null;
   return batches.map(([x, y]) => {
@@ -107,19 +110,21 @@ def assert_same_step(got: dict, want: dict) -> None:
     assert max(errors.values()) < GRAD_REL, errors
 
 
+@pytest.mark.parametrize("kernel", ["js", "wasm"])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_the_loss_and_every_gradient_are_torchs(page, layers):
+def test_the_loss_and_every_gradient_are_torchs(page, layers, kernel):
     model = small_model(layers)
     pairs = batches(1)
-    got = page.evaluate(STEPS, [model.config.to_dict(), exported(model), as_lists(pairs), {}, [B, T]])
+    got = page.evaluate(STEPS, [model.config.to_dict(), exported(model), as_lists(pairs), {}, [B, T], kernel])
     assert_same_step(got[0], torch_steps(model, pairs)[0])
 
 
+@pytest.mark.parametrize("kernel", ["js", "wasm"])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_a_state_carried_into_the_next_batch_gives_torchs_loss_and_gradients(page, layers):
+def test_a_state_carried_into_the_next_batch_gives_torchs_loss_and_gradients(page, layers, kernel):
     model = small_model(layers, seed=2)
     pairs = batches(2, seed=3)
-    got = page.evaluate(STEPS, [model.config.to_dict(), exported(model), as_lists(pairs), {}, [B, T]])
+    got = page.evaluate(STEPS, [model.config.to_dict(), exported(model), as_lists(pairs), {}, [B, T], kernel])
     want = torch_steps(model, pairs)
     for key in ("h", "c"):                             # the state the first batch hands on: torch's (L, B, H)
         assert rel(got[0][key], want[0][key]) < GRAD_REL
@@ -229,3 +234,22 @@ def test_the_script_runs_in_a_web_worker_as_in_the_page(page):
     with torch.no_grad():
         want = model(*(torch.tensor(v).reshape(B, T) for v in pairs[0]))[1].item()
     assert got == pytest.approx(want, rel=LOSS_REL)
+
+
+@pytest.mark.parametrize("kernel", ["js", "wasm"])
+@pytest.mark.parametrize("n, k, m", [(21, 13, 52), (3, 8, 27), (5, 1, 6)])
+def test_each_kernel_adds_the_three_matrix_products(page, kernel, n, k, m):
+    gen = torch.Generator().manual_seed(n)
+    shapes = ((n, k), (m, k), (n, m), (n, m), (n, k), (m, k))
+    X, W, Y, dY, dX, dW = (torch.randn(*shape, generator=gen) for shape in shapes)
+    got = page.evaluate("""([kernel, [X, W, Y, dY, dX, dW], [n, k, m]]) => {
+      const K = KERNELS[kernel], f = (a) => Float32Array.from(a);
+      const y = f(Y), dx = f(dX), dw = f(dW);
+      K.xWt(f(X), f(W), y, n, k, m); K.dyW(f(dY), f(W), dx, n, m, k); K.dyTx(f(dY), f(X), dw, n, m, k);
+      return {name: K.name, y: Array.from(y), dX: Array.from(dx), dW: Array.from(dw)};
+    }""", [kernel, [t.flatten().tolist() for t in (X, W, Y, dY, dX, dW)], [n, k, m]])
+    assert got["name"] == {"js": "JavaScript", "wasm": "WebAssembly"}[kernel]          # Chromium has WebAssembly SIMD
+    X, W, Y, dY, dX, dW = (t.double() for t in (X, W, Y, dY, dX, dW))
+    assert rel(got["y"], Y + X @ W.T) < 1e-6
+    assert rel(got["dX"], dX + dY @ W) < 1e-6
+    assert rel(got["dW"], dW + dY.T @ X) < 1e-6

@@ -17,10 +17,11 @@
 //     ({input: B*T*E, between: [B*T*H for each layer above the first], output: B*T*H}, each row-major (B, T,
 //     features), each number 0 or 1 / (1 - p): given masks are used instead of drawn ones; the result's masks are
 //     the ones used, in the same layout, null where nothing was dropped); backward (default true; false gives the
-//     loss and state only, for validation).
+//     loss and state only, for validation); kernels (default CharrnnTrain.kernels).
 //   CharrnnTrain.clipGradNorm(grads, maxNorm) -> the total norm before clipping (grads scaled in place, as torch)
 //   new CharrnnTrain.AdamW(params, {lr, betas, eps, weightDecay, decoupled}).step(grads, lr) (decoupled false: Adam)
-//   CharrnnTrain.kernels: {xWt, dyW, dyTx}: the three matrix products every step is made of.
+//   CharrnnTrain.kernels: {name, xWt, dyW, dyTx}: the three matrix products every step is made of, in JavaScript;
+//   CharrnnTrain.wasmKernels() -> the same in WebAssembly SIMD (float32 sums), or null where the browser lacks it.
 "use strict";
 self.CharrnnTrain = (() => {
   // --- the three matrix products ---------------------------------------------------------------------------------
@@ -64,6 +65,135 @@ self.CharrnnTrain = (() => {
       }
     }
     for (let j = 0; j < m * k; j++) dW[j] += acc[j];
+  }
+
+  const JS_KERNELS = {name: "JavaScript", xWt, dyW, dyTx};
+
+  // --- the same products in WebAssembly SIMD (f32x4) -------------------------------------------------------------
+  // A module of two functions, assembled here byte by byte as webui/generate/wasm.py assembles the generator's:
+  //   dot(X, W, Y, n, m, k4): Y[r, o] += sum_c X[r, c] W[o, c]                                   (xWt)
+  //   axpy(dY, A, B, n, m, k4, aR, aO, bR, bO): for r < n, o < m: row A + r aR + o aO += dY[r, o] times row
+  //     B + r bR + o bO                                                          (dyW and dyTx, by their strides)
+  // Addresses are bytes into the imported memory; rows are k4 floats, k4 a multiple of 4 (zero-padded); the sums
+  // are float32, four lanes at a time. Each product copies its operands into the memory and its result back out.
+  const uleb = (n) => {
+    const out = [];
+    do { const b = n & 0x7F; n >>>= 7; out.push(n ? b | 0x80 : b); } while (n);
+    return out;
+  };
+  const vec = (items) => [...uleb(items.length), ...items.flat()];
+  const section = (kind, bytes) => [kind, ...uleb(bytes.length), ...bytes];
+  const text = (s) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
+  const I32 = 0x7F, V128 = 0x7B;
+  const get = (i) => [0x20, i], set = (i) => [0x21, i], tee = (i) => [0x22, i];      // locals < 128: one byte
+  const i32 = (n) => [0x41, n];                                                       // 0 <= n < 64: one byte
+  const [add, mul, shl, ltU, loop, end, brIf0] = [[0x6A], [0x6C], [0x74], [0x49], [0x03, 0x40], [0x0B], [0x0D, 0]];
+  const f32Load = [0x2A, 2, 0], f32Store = [0x38, 2, 0], f32Add = [0x92];
+  const vLoad = [0xFD, 0x00, 4, 0], vStore = [0xFD, 0x0B, 4, 0], vZero = [0xFD, 0x0C, ...new Array(16).fill(0)];
+  const splat = [0xFD, 0x13], lane = (i) => [0xFD, 0x1F, i], vAdd = [0xFD, 0xE4, 0x01], vMul = [0xFD, 0xE6, 0x01];
+  const grow = (local, by) => [get(local), by, add, set(local)];                      // local += by (on the stack)
+  const laneSum = (v) => [0, 1, 2, 3].flatMap((i) => [get(v), lane(i), f32Add]);
+
+  function dotFunction() {
+    const [X, W, Y, n, m, k4, bytes, xEnd, wEnd, xRowEnd, wo, xp, wp, acc] = [...Array(14).keys()];
+    const code = [
+      get(k4), i32(2), shl, set(bytes),
+      get(X), get(n), get(bytes), mul, add, set(xEnd), get(W), get(m), get(bytes), mul, add, set(wEnd),
+      loop,                                                                    // each row of X
+      get(X), get(bytes), add, set(xRowEnd), get(W), set(wo),
+      loop,                                                                    // each row of W
+      vZero, set(acc), get(X), set(xp), get(wo), set(wp),
+      loop,                                                                    // 4 columns at a time
+      get(acc), get(xp), vLoad, get(wp), vLoad, vMul, vAdd, set(acc),
+      grow(wp, i32(16)), get(xp), i32(16), add, tee(xp), get(xRowEnd), ltU, brIf0, end,
+      get(Y), get(Y), f32Load, ...laneSum(acc), f32Store,
+      grow(Y, i32(4)), get(wp), tee(wo), get(wEnd), ltU, brIf0, end,
+      get(xRowEnd), tee(X), get(xEnd), ltU, brIf0, end,
+    ];
+    return {params: 6, locals: [[7, I32], [1, V128]], code};
+  }
+
+  function axpyFunction() {
+    const [dY, A, B, n, m, k4, aR, aO, bR, bO, bytes, r, o, ao, bo, p, q, pEnd, a] = [...Array(19).keys()];
+    const code = [
+      get(k4), i32(2), shl, set(bytes),
+      loop,                                                                    // each r
+      get(A), set(ao), get(B), set(bo), i32(0), set(o),
+      loop,                                                                    // each o
+      get(dY), f32Load, splat, set(a), grow(dY, i32(4)),
+      get(ao), set(p), get(bo), set(q), get(ao), get(bytes), add, set(pEnd),
+      loop,                                                                    // 4 columns at a time
+      get(p), get(p), vLoad, get(a), get(q), vLoad, vMul, vAdd, vStore,
+      grow(q, i32(16)), get(p), i32(16), add, tee(p), get(pEnd), ltU, brIf0, end,
+      grow(ao, get(aO)), grow(bo, get(bO)), get(o), i32(1), add, tee(o), get(m), ltU, brIf0, end,
+      grow(A, get(aR)), grow(B, get(bR)), get(r), i32(1), add, tee(r), get(n), ltU, brIf0, end,
+    ];
+    return {params: 10, locals: [[8, I32], [1, V128]], code};
+  }
+
+  function kernelModule() {
+    const fns = [dotFunction(), axpyFunction()];
+    const types = fns.map((f) => [0x60, ...vec(new Array(f.params).fill([I32])), 0]);
+    const bodies = fns.map((f) => {
+      const body = [...vec(f.locals), ...f.code.flat(2), ...end];
+      return [...uleb(body.length), ...body];
+    });
+    return Uint8Array.from([
+      0x00, 0x61, 0x73, 0x6D, 1, 0, 0, 0,
+      ...section(1, vec(types)),
+      ...section(2, vec([[...text("env"), ...text("memory"), 0x02, 0x00, 1]])),        // memory, at least 1 page
+      ...section(3, vec([[0], [1]])),
+      ...section(7, vec([[...text("dot"), 0x00, 0], [...text("axpy"), 0x00, 1]])),
+      ...section(10, vec(bodies)),
+    ]);
+  }
+
+  // {name, xWt, dyW, dyTx} as the JavaScript ones, or null where this browser has no WebAssembly SIMD
+  function wasmKernels() {
+    const bytes = kernelModule();
+    if (typeof WebAssembly !== "object" || !WebAssembly.validate(bytes)) return null;
+    const memory = new WebAssembly.Memory({initial: 1});
+    const {dot, axpy} = new WebAssembly.Instance(new WebAssembly.Module(bytes), {env: {memory}}).exports;
+    let heap = new Float32Array(memory.buffer);
+    const pad4 = (n) => (n + 3) & ~3;
+    function reserve(floats) {
+      const pages = Math.ceil((floats * 4) / 65536) - memory.buffer.byteLength / 65536;
+      if (pages > 0) memory.grow(pages);
+      heap = new Float32Array(memory.buffer);
+    }
+    function put(src, rows, cols, k4, at) {                 // rows of cols floats into rows of k4, zero-padded
+      for (let r = 0; r < rows; r++) {
+        heap.set(src.subarray(r * cols, (r + 1) * cols), at + r * k4);
+        heap.fill(0, at + r * k4 + cols, at + (r + 1) * k4);
+      }
+    }
+    function take(dst, rows, cols, k4, at) {
+      for (let r = 0; r < rows; r++) dst.set(heap.subarray(at + r * k4, at + r * k4 + cols), r * cols);
+    }
+    return {
+      name: "WebAssembly",
+      xWt(X, W, Y, n, k, m) {
+        const k4 = pad4(k), w0 = n * k4, y0 = w0 + m * k4;
+        reserve(y0 + n * m);
+        put(X, n, k, k4, 0); put(W, m, k, k4, w0); heap.set(Y.subarray(0, n * m), y0);
+        dot(0, 4 * w0, 4 * y0, n, m, k4);
+        Y.set(heap.subarray(y0, y0 + n * m));
+      },
+      dyW(dY, W, dX, n, m, k) {
+        const k4 = pad4(k), w0 = pad4(n * m), x0 = w0 + m * k4;
+        reserve(x0 + n * k4);
+        heap.set(dY.subarray(0, n * m), 0); put(W, m, k, k4, w0); put(dX, n, k, k4, x0);
+        axpy(0, 4 * x0, 4 * w0, n, m, k4, 4 * k4, 0, 0, 4 * k4);
+        take(dX, n, k, k4, x0);
+      },
+      dyTx(dY, X, dW, n, m, k) {
+        const k4 = pad4(k), x0 = pad4(n * m), w0 = x0 + n * k4;
+        reserve(w0 + m * k4);
+        heap.set(dY.subarray(0, n * m), 0); put(X, n, k, k4, x0); put(dW, m, k, k4, w0);
+        axpy(0, 4 * w0, 4 * x0, n, m, k4, 0, 4 * k4, 4 * k4, 0);
+        take(dW, m, k, k4, w0);
+      },
+    };
   }
 
   // --- the model -------------------------------------------------------------------------------------------------
@@ -175,20 +305,20 @@ self.CharrnnTrain = (() => {
 
   // X: (T*B, K) time-major. Returns the gates after their nonlinearities (T*B, 4H; i, f, g, o as torch orders them),
   // the hidden and cell states with the starting ones first ((T+1)*B, H), and tanh of each cell state (T*B, H).
-  function lstmForward(p, l, X, K, B, T, H, h0, c0) {
+  function lstmForward(kernels, p, l, X, K, B, T, H, h0, c0) {
     const Wih = p[`rnn.weight_ih_l${l}`], Whh = p[`rnn.weight_hh_l${l}`];
     const bih = p[`rnn.bias_ih_l${l}`], bhh = p[`rnn.bias_hh_l${l}`];
     const N = T * B, G4 = 4 * H, gates = new Float32Array(N * G4);
     for (let r = 0; r < N; r++) {
       for (let j = 0; j < G4; j++) gates[r * G4 + j] = bih[j] + bhh[j];
     }
-    xWt(X, Wih, gates, N, K, G4);                                 // every step's input at once
+    kernels.xWt(X, Wih, gates, N, K, G4);                         // every step's input at once
     const hs = new Float32Array((T + 1) * B * H), cs = new Float32Array((T + 1) * B * H);
     const tanhC = new Float32Array(N * H);
     hs.set(h0); cs.set(c0);
     for (let t = 0; t < T; t++) {
       const g = gates.subarray(t * B * G4, (t + 1) * B * G4);
-      xWt(hs.subarray(t * B * H, (t + 1) * B * H), Whh, g, B, H, G4);
+      kernels.xWt(hs.subarray(t * B * H, (t + 1) * B * H), Whh, g, B, H, G4);
       for (let b = 0; b < B; b++) {
         for (let j = 0; j < H; j++) {
           const o4 = b * G4 + j, k = b * H + j, now = (t + 1) * B * H + k;
@@ -206,7 +336,7 @@ self.CharrnnTrain = (() => {
 
   // Back through time: dOut is the loss's gradient with respect to the layer's outputs (T*B, H). Adds the layer's
   // weight gradients into grads; returns the gradient with respect to its input X (T*B, K).
-  function lstmBackward(p, grads, l, cache, X, K, B, T, H, dOut) {
+  function lstmBackward(kernels, p, grads, l, cache, X, K, B, T, H, dOut) {
     const {gates, cs, hs, tanhC} = cache, Whh = p[`rnn.weight_hh_l${l}`], G4 = 4 * H, N = T * B;
     const dGates = new Float32Array(N * G4), dhNext = new Float32Array(B * H), dcNext = new Float64Array(B * H);
     for (let t = T - 1; t >= 0; t--) {
@@ -225,15 +355,15 @@ self.CharrnnTrain = (() => {
         }
       }
       dhNext.fill(0);
-      if (t > 0) dyW(dg, Whh, dhNext, B, G4, H);                  // the carried state itself gets no gradient
+      if (t > 0) kernels.dyW(dg, Whh, dhNext, B, G4, H);          // the carried state itself gets no gradient
     }
-    dyTx(dGates, X, grads[`rnn.weight_ih_l${l}`], N, G4, K);
-    dyTx(dGates, hs.subarray(0, N * H), grads[`rnn.weight_hh_l${l}`], N, G4, H);     // each step's previous h
+    kernels.dyTx(dGates, X, grads[`rnn.weight_ih_l${l}`], N, G4, K);
+    kernels.dyTx(dGates, hs.subarray(0, N * H), grads[`rnn.weight_hh_l${l}`], N, G4, H);      // each previous h
     const bias = columnSums(dGates, N, G4);
     grads[`rnn.bias_ih_l${l}`].set(bias);
     grads[`rnn.bias_hh_l${l}`].set(bias);
     const dX = new Float32Array(N * K);
-    dyW(dGates, p[`rnn.weight_ih_l${l}`], dX, N, G4, K);
+    kernels.dyW(dGates, p[`rnn.weight_ih_l${l}`], dX, N, G4, K);
     return dX;
   }
 
@@ -287,7 +417,7 @@ self.CharrnnTrain = (() => {
 
   // embedding -> input dropout -> LSTM layers (dropout between them) -> dropout -> head. drop(given, p, F, what)
   // gives a mask or null. Returns what the backward pass reads, the logits (T*B, V) and the masks used.
-  function forward(model, rows, B, T, start, given, drop) {
+  function forward(kernels, model, rows, B, T, start, given, drop) {
     const {config, params: p} = model, {vocab_size: V, embed: E, hidden: H, layers: L} = config, N = T * B;
     const masks = {input: drop(given.input, config.input_dropout, E, "input"), between: [], output: null};
     const embedded = new Float32Array(N * E);
@@ -301,14 +431,14 @@ self.CharrnnTrain = (() => {
       }
       inputs.push(X);
       const at = l * B * H;
-      caches.push(lstmForward(p, l, X, l ? H : E, B, T, H, start.h.subarray(at, at + B * H),
+      caches.push(lstmForward(kernels, p, l, X, l ? H : E, B, T, H, start.h.subarray(at, at + B * H),
                               start.c.subarray(at, at + B * H)));
     }
     masks.output = drop(given.output, config.dropout, H, "output");
     const top = times(caches[L - 1].hs.subarray(B * H), masks.output);                  // (T*B, H)
     const logits = new Float32Array(N * V);
     for (let r = 0; r < N; r++) logits.set(p["head.bias"], r * V);
-    xWt(top, p["head.weight"], logits, N, H, V);
+    kernels.xWt(top, p["head.weight"], logits, N, H, V);
     return {caches, inputs, masks, top, logits};
   }
 
@@ -323,17 +453,17 @@ self.CharrnnTrain = (() => {
   }
 
   // From the logits' gradient back to every parameter's: {name: Float32Array}
-  function backward(model, rows, B, T, fwd, dLogits) {
+  function backward(kernels, model, rows, B, T, fwd, dLogits) {
     const {config, params: p} = model, {vocab_size: V, embed: E, hidden: H, layers: L} = config, N = T * B;
     const {caches, inputs, masks, top} = fwd;
     const grads = Object.fromEntries(Object.entries(p).map(([name, a]) => [name, new Float32Array(a.length)]));
-    dyTx(dLogits, top, grads["head.weight"], N, V, H);
+    kernels.dyTx(dLogits, top, grads["head.weight"], N, V, H);
     grads["head.bias"].set(columnSums(dLogits, N, V));
     let dOut = new Float32Array(N * H);
-    dyW(dLogits, p["head.weight"], dOut, N, V, H);
+    kernels.dyW(dLogits, p["head.weight"], dOut, N, V, H);
     dOut = times(dOut, masks.output);
     for (let l = L - 1; l >= 0; l--) {
-      const dX = lstmBackward(p, grads, l, caches[l], inputs[l], l ? H : E, B, T, H, dOut);
+      const dX = lstmBackward(kernels, p, grads, l, caches[l], inputs[l], l ? H : E, B, T, H, dOut);
       dOut = times(dX, l ? masks.between[l - 1] : masks.input);
     }
     const dEmbed = new Float64Array(V * E);                       // a character read many times sums its gradients
@@ -348,15 +478,15 @@ self.CharrnnTrain = (() => {
     const {config} = model, {embed: E, hidden: H} = config;
     checkBatch(model, x, y, B, T, state);
     const train = options.train ?? true, wantGrads = options.backward ?? true;
-    const rand = options.rand ?? model.rand;
+    const rand = options.rand ?? model.rand, kernels = options.kernels ?? JS_KERNELS;
     const drop = (g, rate, F, what) => (train ? timeMajorMask(g, rate ?? 0, B, T, F, rand, what) : null);
     const rows = timeMajor(x, B, T);
-    const fwd = forward(model, rows, B, T, state ?? zeroState(config, B), options.masks ?? {}, drop);
+    const fwd = forward(kernels, model, rows, B, T, state ?? zeroState(config, B), options.masks ?? {}, drop);
     const {loss, dLogits} = crossEntropy(fwd.logits, timeMajor(y, B, T), T * B, config.vocab_size, wantGrads);
     const {input, between, output} = fwd.masks;
     const masks = {input: input && batchFirst(input, B, T, E), between: between.map((m) => m && batchFirst(m, B, T, H)),
                    output: output && batchFirst(output, B, T, H)};          // the masks used, row-major (B, T, F)
-    const grads = wantGrads ? backward(model, rows, B, T, fwd, dLogits) : null;
+    const grads = wantGrads ? backward(kernels, model, rows, B, T, fwd, dLogits) : null;
     return {loss, grads, state: lastState(fwd.caches, B, T, H), masks};
   }
 
@@ -380,7 +510,9 @@ self.CharrnnTrain = (() => {
   // torch.optim.AdamW (decoupled weight decay: the weights shrink by lr * weightDecay, then the Adam step), or
   // torch.optim.Adam (decoupled false: the weight decay is added to the gradient). Moments are float32, as torch's.
   class AdamW {
-    constructor(params, {lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = 0.01, decoupled = true} = {}) {
+    // torch's defaults: weight decay 0.01 for AdamW, 0 for Adam
+    constructor(params, {lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, decoupled = true,
+                         weightDecay = decoupled ? 0.01 : 0} = {}) {
       this.params = params; this.lr = lr; this.betas = betas; this.eps = eps;
       this.weightDecay = weightDecay; this.decoupled = decoupled; this.steps = 0;
       this.m = Object.fromEntries(Object.entries(params).map(([k, a]) => [k, new Float32Array(a.length)]));
@@ -405,5 +537,5 @@ self.CharrnnTrain = (() => {
   }
 
   return {initModel, fromTensors, toTensors, shapes, zeroState, lossAndGrads, clipGradNorm, AdamW, random,
-          kernels: {xWt, dyW, dyTx}};
+          kernels: JS_KERNELS, wasmKernels};
 })();
