@@ -57,6 +57,10 @@ def test_a_run_in_the_page_learns_keeps_its_best_and_leaves_a_file_charrnn_loads
     best = min(checks, key=lambda r: r["val_loss"])
     assert out["header"]["best_step"] == best["step"] and out["header"]["best_val_loss"] == best["val_loss"]
     assert out["models"] == len(checks)                                           # the page may sample each check
+    measured = records[0]["kernels"]                     # measured on the run's first batch, the faster one kept
+    assert set(measured["chars_per_s"]) == {"JavaScript", "WebAssembly"}
+    assert measured["chose"] == max(measured["chars_per_s"], key=measured["chars_per_s"].get)
+    assert all("kernels" not in r for r in records[1:])
 
     path = tmp_path / "in-page.safetensors"
     path.write_bytes(base64.b64decode(out["file"]))

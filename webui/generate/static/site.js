@@ -80,7 +80,7 @@
   // --- training in this page: a second worker (trainer.js, session.js, loop.js: cfg.trainWorker) -----------------
   const RECIPE = window.CharrnnLoop.RECIPE;          // loop.js, loaded in the page for its recipe
   const TRAINED = "trained-here";
-  let trainer = null, points = [], trainedName = "";
+  let trainer = null, points = [], trainedName = "", kernel = "";
   const recipeLine = () => `LSTM 1 x ${$("train-hidden").value}, embedding ${RECIPE.embed}, ` +
     `${RECIPE.batch_size} streams x ${RECIPE.seq_len} characters a step, learning rate ${RECIPE.lr}, dropout ` +
     `${RECIPE.dropout}; at most ${RECIPE.max_epochs} passes over the text; checked every ${RECIPE.eval_every} steps.`;
@@ -154,12 +154,13 @@
     trainer.onmessage = async (e) => {
       const msg = e.data;
       if (msg.type === "record") {
+        if (msg.kernels) kernel = msg.kernels.chose;
         points.push(msg);
         plot();
         const val = Number.isFinite(msg.val_loss) ? ` · validation ${msg.val_loss.toFixed(3)}` : "";
         $("train-status").textContent = `Training in this page: step ${msg.step.toLocaleString("en")} · train loss ` +
           `${Number(msg.train_loss).toFixed(3)}${val} · ${Math.round(msg.chars_per_s).toLocaleString("en")} chars/s · ` +
-          `${msg.elapsed.toFixed(0)} s of ${seconds} s`;
+          `${msg.elapsed.toFixed(0)} s of ${seconds} s (${kernel}, the faster here)`;
       } else if (msg.type === "model") {
         sample(msg, config);
       } else if (msg.type === "done") {

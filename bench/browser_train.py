@@ -1,0 +1,145 @@
+"""Training in the visitor's browser vs the CLI's float32 trainer, one run, the machine named.
+
+Speed: the same model and batch (LSTM 1 x 256, embedding 64, 64 streams x 16 characters, the state carried) on
+Debian's English FAQ (85 KB): characters per second of a training step in the page (webui/train/static/trainer.js
+in headless Chromium, one thread) against charrnn's trainer in float32 with torch on one thread and on two.
+
+Quality (unless --no-quality): the validation loss each keeps after --minutes (default 2) on the same text, on
+the whole held-out 10%: the page's run (loop.js with its recipe, CharrnnLoop.RECIPE) against the CLI's auto in
+float32 (what `charrnn train --minutes 2 --autocast none` keeps).
+
+    python -m bench.browser_train
+    python -m bench.browser_train --seconds 10 --no-quality
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.common import machine_line
+from bench.quality import train_for
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.data import Corpus
+from charrnn.model import CharRNN
+from charrnn.runs.store import PROJECT_DIR
+from charrnn.train import Trainer
+
+FAQ = Path("/usr/share/doc/debian/FAQ/debian-faq.en.txt.gz")     # Debian's debian-faq package
+STATIC = PROJECT_DIR / "webui" / "train" / "static"
+SCRIPTS = ("trainer.js", "session.js", "loop.js")
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+MODEL = dict(embed=64, hidden=256, layers=1)
+BATCH, SEQ = 64, 16
+TARGET = 0.15               # issue 27: the page at >= 0.15x the CLI's float32 rate, one thread and two
+PAGE_RATE = """async ([text, m, B, T, seconds, wasm]) => {
+  const kernels = wasm ? CharrnnTrain.wasmKernels() : CharrnnTrain.kernels;
+  if (!kernels) return null;
+  const c = CharrnnSession.corpus(text);
+  const config = {vocab_size: c.vocab.length, embed: m.embed, hidden: m.hidden, layers: m.layers, dropout: 0,
+                  input_dropout: 0, cell: "lstm"};
+  const model = CharrnnTrain.initModel(config, 1), streams = new CharrnnSession.Streams(c.train, B, T, 1);
+  const opt = new CharrnnTrain.AdamW(model.params, {lr: 2e-3, weightDecay: 0});
+  let state = null;
+  const step = () => {
+    const b = streams.next(), out = CharrnnTrain.lossAndGrads(model, b.x, b.y, B, T, state, {kernels});
+    state = out.state; CharrnnTrain.clipGradNorm(out.grads, 1); opt.step(out.grads);
+  };
+  step();                                               // warm-up: the JIT compiles the loops
+  let steps = 0; const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) { step(); steps += 1; }
+  return steps * B * T / ((performance.now() - t0) / 1000);
+}"""
+PAGE_RUN = """async ([text, seconds]) => {
+  const done = await CharrnnLoop.run(text, {seconds, eval_chars: 0}, {post: () => {}});
+  return {end: done.end, header: done.header, recipe: CharrnnLoop.RECIPE};
+}"""
+
+
+def faq_text() -> str:
+    if not FAQ.is_file():
+        sys.exit(f"{FAQ} is missing: apt-get install debian-faq")
+    return gzip.decompress(FAQ.read_bytes()).decode("utf-8").replace("\xa0", " ")[:85_000]
+
+
+def cli_rate(text: str, threads: int, seconds: float) -> float:
+    """Characters per second of charrnn's trainer in float32 on ``threads`` threads, the page's model and batch."""
+    torch.set_num_threads(threads)
+    corpus = Corpus.from_text(text)
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=len(corpus.vocab), **MODEL))
+    trainer = Trainer(model, corpus, TrainConfig(batch_size=BATCH, seq_len=SEQ, carry_state=True, autocast="none",
+                                                 lr=2e-3, iterations=10**6, minutes=0, device="cpu"))
+    for _ in range(3):
+        trainer.train_step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        trainer.train_step()
+        n += 1
+    return n * BATCH * SEQ / (time.perf_counter() - t0)
+
+
+def with_page(fn):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.set_content("<html><body></body></html>")
+        for name in SCRIPTS:
+            page.add_script_tag(content=(STATIC / name).read_text(encoding="utf-8"))
+        try:
+            return fn(page)
+        finally:
+            browser.close()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=20.0, help="seconds each speed measurement trains")
+    p.add_argument("--minutes", type=float, default=2.0, help="the training budget of the quality comparison")
+    p.add_argument("--no-quality", action="store_true", help="measure speed only")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    text = faq_text()
+    print("# training in the page vs the CLI's float32 trainer")
+    print(machine_line())
+    print(f"command: python -m bench.browser_train {' '.join(sys.argv[1:])}".rstrip())
+    print(f"text: Debian's English FAQ, {len(text):,} characters; model LSTM 1 x {MODEL['hidden']}, embedding "
+          f"{MODEL['embed']}; {BATCH} streams x {SEQ} characters a step\n")
+    rates = with_page(lambda p: {kernel: p.evaluate(PAGE_RATE, [text, MODEL, BATCH, SEQ, args.seconds, wasm])
+                                 for kernel, wasm in (("JavaScript", False), ("WebAssembly SIMD", True))})
+    for kernel, rate in rates.items():
+        print(f"page, {kernel + ',':<18} one thread {rate:>10,.0f} chars/s" if rate else f"page, {kernel}: none")
+    page = max(r for r in rates.values() if r)
+    for threads in (1, 2):
+        cli = cli_rate(text, threads, args.seconds)
+        verdict = "MET" if page / cli >= TARGET else "NOT MET"
+        print(f"CLI float32, {threads} thread{'s' if threads > 1 else ' '}               {cli:>10,.0f} chars/s   "
+              f"the page's best / CLI {page / cli:.3f}x (target >= {TARGET}: {verdict})")
+    if args.no_quality:
+        return
+    seconds = 60 * args.minutes
+    ran = with_page(lambda p: p.evaluate(PAGE_RUN, [text, seconds]))
+    head = ran["header"]
+    torch.set_num_threads(2)
+    cli = train_for("auto", text, seconds, {}, {}, bf16=False)
+    r = ran["recipe"]
+    print(f"\nquality after {args.minutes:g} minutes (kept model, whole held-out 10%):")
+    print(f"page: LSTM 1 x {r['hidden']}, {r['batch_size']} x {r['seq_len']}, lr {r['lr']}: "
+          f"{head['best_val_loss']:.4f} nats/char (kept at step {head['best_step']:,}; ended {ran['end']})")
+    print(f"CLI auto, float32: H{cli['model'].hidden}, {cli['train'].batch_size} x {cli['train'].seq_len}: "
+          f"{cli['val_loss']:.4f} nats/char ({cli['steps']:,} steps)")
+    gap = head["best_val_loss"] - cli["val_loss"]
+    print(f"page - CLI: {gap:+.4f} nats/char (target within 0.08: {'MET' if gap <= 0.08 else 'NOT MET'})")
+
+
+if __name__ == "__main__":
+    main()
