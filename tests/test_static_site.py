@@ -1,4 +1,4 @@
-"""The static site (webui.generate.export): the Generate page with no server behind it, as a Static Space serves it.
+"""The static site (webui.export): the Generate page with no server behind it, as a Static Space serves it.
 
 Exported into a folder and served by a plain static file server, in Chromium: it lists its models, generates the
 server's text for the same seed, re-samples at a new temperature with the same draws, draws the next-character
@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 
 from charrnn.runs.store import RunDir, load_checkpoint
 from charrnn.sample import generate
+from webui.export import ExportError, export_site, main
 from webui.generate import webcopy
-from webui.generate.export import ExportError, export_site, main
 from webui.settings import Settings
 
 PRIME, SEED, LENGTH = "ROMEO:", 3, 120
@@ -163,8 +163,9 @@ def test_a_visitor_trains_on_their_text_in_the_page_then_generates_from_and_down
     p.fill("#train-seconds", "6")
     p.fill("#train-hidden", "32")
     p.click("#train-btn")
-    expect(p.locator("#train-status")).to_contain_text("Training in this page")
-    expect(p.locator("#train-status")).to_contain_text("the kept model (step", timeout=120_000)
+    expect(p.locator("#train-status")).to_contain_text("Training in this browser")
+    expect(p.locator("#train-status")).to_contain_text("the kept model is step", timeout=120_000)
+    expect(p.locator("#train-status")).to_contain_text("It is chosen above")
     assert p.locator("#train-plot path").count() == 1 and p.locator("#train-plot circle").count() >= 1
     expect(p.locator("#train-sample")).not_to_have_value("")
     expect(p.locator("#model")).to_have_value("trained-here")

@@ -22,6 +22,7 @@ from webui.inside import tab as inside_tab
 from webui.models import checkpoint_signature, default_checkpoint, list_checkpoints, picked_checkpoint, yours
 from webui.owners import STORAGE_KEY, STORAGE_SECRET, browser_key
 from webui.settings import Settings
+from webui.train import browser as in_browser
 from webui.train import startfrom
 from webui.train import style as train_style
 from webui.train import tab as train_tab
@@ -122,7 +123,8 @@ def launch(demo: gr.Blocks, ctx: AppContext, **options) -> None:
     if blocking:                                        # this thread serves until the process ends
         signal.signal(signal.SIGTERM, interrupted)
         watch_trainer(ctx, lambda: True)
-    demo.launch(max_file_size=settings.max_upload, css=page_css(), head=browser.head_script(settings),
+    head = browser.head_script(settings) + in_browser.head_script()     # generating, and training, in the page
+    demo.launch(max_file_size=settings.max_upload, css=page_css(), head=head,
                 app_kwargs={"middleware": [fair], "routes": [browser.copies_route(settings)]}, **options)
     if not blocking:                                    # served from a thread until the demo is closed
         watch_trainer(ctx, lambda: demo.is_running)

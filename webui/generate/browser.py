@@ -77,7 +77,7 @@ def copy_entry(settings, r: dict, known: dict) -> dict:
 def head_script(settings, serverless: bool = False) -> str:
     """The <script> the page loads once: where the copies are, the worker's source and the kernel's bytes, what
     it colours a generated text with, and how many characters of it fit in a request (``record_chars``);
-    ``serverless``: a page with no server to fall back on (the static site, ``webui.generate.export``)."""
+    ``serverless``: a page with no server to fall back on (the static site, ``webui.export``)."""
     config = {"folder": f"{COPIES}/", "index": webcopy.INDEX,         # relative: the page's base is the app's root
               "serverless": serverless,
               "maxPrime": settings.max_prime, "views": page_views(), "recordChars": record_chars(settings),

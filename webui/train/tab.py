@@ -16,6 +16,7 @@ from webui.glue import ERRORS, QUIET, WholeNumber, handler, message_of
 from webui.models import list_checkpoints, run_directory
 from webui.owners import may_control
 from webui.train import actions, burst, startfrom
+from webui.train import browser as in_browser
 from webui.train.compare import X_AXES, compare_runs, settings_table
 from webui.train.forms import (
     FIELD_HINTS,
@@ -133,6 +134,9 @@ def build(ctx: AppContext) -> SimpleNamespace:
                 t.start_btn = gr.Button("Start training", variant="primary", elem_id="start-btn")
                 t.stop_btn = gr.Button("Stop", variant="stop", visible=False, elem_id="stop-btn")   # while yours trains
             t.message = gr.Markdown(elem_id="train-message")
+            with gr.Accordion("Or train in this browser: your computer, no server, no queue", open=False,
+                              elem_id="browser-train-section"):
+                gr.HTML(in_browser.SECTION)
     build_watch(ctx, t)
     with gr.Accordion("4. Samples over time of any run", open=False):
         gr.Markdown("Every sample a run took while training is kept with it (in its metrics.jsonl): pick a run to "

@@ -1,9 +1,10 @@
 """A Static Space: the Generate page with no server behind it.
 
-``python -m webui.generate.export OUT_DIR [--runs NAME ...]`` writes into OUT_DIR:
+``python -m webui.export OUT_DIR [--runs NAME ...]`` writes into OUT_DIR:
 
-- ``index.html``: the page (``static/site.html``, ``site.js``) with the runtime the app's page uses
-  (``browser.head_script``: ``page.js`` and the worker ``runtime.js`` with its WebAssembly kernel);
+- ``index.html``: the page (``webui/generate/static/site.html``, ``site.js``) with the runtime the app's Generate tab
+  uses (``webui.generate.browser.head_script``: ``page.js`` and the worker ``runtime.js`` with its WebAssembly
+  kernel) and the training its Train tab offers in the browser (``webui.train.browser.head_script``);
 - ``charrnn/copies/``: each model's browser copy and ``index.json`` (the same files the app serves on its route);
 - ``models/<name>.safetensors``: each model's file, for the page's download link;
 - ``README.md``: a Space card (``sdk: static``, with the cross-origin isolation headers Static Spaces allow).
@@ -14,7 +15,6 @@ bundled model is in it unless ``--no-bundled``; ``--runs`` adds runs of the chec
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -28,11 +28,9 @@ from webui.generate.browser import COPIES, STATIC, head_script
 from webui.models import checkpoint_line, tuned_words
 from webui.settings import Settings, settings_from_env
 from webui.style import CSS
+from webui.train import browser as training
 
 PAGE, GLUE, SLOT = "site.html", "site.js", "<!--CHARRNN-->"
-TRAINING = STATIC.parent.parent / "train" / "static"        # training in the page: its worker, and the file writer
-TRAIN_WORKER = ("trainer.js", "session.js", "loop.js")
-PAGE_SCRIPTS = ("weights.js", "loop.js")                    # the file writer, and the run's recipe for the form
 MODELS = "models"
 OURS = ("index.html", "README.md", "charrnn", MODELS)      # what an export writes: all a re-export replaces
 CARD = """---
@@ -59,7 +57,7 @@ Models:
 
 {models}
 
-Made with charrnn's `python -m webui.generate.export` (each model's `.safetensors` file is under `models/`; the
+Made with charrnn's `python -m webui.export` (each model's `.safetensors` file is under `models/`; the
 charrnn CLI and app load it). Upload the folder to a Static Space with
 `hf repos create NAME --type space --space-sdk static` and `hf upload NAME . --repo-type space`.
 """
@@ -89,11 +87,7 @@ def export_site(out: Path, settings: Settings, runs: list[str] = (), bundled: bo
                       "download": f"{MODELS}/{key}.safetensors"}
     webcopy.write_index(copies, index)
     page = (STATIC / PAGE).read_text(encoding="utf-8")
-    worker = "\n".join((TRAINING / name).read_text(encoding="utf-8") for name in TRAIN_WORKER)
-    worker = json.dumps(worker).replace("</", "<\\/")      # a JSON string: "</" never closes the script early
-    script = (head_script(settings, serverless=True)
-              + f"<script>window.CHARRNN_BROWSER.trainWorker = {worker};</script>"
-              + "".join(f"<script>{(TRAINING / name).read_text(encoding='utf-8')}</script>" for name in PAGE_SCRIPTS)
+    script = (head_script(settings, serverless=True) + training.head_script(app=False)
               + f"<script>{(STATIC / GLUE).read_text(encoding='utf-8')}</script><style>{CSS}</style>")
     atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text(page.replace(SLOT, script), encoding="utf-8"))
     lines = "\n".join(f"- **{entry['label']}**: {entry['line']}" for entry in index.values())
@@ -124,7 +118,7 @@ def chosen(settings: Settings, runs, bundled: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m webui.generate.export", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m webui.export", description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="the folder to write (new, empty, or an earlier export)")
     p.add_argument("--runs", nargs="*", default=[], help="runs of the checkpoints folder to include")
     p.add_argument("--no-bundled", action="store_true", help="leave out the bundled model")

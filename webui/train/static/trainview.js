@@ -1,0 +1,146 @@
+// The page's side of training in the browser, for the static site (webui/generate/static/site.js) and the app's
+// Train tab (webui/train/browser.py): the form (text, seconds, hidden size, the recipe's line), the training worker
+// (trainer.js, session.js, loop.js: its source is handed in), the live loss plot, the samples (each check's model is
+// handed to the page's generation runtime, window.charrnn, and sampled there), Stop, and at the end the kept model:
+// given to the runtime to generate from, and made into charrnn's .safetensors file (weights.js) for download.
+//   CharrnnTrainView.mount(el, {worker, charrnn, key, done}) -> {train, stop}
+//     el: the elements {text, file, textInfo, seconds, hidden, recipe, train, stop, plot, status, sample}
+//     worker: the training worker's source; key: the name the runtime knows the trained model by;
+//     done({key, label, line, url, filename, header}): the kept model is ready (url: its file, a blob: URL).
+"use strict";
+self.CharrnnTrainView = (() => {
+  const RECIPE = () => self.CharrnnLoop.RECIPE;
+  const count = (n) => n.toLocaleString("en");
+
+  function plot(svg, points) {
+    const W = 400, Hh = 200, pad = 28;
+    if (!points.length) { svg.innerHTML = ""; return; }
+    const steps = points.map((p) => p.step), losses = points.flatMap((p) => [p.train_loss, p.val_loss])
+      .filter((v) => Number.isFinite(v));
+    const x1 = Math.max(...steps, 1), y0 = Math.min(...losses, 0), y1 = Math.max(...losses, 1);
+    const X = (s) => pad + (W - pad - 8) * s / x1, Y = (v) => Hh - pad - (Hh - pad - 8) * (v - y0) / (y1 - y0);
+    const line = points.filter((p) => Number.isFinite(p.train_loss))
+      .map((p, i) => `${i ? "L" : "M"}${X(p.step).toFixed(1)},${Y(p.train_loss).toFixed(1)}`).join("");
+    const dots = points.filter((p) => Number.isFinite(p.val_loss))
+      .map((p) => `<circle cx="${X(p.step).toFixed(1)}" cy="${Y(p.val_loss).toFixed(1)}" r="3" fill="#ea580c"/>`)
+      .join("");
+    svg.innerHTML = `<path d="${line}" fill="none" stroke="#2563eb" stroke-width="1.5"/>${dots}` +
+      `<text x="${pad}" y="12">${y1.toFixed(2)}</text>` +
+      `<text x="${pad}" y="${Hh - pad + 12}">${y0.toFixed(2)} · step 0</text>` +
+      `<text x="${W - 60}" y="${Hh - pad + 12}">step ${x1}</text>` +
+      `<text x="${W - 150}" y="12">line: train · dots: validation</text>`;
+  }
+
+  // A browser copy (webui/generate/webcopy.py's format) held in memory: its header and floats
+  function copyOf(vocab, tensors, config, step, run) {
+    const info = {format: "charrnn-web/2", cell: "lstm", layers: config.layers, embed: config.embed,
+                  hidden: config.hidden, vocab_size: vocab.length, vocab, fold: {}, dtype: "float32", tensors: {},
+                  run, step};
+    let offset = 0;
+    for (const [name, t] of Object.entries(tensors)) {
+      info.tensors[name] = {offset, shape: t.shape};
+      offset += t.data.length;
+    }
+    const floats = new Float32Array(offset);
+    for (const [name, t] of Object.entries(tensors)) floats.set(t.data, info.tensors[name].offset);
+    info.floats = offset;
+    return {info, floats};
+  }
+
+  function mount(el, {worker, charrnn, key = "trained-here", done = () => {}}) {
+    const recipe = RECIPE();
+    let trainer = null, points = [], fileName = "", kernel = "";
+    const recipeLine = () => `LSTM 1 x ${el.hidden.value}, embedding ${recipe.embed}, ${recipe.batch_size} streams x ` +
+      `${recipe.seq_len} characters a step, learning rate ${recipe.lr}, dropout ${recipe.dropout}; at most ` +
+      `${recipe.max_epochs} passes over the text; checked every ${recipe.eval_every} steps on its last 10%.`;
+    el.hidden.value = recipe.hidden;
+    el.seconds.value = recipe.seconds;
+    el.recipe.textContent = recipeLine();
+    el.hidden.addEventListener("input", () => { el.recipe.textContent = recipeLine(); });
+    const describe = () => {
+      const chars = Array.from(el.text.value);
+      el.textInfo.textContent = chars.length ? `${count(chars.length)} characters, ${new Set(chars).size} distinct` : "";
+    };
+    el.text.addEventListener("input", () => { fileName = ""; describe(); });
+    el.file?.addEventListener("change", async () => {
+      const file = el.file.files[0];
+      if (!file) return;
+      el.text.value = await file.text();
+      describe();
+      fileName = file.name;
+    });
+
+    async function sample(msg, config) {
+      const {info, floats} = copyOf(msg.vocab, msg.tensors, config, msg.step, key);
+      await charrnn.addModel(`${key}-sample`, info, floats);
+      const copy = await charrnn.copyFor(`${key}-sample`);
+      const out = await charrnn.run(copy.url, "", 300, 0.8, msg.step || 1);
+      if (out.type === "done") el.sample.value = `step ${msg.step}:\n${out.prime}${out.text}`;
+    }
+
+    async function finish(msg, config) {
+      el.train.disabled = false;
+      el.stop.disabled = true;
+      trainer.terminate();
+      trainer = null;
+      if (msg.end === "failed" || !msg.tensors) {
+        el.status.textContent = `Training failed: ${msg.reason}.`;
+        return;
+      }
+      const h = msg.header, {info, floats} = copyOf(msg.vocab, msg.tensors, config, h.step, key);
+      await charrnn.addModel(key, info, floats);
+      const bytes = self.CharrnnWeights.safetensors(msg.tensors, h);
+      const last = points.length ? points[points.length - 1].step : 0;
+      const why = msg.end === "stopped" ? "Stopped" : msg.reason ? `Finished (${msg.reason})` : "Finished";
+      el.status.textContent = `${why} at step ${count(last)}; the kept model is step ${count(h.step)}, validation ` +
+        `loss ${Number(h.best_val_loss).toFixed(3)} nats/char.`;
+      done({key, header: h, label: `your model (trained here on ${h.data.name})`, filename: `${key}.safetensors`,
+            url: URL.createObjectURL(new Blob([bytes], {type: "application/octet-stream"})),
+            line: `Trained in this browser on ${h.data.name} (${count(h.data.chars)} chars) · LSTM 1 x ` +
+                  `${config.hidden}, ${count(h.params)} parameters · kept model from step ${count(h.step)}: ` +
+                  `validation loss ${Number(h.best_val_loss).toFixed(3)} nats/char`});
+    }
+
+    function train() {
+      const text = el.text.value;
+      if (Array.from(text).length < 200) {
+        el.status.textContent = "The text is too short: give it at least 200 characters.";
+        return;
+      }
+      const seconds = Math.min(Math.max(Number(el.seconds.value) || recipe.seconds, 5), 3600);
+      const hidden = Math.min(Math.max(Math.round(Number(el.hidden.value)) || recipe.hidden, 16), 512);
+      const cfg = {hidden, seconds, name: key, data_name: fileName || "pasted text"};
+      const config = {layers: recipe.layers, embed: recipe.embed, hidden};
+      trainer?.terminate();
+      trainer = new Worker(URL.createObjectURL(new Blob([worker], {type: "text/javascript"})));
+      points = [];
+      plot(el.plot, points);
+      el.train.disabled = true;
+      el.stop.disabled = false;
+      el.status.textContent = "Training in this browser…";
+      trainer.onmessage = (e) => {
+        const msg = e.data;
+        if (msg.type === "record") {
+          if (msg.kernels) kernel = msg.kernels.chose;
+          points.push(msg);
+          plot(el.plot, points);
+          const val = Number.isFinite(msg.val_loss) ? ` · validation ${msg.val_loss.toFixed(3)}` : "";
+          el.status.textContent = `Training in this browser: step ${count(msg.step)} · train loss ` +
+            `${Number(msg.train_loss).toFixed(3)}${val} · ${count(Math.round(msg.chars_per_s))} chars/s · ` +
+            `${msg.elapsed.toFixed(0)} s of ${seconds} s (${kernel}, the faster here)`;
+        } else if (msg.type === "model") {
+          sample(msg, config);
+        } else if (msg.type === "done") {
+          finish(msg, config);
+        }
+      };
+      trainer.postMessage({type: "train", text, cfg});
+    }
+    const stop = () => trainer?.postMessage({type: "stop"});
+    el.train.addEventListener("click", train);
+    el.stop.addEventListener("click", stop);
+    return {train, stop};
+  }
+
+  return {mount, plot, copyOf};
+})();
