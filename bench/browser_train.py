@@ -55,8 +55,8 @@ PAGE_RATE = """async ([text, m, B, T, seconds, wasm]) => {
   while (performance.now() - t0 < seconds * 1000) { step(); steps += 1; }
   return steps * B * T / ((performance.now() - t0) / 1000);
 }"""
-PAGE_RUN = """async ([text, seconds]) => {
-  const done = await CharrnnLoop.run(text, {seconds, eval_chars: 0}, {post: () => {}});
+PAGE_RUN = """async ([text, seconds, over]) => {
+  const done = await CharrnnLoop.run(text, {seconds, eval_chars: 0, ...over}, {post: () => {}});
   return {end: done.end, header: done.header, recipe: CharrnnLoop.RECIPE};
 }"""
 
@@ -103,6 +103,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20.0, help="seconds each speed measurement trains")
     p.add_argument("--minutes", type=float, default=2.0, help="the training budget of the quality comparison")
     p.add_argument("--no-quality", action="store_true", help="measure speed only")
+    p.add_argument("--no-speed", action="store_true", help="measure quality only")
+    p.add_argument("--page-only", action="store_true", help="quality: the page's run only (no CLI run)")
+    p.add_argument("--page-recipe", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="quality: change the page's recipe (CharrnnLoop.RECIPE), e.g. hidden=256 lr=0.006")
     return p.parse_args(argv)
 
 
@@ -112,8 +116,15 @@ def main(argv=None) -> None:
     print("# training in the page vs the CLI's float32 trainer")
     print(machine_line())
     print(f"command: python -m bench.browser_train {' '.join(sys.argv[1:])}".rstrip())
-    print(f"text: Debian's English FAQ, {len(text):,} characters; model LSTM 1 x {MODEL['hidden']}, embedding "
-          f"{MODEL['embed']}; {BATCH} streams x {SEQ} characters a step\n")
+    print(f"text: Debian's English FAQ, {len(text):,} characters; speed on LSTM 1 x {MODEL['hidden']}, embedding "
+          f"{MODEL['embed']}, {BATCH} streams x {SEQ} characters a step\n")
+    if not args.no_speed:
+        speed(text, args)
+    if not args.no_quality:
+        quality(text, args)
+
+
+def speed(text: str, args) -> None:
     rates = with_page(lambda p: {kernel: p.evaluate(PAGE_RATE, [text, MODEL, BATCH, SEQ, args.seconds, wasm])
                                  for kernel, wasm in (("JavaScript", False), ("WebAssembly SIMD", True))})
     for kernel, rate in rates.items():
@@ -124,17 +135,22 @@ def main(argv=None) -> None:
         verdict = "MET" if page / cli >= TARGET else "NOT MET"
         print(f"CLI float32, {threads} thread{'s' if threads > 1 else ' '}               {cli:>10,.0f} chars/s   "
               f"the page's best / CLI {page / cli:.3f}x (target >= {TARGET}: {verdict})")
-    if args.no_quality:
-        return
+
+
+def quality(text: str, args) -> None:
     seconds = 60 * args.minutes
-    ran = with_page(lambda p: p.evaluate(PAGE_RUN, [text, seconds]))
+    over = {k: (v if k == "decay" else float(v)) for k, v in (kv.split("=", 1) for kv in args.page_recipe)}
+    ran = with_page(lambda p: p.evaluate(PAGE_RUN, [text, seconds, over]))
     head = ran["header"]
+    r = {**ran["recipe"], **over}
+    print(f"\nquality after {args.minutes:g} minutes (kept model, whole held-out 10%):")
+    print(f"page: LSTM 1 x {r['hidden']:g}, {r['batch_size']:g} x {r['seq_len']:g}, lr {r['lr']:g}, dropout "
+          f"{r['dropout']:g}{', changed: ' + ' '.join(args.page_recipe) if over else ''}: "
+          f"{head['best_val_loss']:.4f} nats/char (kept at step {head['best_step']:,}; ended {ran['end']})")
+    if args.page_only:
+        return
     torch.set_num_threads(2)
     cli = train_for("auto", text, seconds, {}, {}, bf16=False)
-    r = ran["recipe"]
-    print(f"\nquality after {args.minutes:g} minutes (kept model, whole held-out 10%):")
-    print(f"page: LSTM 1 x {r['hidden']}, {r['batch_size']} x {r['seq_len']}, lr {r['lr']}: "
-          f"{head['best_val_loss']:.4f} nats/char (kept at step {head['best_step']:,}; ended {ran['end']})")
     print(f"CLI auto, float32: H{cli['model'].hidden}, {cli['train'].batch_size} x {cli['train'].seq_len}: "
           f"{cli['val_loss']:.4f} nats/char ({cli['steps']:,} steps)")
     gap = head["best_val_loss"] - cli["val_loss"]
