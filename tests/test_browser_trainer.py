@@ -1,8 +1,9 @@
 """The arithmetic of a training step in the page (webui/train/static/trainer.js) against charrnn's CharRNN in torch,
 in Chromium: the loss and every parameter's gradient (LSTM of 1 and 2 layers, sizes no multiple of 4) with the
 JavaScript and the WebAssembly SIMD matrix products, a state carried from one batch into the next, dropout masks
-applied as nn.Dropout applies them, clip_grad_norm_ and two steps of AdamW and Adam, the script in a Web Worker, and
-a new model with torch's names, shapes and initial ranges."""
+applied as nn.Dropout applies them, clip_grad_norm_ and two steps of AdamW and Adam (with either set of products),
+the script in a Web Worker, and a new model with torch's names, shapes and initial ranges. The WebAssembly products
+keep a step's weights in their memory: a weight changed between two steps is read anew."""
 from __future__ import annotations
 
 import math
@@ -40,12 +41,13 @@ STEPS = """([config, tensors, batches, options, [B, T], kernel = "js"]) => {
   });
 }"""
 # Clips and steps the optimizer after each batch; returns the norms before clipping and the weights after each step.
-TRAIN = """([config, tensors, batches, clip, opts, [B, T]]) => {
+TRAIN = """([config, tensors, batches, clip, opts, [B, T], kernel = "js"]) => {
   const model = CharrnnTrain.fromTensors(config, typed(tensors));
   const optimizer = new CharrnnTrain.AdamW(model.params, opts);
   let state = null;
   return batches.map(([x, y]) => {
-    const r = CharrnnTrain.lossAndGrads(model, Int32Array.from(x), Int32Array.from(y), B, T, state);
+    const r = CharrnnTrain.lossAndGrads(model, Int32Array.from(x), Int32Array.from(y), B, T, state,
+                                        {kernels: KERNELS[kernel]});
     state = r.state;
     const norm = CharrnnTrain.clipGradNorm(r.grads, clip);
     optimizer.step(r.grads);
@@ -133,8 +135,9 @@ def test_a_state_carried_into_the_next_batch_gives_torchs_loss_and_gradients(pag
     assert_same_step(got[1], want[1])
 
 
+@pytest.mark.parametrize("kernel", ["js", "wasm"])
 @pytest.mark.parametrize("optimizer", ["adamw", "adam"])
-def test_two_clipped_optimizer_steps_leave_torchs_weights(page, optimizer):
+def test_two_clipped_optimizer_steps_leave_torchs_weights(page, optimizer, kernel):
     model = small_model(2, seed=4)
     with torch.no_grad():
         model.head.weight.mul_(20.0)                   # a sharp head: gradients far over the clip
@@ -152,7 +155,7 @@ def test_two_clipped_optimizer_steps_leave_torchs_weights(page, optimizer):
         opt.step()
         want.append({"norm": norm, "weights": {k: v.detach().clone() for k, v in model.state_dict().items()}})
     got = page.evaluate(TRAIN, [model.config.to_dict(), tensors, as_lists(pairs), clip,
-                                {"lr": lr, "weightDecay": decay, "decoupled": optimizer == "adamw"}, [B, T]])
+                                {"lr": lr, "weightDecay": decay, "decoupled": optimizer == "adamw"}, [B, T], kernel])
     for step, (g, w) in enumerate(zip(got, want, strict=True)):
         assert w["norm"] > 2 * clip                       # clipping happened, and halved the gradients or more
         assert g["norm"] == pytest.approx(w["norm"], rel=GRAD_REL)
@@ -237,7 +240,7 @@ def test_the_script_runs_in_a_web_worker_as_in_the_page(page):
 
 
 @pytest.mark.parametrize("kernel", ["js", "wasm"])
-@pytest.mark.parametrize("n, k, m", [(21, 13, 52), (3, 8, 27), (5, 1, 6)])
+@pytest.mark.parametrize("n, k, m", [(21, 13, 52), (3, 8, 27), (5, 1, 6), (9, 130, 300), (260, 5, 11)])
 def test_each_kernel_adds_the_three_matrix_products(page, kernel, n, k, m):
     gen = torch.Generator().manual_seed(n)
     shapes = ((n, k), (m, k), (n, m), (n, m), (n, k), (m, k))
@@ -253,3 +256,43 @@ def test_each_kernel_adds_the_three_matrix_products(page, kernel, n, k, m):
     assert rel(got["y"], Y + X @ W.T) < 1e-6
     assert rel(got["dX"], dX + dY @ W) < 1e-6
     assert rel(got["dW"], dW + dY.T @ X) < 1e-6
+
+
+def test_weights_changed_in_place_between_two_steps_are_read_anew(page):
+    model = small_model(2, seed=12)
+    pairs = batches(2, seed=13)
+    got = page.evaluate("""([config, tensors, [[x1, y1], [x2, y2]], [B, T]]) => {
+      const model = CharrnnTrain.fromTensors(config, typed(tensors)), kernels = KERNELS.wasm;
+      CharrnnTrain.lossAndGrads(model, Int32Array.from(x1), Int32Array.from(y1), B, T, null, {kernels});
+      for (const w of Object.values(model.params)) for (let i = 0; i < w.length; i++) w[i] *= 1.5;
+      const r = CharrnnTrain.lossAndGrads(model, Int32Array.from(x2), Int32Array.from(y2), B, T, null, {kernels});
+      return {loss: r.loss, grads: lists(r.grads)};
+    }""", [model.config.to_dict(), exported(model), as_lists(pairs), [B, T]])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)
+    assert_same_step(got, torch_steps(model, pairs[1:])[0])
+
+
+def test_a_steps_products_keep_each_weight_and_end_when_the_next_steps_begin(page):
+    gen = torch.Generator().manual_seed(14)
+    n, k, m = 6, 10, 9
+    X, W, dY = torch.randn(n, k, generator=gen), torch.randn(m, k, generator=gen), torch.randn(n, m, generator=gen)
+    got = page.evaluate("""([X, W, dY, [n, k, m]]) => {
+      const wasm = KERNELS.wasm, w = Float32Array.from(W), f = (a) => Float32Array.from(a);
+      const run = (K) => {                      // each product twice with the same weight: the second finds it kept
+        const y = new Float32Array(n * m), dx = new Float32Array(n * k);
+        for (let i = 0; i < 2; i++) { K.xWt(f(X), w, y, n, k, m); K.dyW(f(dY), w, dx, n, m, k); }
+        return [Array.from(y), Array.from(dx)];
+      };
+      const first = wasm.forStep(), before = run(first);
+      w.fill(0);                                 // the next step reads the weight anew
+      const after = run(wasm.forStep());
+      let ended = null;
+      try { first.xWt(f(X), w, new Float32Array(n * m), n, k, m); } catch (e) { ended = e.message; }
+      return {before, after, ended};
+    }""", [X.flatten().tolist(), W.flatten().tolist(), dY.flatten().tolist(), [n, k, m]])
+    X, W, dY = X.double(), W.double(), dY.double()
+    assert rel(got["before"][0], 2 * X @ W.T) < 1e-6 and rel(got["before"][1], 2 * dY @ W) < 1e-6
+    assert got["after"] == [[0.0] * (n * m), [0.0] * (n * k)]
+    assert "ended" in got["ended"]

@@ -21,7 +21,8 @@
 //   CharrnnTrain.clipGradNorm(grads, maxNorm) -> the total norm before clipping (grads scaled in place, as torch)
 //   new CharrnnTrain.AdamW(params, {lr, betas, eps, weightDecay, decoupled}).step(grads, lr) (decoupled false: Adam)
 //   CharrnnTrain.kernels: {name, xWt, dyW, dyTx}: the three matrix products every step is made of, in JavaScript;
-//   CharrnnTrain.wasmKernels() -> the same in WebAssembly SIMD (float32 sums), or null where the browser lacks it.
+//   CharrnnTrain.wasmKernels() -> the same in WebAssembly SIMD (float32 sums), or null where the browser lacks it;
+//     its forStep() gives products that keep the weights they read for one step (lossAndGrads asks for them).
 "use strict";
 self.CharrnnTrain = (() => {
   // --- the three matrix products ---------------------------------------------------------------------------------
@@ -70,12 +71,16 @@ self.CharrnnTrain = (() => {
   const JS_KERNELS = {name: "JavaScript", xWt, dyW, dyTx};
 
   // --- the same products in WebAssembly SIMD (f32x4) -------------------------------------------------------------
-  // A module of two functions, assembled here byte by byte as webui/generate/wasm.py assembles the generator's:
-  //   dot(X, W, Y, n, m, k4): Y[r, o] += sum_c X[r, c] W[o, c]                                   (xWt)
-  //   axpy(dY, A, B, n, m, k4, aR, aO, bR, bO): for r < n, o < m: row A + r aR + o aO += dY[r, o] times row
-  //     B + r bR + o bO                                                          (dyW and dyTx, by their strides)
-  // Addresses are bytes into the imported memory; rows are k4 floats, k4 a multiple of 4 (zero-padded); the sums
-  // are float32, four lanes at a time. Each product copies its operands into the memory and its result back out.
+  // A module of one function, assembled here byte by byte as webui/generate/wasm.py assembles the generator's:
+  //   gemm(A, aR, aC, B, bR, bS, C, cR, n, k, m): C[i, j] += sum_c A[i, c] B[c, j] for i < n, j < m
+  // Addresses and strides are bytes into the imported memory: A[i, c] at A + i aR + c aC (so A may be a matrix or
+  // its transpose); B packed in strips of 4 COLS columns, strip s's row c at B + s bS + c bR (pack() lays it out);
+  // C's rows at C + i cR. n is a multiple of ROWS and m of 4 COLS (zero-padded); the sums are float32, four lanes
+  // at a time. A tile of ROWS x 4 COLS outputs stays in registers while the sum runs: each number of A read feeds
+  // 4 COLS outputs and each vector of B ROWS of them, where a plain dot product reads two numbers per product.
+  // The tiles go down one strip (j outer), so the strip, contiguous, stays in the first-level cache while A streams
+  // by; product() splits the sum into blocks of KC so that A's block stays in the second-level cache.
+  const ROWS = 4, COLS = 2, KC = 128;
   const uleb = (n) => {
     const out = [];
     do { const b = n & 0x7F; n >>>= 7; out.push(n ? b | 0x80 : b); } while (n);
@@ -88,110 +93,168 @@ self.CharrnnTrain = (() => {
   const get = (i) => [0x20, i], set = (i) => [0x21, i], tee = (i) => [0x22, i];      // locals < 128: one byte
   const i32 = (n) => [0x41, n];                                                       // 0 <= n < 64: one byte
   const [add, mul, shl, ltU, loop, end, brIf0] = [[0x6A], [0x6C], [0x74], [0x49], [0x03, 0x40], [0x0B], [0x0D, 0]];
-  const f32Load = [0x2A, 2, 0], f32Store = [0x38, 2, 0], f32Add = [0x92];
-  const vLoad = [0xFD, 0x00, 4, 0], vStore = [0xFD, 0x0B, 4, 0], vZero = [0xFD, 0x0C, ...new Array(16).fill(0)];
-  const splat = [0xFD, 0x13], lane = (i) => [0xFD, 0x1F, i], vAdd = [0xFD, 0xE4, 0x01], vMul = [0xFD, 0xE6, 0x01];
+  const vLoad = (at) => [0xFD, 0x00, 4, ...uleb(at)], vStore = (at) => [0xFD, 0x0B, 4, ...uleb(at)];
+  const splatLoad = [0xFD, 0x09, 2, 0], vAdd = [0xFD, 0xE4, 0x01], vMul = [0xFD, 0xE6, 0x01];
   const grow = (local, by) => [get(local), by, add, set(local)];                      // local += by (on the stack)
-  const laneSum = (v) => [0, 1, 2, 3].flatMap((i) => [get(v), lane(i), f32Add]);
+  const range = (n) => [...Array(n).keys()];
 
-  function dotFunction() {
-    const [X, W, Y, n, m, k4, bytes, xEnd, wEnd, xRowEnd, wo, xp, wp, acc] = [...Array(14).keys()];
+  function gemmFunction() {
+    const [A, aR, aC, B, bR, bS, C, cR, n, k, m] = range(11);
+    const named = ["ai", "aEnd", "bj", "cEnd", "cj", "ci", "pa", "pb", "pbEnd", "aStep", "cStep"];
+    const L = Object.fromEntries(named.map((name, i) => [name, 11 + i]));
+    const aRow = range(ROWS).map((r) => 11 + named.length + r), cRow = range(ROWS).map((r) => aRow[r] + ROWS);
+    const firstV = cRow[ROWS - 1] + 1, acc = range(ROWS * COLS).map((i) => firstV + i);
+    const b = range(COLS).map((v) => firstV + ROWS * COLS + v), s = b[COLS - 1] + 1;
+    const at = (base, r, rows) => (r ? [get(base), get(rows[r]), add] : [get(base)]);   // base + r strides
+    const tile = (r, v) => acc[r * COLS + v], each = (f) => range(ROWS).flatMap((r) => range(COLS).map((v) => f(r, v)));
     const code = [
-      get(k4), i32(2), shl, set(bytes),
-      get(X), get(n), get(bytes), mul, add, set(xEnd), get(W), get(m), get(bytes), mul, add, set(wEnd),
-      loop,                                                                    // each row of X
-      get(X), get(bytes), add, set(xRowEnd), get(W), set(wo),
-      loop,                                                                    // each row of W
-      vZero, set(acc), get(X), set(xp), get(wo), set(wp),
-      loop,                                                                    // 4 columns at a time
-      get(acc), get(xp), vLoad, get(wp), vLoad, vMul, vAdd, set(acc),
-      grow(wp, i32(16)), get(xp), i32(16), add, tee(xp), get(xRowEnd), ltU, brIf0, end,
-      get(Y), get(Y), f32Load, ...laneSum(acc), f32Store,
-      grow(Y, i32(4)), get(wp), tee(wo), get(wEnd), ltU, brIf0, end,
-      get(xRowEnd), tee(X), get(xEnd), ltU, brIf0, end,
+      ...range(ROWS).map((r) => [get(aR), i32(r), mul, set(aRow[r]), get(cR), i32(r), mul, set(cRow[r])]),
+      get(aR), i32(ROWS), mul, set(L.aStep), get(cR), i32(ROWS), mul, set(L.cStep),
+      get(A), get(n), get(aR), mul, add, set(L.aEnd), get(C), get(m), i32(2), shl, add, set(L.cEnd),
+      get(B), set(L.bj), get(C), set(L.cj),
+      loop,                                                                    // each strip of 4 COLS columns
+      get(A), set(L.ai), get(L.cj), set(L.ci),
+      loop,                                                                    // each tile of ROWS rows
+      ...each((r, v) => [...at(L.ci, r, cRow), vLoad(16 * v), set(tile(r, v))]),
+      get(L.ai), set(L.pa), get(L.bj), tee(L.pb), get(k), get(bR), mul, add, set(L.pbEnd),
+      loop,                                                                    // each c: a row of B, a column of A
+      ...range(COLS).map((v) => [get(L.pb), vLoad(16 * v), set(b[v])]),
+      ...range(ROWS).map((r) => [
+        ...at(L.pa, r, aRow), splatLoad, set(s),
+        ...range(COLS).map((v) => [get(tile(r, v)), get(s), get(b[v]), vMul, vAdd, set(tile(r, v))]),
+      ]),
+      grow(L.pa, get(aC)), get(L.pb), get(bR), add, tee(L.pb), get(L.pbEnd), ltU, brIf0, end,
+      ...each((r, v) => [...at(L.ci, r, cRow), get(tile(r, v)), vStore(16 * v)]),
+      grow(L.ci, get(L.cStep)), get(L.ai), get(L.aStep), add, tee(L.ai), get(L.aEnd), ltU, brIf0, end,
+      grow(L.bj, get(bS)), get(L.cj), i32(16 * COLS), add, tee(L.cj), get(L.cEnd), ltU, brIf0, end,
     ];
-    return {params: 6, locals: [[7, I32], [1, V128]], code};
-  }
-
-  function axpyFunction() {
-    const [dY, A, B, n, m, k4, aR, aO, bR, bO, bytes, r, o, ao, bo, p, q, pEnd, a] = [...Array(19).keys()];
-    const code = [
-      get(k4), i32(2), shl, set(bytes),
-      loop,                                                                    // each r
-      get(A), set(ao), get(B), set(bo), i32(0), set(o),
-      loop,                                                                    // each o
-      get(dY), f32Load, splat, set(a), grow(dY, i32(4)),
-      get(ao), set(p), get(bo), set(q), get(ao), get(bytes), add, set(pEnd),
-      loop,                                                                    // 4 columns at a time
-      get(p), get(p), vLoad, get(a), get(q), vLoad, vMul, vAdd, vStore,
-      grow(q, i32(16)), get(p), i32(16), add, tee(p), get(pEnd), ltU, brIf0, end,
-      grow(ao, get(aO)), grow(bo, get(bO)), get(o), i32(1), add, tee(o), get(m), ltU, brIf0, end,
-      grow(A, get(aR)), grow(B, get(bR)), get(r), i32(1), add, tee(r), get(n), ltU, brIf0, end,
-    ];
-    return {params: 10, locals: [[8, I32], [1, V128]], code};
+    return {params: 11, locals: [[named.length + 2 * ROWS, I32], [ROWS * COLS + COLS + 1, V128]], code};
   }
 
   function kernelModule() {
-    const fns = [dotFunction(), axpyFunction()];
+    const fns = [gemmFunction()];
     const types = fns.map((f) => [0x60, ...vec(new Array(f.params).fill([I32])), 0]);
     const bodies = fns.map((f) => {
-      const body = [...vec(f.locals), ...f.code.flat(2), ...end];
+      const body = [...vec(f.locals), ...f.code.flat(3), ...end];
       return [...uleb(body.length), ...body];
     });
     return Uint8Array.from([
       0x00, 0x61, 0x73, 0x6D, 1, 0, 0, 0,
       ...section(1, vec(types)),
       ...section(2, vec([[...text("env"), ...text("memory"), 0x02, 0x00, 1]])),        // memory, at least 1 page
-      ...section(3, vec([[0], [1]])),
-      ...section(7, vec([[...text("dot"), 0x00, 0], [...text("axpy"), 0x00, 1]])),
+      ...section(3, vec([[0]])),
+      ...section(7, vec([[...text("gemm"), 0x00, 0]])),
       ...section(10, vec(bodies)),
     ]);
   }
 
-  // {name, xWt, dyW, dyTx} as the JavaScript ones, or null where this browser has no WebAssembly SIMD
+  // {name, xWt, dyW, dyTx} as the JavaScript ones, or null where this browser has no WebAssembly SIMD; and
+  // forStep(): the same products for one step, which keep each weight they are given (the W of xWt and dyW) in
+  // their memory from its first use on, so a weight must not change while they are in use (lossAndGrads makes one
+  // for each call). Making another ends the last one.
   function wasmKernels() {
     const bytes = kernelModule();
     if (typeof WebAssembly !== "object" || !WebAssembly.validate(bytes)) return null;
     const memory = new WebAssembly.Memory({initial: 1});
-    const {dot, axpy} = new WebAssembly.Instance(new WebAssembly.Module(bytes), {env: {memory}}).exports;
-    let heap = new Float32Array(memory.buffer);
-    const pad4 = (n) => (n + 3) & ~3;
+    const {gemm} = new WebAssembly.Instance(new WebAssembly.Module(bytes), {env: {memory}}).exports;
+    let heap = new Float32Array(memory.buffer), kept = 0, generation = 0;   // kept: floats the step's weights hold
+    const padRows = (n) => Math.ceil(n / ROWS) * ROWS, padCols = (n) => Math.ceil(n / (4 * COLS)) * 4 * COLS;
     function reserve(floats) {
       const pages = Math.ceil((floats * 4) / 65536) - memory.buffer.byteLength / 65536;
       if (pages > 0) memory.grow(pages);
-      heap = new Float32Array(memory.buffer);
+      if (heap.buffer !== memory.buffer) heap = new Float32Array(memory.buffer);
     }
-    function put(src, rows, cols, k4, at) {                 // rows of cols floats into rows of k4, zero-padded
-      for (let r = 0; r < rows; r++) {
-        heap.set(src.subarray(r * cols, (r + 1) * cols), at + r * k4);
-        heap.fill(0, at + r * k4 + cols, at + (r + 1) * k4);
+    // rows of cols floats from src into rows of `stride` floats at `at`, zero-padded to `padded` rows
+    function put(src, rows, cols, stride, at, padded = rows) {
+      if (cols === stride) {
+        heap.set(src.subarray(0, rows * cols), at);
+      } else {
+        for (let r = 0; r < rows; r++) {
+          heap.set(src.subarray(r * cols, (r + 1) * cols), at + r * stride);
+          heap.fill(0, at + r * stride + cols, at + (r + 1) * stride);
+        }
+      }
+      heap.fill(0, at + rows * stride, at + padded * stride);
+    }
+    function take(dst, rows, cols, stride, at) {
+      if (cols === stride) dst.set(heap.subarray(at, at + rows * cols));
+      else for (let r = 0; r < rows; r++) dst.set(heap.subarray(at + r * stride, at + r * stride + cols), r * cols);
+    }
+    // B (K, M) at `at` as gemm reads it: strips of W = 4 COLS columns, each K rows of W floats, zero-padded to
+    // whole strips. B[c, j] is src[c M + j], or src[j K + c] when transposed (src then (M, K)).
+    function pack(src, K, M, at, transposed) {
+      const W = 4 * COLS;
+      for (let j0 = 0; j0 < M; j0 += W) {
+        const o = at + j0 * K, w = Math.min(W, M - j0);
+        if (w < W) heap.fill(0, o, o + K * W);
+        for (let j = 0; j < w; j++) {
+          if (transposed) for (let c = 0, f = (j0 + j) * K; c < K; c++) heap[o + c * W + j] = src[f + c];
+          else for (let c = 0, f = j0 + j; c < K; c++) heap[o + c * W + j] = src[f + c * M];
+        }
       }
     }
-    function take(dst, rows, cols, k4, at) {
-      for (let r = 0; r < rows; r++) dst.set(heap.subarray(at + r * k4, at + r * k4 + cols), r * cols);
+    // Where W (rows, cols) lies in memory packed as B, transposed or not: placed now, or found where the step's
+    // kernels keep it
+    function weight(W, rows, cols, transposed, cache) {
+      const key = transposed ? "t" : "w", found = cache && cache.get(W);
+      if (found && found[key] !== undefined) return found[key];
+      const [K, M] = transposed ? [cols, rows] : [rows, cols], at = kept, size = K * padCols(M);
+      reserve(at + size);
+      pack(W, K, M, at, transposed);
+      if (cache) {
+        kept += size;
+        cache.set(W, {...found, [key]: at});
+      }
+      return at;
     }
+    // C (offsets in floats) += A B, A[i, c] at a + i aR + c aC, B packed (K = k), in blocks of KC along the sum
+    function product(a, aR, aC, b, c, cR, n, k, m) {
+      const W = 4 * COLS;
+      for (let c0 = 0; c0 < k; c0 += KC) {
+        gemm(4 * (a + c0 * aC), 4 * aR, 4 * aC, 4 * (b + c0 * W), 4 * W, 4 * k * W, 4 * c, 4 * cR, n,
+             Math.min(KC, k - c0), m);
+      }
+    }
+    function kernelsWith(cache, live) {
+      return {
+        name: "WebAssembly",
+        xWt(X, W, Y, n, k, m) {                  // Y += X W^T: A = X, B = W^T
+          live();
+          const m8 = padCols(m), n4 = padRows(n), w = weight(W, m, k, true, cache);
+          const x = kept + (cache ? 0 : k * m8), y = x + n4 * k;
+          reserve(y + n4 * m8);
+          put(X, n, k, k, x, n4); put(Y, n, m, m8, y, n4);
+          product(x, k, 1, w, y, m8, n4, k, m8);
+          take(Y, n, m, m8, y);
+        },
+        dyW(dY, W, dX, n, m, k) {                // dX += dY W: A = dY, B = W
+          live();
+          const k8 = padCols(k), n4 = padRows(n), w = weight(W, m, k, false, cache);
+          const d = kept + (cache ? 0 : m * k8), x = d + n4 * m;
+          reserve(x + n4 * k8);
+          put(dY, n, m, m, d, n4); put(dX, n, k, k8, x, n4);
+          product(d, m, 1, w, x, k8, n4, m, k8);
+          take(dX, n, k, k8, x);
+        },
+        dyTx(dY, X, dW, n, m, k) {               // dW += dY^T X: A = dY read by columns, B = X
+          live();                                // dY's rows 16 floats longer: a column read 4 KB apart thrashes
+          const k8 = padCols(k), m4 = padRows(m), dm = m4 + 16, d = kept, x = d + n * dm, w = x + n * k8;
+          reserve(w + m4 * k8);
+          put(dY, n, m, dm, d); pack(X, n, k, x, false); put(dW, m, k, k8, w, m4);
+          product(d, 1, dm, x, w, k8, m4, n, k8);
+          take(dW, m, k, k8, w);
+        },
+      };
+    }
+    const always = () => {};
     return {
-      name: "WebAssembly",
-      xWt(X, W, Y, n, k, m) {
-        const k4 = pad4(k), w0 = n * k4, y0 = w0 + m * k4;
-        reserve(y0 + n * m);
-        put(X, n, k, k4, 0); put(W, m, k, k4, w0); heap.set(Y.subarray(0, n * m), y0);
-        dot(0, 4 * w0, 4 * y0, n, m, k4);
-        Y.set(heap.subarray(y0, y0 + n * m));
-      },
-      dyW(dY, W, dX, n, m, k) {
-        const k4 = pad4(k), w0 = pad4(n * m), x0 = w0 + m * k4;
-        reserve(x0 + n * k4);
-        heap.set(dY.subarray(0, n * m), 0); put(W, m, k, k4, w0); put(dX, n, k, k4, x0);
-        axpy(0, 4 * x0, 4 * w0, n, m, k4, 4 * k4, 0, 0, 4 * k4);
-        take(dX, n, k, k4, x0);
-      },
-      dyTx(dY, X, dW, n, m, k) {
-        const k4 = pad4(k), x0 = pad4(n * m), w0 = x0 + n * k4;
-        reserve(w0 + m * k4);
-        heap.set(dY.subarray(0, n * m), 0); put(X, n, k, k4, x0); put(dW, m, k, k4, w0);
-        axpy(0, 4 * w0, 4 * x0, n, m, k4, 0, 4 * k4, 4 * k4, 0);
-        take(dW, m, k, k4, w0);
+      ...kernelsWith(null, always),
+      forStep() {
+        const mine = ++generation;
+        kept = 0;
+        return kernelsWith(new Map(), () => {
+          if (generation !== mine) throw new Error("these step kernels ended when another step's were made");
+        });
       },
     };
   }
@@ -478,7 +541,8 @@ self.CharrnnTrain = (() => {
     const {config} = model, {embed: E, hidden: H} = config;
     checkBatch(model, x, y, B, T, state);
     const train = options.train ?? true, wantGrads = options.backward ?? true;
-    const rand = options.rand ?? model.rand, kernels = options.kernels ?? JS_KERNELS;
+    const rand = options.rand ?? model.rand, given = options.kernels ?? JS_KERNELS;
+    const kernels = given.forStep ? given.forStep() : given;      // the weights stay as they are until we return
     const drop = (g, rate, F, what) => (train ? timeMajorMask(g, rate ?? 0, B, T, F, rand, what) : null);
     const rows = timeMajor(x, B, T);
     const fwd = forward(kernels, model, rows, B, T, state ?? zeroState(config, B), options.masks ?? {}, drop);
