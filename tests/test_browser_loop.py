@@ -78,3 +78,19 @@ def test_stop_ends_the_run_at_the_next_step_with_its_kept_model(page, tmp_path):
     path = tmp_path / "stopped.safetensors"
     path.write_bytes(base64.b64decode(out["file"]))
     assert load_checkpoint(path)[2]["best_step"] == out["records"][-1]["step"]      # checked as it ended
+
+
+@pytest.mark.parametrize("seconds, chosen", [(2, 128), (10**5, 384)])
+def test_auto_sizes_the_model_by_the_steps_it_measures_it_can_train_in_the_budget(page, seconds, chosen):
+    """hidden "auto": the largest size whose step, timed here as the run starts, fits MIN_STEPS steps in the time
+    (2 s: none does, so the smallest; a day: the largest)."""
+    out = page.evaluate(RUN, [corpus_text(20), {**CFG, "hidden": "auto", "seconds": seconds, "max_epochs": 0.2,
+                                                "eval_every": 5}, 10**9])
+    sizing = out["records"][0]["sizing"]
+    sizes, least = page.evaluate("[CharrnnLoop.SIZES, CharrnnLoop.MIN_STEPS]")
+    assert sizing["hidden"] == chosen == out["header"]["model_config"]["hidden"] and sizing["auto"]
+    tried = sorted((int(h) for h in sizing["tried"]), reverse=True)
+    assert tried == sizes[:sizes.index(chosen) + 1]                          # largest first, stopping at the fit
+    for h in tried[:-1]:
+        assert sizing["tried"][str(h)]["steps_in_budget"] < least
+    assert chosen == sizes[-1] or sizing["tried"][str(chosen)]["steps_in_budget"] >= least

@@ -32,14 +32,14 @@ def test_a_visitor_trains_in_their_browser_generates_and_downloads_and_the_serve
     page.locator("#pasted textarea").fill(text)
     page.locator("#browser-train-section").get_by_text("Or train in this browser").click()
     section = page.locator("#browser-train")
-    expect(section.locator(".bt-recipe")).to_contain_text("LSTM 1 x 128")      # mounted: the recipe is drawn
+    expect(section.locator(".bt-recipe")).to_contain_text("LSTM 1 x auto")     # mounted: the recipe is drawn
     section.locator(".bt-use-pasted").click()
     expect(section.locator(".bt-text")).to_have_value(text)
     expect(section.locator(".bt-text-info")).to_contain_text(f"{len(text):,} characters")
     section.locator(".bt-seconds").fill("6")
     section.locator(".bt-hidden").fill("32")
     section.locator(".bt-train").click()
-    expect(section.locator(".bt-status")).to_contain_text("Training in this browser")
+    expect(section.locator(".bt-status")).to_contain_text("in this browser: step")
     expect(section.locator(".bt-status")).to_contain_text("the kept model is step", timeout=120_000)
     assert section.locator(".bt-plot circle").count() >= 1
     expect(section.locator(".bt-sample")).not_to_have_value("")

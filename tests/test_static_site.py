@@ -163,7 +163,7 @@ def test_a_visitor_trains_on_their_text_in_the_page_then_generates_from_and_down
     p.fill("#train-seconds", "6")
     p.fill("#train-hidden", "32")
     p.click("#train-btn")
-    expect(p.locator("#train-status")).to_contain_text("Training in this browser")
+    expect(p.locator("#train-status")).to_contain_text("Training LSTM 1 x 32 in this browser: step")
     expect(p.locator("#train-status")).to_contain_text("the kept model is step", timeout=120_000)
     expect(p.locator("#train-status")).to_contain_text("It is chosen above")
     assert p.locator("#train-plot path").count() == 1 and p.locator("#train-plot circle").count() >= 1

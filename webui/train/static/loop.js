@@ -16,8 +16,12 @@
 "use strict";
 self.CharrnnLoop = (() => {
   const S = self.CharrnnSession, C = self.CharrnnTrain;
-  // the page's recipe: small enough for plain JavaScript on one core (chosen by hand: not yet by measurement)
-  const RECIPE = {embed: 32, hidden: 128, layers: 1, dropout: 0.1, input_dropout: 0, batch_size: 16, seq_len: 32,
+  // The page's recipe. hidden "auto": the largest of SIZES whose step, measured here at the start, trains at least
+  // MIN_STEPS steps in the time budget (a slower computer gets a smaller model, not a half-trained big one). At 2
+  // minutes on an 85 KB text the kept loss was 1.41 / 1.38 / 1.35 / 1.33 at hidden 128 / 192 / 256 / 384 on a
+  // 2-vCPU EPYC (bench/RESULTS.md, "Training in the page").
+  const SIZES = [384, 256, 128], MIN_STEPS = 600;
+  const RECIPE = {embed: 32, hidden: "auto", layers: 1, dropout: 0.1, input_dropout: 0, batch_size: 16, seq_len: 32,
                   lr: 4e-3, warmup: 20, decay: "cosine", min_lr_ratio: 0.1, weight_decay: 0, grad_clip: 1,
                   seconds: 120, max_epochs: 20, eval_every: 50, eval_chars: 20000, patience: 5, log_every: 10, seed: 1};
   const pause = () => new Promise((resolve) => setTimeout(resolve, 0));     // let a Stop message in
@@ -52,6 +56,37 @@ self.CharrnnLoop = (() => {
     return {kernels: best, rates};
   }
 
+  // The model this run trains: cfg.hidden, or for "auto" the largest of SIZES that trains MIN_STEPS steps in the
+  // budget at the rate measured here (the kernels measured at the first size, the faster of them kept).
+  function fitted(cfg, vocabSize, batch, now) {
+    const sizes = cfg.hidden === "auto" ? SIZES : [Number(cfg.hidden)], tried = {};
+    let measured = null;
+    for (const hidden of sizes) {
+      const config = {vocab_size: vocabSize, embed: cfg.embed, hidden, layers: cfg.layers, dropout: cfg.dropout ?? 0,
+                      input_dropout: cfg.input_dropout ?? 0, cell: "lstm"};
+      const model = C.initModel(config, cfg.seed ?? 1);
+      measured = measured ? timedWith(measured.kernels, model, batch, cfg, now) : fastestKernels(model, batch,
+                                                                                              cfg.batch_size,
+                                                                                              cfg.seq_len, now);
+      const rate = measured.rates[measured.kernels.name];
+      const steps = cfg.seconds ? Math.floor(rate * cfg.seconds / (cfg.batch_size * cfg.seq_len)) : Infinity;
+      tried[hidden] = {chars_per_s: rate, steps_in_budget: steps};
+      if (steps >= MIN_STEPS || hidden === sizes[sizes.length - 1]) {
+        return {config, model, measured, sizing: {hidden, auto: sizes.length > 1, min_steps: MIN_STEPS, tried}};
+      }
+    }
+  }
+
+  function timedWith(kernels, model, batch, cfg, now) {
+    let fastest = Infinity;
+    for (let i = 0; i < 2; i++) {
+      const t0 = now();
+      C.lossAndGrads(model, batch.x, batch.y, cfg.batch_size, cfg.seq_len, null, {kernels, train: false});
+      fastest = Math.min(fastest, now() - t0);
+    }
+    return {kernels, rates: {[kernels.name]: Math.round(cfg.batch_size * cfg.seq_len / Math.max(fastest / 1000, 1e-9))}};
+  }
+
   function validate(model, val, cfg, kernels = C.kernels) {
     const layout = S.evalLayout(val, cfg.seq_len, cfg.batch_size, cfg.eval_chars);
     if (!layout) return NaN;
@@ -76,14 +111,14 @@ self.CharrnnLoop = (() => {
 
   async function run(text, cfg, {post, stopped = () => false, now = () => performance.now()}) {
     cfg = {...RECIPE, ...cfg};
+    const started = now(), seconds = () => (now() - started) / 1000;       // the sizing below counts in the budget
     const corpus = S.corpus(text);
-    const config = {vocab_size: corpus.vocab.length, embed: cfg.embed, hidden: cfg.hidden, layers: cfg.layers,
-                    dropout: cfg.dropout ?? 0, input_dropout: cfg.input_dropout ?? 0, cell: "lstm"};
-    const model = C.initModel(config, cfg.seed ?? 1);
     const streams = new S.Streams(corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed ?? 1);
+    const {batch_size: B, seq_len: T} = cfg;
+    const {config, model, measured, sizing} = fitted(cfg, corpus.vocab.length, streams.next(), now);
+    const kernels = measured.kernels;
     const opt = new C.AdamW(model.params, {lr: cfg.lr, weightDecay: cfg.weight_decay ?? 0});
-    const {batch_size: B, seq_len: T, hidden: H, layers: L} = {...cfg, layers: config.layers};
-    const started = now(), seconds = () => (now() - started) / 1000;
+    const {hidden: H, layers: L} = config;
     let step = 0, charsSeen = 0, state = null, best = {loss: Infinity, step: null, tensors: null}, waited = 0;
     let sum = 0, summed = 0, lastVal = null, end = "finished", reason = "";
     const progress = () => Math.max(cfg.seconds ? seconds() / cfg.seconds : 0,
@@ -99,8 +134,6 @@ self.CharrnnLoop = (() => {
       post({type: "model", step, vocab: corpus.vocab, tensors: C.toTensors(model)});
       return {val_loss: lastVal, val_bpc: lastVal / Math.LN2, best_step: best.step, best_val_loss: best.loss};
     };
-    const measured = fastestKernels(model, streams.next(), B, T, now);
-    const kernels = measured.kernels;
     let posted = 0;                      // the step of the last record posted
     while (progress() < 1) {
       const lr = cfg.lr * S.lrFactor(progress(), step, cfg);
@@ -126,7 +159,7 @@ self.CharrnnLoop = (() => {
         const elapsed = seconds();
         post({type: "record", step, train_loss: sum / summed, lr, chars_per_s: charsSeen / elapsed, elapsed,
               progress: Math.min(progress(), 1), chars_seen: charsSeen, ...(evalNow ? check() : {}),
-              ...(posted ? {} : {kernels: {chose: kernels.name, chars_per_s: measured.rates}})});
+              ...(posted ? {} : {kernels: {chose: kernels.name, chars_per_s: measured.rates}, sizing})});
         posted = step;
         sum = summed = 0;
         if (evalNow && cfg.patience && waited >= cfg.patience) {
@@ -141,7 +174,8 @@ self.CharrnnLoop = (() => {
       const elapsed = seconds();
       post({type: "record", step, train_loss: summed ? sum / summed : null, lr: null, elapsed,
             chars_per_s: charsSeen / Math.max(elapsed, 1e-9), progress: Math.min(progress(), 1),
-            chars_seen: charsSeen, ...check(), end});
+            chars_seen: charsSeen, ...check(), end,
+            ...(posted ? {} : {kernels: {chose: kernels.name, chars_per_s: measured.rates}, sizing})});
     }
     const elapsed = seconds();
     const header = {model_config: config, vocab: corpus.vocab.join(""), step: best.step ?? step,
@@ -169,5 +203,5 @@ self.CharrnnLoop = (() => {
       }
     };
   }
-  return {run, validate, RECIPE};
+  return {run, validate, RECIPE, SIZES, MIN_STEPS};
 })();

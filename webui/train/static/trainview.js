@@ -50,10 +50,15 @@ self.CharrnnTrainView = (() => {
   function mount(el, {worker, charrnn, key = "trained-here", done = () => {}}) {
     const recipe = RECIPE();
     let trainer = null, points = [], fileName = "", kernel = "";
-    const recipeLine = () => `LSTM 1 x ${el.hidden.value}, embedding ${recipe.embed}, ${recipe.batch_size} streams x ` +
+    const loop = self.CharrnnLoop;
+    const size = () => el.hidden.value.trim() ||
+      `auto (the largest of ${loop.SIZES.join(", ")} that trains ${loop.MIN_STEPS} steps in the time here, measured ` +
+      "as it starts)";
+    const recipeLine = () => `LSTM 1 x ${size()}, embedding ${recipe.embed}, ${recipe.batch_size} streams x ` +
       `${recipe.seq_len} characters a step, learning rate ${recipe.lr}, dropout ${recipe.dropout}; at most ` +
       `${recipe.max_epochs} passes over the text; checked every ${recipe.eval_every} steps on its last 10%.`;
-    el.hidden.value = recipe.hidden;
+    el.hidden.value = recipe.hidden === "auto" ? "" : recipe.hidden;
+    el.hidden.placeholder = "auto";
     el.seconds.value = recipe.seconds;
     el.recipe.textContent = recipeLine();
     el.hidden.addEventListener("input", () => { el.recipe.textContent = recipeLine(); });
@@ -87,7 +92,9 @@ self.CharrnnTrainView = (() => {
         el.status.textContent = `Training failed: ${msg.reason}.`;
         return;
       }
-      const h = msg.header, {info, floats} = copyOf(msg.vocab, msg.tensors, config, h.step, key);
+      const h = msg.header;
+      config.hidden = h.model_config.hidden;
+      const {info, floats} = copyOf(msg.vocab, msg.tensors, config, h.step, key);
       await charrnn.addModel(key, info, floats);
       const bytes = self.CharrnnWeights.safetensors(msg.tensors, h);
       const last = points.length ? points[points.length - 1].step : 0;
@@ -108,7 +115,8 @@ self.CharrnnTrainView = (() => {
         return;
       }
       const seconds = Math.min(Math.max(Number(el.seconds.value) || recipe.seconds, 5), 3600);
-      const hidden = Math.min(Math.max(Math.round(Number(el.hidden.value)) || recipe.hidden, 16), 512);
+      const hidden = el.hidden.value.trim() ? Math.min(Math.max(Math.round(Number(el.hidden.value)) || 128, 16), 512)
+        : "auto";
       const cfg = {hidden, seconds, name: key, data_name: fileName || "pasted text"};
       const config = {layers: recipe.layers, embed: recipe.embed, hidden};
       trainer?.terminate();
@@ -122,10 +130,11 @@ self.CharrnnTrainView = (() => {
         const msg = e.data;
         if (msg.type === "record") {
           if (msg.kernels) kernel = msg.kernels.chose;
+          if (msg.sizing) config.hidden = msg.sizing.hidden;             // what auto chose, measured
           points.push(msg);
           plot(el.plot, points);
           const val = Number.isFinite(msg.val_loss) ? ` · validation ${msg.val_loss.toFixed(3)}` : "";
-          el.status.textContent = `Training in this browser: step ${count(msg.step)} · train loss ` +
+          el.status.textContent = `Training LSTM 1 x ${config.hidden} in this browser: step ${count(msg.step)} · train loss ` +
             `${Number(msg.train_loss).toFixed(3)}${val} · ${count(Math.round(msg.chars_per_s))} chars/s · ` +
             `${msg.elapsed.toFixed(0)} s of ${seconds} s (${kernel}, the faster here)`;
         } else if (msg.type === "model") {
