@@ -29,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"r-cran-janeaustenr": "MIT (the package); the novels are public domain",
-            "wordnet-base": "WordNet 3.0 licence (Princeton University): use, copy, modify and distribute with its notice",
+            "wordnet-base": "WordNet 3.0 licence (Princeton University): use, copy, modify and distribute with its "
+                            "notice",
             "dict-devil": "public domain (copyright expired)"}
 AUSTEN = "usr/lib/R/site-library/janeaustenr/data/Rdata"
 # the janeaustenr data, in the order of its lazy-load index (alphabetical)
@@ -124,7 +125,7 @@ def austen(root: Path) -> list[str]:
     index = RReader(gzip.decompress((root / f"{AUSTEN}.rdx").read_bytes())).top()
     db = (root / f"{AUSTEN}.rdb").read_bytes()
     pieces = []
-    for (offset, length), title in zip(index[0], NOVELS):
+    for (offset, length), _novel in zip(index[0], NOVELS, strict=False):      # the first six objects: the novels
         lines = RReader(zlib.decompress(db[offset + 4:offset + length])).top()
         text = "\n".join(line or "" for line in lines)
         pieces += [p.strip("\n") + "\n" for p in re.split(r"\n(?=chapter [0-9ivxlc]+\b)", text, flags=re.I)
