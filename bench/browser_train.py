@@ -142,7 +142,7 @@ def quality(text: str, args) -> None:
     over = {k: (v if k == "decay" else float(v)) for k, v in (kv.split("=", 1) for kv in args.page_recipe)}
     ran = with_page(lambda p: p.evaluate(PAGE_RUN, [text, seconds, over]))
     head = ran["header"]
-    r = {**ran["recipe"], **over}
+    r = {**ran["recipe"], **over, "hidden": head["model_config"]["hidden"]}       # "auto": what it chose here
     print(f"\nquality after {args.minutes:g} minutes (kept model, whole held-out 10%):")
     print(f"page: LSTM 1 x {r['hidden']:g}, {r['batch_size']:g} x {r['seq_len']:g}, lr {r['lr']:g}, dropout "
           f"{r['dropout']:g}{', changed: ' + ' '.join(args.page_recipe) if over else ''}: "
