@@ -32,3 +32,15 @@ def chromium():
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield browser
         browser.close()
+
+
+def script_page(*scripts):
+    """Yields a blank page in headless Chromium with ``scripts`` loaded in order (paths, read as UTF-8, or source
+    text), for a module-scoped ``page`` fixture that tests page code with no server; closed afterwards."""
+    for browser in chromium():
+        page = browser.new_page()
+        page.set_content("<html><body></body></html>")
+        for script in scripts:
+            page.add_script_tag(content=script.read_text(encoding="utf-8") if isinstance(script, Path) else script)
+        yield page
+        page.close()

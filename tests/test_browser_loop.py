@@ -9,7 +9,7 @@ import math
 
 import pytest
 from app_fixtures import corpus_text
-from browser_fixtures import chromium
+from browser_fixtures import script_page
 
 from charrnn.data import Corpus
 from charrnn.runs.store import PROJECT_DIR, load_checkpoint
@@ -33,13 +33,7 @@ RUN = """async ([text, cfg, stopAfter]) => {
 
 @pytest.fixture(scope="module")
 def page():
-    for browser in chromium():
-        p = browser.new_page()
-        p.set_content("<html><body></body></html>")
-        for name in SCRIPTS:
-            p.add_script_tag(content=(STATIC / name).read_text(encoding="utf-8"))
-        yield p
-        p.close()
+    yield from script_page(*(STATIC / name for name in SCRIPTS))
 
 
 def test_a_run_in_the_page_learns_keeps_its_best_and_leaves_a_file_charrnn_loads(page, tmp_path):

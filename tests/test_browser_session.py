@@ -5,7 +5,7 @@ and restart, zeroed, only where they would run off the end."""
 from __future__ import annotations
 
 import pytest
-from browser_fixtures import chromium
+from browser_fixtures import script_page
 
 from charrnn.config import TrainConfig
 from charrnn.data import Corpus
@@ -18,12 +18,7 @@ TEXT = "Über 猫 and 🐈 — the cat sat on the mat.\n\ufb01ne \U0001d49c\uffe
 
 @pytest.fixture(scope="module")
 def page():
-    for browser in chromium():
-        p = browser.new_page()
-        p.set_content("<html><body></body></html>")
-        p.add_script_tag(content=SCRIPT.read_text(encoding="utf-8"))
-        yield p
-        p.close()
+    yield from script_page(SCRIPT)
 
 
 def test_the_vocabulary_and_split_are_the_trainers(page):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from browser_fixtures import chromium
+from browser_fixtures import script_page
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
@@ -58,13 +58,7 @@ TRAIN = """([config, tensors, batches, clip, opts, [B, T], kernel = "js"]) => {
 
 @pytest.fixture(scope="module")
 def page():
-    for browser in chromium():
-        p = browser.new_page()
-        p.set_content("<html><body></body></html>")
-        p.add_script_tag(content=SCRIPT.read_text(encoding="utf-8"))
-        p.add_script_tag(content=PAGE_HELPERS)
-        yield p
-        p.close()
+    yield from script_page(SCRIPT, PAGE_HELPERS)
 
 
 def small_model(layers: int, seed: int = 0, **config) -> CharRNN:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from browser_fixtures import chromium
+from browser_fixtures import script_page
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
@@ -29,12 +29,7 @@ WRITE = """([tensors, header]) => {
 
 @pytest.fixture(scope="module")
 def page():
-    for browser in chromium():
-        p = browser.new_page()
-        p.set_content("<html><body></body></html>")
-        p.add_script_tag(content=SCRIPT.read_text(encoding="utf-8"))
-        yield p
-        p.close()
+    yield from script_page(SCRIPT)
 
 
 @pytest.mark.parametrize("layers", [1, 2])
