@@ -57,6 +57,7 @@ CSS = """
 
 GLUE = """
 (() => {
+  const KEY = __KEY__;
   const mount = () => {
     const root = document.getElementById("browser-train");
     if (!root || root.dataset.mounted || !window.charrnn || !window.CharrnnTrainView) return false;
@@ -97,6 +98,6 @@ def head_script(app: bool = True) -> str:
     worker = "\n".join((STATIC / name).read_text(encoding="utf-8") for name in WORKER)
     worker = json.dumps(worker).replace("</", "<\\/")          # a JSON string: "</" never closes the script early
     scripts = "".join(f"<script>{(STATIC / name).read_text(encoding='utf-8')}</script>" for name in PAGE)
-    glue = GLUE.replace("KEY", json.dumps(KEY))
+    glue = GLUE.replace("__KEY__", json.dumps(KEY))
     return (f"<script>window.CHARRNN_TRAIN = {{worker: {worker}}};</script>{scripts}"
             + (f"<script>{glue}</script><style>{CSS}</style>" if app else ""))
