@@ -1,7 +1,8 @@
 """Training in the visitor's browser, from the app's Train tab: the section's HTML, and the scripts the page loads
-once (``head_script``): the training worker's source (``static/trainer.js``, ``session.js``, ``loop.js``), the file
-writer (``weights.js``), the recipe and the form's controller (``loop.js``, ``trainview.js``), and the glue that
-mounts it once Gradio has drawn the section. The run never touches the server: its model is generated from in the
+once (``head_script``): the training worker's source (``static/trainer.js``, ``session.js``, ``team.js``,
+``loop.js``; a run's helper Workers are made from the same source), the file writer (``weights.js``), the recipe
+and the form's controller (``loop.js``, ``trainview.js``), and the glue that mounts it once Gradio has drawn the
+section. The run never touches the server: its model is generated from in the
 page (the Generate tab's runtime, ``webui/generate/static``) and downloaded as charrnn's file, which the Generate
 tab's "Add a model" takes onto the server only if the visitor chooses to.
 """
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 
 STATIC = Path(__file__).resolve().parent / "static"
-WORKER = ("trainer.js", "session.js", "loop.js")
+WORKER = ("trainer.js", "session.js", "team.js", "loop.js")
 PAGE = ("weights.js", "loop.js", "trainview.js")
 KEY = "trained-in-browser"            # the name the page's runtime knows the model by
 

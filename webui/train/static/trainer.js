@@ -18,6 +18,8 @@
 //     features), each number 0 or 1 / (1 - p): given masks are used instead of drawn ones; the result's masks are
 //     the ones used, in the same layout, null where nothing was dropped); backward (default true; false gives the
 //     loss and state only, for validation); kernels (default CharrnnTrain.kernels).
+//   CharrnnTrain.streamLoss(model, x, y, B, length, T, kernels) -> {total, count}: the summed loss over B long
+//     streams (B, length) read T at a time with the state carried (validation)
 //   CharrnnTrain.clipGradNorm(grads, maxNorm) -> the total norm before clipping (grads scaled in place, as torch)
 //   new CharrnnTrain.AdamW(params, {lr, betas, eps, weightDecay, decoupled}).step(grads, lr) (decoupled false: Adam)
 //   CharrnnTrain.kernels: {name, xWt, dyW, dyTx}: the three matrix products every step is made of, in JavaScript;
@@ -555,6 +557,24 @@ self.CharrnnTrain = (() => {
     return {loss, grads, state: lastState(fwd.caches, B, T, H), masks};
   }
 
+  // The summed loss over B long streams (x, y: Int32Array (B, length), row-major) read T characters at a time from a
+  // zero state carried on, as charrnn's evaluate reads the held-out text: {total, count} (no dropout, no gradients)
+  function streamLoss(model, x, y, B, length, T, kernels = JS_KERNELS) {
+    let total = 0, count = 0, state = null;
+    for (let t = 0; t < length; t += T) {
+      const n = Math.min(T, length - t), xs = new Int32Array(B * n), ys = new Int32Array(B * n);
+      for (let b = 0; b < B; b++) {
+        xs.set(x.subarray(b * length + t, b * length + t + n), b * n);
+        ys.set(y.subarray(b * length + t, b * length + t + n), b * n);
+      }
+      const out = lossAndGrads(model, xs, ys, B, n, state, {train: false, backward: false, kernels});
+      total += out.loss * B * n;
+      count += B * n;
+      state = out.state;
+    }
+    return {total, count};
+  }
+
   // --- the update ------------------------------------------------------------------------------------------------
   // torch.nn.utils.clip_grad_norm_: the L2 norm over every gradient together; when it is over maxNorm every gradient
   // is scaled by maxNorm / (norm + 1e-6)
@@ -601,6 +621,6 @@ self.CharrnnTrain = (() => {
     }
   }
 
-  return {initModel, fromTensors, toTensors, shapes, zeroState, lossAndGrads, clipGradNorm, AdamW, random,
-          kernels: JS_KERNELS, wasmKernels};
+  return {initModel, fromTensors, toTensors, shapes, zeroState, lossAndGrads, streamLoss, clipGradNorm, AdamW,
+          random, kernels: JS_KERNELS, wasmKernels};
 })();

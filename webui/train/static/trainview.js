@@ -129,14 +129,17 @@ self.CharrnnTrainView = (() => {
       trainer.onmessage = (e) => {
         const msg = e.data;
         if (msg.type === "record") {
-          if (msg.kernels) kernel = msg.kernels.chose;
+          if (msg.kernels) {
+            const n = msg.threads?.chose ?? 1;
+            kernel = `${msg.kernels.chose} on ${n === 1 ? "one thread" : `${n} threads`}, the fastest here`;
+          }
           if (msg.sizing) config.hidden = msg.sizing.hidden;             // what auto chose, measured
           points.push(msg);
           plot(el.plot, points);
           const val = Number.isFinite(msg.val_loss) ? ` · validation ${msg.val_loss.toFixed(3)}` : "";
           el.status.textContent = `Training LSTM 1 x ${config.hidden} in this browser: step ${count(msg.step)} · train loss ` +
             `${Number(msg.train_loss).toFixed(3)}${val} · ${count(Math.round(msg.chars_per_s))} chars/s · ` +
-            `${msg.elapsed.toFixed(0)} s of ${seconds} s (${kernel}, the faster here)`;
+            `${msg.elapsed.toFixed(0)} s of ${seconds} s (${kernel})`;
         } else if (msg.type === "model") {
           sample(msg, config);
         } else if (msg.type === "done") {
