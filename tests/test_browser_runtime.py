@@ -178,3 +178,26 @@ def test_a_model_made_in_the_page_is_generated_from_as_its_copy_is(page, key):
     got = p.evaluate("([u, t]) => window.charrnn.run(u, t, 120, 0.8, 11)", [url, PRIME])
     assert got["type"] == "done"
     assert got["text"] == "".join(generate(model, vocab, PRIME, 120, temperature=0.8, seed=11))
+
+
+def test_samples_on_their_own_lane_and_an_added_model_never_end_the_visitors_generation(page):
+    """A run training in the page samples each check on a worker of its own (charrnn.sampler()) and adds its
+    kept model to the page's: the visitor's generation, started before both, still ends with the text it would
+    have made alone; the sample is the server's text for its model and seed."""
+    p, base, models = page
+    model, vocab, url = models[("lstm", 1)]
+    info, arrays = webcopy.copy_header(model, vocab, {"run": "made", "step": 1})
+    floats = np.concatenate([a.ravel() for a in arrays]).tolist()
+    got = p.evaluate("""async ([url, prime, info, floats]) => {
+      const visitor = window.charrnn.run(url, prime, 20000, 0.8, 5);        // long enough to be running still
+      const lane = window.charrnn.sampler();
+      await lane.addModel("sample", info, Float32Array.from(floats));
+      const sample = await lane.run("made:sample", prime, 60, 0.8, 9);
+      const added = await window.charrnn.addModel("kept", info, Float32Array.from(floats));
+      const late = new Promise((resolve) => setTimeout(() => resolve({type: "no answer in 60 s"}), 60000));
+      return {visitor: await Promise.race([visitor, late]), sample, added};
+    }""", [base + url, PRIME, info, floats])
+    assert got["added"]["type"] == "added" and got["sample"]["type"] == "done"
+    assert got["sample"]["text"] == "".join(generate(model, vocab, PRIME, 60, temperature=0.8, seed=9))
+    assert got["visitor"]["type"] == "done"                                   # not "cancelled"
+    assert got["visitor"]["text"] == "".join(generate(model, vocab, PRIME, 20000, temperature=0.8, seed=5))

@@ -8,47 +8,79 @@
 window.charrnn = (() => {
   const cfg = window.CHARRNN_BROWSER, views = cfg.views;
   const PRIME_TAIL = 1000;             // characters of the prime the chart's record keeps (it reads the end)
-  let worker = null, ready = null, job = 0, pending = new Map(), lastJob = null, busy = false, unsent = null;
-  let settle = null, serial = 0;
+  let lastJob = null, busy = false, unsent = null, settle = null, serial = 0;
 
-  function start() {
-    if (ready) return ready;
-    ready = new Promise((resolve) => {
-      if (typeof WebAssembly !== "object" || typeof Worker !== "function") return resolve(false);
-      try {
-        const url = URL.createObjectURL(new Blob([cfg.worker], {type: "text/javascript"}));
-        worker = new Worker(url);
-      } catch (err) { return resolve(false); }
-      worker.onmessage = (e) => {
-        const msg = e.data;
-        if (msg.type === "ready") return resolve(msg.wasm);
-        const p = pending.get(msg.job);
-        if (!p) return;
-        if (msg.type === "text") p.on.text?.(msg.text);
-        else if (msg.type === "loading") p.on.loading?.(msg);
-        else { pending.delete(msg.job); p.resolve(msg); }
-      };
-      worker.onerror = () => resolve(false);
-      worker.postMessage({type: "init", wasm: cfg.wasm, rows: cfg.rows});
-    });
-    return ready;
+  // A worker of the runtime (runtime.js) and its jobs: one job at a time, a new one ends the older (its promise
+  // resolves as cancelled); tell() sends what ends nothing (a model made here, added). The page generates on one;
+  // a training run's samples (trainview.js) on their own, so that they never end the visitor's generation.
+  function lane() {
+    let worker = null, ready = null, job = 0;
+    const pending = new Map(), told = new Map();
+    function start() {
+      if (ready) return ready;
+      ready = new Promise((resolve) => {
+        if (typeof WebAssembly !== "object" || typeof Worker !== "function") return resolve(false);
+        try {
+          const url = URL.createObjectURL(new Blob([cfg.worker], {type: "text/javascript"}));
+          worker = new Worker(url);
+        } catch (err) { return resolve(false); }
+        worker.onmessage = (e) => {
+          const msg = e.data;
+          if (msg.type === "ready") return resolve(msg.wasm);
+          const waiting = pending.has(msg.job) ? pending : told, p = waiting.get(msg.job);
+          if (!p) return;
+          if (msg.type === "text") p.on.text?.(msg.text);
+          else if (msg.type === "loading") p.on.loading?.(msg);
+          else { waiting.delete(msg.job); p.resolve(msg); }
+        };
+        worker.onerror = () => resolve(false);
+        worker.postMessage({type: "init", wasm: cfg.wasm, rows: cfg.rows});
+      });
+      return ready;
+    }
+    function send(waiting, msg, on) {
+      const id = ++job;
+      return new Promise((resolve) => {
+        waiting.set(id, {resolve, on});
+        worker.postMessage({...msg, job: id});
+      });
+    }
+    function ask(msg, on = {}) {
+      for (const [old, p] of pending) { pending.delete(old); p.resolve({type: "cancelled"}); }
+      return send(pending, msg, on);
+    }
+    const tell = (msg) => send(told, msg, {});
+    function cancel() {                                  // true when a job was running
+      const running = pending.size > 0;
+      if (worker && running) worker.postMessage({type: "cancel", job: ++job});
+      for (const [id, p] of pending) { pending.delete(id); p.resolve({type: "cancelled"}); }
+      return running;
+    }
+    return {start, ask, tell, cancel};
   }
+  const page = lane(), {start, ask} = page;
 
-  // One job at a time: a new one ends the older (its promise resolves as cancelled). `on`: text, loading callbacks.
-  function ask(msg, on = {}) {
-    const id = ++job;
-    for (const [old, p] of pending) { pending.delete(old); p.resolve({type: "cancelled"}); }
-    return new Promise((resolve) => {
-      pending.set(id, {resolve, on});
-      worker.postMessage({...msg, job: id});
-    });
+  // Models made in this page (trained here), held by the worker of each lane that was given them
+  function models(on) {
+    const made = new Set();
+    return {
+      made,
+      async addModel(key, info, floats) {
+        await on.start();
+        made.add(key);
+        return on.tell({type: "add", url: `made:${key}`, info, floats});
+      },
+      async run(url, prime, length, temperature, seed, kernel = "wasm", topK = 0) {
+        await on.start();
+        return on.ask({type: "generate", url, prime, length, temperature, seed, kernel, topK});
+      },
+    };
   }
-
-  const made = new Set();             // keys of models made in this page (addModel), held by the worker
-  async function addModel(key, info, floats) {
-    await start();
-    made.add(key);
-    return ask({type: "add", url: `made:${key}`, info, floats});
+  const own = models(page), made = own.made, addModel = own.addModel, run = own.run;
+  // Another lane for samples: {addModel, run}, as window.charrnn's, with a worker of its own
+  function sampler() {
+    const {addModel: add, run: generate} = models(lane());
+    return {addModel: add, run: generate};
   }
 
   async function copyFor(key) {
@@ -209,8 +241,7 @@ window.charrnn = (() => {
   function stop() {
     const cut = busy;
     busy = false;
-    if (worker && pending.size) { worker.postMessage({type: "cancel", job: ++job}); }
-    for (const [id, p] of pending) { pending.delete(id); p.resolve({type: "cancelled"}); }
+    page.cancel();
     if (!cut) return undefined;
     where("Stopped: the text so far stays.");
     return views.stopped;
@@ -219,11 +250,7 @@ window.charrnn = (() => {
 
   // For tests and bench/browser_speed.py: logits after a text, and a timed generation with either kernel.
   async function logits(url, text, kernel = "wasm") { await start(); return ask({type: "logits", url, text, kernel}); }
-  async function run(url, prime, length, temperature, seed, kernel = "wasm", topK = 0) {
-    await start();
-    return ask({type: "generate", url, prime, length, temperature, seed, kernel, topK});
-  }
   const resample = (temperature) => ask({type: "retemper", temperature});     // the last run, re-sampled
   return {generate, retemper, rested, stop, generating, logits, run, resample, copyFor, start, confidenceHtml,
-          addModel};
+          addModel, sampler};
 })();

@@ -4,7 +4,7 @@
 // The matrix-vector products run in WebAssembly (webui/wasm.py) or, for comparison, plain JavaScript.
 // Messages in:  {type: "init", wasm}, {type: "generate", job, ...}, {type: "retemper", job, temperature},
 //               {type: "cancel"}, {type: "logits", job, url, text}, {type: "add", job, url, info, floats} (a model
-//               made in the page, then generated from by its url like a copy).
+//               made in the page, then generated from by its url like a copy; adding one ends no job).
 // Messages out: {type: "loading", job, loaded, total} (bytes of the weights, while they download),
 //               {type: "text", job, text}, {type: "done", job, ...}, {type: "error", job, message}.
 "use strict";
@@ -337,7 +337,7 @@ onmessage = async (e) => {
     } catch (err) { wasmModule = null; }
     return postMessage({type: "ready", wasm: Boolean(wasmModule)});
   }
-  current = msg.job ?? current;
+  if (msg.type !== "add") current = msg.job ?? current;          // adding a model ends no job
   try {
     if (msg.type === "generate") await generate(msg);
     else if (msg.type === "retemper") await retemper(msg);

@@ -49,8 +49,10 @@ self.CharrnnLoop = (() => {
   // A step's loss and gradients on this thread or shared out among a team (team.js)
   const lossOf = (team, ...args) => (team ? team.lossAndGrads(...args) : C.lossAndGrads(...args));
 
-  // Characters per second of a step (forward and backward) on the run's first batch, the fastest of `tries`
-  async function timed(team, kernels, model, batch, cfg, now, tries = 2) {
+  // Characters per second of a step (forward and backward) on the run's first batch, the fastest of `tries`. A
+  // step's first few runs are slow (the browser compiles as it goes: ~2x for three runs, in Chromium), so the
+  // fastest of four is what the run will see; plain JavaScript, ten times slower, is timed twice.
+  async function timed(team, kernels, model, batch, cfg, now, tries = 4) {
     let fastest = Infinity;
     for (let i = 0; i < tries; i++) {
       const t0 = now();
@@ -67,14 +69,14 @@ self.CharrnnLoop = (() => {
     let best = C.kernels;
     for (const kernels of [C.kernels, C.wasmKernels ? C.wasmKernels() : null]) {
       if (!kernels) continue;
-      rates[kernels.name] = await timed(null, kernels, model, batch, cfg, now);
+      rates[kernels.name] = await timed(null, kernels, model, batch, cfg, now, kernels === C.kernels ? 2 : 4);
       if (rates[kernels.name] > (rates[best.name] ?? 0)) best = kernels;
     }
     return {kernels: best, rates};
   }
 
   // How many threads train fastest here: this one alone, or a team (team.js) of 2 or 4 where the computer has the
-  // cores, each timed on the first batch (a team's first step is not counted: its helpers compile then). A number in
+  // cores, each timed on the first batch (as this thread was: after its first steps). A number in
   // cfg.threads takes that many without comparing. No helper script (a run on a page's own thread): one thread.
   async function fastestTeam(cfg, model, batch, kernels, alone, helpers, now) {
     const cores = (typeof navigator === "object" && navigator.hardwareConcurrency) || 1;
@@ -90,7 +92,7 @@ self.CharrnnLoop = (() => {
       } catch (err) {
         break;                                         // no Workers here: one thread
       }
-      await lossOf(team, model, batch.x, batch.y, cfg.batch_size, cfg.seq_len, null, {kernels, train: false});
+      await timed(team, kernels, model, batch, cfg, now, 2);                 // the helpers' first steps
       const rate = rates[size] = await timed(team, kernels, model, batch, cfg, now);
       if (!auto || rate > best.rate) {
         best.team?.close();

@@ -1,7 +1,8 @@
 // The page's side of training in the browser, for the static site (webui/generate/static/site.js) and the app's
 // Train tab (webui/train/browser.py): the form (text, seconds, hidden size, the recipe's line), the training worker
-// (trainer.js, session.js, loop.js: its source is handed in), the live loss plot, the samples (each check's model is
-// handed to the page's generation runtime, window.charrnn, and sampled there), Stop, and at the end the kept model:
+// (trainer.js, session.js, team.js, loop.js: its source is handed in), the live loss plot, the samples (each check's
+// model is sampled by the page's generation runtime, window.charrnn, on a worker of their own: charrnn.sampler(),
+// so the visitor's own generation goes on), Stop, and at the end the kept model:
 // given to the runtime to generate from, and made into charrnn's .safetensors file (weights.js) for download.
 //   CharrnnTrainView.mount(el, {worker, charrnn, key, done}) -> {train, stop}
 //     el: the elements {text, file, textInfo, seconds, hidden, recipe, train, stop, plot, status, sample}
@@ -75,11 +76,12 @@ self.CharrnnTrainView = (() => {
       fileName = file.name;
     });
 
+    let samples = null;                  // a runtime lane of their own: a sample never ends the visitor's text
     async function sample(msg, config) {
       const {info, floats} = copyOf(msg.vocab, msg.tensors, config, msg.step, key);
-      await charrnn.addModel(`${key}-sample`, info, floats);
-      const copy = await charrnn.copyFor(`${key}-sample`);
-      const out = await charrnn.run(copy.url, "", 300, 0.8, msg.step || 1);
+      samples ??= charrnn.sampler ? charrnn.sampler() : charrnn;
+      await samples.addModel(`${key}-sample`, info, floats);
+      const out = await samples.run(`made:${key}-sample`, "", 300, 0.8, msg.step || 1);
       if (out.type === "done") el.sample.value = `step ${msg.step}:\n${out.prime}${out.text}`;
     }
 
