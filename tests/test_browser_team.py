@@ -138,3 +138,50 @@ def test_a_helper_that_cannot_start_leaves_the_run_on_one_thread(page):
     assert out["end"] == "finished"
     assert out["threads"] == {"chose": 1, "chars_per_s": {"1": out["threads"]["chars_per_s"]["1"]}}
     assert out["header"]["threads"] == 1
+
+
+def test_a_helper_that_stops_answering_fails_the_team_instead_of_hanging(page):
+    out = page.evaluate("""async () => {
+      const C = CharrnnTrain, B = 4, T = 3;
+      const silent = URL.createObjectURL(new Blob([
+        "self.onmessage = (e) => { if (e.data.type === 'team-hello') postMessage({id: e.data.id}); };"],
+        {type: "text/javascript"}));
+      const model = C.initModel({vocab_size: 5, embed: 2, hidden: 3, layers: 1, cell: "lstm"}, 1);
+      const x = new Int32Array(B * T), team = await CharrnnTeam.start(2, silent);
+      team.patience = 300;
+      try {
+        await team.lossAndGrads(model, x, x, B, T, null, {train: false});
+        return "answered";
+      } catch (err) {
+        return err.message;
+      } finally {
+        team.close();
+      }
+    }""")
+    assert out == "a training helper did not answer in 0.3 s"
+
+
+def test_a_team_that_fails_mid_run_leaves_the_run_on_one_thread_with_nothing_lost(page):
+    """The helper's ninth step fails (its first six are the measurement): the step is done again on the run's own
+    thread, the run goes on to its end, its first record after says why, and the kept model is whole."""
+    crash = ("let steps = 0; self.addEventListener('message', (e) => { if (e.data && e.data.type === 'team-step' "
+             "&& ++steps > 8) { e.stopImmediatePropagation(); postMessage({id: e.data.id, error: 'simulated "
+             "crash'}); } });\n")
+    page.evaluate("(s) => { self.CRASHING = URL.createObjectURL(new Blob([s], {type: 'text/javascript'})); }",
+                  crash + SOURCE)
+    text = corpus_text(60)
+    out = page.evaluate("""async ([text, cfg]) => {
+      const seen = [];
+      const done = await CharrnnLoop.run(text, cfg, {post: (m) => seen.push(m), helpers: self.CRASHING});
+      const records = seen.filter((m) => m.type === "record");
+      return {end: done.end, reason: done.reason, header: done.header, records};
+    }""", [text, {**CFG, "threads": 2}])
+    assert out["end"] == "finished", out["reason"]
+    records = out["records"]
+    assert records[0]["threads"]["chose"] == 2
+    lost = [r for r in records if "team_lost" in r]
+    assert len(lost) == 1 and lost[0]["team_lost"] == "simulated crash" and lost[0]["step"] <= 10
+    steps = [r["step"] for r in records]
+    assert steps == sorted(set(steps))
+    assert records[-1]["chars_seen"] >= CFG["max_epochs"] * len(Corpus.from_text(text).train)     # ran to its end
+    assert out["header"]["threads"] == 1 and out["header"]["best_step"] is not None

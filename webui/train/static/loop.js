@@ -86,14 +86,15 @@ self.CharrnnLoop = (() => {
     let best = {team: null, threads: 1, rate: alone};
     if (!helpers) return {...best, rates};
     for (const size of sizes.filter((n) => n >= 2)) {
-      let team;
+      let team, rate;
       try {
         team = await self.CharrnnTeam.start(size, helpers);
+        await timed(team, kernels, model, batch, cfg, now, 2);               // the helpers' first steps
+        rate = rates[size] = await timed(team, kernels, model, batch, cfg, now);
       } catch (err) {
-        break;                                         // no Workers here: one thread
+        team?.close();
+        break;                                         // no Workers here, or they fail: one thread
       }
-      await timed(team, kernels, model, batch, cfg, now, 2);                 // the helpers' first steps
-      const rate = rates[size] = await timed(team, kernels, model, batch, cfg, now);
       if (!auto || rate > best.rate) {
         best.team?.close();
         best = {team, threads: size, rate};
@@ -161,6 +162,23 @@ self.CharrnnLoop = (() => {
 
   async function train(text, cfg, corpus, streams, {config, model, kernels, team, measured, sizing},
                        {post, stopped, seconds}) {
+    // A team that fails (a helper ended by the browser, or one that stopped answering) leaves this thread to go on
+    // alone: the step or check it was on is done again here, and nothing trained so far is lost.
+    let lost = null;
+    const onTeam = async (work) => {
+      if (team) {
+        try {
+          return await work(team);
+        } catch (err) {
+          lost = String((team.broken ?? err).message ?? err);   // an error of the arithmetic itself comes again here
+          team.close();
+          team = null;
+        }
+      }
+      return work(null);
+    };
+    let told = false;                    // the record after a team failed says so, once
+    const lostNow = () => (lost && !told ? (told = true, {team_lost: lost}) : {});
     const {batch_size: B, seq_len: T} = cfg;
     const opt = new C.AdamW(model.params, {lr: cfg.lr, weightDecay: cfg.weight_decay ?? 0});
     const {hidden: H, layers: L} = config;
@@ -169,7 +187,7 @@ self.CharrnnLoop = (() => {
     const progress = () => Math.max(cfg.seconds ? seconds() / cfg.seconds : 0,
                                     cfg.max_epochs ? charsSeen / (cfg.max_epochs * corpus.train.length) : 0);
     const check = async () => {
-      lastVal = await validate(model, corpus.val, cfg, kernels, team);
+      lastVal = await onTeam((t) => validate(model, corpus.val, cfg, kernels, t));
       if (lastVal < best.loss) {
         best = {loss: lastVal, step, tensors: copy(C.toTensors(model))};
         waited = 0;
@@ -184,7 +202,7 @@ self.CharrnnLoop = (() => {
       const lr = cfg.lr * S.lrFactor(progress(), step, cfg);
       const batch = streams.next();
       if (state) zeroRows(state, batch.restarted, L, B, H);
-      const out = await lossOf(team, model, batch.x, batch.y, B, T, state, {kernels, seed: cfg.seed ?? 1});
+      const out = await onTeam((t) => lossOf(t, model, batch.x, batch.y, B, T, state, {kernels, seed: cfg.seed ?? 1}));
       if (!Number.isFinite(out.loss)) {
         end = "failed";
         reason = `the loss became ${out.loss} at step ${step + 1}; try a lower learning rate`;
@@ -204,7 +222,7 @@ self.CharrnnLoop = (() => {
         const elapsed = seconds();
         post({type: "record", step, train_loss: sum / summed, lr, chars_per_s: charsSeen / elapsed, elapsed,
               progress: Math.min(progress(), 1), chars_seen: charsSeen, ...(evalNow ? await check() : {}),
-              ...(posted ? {} : {...measured, sizing})});
+              ...(posted ? {} : {...measured, sizing}), ...lostNow()});
         posted = step;
         sum = summed = 0;
         if (evalNow && cfg.patience && waited >= cfg.patience) {
@@ -220,7 +238,7 @@ self.CharrnnLoop = (() => {
       post({type: "record", step, train_loss: summed ? sum / summed : null, lr: null, elapsed,
             chars_per_s: charsSeen / Math.max(elapsed, 1e-9), progress: Math.min(progress(), 1),
             chars_seen: charsSeen, ...await check(), end,
-            ...(posted ? {} : {...measured, sizing})});
+            ...(posted ? {} : {...measured, sizing}), ...lostNow()});
     }
     const elapsed = seconds();
     const header = {model_config: config, vocab: corpus.vocab.join(""), step: best.step ?? step,
@@ -228,7 +246,7 @@ self.CharrnnLoop = (() => {
                     data: {name: cfg.data_name ?? "pasted text", chars: Array.from(text).length}, elapsed,
                     chars_seen: charsSeen, best_step: best.step, best_val_loss: best.loss, val_loss: lastVal,
                     params: Object.values(model.params).reduce((n, a) => n + a.length, 0), saved: Date.now() / 1000,
-                    threads: measured.threads.chose};
+                    threads: team ? measured.threads.chose : 1};
     const done = {type: "done", end, reason, header, vocab: corpus.vocab,
                   tensors: best.tensors ?? C.toTensors(model)};
     post(done);

@@ -10,6 +10,7 @@
 //     dropout on, each member draws its own masks)
 //   await team.streamLoss(model, x, y, B, length, T, kernels) -> {total, count}, as CharrnnTrain.streamLoss, each
 //     member reading its share of the B streams
+//   team.patience: ms a helper may take to answer before the team counts it stopped and fails (default 60 s)
 //   team.close() ends the helpers.
 //   CharrnnTeam.shares(B, size) -> [[b0, b1], ...]: which streams each member reads (at least one each)
 "use strict";
@@ -70,17 +71,22 @@ self.CharrnnTeam = (() => {
       this.waiting = new Map();
       this.asked = 0;
       this.broken = null;
+      this.patience = 60000;
       for (const w of workers) {
         w.onmessage = (e) => this.answer(e.data);
         w.onerror = (e) => this.fail(new Error(`a training helper failed: ${e.message || "it could not start"}`));
       }
     }
 
+    // A helper that has not answered in team.patience ms has stopped (a Worker the browser ended answers nothing):
+    // the team fails, and its caller may go on alone.
     ask(i, msg, transfer = []) {
       if (this.broken) return Promise.reject(this.broken);
       const id = ++this.asked;
       return new Promise((resolve, reject) => {
-        this.waiting.set(id, {resolve, reject});
+        const timer = setTimeout(() => this.fail(new Error(`a training helper did not answer in ${
+          +(this.patience / 1000).toFixed(1)} s`)), this.patience);
+        this.waiting.set(id, {resolve, reject, timer});
         this.workers[i].postMessage({...msg, id}, transfer);
       });
     }
@@ -89,13 +95,14 @@ self.CharrnnTeam = (() => {
       const waiter = this.waiting.get(msg.id);
       if (!waiter) return;
       this.waiting.delete(msg.id);
+      clearTimeout(waiter.timer);
       if (msg.error) waiter.reject(new Error(msg.error));
       else waiter.resolve(msg);
     }
 
     fail(err) {
-      this.broken = err;
-      for (const waiter of this.waiting.values()) waiter.reject(err);
+      this.broken ??= err;
+      for (const waiter of this.waiting.values()) { clearTimeout(waiter.timer); waiter.reject(err); }
       this.waiting.clear();
     }
 

@@ -135,6 +135,7 @@ self.CharrnnTrainView = (() => {
             const n = msg.threads?.chose ?? 1;
             kernel = `${msg.kernels.chose} on ${n === 1 ? "one thread" : `${n} threads`}, the fastest here`;
           }
+          if (msg.team_lost) kernel = `on one thread since a helper thread failed: ${msg.team_lost}`;
           if (msg.sizing) config.hidden = msg.sizing.hidden;             // what auto chose, measured
           points.push(msg);
           plot(el.plot, points);
