@@ -36,6 +36,7 @@ def test_the_engine_states_a_busy_trainer_and_the_page_words_it():
     message = message_of(Busy("someone's-run"))
     assert message.startswith("A training run is in progress: someone's-run.")
     assert "press Stop" in message and "shown below" in message
+    assert "Or train in this browser" in message                    # the way that needs no turn
     assert "press Stop" not in str(Busy("x"))                       # no UI wording in the engine
 
 

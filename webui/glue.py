@@ -27,7 +27,8 @@ def message_of(error: Exception) -> str:
     page. Every refusal a visitor sees is worded here."""
     if isinstance(error, Busy):
         return (f"A training run is in progress: {esc(error.run)}. One run at a time: wait for it to finish or "
-                "press Stop. Its progress is shown below.")
+                "press Stop. Its progress is shown below. Or train in this browser now (Train tab, \"Or train in "
+                "this browser\"): your computer trains, with no queue.")
     return plain_text(str(error) if isinstance(error, UserError) else no_markup(error))
 
 

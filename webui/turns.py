@@ -56,5 +56,6 @@ class Turns:
         if self.others_waiting(who):
             minutes = max(1, math.ceil((ended_at + self.cooldown_s - now) / 60))
             raise UserError(f"Your run has just ended and someone else has been waiting for the trainer: it is "
-                            f"theirs first. Try again in {minutes} minute{'s' if minutes != 1 else ''}. (Whoever runs "
+                            f"theirs first. Try again in {minutes} minute{'s' if minutes != 1 else ''}, or train in "
+                            "this browser meanwhile (\"Or train in this browser\", below the form). (Whoever runs "
                             "this app can set a training password, CHARRNN_TRAIN_PASSWORD, with which nobody waits.)")
