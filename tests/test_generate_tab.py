@@ -23,6 +23,7 @@ from webui.generate.browser import record_chars
 from webui.generate.generation import SIDE_TEMPERATURES, compare_temperatures, generation_stream, next_char
 from webui.generate.view import GENERATING, STOPPED, confidence_html, confidence_legend, page_views
 from webui.models import BUNDLED_KEY
+from webui.owners import WrongKeys
 from webui.passages import model_prime
 from webui.prime import DEFAULT_PRIME
 
@@ -302,6 +303,18 @@ def test_delete_is_offered_only_where_it_can_work(tmp_path):
     locked = owned_context(tmp_path / "locked", password="sesame")
     assert generate_tab.deletable(locked.settings, "mine", "key-b")                  # the password controls every run
     assert not generate_tab.deletable(locked.settings, BUNDLED_KEY, "key-b")
+
+
+def test_runs_not_offered_for_delete_are_counted_so_keys_cannot_be_tried_through_the_button(tmp_path):
+    ctx = owned_context(tmp_path)
+    counted = WrongKeys(most=3, window_s=3600.0)
+    offered = lambda key, owner, who: generate_tab.deletable(ctx.settings, key, owner, counted, who)   # noqa: E731
+    assert offered("mine", "key-a", "visitor-1")                                     # its owner: not counted
+    assert [offered("mine", guess, "visitor-1") for guess in ("g1", "g2", "g3")] == [False] * 3
+    assert not offered("mine", "key-a", "visitor-1")           # past the limit the right key shows nothing either
+    assert offered("tiny", None, "visitor-1")                  # a run with no owner asks for no key
+    assert offered("mine", "key-a", "visitor-2")                                     # others are not held back
+    assert ctx.not_offered.most >= 100                         # the app's limit leaves room to browse others' runs
 
 
 def test_the_picker_and_the_key_decide_whether_delete_is_shown(tmp_path):

@@ -22,6 +22,9 @@ class AppContext:
     readers: LRU = field(default_factory=lambda: LRU(8))        # run -> the reader following its metrics.jsonl
     turns: Turns = None                                         # whose turn the one trainer is (webui.turns)
     wrong_keys: WrongKeys = field(default_factory=WrongKeys)    # failed ownership checks per visitor (webui.owners)
+    # Delete not offered for a run with another owner, per visitor (webui.generate.tab): generous for browsing
+    # others' runs, and no way to guess a key by asking whether Delete would be offered
+    not_offered: WrongKeys = field(default_factory=lambda: WrongKeys(most=300, window_s=3600.0))
 
     def __post_init__(self):
         if self.jobs is None:

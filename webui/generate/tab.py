@@ -273,10 +273,12 @@ def wire_delete(ctx: AppContext, g: SimpleNamespace) -> None:
     """Delete, offered only where it can work, refused at the first click when it cannot, confirmed by a second
     button; the page's refusals are plain lines under the buttons. /delete_run is the same for API callers, whose
     refusals are errors."""
-    def offer(checkpoint, key):
-        return gr.update(visible=deletable(ctx.settings, checkpoint, key)), gr.update(visible=False), ""
+    def offer(checkpoint, key, visitor):
+        shown = deletable(ctx.settings, checkpoint, key, ctx.not_offered, visitor)
+        return gr.update(visible=shown), gr.update(visible=False), ""
 
-    gr.on([g.checkpoint.change, g.key.change], offer, [g.checkpoint, g.key],
+    gr.on([g.checkpoint.change, g.key.change], handler(offer, ("checkpoint", "key"), visitor=True),
+          [g.checkpoint, g.key],
           [g.delete_btn, g.confirm_delete_btn, g.pending_delete], **QUIET, queue=False)
 
     def ask(checkpoint, key, password, visitor):
@@ -304,11 +306,13 @@ def wire_delete(ctx: AppContext, g: SimpleNamespace) -> None:
     gr.api(handler(delete), api_name="delete_run", concurrency_id="transfer", concurrency_limit=2)
 
 
-def deletable(settings, key, owner_key) -> bool:
+def deletable(settings, key, owner_key, not_offered: WrongKeys | None = None, visitor: str | None = None) -> bool:
     """Whether Delete is offered for picker value ``key``: a run of the checkpoints folder that the holder of
     ``owner_key`` may control (``webui.owners``: the browser that started or added it, or anyone while a training
-    password is set, the password then being asked for)."""
-    return run_refusal(settings, key, owner_key) is None
+    password is set, the password then being asked for). With ``not_offered``, each owned run not offered to
+    ``visitor`` is counted, and past its limit nothing owned is offered to them: whether Delete shows cannot be
+    used to try keys faster than that."""
+    return run_refusal(settings, key, owner_key, not_offered, visitor) is None
 
 
 def run_refusal(settings, key, owner_key, wrong_keys: WrongKeys | None = None,
