@@ -17,9 +17,10 @@ PAGE = ("weights.js", "loop.js", "trainview.js")
 KEY = "trained-in-browser"            # the name the page's runtime knows the model by
 
 SECTION = """<div id="browser-train" class="charrnn-browser-train">
-<p>The same kind of model, trained by <b>your</b> computer in this page (a Web Worker): nothing is sent to the
-server, no queue, and the server's trainer stays free for others. Slower than the server's trainer on a big text;
-ready at once when the server is busy. Paste a text, or take the one pasted above.</p>
+<p>The same kind of model, trained by <b>your</b> computer in this page (Web Workers, on as many cores as train
+faster): nothing is sent to the server, no queue, and the server's trainer stays free for others. Slower than
+the server's trainer on a big text; ready at once when the server is busy. Paste a text, or take the one pasted
+above.</p>
 <div class="bt-row"><textarea class="bt-text" rows="6" placeholder="Paste a text here"></textarea></div>
 <p class="bt-hint"><button class="bt-use-pasted" type="button">Take the pasted text above</button>
 or open a .txt file: <input class="bt-file" type="file" accept=".txt,text/plain"> <span class="bt-text-info"></span></p>
