@@ -56,6 +56,14 @@ def test_a_visitor_trains_in_their_browser_generates_and_downloads_and_the_serve
     assert list(served.root.iterdir()) == [] or all(p.name.startswith(".") for p in served.root.iterdir())
     assert served.ctx.jobs.proc is None                                          # the server trained nothing
     page.screenshot(path=str(ARTIFACTS / "browser-train-here.png"), full_page=True)
+
+    section.locator(".bt-seconds").fill("-3")                  # a second run: what it changed is said
+    section.locator(".bt-train").click()
+    expect(section.locator(".bt-after")).to_be_hidden()        # the last run's model and text are not this one's
+    assert section.locator(".bt-output").input_value() == ""
+    expect(section.locator(".bt-status")).to_contain_text("seconds -3 is outside 5 to 3600: 5 used")
+    expect(section.locator(".bt-status")).to_contain_text("the kept model is step", timeout=120_000)
+    expect(section.locator(".bt-train")).to_be_enabled()
     page.close()
 
 

@@ -151,6 +151,11 @@ def test_the_page_follows_a_dark_system_theme_and_fits_a_phone(site, page):
         if size[0] < 700:                                # a phone: the slider right under the output it re-samples
             output, slider = p.locator("#output").bounding_box(), p.locator("#temperature-box").bounding_box()
             assert 0 <= slider["y"] - (output["y"] + output["height"]) < 40
+            p.fill("#length", "200")
+            p.click("#generate-btn")                     # the colours and their legend drawn fit the phone too
+            expect(p.locator("#confidence .charrnn-swatch").first).to_be_visible()
+            width = p.evaluate("document.documentElement.scrollWidth")
+            assert width <= size[0], f"after generating, the page is {width} px wide on a {size[0]} px screen"
         p.screenshot(path=str(ARTIFACTS / f"static-site-{scheme}-{size[0]}.png"), full_page=True)
 
 

@@ -67,8 +67,9 @@ def char_span(ch: str, colour: str, title: str) -> str:
 
 
 def swatches(items: list[tuple[str, str]], caption: str) -> str:
-    """A legend: (colour, label) swatches, each in the ink that reads on it, and a caption."""
-    cells = "".join(f"<span class='charrnn-swatch' style='background:{c};color:{ink_for(c)}'>{esc(label)}</span>"
+    """A legend: (colour, label) swatches, each in the ink that reads on it, and a caption; a narrow screen wraps it
+    between swatches (a swatch itself never breaks)."""
+    cells = " ".join(f"<span class='charrnn-swatch' style='background:{c};color:{ink_for(c)}'>{esc(label)}</span>"
                     for c, label in items)
     return f"<div class='charrnn-legend'>{cells} &nbsp;{esc(caption)}</div>"
 

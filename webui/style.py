@@ -31,7 +31,7 @@ CSS = f"""
 .charrnn-view div.charrnn-chars.charrnn-scroll {{ max-height: 24em; overflow-y: auto; }}
 .charrnn-view div.charrnn-legend {{ margin: 6px 0; font-size: 0.9em; line-height: 1.9; }}
 .charrnn-view .charrnn-legend span.charrnn-swatch {{
-  padding: 1px 7px; margin-right: 2px; border-radius: 3px; white-space: nowrap;
+  padding: 1px 7px; border-radius: 3px; white-space: nowrap;
 }}
 .charrnn-view div.charrnn-columns {{
   display: grid; grid-template-columns: repeat(var(--charrnn-columns, 5), minmax(0, 1fr)); gap: 8px;

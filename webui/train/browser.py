@@ -75,6 +75,9 @@ GLUE = """
         link.href = model.url; link.download = model.filename;
         q("model-line").textContent = model.line;
         q("after").hidden = false;
+      }, started: () => {                     // the last run's model and text are not this one's
+        q("after").hidden = true;
+        q("output").value = "";
       }});
     q("use-pasted").addEventListener("click", () => {
       const pasted = document.querySelector("#pasted textarea");

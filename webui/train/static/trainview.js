@@ -4,32 +4,37 @@
 // model is sampled by the page's generation runtime, window.charrnn, on a worker of their own: charrnn.sampler(),
 // so the visitor's own generation goes on), Stop, and at the end the kept model:
 // given to the runtime to generate from, and made into charrnn's .safetensors file (weights.js) for download.
-//   CharrnnTrainView.mount(el, {worker, charrnn, key, done}) -> {train, stop}
+//   CharrnnTrainView.mount(el, {worker, charrnn, key, done, started}) -> {train, stop}
 //     el: the elements {text, file, textInfo, seconds, hidden, recipe, train, stop, plot, status, sample}
 //     worker: the training worker's source; key: the name the runtime knows the trained model by;
-//     done({key, label, line, url, filename, header}): the kept model is ready (url: its file, a blob: URL).
+//     done({key, label, line, url, filename, header}): the kept model is ready (url: its file, a blob: URL);
+//     started(): a new run began (a page hides the last run's model and text).
 "use strict";
 self.CharrnnTrainView = (() => {
   const RECIPE = () => self.CharrnnLoop.RECIPE;
   const count = (n) => n.toLocaleString("en");
 
+  // The losses against the step: the training loss a line, the checks dots; the axis spans the losses seen (a
+  // little room above and below), its two ends labelled in the left margin, the steps under it.
   function plot(svg, points) {
-    const W = 400, Hh = 200, pad = 28;
+    const W = 400, Hh = 200, left = 34, right = 8, top = 18, bottom = 22;
     if (!points.length) { svg.innerHTML = ""; return; }
     const steps = points.map((p) => p.step), losses = points.flatMap((p) => [p.train_loss, p.val_loss])
       .filter((v) => Number.isFinite(v));
-    const x1 = Math.max(...steps, 1), y0 = Math.min(...losses, 0), y1 = Math.max(...losses, 1);
-    const X = (s) => pad + (W - pad - 8) * s / x1, Y = (v) => Hh - pad - (Hh - pad - 8) * (v - y0) / (y1 - y0);
+    const x1 = Math.max(...steps, 1), lo = Math.min(...losses), hi = Math.max(...losses);
+    const room = Math.max((hi - lo) * 0.05, 0.01), y0 = lo - room, y1 = hi + room;
+    const X = (s) => left + (W - left - right) * s / x1, Y = (v) => top + (Hh - top - bottom) * (y1 - v) / (y1 - y0);
     const line = points.filter((p) => Number.isFinite(p.train_loss))
       .map((p, i) => `${i ? "L" : "M"}${X(p.step).toFixed(1)},${Y(p.train_loss).toFixed(1)}`).join("");
     const dots = points.filter((p) => Number.isFinite(p.val_loss))
       .map((p) => `<circle cx="${X(p.step).toFixed(1)}" cy="${Y(p.val_loss).toFixed(1)}" r="3" fill="#ea580c"/>`)
       .join("");
     svg.innerHTML = `<path d="${line}" fill="none" stroke="#2563eb" stroke-width="1.5"/>${dots}` +
-      `<text x="${pad}" y="12">${y1.toFixed(2)}</text>` +
-      `<text x="${pad}" y="${Hh - pad + 12}">${y0.toFixed(2)} · step 0</text>` +
-      `<text x="${W - 60}" y="${Hh - pad + 12}">step ${x1}</text>` +
-      `<text x="${W - 150}" y="12">line: train · dots: validation</text>`;
+      `<text x="2" y="${(Y(hi) + 4).toFixed(1)}">${hi.toFixed(2)}</text>` +
+      `<text x="2" y="${(Y(lo) + 4).toFixed(1)}">${lo.toFixed(2)}</text>` +
+      `<text x="${left}" y="${Hh - 6}">step 0</text>` +
+      `<text x="${W - right}" y="${Hh - 6}" text-anchor="end">step ${x1}</text>` +
+      `<text x="${W - right}" y="12" text-anchor="end">line: train · dots: validation</text>`;
   }
 
   // A browser copy (webui/generate/webcopy.py's format) held in memory: its header and floats
@@ -48,7 +53,7 @@ self.CharrnnTrainView = (() => {
     return {info, floats};
   }
 
-  function mount(el, {worker, charrnn, key = "trained-here", done = () => {}}) {
+  function mount(el, {worker, charrnn, key = "trained-here", done = () => {}, started = () => {}}) {
     const recipe = RECIPE();
     let trainer = null, points = [], fileName = "", kernel = "";
     const loop = self.CharrnnLoop;
@@ -86,28 +91,41 @@ self.CharrnnTrainView = (() => {
     }
 
     async function finish(msg, config) {
-      el.train.disabled = false;
       el.stop.disabled = true;
       trainer.terminate();
       trainer = null;
-      if (msg.end === "failed" || !msg.tensors) {
-        el.status.textContent = `Training failed: ${msg.reason}.`;
-        return;
+      try {
+        if (msg.end === "failed" || !msg.tensors) {
+          el.status.textContent = `Training failed: ${msg.reason}.`;
+          return;
+        }
+        const h = msg.header;
+        config.hidden = h.model_config.hidden;
+        const {info, floats} = copyOf(msg.vocab, msg.tensors, config, h.step, key);
+        await charrnn.addModel(key, info, floats);
+        const bytes = self.CharrnnWeights.safetensors(msg.tensors, h);
+        const last = points.length ? points[points.length - 1].step : 0;
+        const why = msg.end === "stopped" ? "Stopped" : msg.reason ? `Finished (${msg.reason})` : "Finished";
+        el.status.textContent = `${why} at step ${count(last)}; the kept model is step ${count(h.step)}, validation ` +
+          `loss ${Number(h.best_val_loss).toFixed(3)} nats/char.`;
+        done({key, header: h, label: `your model (trained here on ${h.data.name})`, filename: `${key}.safetensors`,
+              url: URL.createObjectURL(new Blob([bytes], {type: "application/octet-stream"})),
+              line: `Trained in this browser on ${h.data.name} (${count(h.data.chars)} chars) · LSTM 1 x ` +
+                    `${config.hidden}, ${count(h.params)} parameters · kept model from step ${count(h.step)}: ` +
+                    `validation loss ${Number(h.best_val_loss).toFixed(3)} nats/char`});
+      } finally {
+        el.train.disabled = false;                    // once the status says how it ended
       }
-      const h = msg.header;
-      config.hidden = h.model_config.hidden;
-      const {info, floats} = copyOf(msg.vocab, msg.tensors, config, h.step, key);
-      await charrnn.addModel(key, info, floats);
-      const bytes = self.CharrnnWeights.safetensors(msg.tensors, h);
-      const last = points.length ? points[points.length - 1].step : 0;
-      const why = msg.end === "stopped" ? "Stopped" : msg.reason ? `Finished (${msg.reason})` : "Finished";
-      el.status.textContent = `${why} at step ${count(last)}; the kept model is step ${count(h.step)}, validation ` +
-        `loss ${Number(h.best_val_loss).toFixed(3)} nats/char.`;
-      done({key, header: h, label: `your model (trained here on ${h.data.name})`, filename: `${key}.safetensors`,
-            url: URL.createObjectURL(new Blob([bytes], {type: "application/octet-stream"})),
-            line: `Trained in this browser on ${h.data.name} (${count(h.data.chars)} chars) · LSTM 1 x ` +
-                  `${config.hidden}, ${count(h.params)} parameters · kept model from step ${count(h.step)}: ` +
-                  `validation loss ${Number(h.best_val_loss).toFixed(3)} nats/char`});
+    }
+
+    // A field's number kept within [least, most] (empty or not a number: `otherwise`), and a note when it changed
+    function within(field, least, most, otherwise, what, round = (v) => v) {
+      const asked = field.value.trim();
+      if (asked === "") return {value: otherwise, note: ""};
+      const n = Number(asked);
+      if (!Number.isFinite(n)) return {value: otherwise, note: `${what} "${asked}" is no number: ${otherwise} used`};
+      const value = Math.min(Math.max(round(n), least), most);
+      return {value, note: value === n ? "" : `${what} ${asked} is outside ${least} to ${most}: ${value} used`};
     }
 
     function train() {
@@ -116,9 +134,10 @@ self.CharrnnTrainView = (() => {
         el.status.textContent = "The text is too short: give it at least 200 characters.";
         return;
       }
-      const seconds = Math.min(Math.max(Number(el.seconds.value) || recipe.seconds, 5), 3600);
-      const hidden = el.hidden.value.trim() ? Math.min(Math.max(Math.round(Number(el.hidden.value)) || 128, 16), 512)
-        : "auto";
+      const time = within(el.seconds, 5, 3600, recipe.seconds, "seconds");
+      const size = within(el.hidden, 16, 512, "auto", "hidden size", Math.round);
+      const seconds = time.value, hidden = size.value;
+      const notes = [time.note, size.note].filter(Boolean).join("; ");
       const cfg = {hidden, seconds, name: key, data_name: fileName || "pasted text"};
       const config = {layers: recipe.layers, embed: recipe.embed, hidden};
       trainer?.terminate();
@@ -127,7 +146,8 @@ self.CharrnnTrainView = (() => {
       plot(el.plot, points);
       el.train.disabled = true;
       el.stop.disabled = false;
-      el.status.textContent = "Training in this browser…";
+      started();
+      el.status.textContent = `Training in this browser…${notes ? ` (${notes}.)` : ""}`;
       trainer.onmessage = (e) => {
         const msg = e.data;
         if (msg.type === "record") {
@@ -142,7 +162,7 @@ self.CharrnnTrainView = (() => {
           const val = Number.isFinite(msg.val_loss) ? ` · validation ${msg.val_loss.toFixed(3)}` : "";
           el.status.textContent = `Training LSTM 1 x ${config.hidden} in this browser: step ${count(msg.step)} · train loss ` +
             `${Number(msg.train_loss).toFixed(3)}${val} · ${count(Math.round(msg.chars_per_s))} chars/s · ` +
-            `${msg.elapsed.toFixed(0)} s of ${seconds} s (${kernel})`;
+            `${msg.elapsed.toFixed(0)} s of ${seconds} s (${kernel})${notes ? ` · ${notes}` : ""}`;
         } else if (msg.type === "model") {
           sample(msg, config);
         } else if (msg.type === "done") {
