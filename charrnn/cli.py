@@ -227,7 +227,7 @@ def cmd_info(args, root: Path) -> int:
              f"vocabulary: {len(vocab)} characters",
              f"data:       {header.get('data', {}).get('name')} ({header.get('data', {}).get('chars', 0):,} chars)",
              *step_lines(path, header),
-             f"train:      {header.get('train_config')}"]
+             f"train:      {header.get('train_config') or 'not recorded in this file'}"]
     print("\n".join(lines))
     return 0
 
