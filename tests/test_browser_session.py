@@ -12,13 +12,13 @@ from charrnn.data import Corpus
 from charrnn.runs.store import PROJECT_DIR
 from charrnn.train import lr_factor
 
-SCRIPT = PROJECT_DIR / "webui" / "train" / "static" / "session.js"
+STATIC = PROJECT_DIR / "webui" / "train" / "static"
 TEXT = "Über 猫 and 🐈 — the cat sat on the mat.\n\ufb01ne \U0001d49c\uffe5 tail " * 9
 
 
 @pytest.fixture(scope="module")
 def page():
-    yield from script_page(SCRIPT)
+    yield from script_page(STATIC / "trainer.js", STATIC / "session.js")         # its generator is trainer.js's
 
 
 def test_the_vocabulary_and_split_are_the_trainers(page):

@@ -30,18 +30,9 @@ self.CharrnnSession = (() => {
     return floor + (1 - floor) * shape;
   }
 
-  // mulberry32: a small seeded generator for where streams restart (the page's data order is its own: only the
-  // arithmetic of a step is torch's)
-  function random(seed) {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6D2B79F5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  // where streams restart: trainer.js's seeded generator (the page's data order is its own: only the arithmetic of a
+  // step is torch's)
+  const random = (seed) => self.CharrnnTrain.random(seed);
 
   class Streams {
     constructor(train, batch, seqLen, seed = 1) {
@@ -77,5 +68,5 @@ self.CharrnnSession = (() => {
     return {batch: B, length, x, y};
   }
 
-  return {corpus, lrFactor, Streams, evalLayout, random};
+  return {corpus, lrFactor, Streams, evalLayout};
 })();

@@ -308,7 +308,8 @@ self.CharrnnTrain = (() => {
       ([name, data]) => [name, {shape: model.shapes[name], data: Float32Array.from(data)}]));
   }
 
-  // mulberry32, as session.js: the page's random numbers are its own (only the arithmetic of a step is torch's)
+  // mulberry32, a small seeded generator (dropout, initial weights; session.js's stream restarts): the page's random
+  // numbers are its own (only the arithmetic of a step is torch's)
   function random(seed) {
     let a = seed >>> 0;
     return () => {
