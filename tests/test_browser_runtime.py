@@ -201,3 +201,22 @@ def test_samples_on_their_own_lane_and_an_added_model_never_end_the_visitors_gen
     assert got["sample"]["text"] == "".join(generate(model, vocab, PRIME, 60, temperature=0.8, seed=9))
     assert got["visitor"]["type"] == "done"                                   # not "cancelled"
     assert got["visitor"]["text"] == "".join(generate(model, vocab, PRIME, 20000, temperature=0.8, seed=5))
+
+
+def test_a_model_replaced_under_the_same_name_starts_from_its_own_state(page):
+    """A training run's samples replace their model under one name at each check: the next text, with the same
+    prime, is the new model's from its first character (not the old one's primed state)."""
+    p, _, models = page
+    texts = []
+    for key in (("lstm", 1), "sharp"):
+        model, vocab, _ = models[key]
+        info, arrays = webcopy.copy_header(model, vocab, {"run": "made", "step": 1})
+        floats = np.concatenate([a.ravel() for a in arrays]).tolist()
+        got = p.evaluate("""async ([info, floats, prime]) => {
+          await window.charrnn.addModel("replaced", info, Float32Array.from(floats));
+          return window.charrnn.run("made:replaced", prime, 80, 0.8, 4);
+        }""", [info, floats, PRIME])
+        assert got["type"] == "done"
+        texts.append(got["text"])
+        assert got["text"] == "".join(generate(model, vocab, PRIME, 80, temperature=0.8, seed=4))
+    assert texts[0] != texts[1]

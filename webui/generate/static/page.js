@@ -39,6 +39,7 @@ window.charrnn = (() => {
       return ready;
     }
     function send(waiting, msg, on) {
+      if (!worker) return Promise.resolve({type: "error", message: "this browser has no runtime worker"});
       const id = ++job;
       return new Promise((resolve) => {
         waiting.set(id, {resolve, on});

@@ -304,7 +304,7 @@ async function generate(msg) {
   const {prime, changed} = usablePrime(m, msg.prime);
   const ids = Array.from(prime, (ch) => m.stoi.get(ch));
   const primedKey = `${msg.url}|${msg.kernel}|${prime}`;
-  const primed = last && last.primedKey === primedKey ? last.primed : primeModel(m, ids);
+  const primed = last && last.model === m && last.primedKey === primedKey ? last.primed : primeModel(m, ids);
   const job = {id: msg.job, model: m, primed, primedKey, length: msg.length, temperature: msg.temperature,
                topK: msg.topK, seed: msg.seed, u: uniforms(msg.seed, msg.length), prime, changed};
   const out = await run(job, null);

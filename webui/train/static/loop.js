@@ -122,7 +122,14 @@ self.CharrnnLoop = (() => {
                                                        threads: {chose: team.threads, chars_per_s: team.rates}}};
         rate = team.rate;
       } else {
-        rate = await timed(chosen.team, chosen.kernels, model, batch, cfg, now);
+        try {
+          rate = await timed(chosen.team, chosen.kernels, model, batch, cfg, now);
+        } catch (err) {                                // the team failed: one thread, timed again
+          chosen.team?.close();
+          chosen.team = null;
+          chosen.measured.threads.chose = 1;
+          rate = await timed(null, chosen.kernels, model, batch, cfg, now);
+        }
       }
       const steps = cfg.seconds ? Math.floor(rate * cfg.seconds / (cfg.batch_size * cfg.seq_len)) : Infinity;
       tried[hidden] = {chars_per_s: rate, steps_in_budget: steps};

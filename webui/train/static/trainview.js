@@ -102,7 +102,9 @@ self.CharrnnTrainView = (() => {
         const h = msg.header;
         config.hidden = h.model_config.hidden;
         const {info, floats} = copyOf(msg.vocab, msg.tensors, config, h.step, key);
-        await charrnn.addModel(key, info, floats);
+        try {
+          await charrnn.addModel(key, info, floats);     // to generate from here; the file below comes regardless
+        } catch (err) { /* no runtime in this browser: the download still follows */ }
         const bytes = self.CharrnnWeights.safetensors(msg.tensors, h);
         const last = points.length ? points[points.length - 1].step : 0;
         const why = msg.end === "stopped" ? "Stopped" : msg.reason ? `Finished (${msg.reason})` : "Finished";
@@ -125,7 +127,7 @@ self.CharrnnTrainView = (() => {
       const n = Number(asked);
       if (!Number.isFinite(n)) return {value: otherwise, note: `${what} "${asked}" is no number: ${otherwise} used`};
       const value = Math.min(Math.max(round(n), least), most);
-      return {value, note: value === n ? "" : `${what} ${asked} is outside ${least} to ${most}: ${value} used`};
+      return {value, note: value === round(n) ? "" : `${what} ${asked} is outside ${least} to ${most}: ${value} used`};
     }
 
     function train() {
