@@ -57,7 +57,7 @@ def test_generate_tab_streams_text_at_the_chosen_temperature(page):
     assert value_of(page, "#temperature input[type=number]") == "1.3"
     page.locator("#prime textarea").fill("ROMEO:")
     page.click("#generate-btn")
-    expect(page.locator("#output textarea")).to_have_value(re.compile(r"^ROMEO:[\s\S]{500}$"))
+    expect(page.locator("#output textarea")).to_have_value(re.compile(r"^ROMEO:[\s\S]{500}$"), timeout=TIMEOUT_MS)
     page.screenshot(path=str(ARTIFACTS / "browser-generate.png"), full_page=True)
 
 
